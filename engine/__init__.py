@@ -1,0 +1,43 @@
+"""Lacuna's engine: masked-diffusion infilling, streamed step by step. No Qt here.
+
+``import engine`` is cheap: torch and transformers load only when a function
+that needs them is first used, so a GUI can import the types on its main thread.
+"""
+from __future__ import annotations
+
+from .errors import Cancelled, ContextTooLong, InputError, LacunaError, ModelLoadError
+from .types import SAMPLERS, Commit, InfillRequest, InfillResult, Span, StepEvent, TokenPiece
+
+_LAZY = {
+    "load_model": ("engine.models.loader", "load_model"),
+    "stream_infill": ("engine.sampler", "stream_infill"),
+    "infill": ("engine.sampler", "infill"),
+    "token_count": ("engine.canvas", "token_count"),
+}
+
+__all__ = [
+    "SAMPLERS",
+    "Cancelled",
+    "Commit",
+    "ContextTooLong",
+    "InfillRequest",
+    "InfillResult",
+    "InputError",
+    "LacunaError",
+    "ModelLoadError",
+    "Span",
+    "StepEvent",
+    "TokenPiece",
+    *_LAZY,
+]
+
+
+def __getattr__(name: str):
+    if name in _LAZY:
+        import importlib
+
+        module, attr = _LAZY[name]
+        value = getattr(importlib.import_module(module), attr)
+        globals()[name] = value
+        return value
+    raise AttributeError(f"module 'engine' has no attribute {name!r}")

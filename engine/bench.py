@@ -1,0 +1,144 @@
+"""Benchmarks (they measure; they never pass or fail on time).
+
+Engine overhead: the wall time of an infill at S steps against the wall time
+of the same S forward passes run bare, with exactly the shapes the infill
+used. The difference is everything the engine adds: canvas, selection,
+sampling, events, decoding. Usage: ``lacuna-cli bench`` or ``python -m engine.bench``.
+"""
+from __future__ import annotations
+
+import json
+import platform
+import statistics
+import sys
+import threading
+from time import perf_counter
+
+import torch
+
+_PARAGRAPH = (
+    "It was the best of times, it was the worst of times, it was the age of wisdom, it was the age of "
+    "foolishness, it was the epoch of belief, it was the epoch of incredulity, it was the season of Light, "
+    "it was the season of Darkness, it was the spring of hope, it was the winter of despair. "
+)
+
+
+class _Recorder:
+    """Passes calls through to a model and records the shapes of each forward pass."""
+
+    def __init__(self, model):
+        self._model = model
+        self.calls: list[tuple[int, int]] = []
+
+    def __getattr__(self, name):
+        return getattr(self._model, name)
+
+    def logits(self, ids, positions):
+        self.calls.append((ids.numel(), positions.numel()))
+        return self._model.logits(ids, positions)
+
+
+def bench_text(model, context: int, span: int):
+    """A text of about ``context`` tokens with an insertion of ``span`` tokens in the middle."""
+    from .types import Span
+
+    tok = model.tokenizer
+    ids = tok.encode(_PARAGRAPH * (1 + 2 * context // max(1, len(tok.encode(_PARAGRAPH)))), add_special_tokens=False)
+    text = tok.decode(ids[:context], clean_up_tokenization_spaces=False)
+    middle = text.find(" ", len(text) // 2)
+    middle = middle if middle > 0 else len(text) // 2
+    return text, [Span(middle, middle, length=span)]
+
+
+def overhead(model, context: int = 256, span: int = 32, steps: int = 16, repeats: int = 7,
+             sampler: str = "low_confidence") -> dict:
+    from .sampler import infill
+    from .types import InfillRequest
+
+    text, spans = bench_text(model, context, span)
+    request = InfillRequest(text=text, spans=spans, steps=steps, sampler=sampler, seed=0)
+    recorder = _Recorder(model)
+    infill(recorder, request)  # warm-up, and the shapes to replay
+    shapes = list(recorder.calls)
+    length = shapes[0][0]
+    ids = torch.randint(0, model.vocab_size, (length,), device=model.device)
+    ids[ids == model.mask_id] = 0
+
+    def bare() -> None:
+        for _, m in shapes:
+            model.logits(ids, torch.arange(m, device=model.device))
+
+    def full_vocab() -> None:
+        with torch.inference_mode():
+            for _ in shapes:
+                model.model(input_ids=ids.unsqueeze(0)).logits
+
+    bare()
+    engine_times, bare_times, full_times = [], [], []
+    for _ in range(repeats):
+        t = perf_counter()
+        infill(model, request, threading.Event())
+        engine_times.append(perf_counter() - t)
+        t = perf_counter()
+        bare()
+        bare_times.append(perf_counter() - t)
+        t = perf_counter()
+        full_vocab()
+        full_times.append(perf_counter() - t)
+    e, b, f = (statistics.median(x) for x in (engine_times, bare_times, full_times))
+    return {
+        "model": model.name, "device": str(model.device), "dtype": str(model.dtype).replace("torch.", ""),
+        "threads": torch.get_num_threads(), "canvas_tokens": length, "masked": span, "steps": steps,
+        "nfe": len(shapes), "sampler": sampler, "repeats": repeats,
+        "infill_s": round(e, 4), "bare_forwards_s": round(b, 4), "full_vocab_forwards_s": round(f, 4),
+        "overhead_pct": round(100 * (e - b) / b, 2),
+        "vs_reference_forwards_pct": round(100 * (e - f) / f, 2),
+    }
+
+
+def machine() -> str:
+    import os
+
+    cpu = platform.processor() or platform.machine()
+    try:
+        for line in open("/proc/cpuinfo", encoding="utf-8"):
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    return f"{cpu}, {os.cpu_count()} cores, torch {torch.__version__}, Python {platform.python_version()}"
+
+
+def main(args) -> int:
+    from . import load_model
+
+    model = load_model(args.model, device=args.device, dtype=args.dtype)
+    report = {"machine": machine(), "overhead": overhead(model, args.context, args.span, args.steps, args.repeats)}
+    if args.quality:
+        from .training import evaluate
+
+        report["quality"] = evaluate.sampler_table(model, heldout=args.heldout, examples=args.examples)
+    if args.json:
+        print(json.dumps(report, indent=2))
+        return 0
+    o = report["overhead"]
+    print(f"machine: {report['machine']}")
+    print(f"model {o['model']} on {o['device']} ({o['dtype']}, {o['threads']} threads): "
+          f"{o['masked']} masked of {o['canvas_tokens']} tokens, {o['steps']} steps, {o['nfe']} NFE")
+    print(f"  infill                 {o['infill_s'] * 1000:8.1f} ms (median of {o['repeats']})")
+    print(f"  bare forward passes    {o['bare_forwards_s'] * 1000:8.1f} ms")
+    print(f"  engine overhead        {o['overhead_pct']:8.2f} %")
+    print(f"  full-vocab forwards    {o['full_vocab_forwards_s'] * 1000:8.1f} ms "
+          f"(the reference loop's cost; infill is {o['vs_reference_forwards_pct']:+.1f}% against it)")
+    if "quality" in report:
+        from .training import evaluate
+
+        print(evaluate.format_table(report["quality"]))
+    return 0
+
+
+if __name__ == "__main__":
+    from .cli import main as cli_main
+
+    sys.exit(cli_main(["bench", *sys.argv[1:]]))

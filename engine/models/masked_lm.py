@@ -1,0 +1,98 @@
+"""Adapter for transformers' AutoModelForMaskedLM models (BERT, RoBERTa,
+ModernBERT, DistilBERT and masked-diffusion LMs built on them)."""
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+
+
+class MaskedLMAdapter:
+    """Wraps a loaded masked LM and its fast tokenizer behind DiffusionModel.
+
+    The vocabulary projection is the costliest part of a small model's forward
+    pass, and the sampler needs logits only at the still-masked positions, so a
+    pre-hook on the output embedding gathers those positions first. Every
+    family above ends in a position-wise head followed by that Linear, so the
+    hook is exact. One adapter serves one thread at a time.
+    """
+
+    family = "bert"
+    logit_shift = 0
+
+    def __init__(self, name: str, model: torch.nn.Module, tokenizer: Any, path: str | None = None):
+        if tokenizer.mask_token_id is None:
+            raise ValueError(f"{name}: the tokenizer has no mask token, so it cannot infill")
+        self.name = name
+        self.path = path
+        self.model = model.eval()
+        self.tokenizer = tokenizer
+        self.mask_id = int(tokenizer.mask_token_id)
+        self.vocab_size = int(model.get_output_embeddings().out_features)
+        param = next(model.parameters())
+        self.device = param.device
+        self.dtype = param.dtype
+        self.context_length = _context_length(model.config, tokenizer)
+        self.special_ids = frozenset(int(i) for i in tokenizer.all_special_ids if i is not None)
+        self.prefix_ids, self.suffix_ids = _special_frame(tokenizer)
+        self._wordpiece = _decoder_kind(tokenizer) == "WordPiece"
+        self._texts: dict[int, str] = {}
+        self._positions: torch.Tensor | None = None
+        model.get_output_embeddings().register_forward_pre_hook(self._gather)
+
+    def _gather(self, module, args):
+        if self._positions is None:
+            return None
+        hidden = args[0]
+        return (hidden[:, self._positions, :],)
+
+    @torch.inference_mode()
+    def logits(self, ids: torch.Tensor, positions: torch.Tensor) -> torch.Tensor:
+        self._positions = positions
+        try:
+            out = self.model(input_ids=ids.unsqueeze(0)).logits
+        finally:
+            self._positions = None
+        return out[0].float()
+
+    def token_text(self, token_id: int) -> str:
+        text = self._texts.get(token_id)
+        if text is None:
+            text = self.tokenizer.decode([token_id], clean_up_tokenization_spaces=False)
+            if self._wordpiece:
+                text = text[2:] if text.startswith("##") else " " + text
+            self._texts[token_id] = text
+        return text
+
+    def __repr__(self) -> str:
+        return f"<MaskedLMAdapter {self.name} on {self.device} {self.dtype}>"
+
+
+def _context_length(config: Any, tokenizer: Any) -> int:
+    limits = []
+    positions = getattr(config, "max_position_embeddings", None)
+    if positions:
+        # RoBERTa reserves padding_idx + 1 position slots before the first token.
+        offset = (config.pad_token_id + 1) if getattr(config, "model_type", "") in ("roberta", "xlm-roberta", "camembert") else 0
+        limits.append(int(positions) - offset)
+    max_len = getattr(tokenizer, "model_max_length", None)
+    if max_len and max_len < 1_000_000:
+        limits.append(int(max_len))
+    return min(limits) if limits else 512
+
+
+def _special_frame(tokenizer: Any) -> tuple[tuple[int, ...], tuple[int, ...]]:
+    """The special tokens the tokenizer wraps around a text (e.g. [CLS] ... [SEP]),
+    found by encoding a probe with and without them."""
+    bare = tokenizer.encode("a", add_special_tokens=False)
+    full = tokenizer.encode("a", add_special_tokens=True)
+    for i in range(len(full) - len(bare) + 1):
+        if full[i : i + len(bare)] == bare:
+            return tuple(full[:i]), tuple(full[i + len(bare) :])
+    return (), ()
+
+
+def _decoder_kind(tokenizer: Any) -> str:
+    backend = getattr(tokenizer, "backend_tokenizer", None)
+    decoder = getattr(backend, "decoder", None)
+    return type(decoder).__name__ if decoder is not None else ""

@@ -1,0 +1,133 @@
+"""The denoising loop: a generator of StepEvents (plain data) over one request.
+
+stream_infill -> infill, as in MLX-LM's generate_step -> generate: the loop
+owns the canvas and the model calls; every per-step decision is delegated to
+the pure functions of engine.select and engine.schedules.
+"""
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterator
+from time import perf_counter
+
+import torch
+
+from . import canvas as canvas_mod
+from . import schedules
+from . import select as sel
+from .errors import Cancelled
+from .types import Commit, InfillRequest, InfillResult, StepEvent
+
+_SCORED = {"low_confidence", "margin", "entropy", "random"}
+
+
+def stream_infill(model, request: InfillRequest, cancel: threading.Event | None = None) -> Iterator[StepEvent]:
+    """Yield one StepEvent per denoising step; the last has ``done`` and the result.
+
+    The cancel event is checked before every forward pass; once it is set the
+    generator returns without another event. Inputs are never mutated.
+    """
+    t0 = perf_counter()
+    device = model.device
+    canvas = canvas_mod.build(model, request, torch.Generator().manual_seed(request.seed))
+    gen = torch.Generator(device=device).manual_seed(request.seed)
+    ids = canvas.ids.to(device)
+    slots = canvas.slots.to(device)
+    n = slots.numel()
+    slot_ids: list[int] = canvas.ids[canvas.slots].tolist()
+    texts: list[str | None] = [None if m else model.token_text(t) for m, t in zip(canvas.masked.tolist(), slot_ids)]
+    confs: list[float | None] = [None] * n
+    slot_span = canvas.slot_span
+    special = torch.tensor(sorted(model.special_ids | {model.mask_id}), dtype=torch.long, device=device)
+
+    masked_slots = torch.nonzero(canvas.masked).squeeze(1)  # CPU, document order
+    sizes = schedules.blocks(masked_slots.numel(), request.block_length)
+    budgets = schedules.steps_per_block(sizes, request.steps)
+    planned = sum(budgets)
+    ancestral = request.sampler.startswith("ancestral")
+    use_cache = request.sampler == "ancestral"
+
+    step = nfe = 0
+    start = 0
+    for size, budget in zip(sizes, budgets):
+        rows = masked_slots[start : start + size].to(device)  # slot indices of this block, still masked
+        start += size
+        cached = None
+        for s in range(budget):
+            if rows.numel() == 0:
+                break
+            if cancel is not None and cancel.is_set():
+                return
+            if cached is None:
+                logits = model.logits(ids, slots[rows])
+                nfe += 1
+                logits = sel.filter_top_k_top_p(sel.suppress(logits, special), request.top_k, request.top_p)
+            else:
+                logits = cached
+            tokens = sel.sample_tokens(logits, request.temperature, gen)
+            probs = sel.probabilities(logits)
+            conf = sel.token_confidence(probs, tokens)
+            steps_left = budget - s
+            k = schedules.commit_count(rows.numel(), steps_left)
+            if ancestral:
+                p = schedules.unmask_probability(s, budget)
+                chosen = sel.pick_bernoulli(torch.ones_like(conf, dtype=torch.bool), p, gen)
+            elif request.sampler == "threshold":
+                chosen = sel.pick_threshold(conf, torch.ones_like(conf, dtype=torch.bool), request.threshold, at_least=k)
+            else:
+                scores = _scores(request.sampler, probs, conf, gen)
+                chosen = sel.pick_top(scores, torch.ones_like(conf, dtype=torch.bool), k)
+            # MDLM's cache: with nothing committed the canvas is unchanged and the
+            # model is not time-conditioned, so the next step may reuse these logits.
+            cached = logits if (use_cache and chosen.numel() == 0) else None
+
+            new_rows = rows[chosen]
+            new_tokens = tokens[chosen]
+            ids[slots[new_rows]] = new_tokens
+            keep = torch.ones(rows.numel(), dtype=torch.bool, device=device)
+            keep[chosen] = False
+            rows = rows[keep]
+
+            committed = []
+            for slot, token, c in zip(new_rows.tolist(), new_tokens.tolist(), conf[chosen].tolist()):
+                text = model.token_text(token)
+                slot_ids[slot], texts[slot], confs[slot] = token, text, c
+                committed.append(Commit(slot, slot_span[slot], token, text, c))
+            step += 1
+            done = start >= masked_slots.numel() and rows.numel() == 0
+            result = _result(model, request, canvas, slot_ids, confs, nfe, step, t0) if done else None
+            yield StepEvent(
+                step=step, steps=planned, nfe=nfe, elapsed=perf_counter() - t0,
+                committed=tuple(committed), tokens=tuple(texts), confidence=tuple(confs),
+                slot_span=slot_span, done=done, result=result,
+            )
+
+
+def _scores(sampler: str, probs: torch.Tensor, conf: torch.Tensor, gen: torch.Generator) -> torch.Tensor:
+    if sampler == "low_confidence":
+        return conf
+    if sampler == "margin":
+        return sel.margin(probs)
+    if sampler == "entropy":
+        return sel.neg_entropy(probs)
+    if sampler == "random":
+        return sel.random_scores(conf.numel(), gen, conf.device)
+    raise AssertionError(sampler)
+
+
+def _result(model, request, canvas, slot_ids, confs, nfe, steps, t0) -> InfillResult:
+    text, spans, pieces = canvas_mod.assemble(model, request, canvas, slot_ids, confs)
+    return InfillResult(
+        text=text, spans=spans, pieces=pieces, nfe=nfe, steps=steps,
+        seconds=perf_counter() - t0, seed=request.seed, revision=request.revision,
+    )
+
+
+def infill(model, request: InfillRequest, cancel: threading.Event | None = None) -> InfillResult:
+    """Run to the end and return the result; raises Cancelled if stopped."""
+    result = None
+    for event in stream_infill(model, request, cancel):
+        result = event.result
+    if result is None:
+        raise Cancelled("the infill was stopped before it finished")
+    return result

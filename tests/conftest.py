@@ -1,0 +1,41 @@
+"""Shared fixtures: tiny models built once per session, an offline, isolated HF home."""
+from __future__ import annotations
+
+import os
+
+# Isolate every test run from the user's Hugging Face cache and the network.
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("HF_HUB_DISABLE_TELEMETRY", "1")
+os.environ.setdefault("TRANSFORMERS_NO_ADVISORY_WARNINGS", "1")
+os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
+
+import pytest
+
+from tests.support.tiny import build_tiny_bert, build_tiny_modernbert
+
+
+@pytest.fixture(scope="session")
+def tiny_model_dir(tmp_path_factory):
+    """A folder holding a tiny random ModernBERT with a byte-level BPE tokenizer."""
+    return build_tiny_modernbert(tmp_path_factory.mktemp("tiny-modernbert"))
+
+
+@pytest.fixture(scope="session")
+def tiny_bert_dir(tmp_path_factory):
+    """A folder holding a tiny random BERT with a WordPiece tokenizer."""
+    return build_tiny_bert(tmp_path_factory.mktemp("tiny-bert"))
+
+
+@pytest.fixture(scope="session")
+def tiny_model(tiny_model_dir):
+    from engine import load_model
+
+    return load_model(str(tiny_model_dir), device="cpu", dtype="float32")
+
+
+@pytest.fixture(scope="session")
+def tiny_bert(tiny_bert_dir):
+    from engine import load_model
+
+    return load_model(str(tiny_bert_dir), device="cpu", dtype="float32")
