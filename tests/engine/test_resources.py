@@ -1,0 +1,61 @@
+import shutil
+import subprocess
+import sys
+import textwrap
+import zipfile
+from pathlib import Path
+
+import pytest
+
+from engine import resources
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+@pytest.fixture(autouse=True)
+def fresh_root():
+    resources.root.cache_clear()
+    yield
+    resources.root.cache_clear()
+
+
+def test_checkout_layout_finds_the_catalog():
+    assert resources.path("catalog.json").is_file()
+    assert resources.root() == ROOT / "resources"
+
+
+def test_frozen_bundle_layout_wins(tmp_path, monkeypatch):
+    (tmp_path / "resources").mkdir()
+    (tmp_path / "resources" / "catalog.json").write_text("{}")
+    monkeypatch.setattr(sys, "_MEIPASS", str(tmp_path), raising=False)
+    assert resources.root() == tmp_path / "resources"
+
+
+def test_wheel_carries_the_resources(tmp_path):
+    """Build the wheel and check that the resources, the starter model
+    included, are installed as lacuna_resources."""
+    pytest.importorskip("setuptools")
+    out = subprocess.run(
+        [sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "-w", str(tmp_path), str(ROOT)],
+        capture_output=True, text=True, timeout=300,
+    )
+    assert out.returncode == 0, out.stderr[-2000:]
+    wheel = next(tmp_path.glob("lacuna_editor-*.whl"))
+    names = set(zipfile.ZipFile(wheel).namelist())
+    assert "lacuna_resources/catalog.json" in names
+    assert "engine/sampler.py" in names and "app/main.py" in names
+    for f in (ROOT / "resources" / "models" / "starter").glob("*"):
+        assert f"lacuna_resources/models/starter/{f.name}" in names
+    # An installed layout (no checkout beside it) finds the data through lacuna_resources.
+    site = tmp_path / "site"
+    zipfile.ZipFile(wheel).extractall(site)
+    probe = textwrap.dedent("""
+        import sys
+        from engine import resources
+        print(resources.root())
+    """)
+    run = subprocess.run([sys.executable, "-c", probe], cwd=tmp_path, capture_output=True, text=True,
+                         env={"PYTHONPATH": str(site), "PATH": "/usr/bin:/bin"}, timeout=60)
+    assert run.returncode == 0, run.stderr
+    assert Path(run.stdout.strip()) == site / "lacuna_resources"
+    shutil.rmtree(site)
