@@ -42,9 +42,9 @@ def stream_infill(model, request: InfillRequest, cancel: threading.Event | None 
 
     masked_slots = torch.nonzero(canvas.masked).squeeze(1)  # CPU, document order
     sizes = schedules.blocks(masked_slots.numel(), request.block_length)
-    budgets = schedules.steps_per_block(sizes, request.steps)
-    planned = sum(budgets)
     ancestral = request.sampler.startswith("ancestral")
+    budgets = schedules.steps_per_block(sizes, request.steps, cap=not ancestral)
+    planned = sum(budgets)
     use_cache = request.sampler == "ancestral"
 
     step = nfe = 0

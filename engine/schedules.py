@@ -25,10 +25,11 @@ def blocks(total: int, block_length: int | None) -> list[int]:
     return [block_length] * full + ([rest] if rest else [])
 
 
-def steps_per_block(block_sizes: list[int], steps: int) -> list[int]:
+def steps_per_block(block_sizes: list[int], steps: int, cap: bool = True) -> list[int]:
     """Share ``steps`` among blocks in proportion to their size, at least two
     per block (one step per block ruins quality, Fast-dLLM PR #82) unless the
-    block has a single token, and never more steps than tokens."""
+    block has a single token, and (with ``cap``) never more steps than tokens.
+    Ancestral sampling is uncapped: its extra steps are what the cache saves."""
     if not block_sizes:
         return []
     total = sum(block_sizes)
@@ -46,6 +47,8 @@ def steps_per_block(block_sizes: list[int], steps: int) -> list[int]:
             shares[b] -= 1
             drift += 1
         k += 1
+    if not cap:
+        return [max(2, share) for share in shares]
     return [min(size, max(2, share)) for size, share in zip(block_sizes, shares)]
 
 

@@ -73,7 +73,10 @@ def test_threshold_commits_all_confident_slots_at_once(fake):
 def test_ancestral_cache_saves_forward_passes_and_matches_the_uncached_tokens(fake):
     cached = run(fake, sampler="ancestral", steps=24, temperature=1.0, seed=3)
     uncached = run(FakeModel(fake.tokenizer), sampler="ancestral_nocache", steps=24, temperature=1.0, seed=3)
+    assert cached[-1].steps == 24  # more steps than tokens is allowed here
+    assert len(cached) == len(uncached) > 6
     assert cached[-1].nfe < uncached[-1].nfe == len(uncached)
+    assert sum(e.nfe == p.nfe for p, e in zip(cached, cached[1:])) > 0  # steps that cost nothing
     assert cached[-1].result.text == uncached[-1].result.text
 
 

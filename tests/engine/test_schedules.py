@@ -48,3 +48,8 @@ def test_mdlm_schedule_reveals_everything_on_the_last_step(steps):
     probs = [schedules.unmask_probability(s, steps) for s in range(steps)]
     assert all(0 < p <= 1 for p in probs)
     assert probs == sorted(probs)
+
+
+def test_uncapped_steps_may_exceed_the_tokens():
+    assert schedules.steps_per_block([4], 16, cap=False) == [16]
+    assert schedules.steps_per_block([4], 16) == [4]
