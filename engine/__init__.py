@@ -5,7 +5,7 @@ that needs them is first used, so a GUI can import the types on its main thread.
 """
 from __future__ import annotations
 
-from .errors import Cancelled, ContextTooLong, InputError, LacunaError, ModelLoadError
+from .errors import Cancelled, ContextTooLong, InputError, LacunaError, ModelLoadError, OutOfMemory
 from .types import SAMPLERS, Commit, InfillRequest, InfillResult, Span, StepEvent, TokenPiece
 
 _LAZY = {
@@ -25,6 +25,7 @@ __all__ = [
     "InputError",
     "LacunaError",
     "ModelLoadError",
+    "OutOfMemory",
     "Span",
     "StepEvent",
     "TokenPiece",

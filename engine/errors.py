@@ -17,5 +17,9 @@ class ModelLoadError(LacunaError):
     """A model could not be found, is unsupported, or failed to load."""
 
 
+class OutOfMemory(LacunaError):
+    """The device ran out of memory during a run; nothing was changed."""
+
+
 class Cancelled(LacunaError):
     """The run was stopped by its cancel event before it finished."""

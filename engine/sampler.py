@@ -15,7 +15,7 @@ import torch
 from . import canvas as canvas_mod
 from . import schedules
 from . import select as sel
-from .errors import Cancelled
+from .errors import Cancelled, OutOfMemory
 from .types import Commit, InfillRequest, InfillResult, StepEvent
 
 _SCORED = {"low_confidence", "margin", "entropy", "random"}
@@ -59,7 +59,7 @@ def stream_infill(model, request: InfillRequest, cancel: threading.Event | None 
             if cancel is not None and cancel.is_set():
                 return
             if cached is None:
-                logits = model.logits(ids, slots[rows])
+                logits = _forward(model, ids, slots[rows])
                 nfe += 1
                 logits = sel.filter_top_k_top_p(sel.suppress(logits, special), request.top_k, request.top_p)
             else:
@@ -101,6 +101,18 @@ def stream_infill(model, request: InfillRequest, cancel: threading.Event | None 
                 committed=tuple(committed), tokens=tuple(texts), confidence=tuple(confs),
                 slot_span=slot_span, done=done, result=result,
             )
+
+
+def _forward(model, ids: torch.Tensor, positions: torch.Tensor) -> torch.Tensor:
+    try:
+        return model.logits(ids, positions)
+    except torch.OutOfMemoryError as exc:
+        if model.device.type == "cuda":
+            torch.cuda.empty_cache()
+        raise OutOfMemory(
+            f"{model.name} ran out of memory on {model.device} with {ids.numel()} tokens; "
+            "mask less text, use a shorter document window, or a smaller model or dtype"
+        ) from exc
 
 
 def _scores(sampler: str, probs: torch.Tensor, conf: torch.Tensor, gen: torch.Generator) -> torch.Tensor:

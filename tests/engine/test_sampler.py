@@ -134,3 +134,16 @@ def test_logits_gather_matches_the_full_forward(tiny_model):
     positions = torch.tensor([3, 17, 39])
     full = tiny_model.model(input_ids=ids.unsqueeze(0)).logits[0, positions].float()
     assert torch.allclose(tiny_model.logits(ids, positions), full, atol=1e-5)
+
+
+def test_out_of_memory_is_a_clear_error_and_mutates_nothing(tiny_model):
+    from engine import OutOfMemory
+
+    def boom(n):
+        raise torch.OutOfMemoryError("CUDA out of memory")
+
+    fake = FakeModel(tiny_model.tokenizer, on_forward=boom)
+    req = InfillRequest(text=TEXT, spans=[Span(33, 39)], steps=2)
+    with pytest.raises(OutOfMemory, match="ran out of memory"):
+        infill(fake, req)
+    assert req.text == TEXT
