@@ -1,0 +1,204 @@
+"""The Hugging Face cache layout, read and written without the network.
+
+    <cache>/models--org--name/blobs/<etag>              file content
+    <cache>/models--org--name/snapshots/<commit>/<path> symlink to ../../blobs/<etag>
+    <cache>/models--org--name/refs/<branch>             the commit a branch points to
+
+Our partial downloads sit beside the blobs as ``<etag>.lacuna.incomplete``.
+"""
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import time
+from pathlib import Path
+
+from . import paths, records
+
+PARTIAL_SUFFIX = ".lacuna.incomplete"
+COMMIT_RE = re.compile(r"^[0-9a-f]{40}$")
+WEIGHT_SUFFIXES = (".safetensors", ".bin", ".pt", ".pth", ".ckpt", ".gguf", ".msgpack", ".h5")
+
+
+def blob_path(repo: str, blob: str) -> Path:
+    return paths.repo_dir(repo) / "blobs" / blob
+
+
+def partial_path(repo: str, blob: str) -> Path:
+    return paths.repo_dir(repo) / "blobs" / (blob + PARTIAL_SUFFIX)
+
+
+def snapshot_dir(repo: str, commit: str) -> Path:
+    return paths.repo_dir(repo) / "snapshots" / commit
+
+
+def read_ref(repo: str, ref: str) -> str | None:
+    try:
+        value = (paths.repo_dir(repo) / "refs" / ref).read_text().strip()
+    except OSError:
+        return None
+    return value if COMMIT_RE.match(value) else None
+
+
+def write_ref(repo: str, ref: str, commit: str) -> None:
+    if COMMIT_RE.match(ref):
+        return  # a commit is its own ref
+    target = paths.repo_dir(repo) / "refs" / ref
+    target.parent.mkdir(parents=True, exist_ok=True)
+    tmp = target.with_name(target.name + ".tmp")
+    tmp.write_text(commit)
+    os.replace(tmp, target)
+
+
+def link_into_snapshot(repo: str, commit: str, rel_path: str, blob: str) -> Path:
+    """Make ``snapshots/<commit>/<rel_path>`` point at the blob (relative symlink, else a copy)."""
+    dest = snapshot_dir(repo, commit) / rel_path
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    source = blob_path(repo, blob)
+    if dest.is_symlink() or dest.exists():
+        try:
+            if dest.resolve() == source.resolve() or _same_content_size(dest, source):
+                return dest
+        except OSError:
+            pass
+        dest.unlink()
+    relative = os.path.relpath(source, dest.parent)
+    try:
+        os.symlink(relative, dest)
+    except (OSError, NotImplementedError):
+        shutil.copyfile(source, dest)
+    return dest
+
+
+def _same_content_size(a: Path, b: Path) -> bool:
+    return not a.is_symlink() and a.stat().st_size == b.stat().st_size
+
+
+def snapshot_is_complete(folder: Path) -> bool:
+    """A snapshot a loader can use: a config, weights, no dangling links, every shard present."""
+    if not (folder / "config.json").is_file():
+        return False
+    weights = False
+    for entry in folder.rglob("*"):
+        if entry.is_symlink() and not entry.exists():
+            return False
+        if entry.name.endswith(WEIGHT_SUFFIXES) and entry.is_file():
+            weights = True
+    if not weights:
+        return False
+    for index in folder.glob("*.index.json"):
+        try:
+            import json
+
+            weight_map = json.loads(index.read_text()).get("weight_map", {})
+        except (OSError, ValueError):
+            return False
+        for shard in set(weight_map.values()):
+            if not (folder / shard).is_file():
+                return False
+    return True
+
+
+def cached_commits(repo: str) -> list[str]:
+    """Commits with a snapshot folder in the cache, newest first (by folder time)."""
+    snaps = paths.repo_dir(repo) / "snapshots"
+    try:
+        folders = [p for p in snaps.iterdir() if p.is_dir()]
+    except OSError:
+        return []
+    folders.sort(key=lambda p: p.stat().st_mtime, reverse=True)
+    return [p.name for p in folders]
+
+
+def newest_complete_snapshot(repo: str) -> Path | None:
+    """The snapshot of refs/main if complete, else the newest complete one; offline."""
+    candidates = cached_commits(repo)
+    main = read_ref(repo, "main")
+    if main in candidates:
+        candidates.remove(main)
+        candidates.insert(0, main)
+    for commit in candidates:
+        folder = snapshot_dir(repo, commit)
+        if snapshot_is_complete(folder):
+            return folder
+    return None
+
+
+def installed_snapshot(repo: str) -> Path | None:
+    """The snapshot of the commit recorded at install, if every recorded file is still there."""
+    record = records.get_install(repo)
+    if not record:
+        return None
+    folder = snapshot_dir(record["repo"], record["commit"])
+    for item in record.get("files", []):
+        if not (folder / item["path"]).is_file():
+            return None
+    return folder if folder.is_dir() else None
+
+
+def repo_size_on_disk(repo: str) -> int:
+    """Bytes used by the repo's blobs (partials included)."""
+    total = 0
+    blobs = paths.repo_dir(repo) / "blobs"
+    try:
+        for entry in blobs.iterdir():
+            if entry.is_file():
+                total += entry.stat().st_size
+    except OSError:
+        pass
+    return total
+
+
+def partial_bytes(repo: str) -> int:
+    total = 0
+    blobs = paths.repo_dir(repo) / "blobs"
+    try:
+        for entry in blobs.glob("*" + PARTIAL_SUFFIX):
+            total += entry.stat().st_size
+    except OSError:
+        pass
+    return total
+
+
+def clean_stale_partials(max_age_days: float = 7.0, repo: str | None = None) -> list[Path]:
+    """Delete partial files nobody will resume.
+
+    Ours (``*.lacuna.incomplete``) go when their blob is complete already or when
+    untouched for ``max_age_days``; huggingface_hub's own ``*.incomplete`` files
+    (which it never resumes across processes) go after a day without change.
+    Returns what was removed.
+    """
+    removed: list[Path] = []
+    cache = paths.hf_cache_dir()
+    if repo is not None:
+        repos = [paths.repo_dir(repo)]
+    else:
+        try:
+            repos = [p for p in cache.iterdir() if p.name.startswith("models--")]
+        except OSError:
+            return removed
+    now = time.time()
+    for folder in repos:
+        blobs = folder / "blobs"
+        try:
+            entries = list(blobs.glob("*.incomplete"))
+        except OSError:
+            continue
+        for entry in entries:
+            try:
+                age_days = (now - entry.stat().st_mtime) / 86400.0
+            except OSError:
+                continue
+            if entry.name.endswith(PARTIAL_SUFFIX):
+                blob = blobs / entry.name[: -len(PARTIAL_SUFFIX)]
+                stale = blob.exists() or age_days > max_age_days
+            else:
+                stale = age_days > 1.0
+            if stale:
+                try:
+                    entry.unlink()
+                    removed.append(entry)
+                except OSError:
+                    pass
+    return removed

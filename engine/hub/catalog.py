@@ -1,0 +1,178 @@
+"""The model catalog: resources/catalog.json plus the user's own additions.
+
+The bundled file is data, not code. Each entry is a dict with (null = unknown,
+sizes then come from the Hub's tree listing at pull time):
+
+    id, name, repo, family, parameters, download_size (bytes), dtype,
+    context_length, license, files (glob patterns to fetch), description,
+    bundled (the starter only), path (a user-added local folder), source
+
+``loadable`` (can the engine load this family today) and ``memory`` (bytes of
+weights per precision, derived from ``parameters``) are filled in on load.
+"""
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+from typing import Any
+
+from . import store
+
+USER_CATALOG = "catalog.json"
+LOADABLE_FAMILIES = frozenset({"bert", "modernbert"})
+DEFAULT_FILES = (
+    "*.safetensors",
+    "*.safetensors.index.json",
+    "config.json",
+    "generation_config.json",
+    "tokenizer*",
+    "special_tokens_map.json",
+    "vocab.*",
+    "merges.txt",
+    "*.model",
+    "added_tokens.json",
+    "chat_template.*",
+)
+REPO_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*/[A-Za-z0-9][A-Za-z0-9_.-]*$")
+
+
+def _bundled() -> list[dict[str, Any]]:
+    from engine import resources
+
+    with open(resources.path("catalog.json"), encoding="utf-8") as fh:
+        data = json.load(fh)
+    return list(data.get("models", []))
+
+
+def _user() -> list[dict[str, Any]]:
+    data = store.read(USER_CATALOG, {})
+    models = data.get("models", []) if isinstance(data, dict) else []
+    return [m for m in models if isinstance(m, dict) and (m.get("repo") or m.get("path"))]
+
+
+def _finish(entry: dict[str, Any], source: str) -> dict[str, Any]:
+    out = dict(entry)
+    out.setdefault("id", out.get("repo") or out.get("path"))
+    out.setdefault("name", out["id"])
+    out.setdefault("family", "unknown")
+    for key in ("repo", "parameters", "download_size", "dtype", "context_length", "license"):
+        out.setdefault(key, None)
+    out.setdefault("files", list(DEFAULT_FILES))
+    out.setdefault("description", "")
+    out["source"] = source
+    out["loadable"] = out["family"] in LOADABLE_FAMILIES
+    params = out.get("parameters")
+    if params:
+        from .fit import weight_bytes
+
+        out["memory"] = {p: weight_bytes(int(params), p) for p in ("bf16", "int8", "int4")}
+    else:
+        out["memory"] = None
+    return out
+
+
+def entries() -> list[dict[str, Any]]:
+    """Every catalog entry, bundled first then the user's (a user entry never hides a bundled one)."""
+    result = [_finish(e, "catalog") for e in _bundled()]
+    seen = {e["id"].lower() for e in result} | {(e["repo"] or "").lower() for e in result if e["repo"]}
+    for e in _user():
+        item = _finish(e, "user")
+        if item["id"].lower() in seen:
+            continue
+        seen.add(item["id"].lower())
+        result.append(item)
+    return result
+
+
+def catalog_entry(name: str) -> dict[str, Any] | None:
+    """The entry whose id or repo id is ``name`` (case-insensitive), else None."""
+    key = name.strip().lower()
+    for e in entries():
+        if e["id"].lower() == key or (e.get("repo") or "").lower() == key:
+            return e
+        if key in (a.lower() for a in e.get("aliases") or ()):
+            return e
+    return None
+
+
+def repo_for(name: str) -> str | None:
+    """A catalog id or a repo id -> the Hub repo id (None for bundled/local entries or bad names)."""
+    entry = catalog_entry(name)
+    if entry is not None:
+        return entry.get("repo")
+    return name if is_repo_id(name) else None
+
+
+def is_repo_id(name: str) -> bool:
+    return bool(REPO_RE.match(name)) and "--" not in name and ".." not in name
+
+
+def add_user_entry(spec: str, **fields: Any) -> dict[str, Any]:
+    """Add a Hub repo id (``org/name``) or an existing local folder to the user catalog."""
+    from engine.errors import InputError
+
+    spec = spec.strip()
+    folder = Path(spec).expanduser()
+    if folder.is_dir():
+        entry: dict[str, Any] = {"id": str(folder.resolve()), "path": str(folder.resolve()),
+                                 "name": folder.name}
+        config = folder / "config.json"
+        if config.is_file():
+            try:
+                entry["family"] = family_from_config(json.loads(config.read_text()))
+            except (OSError, ValueError):
+                pass
+    elif is_repo_id(spec):
+        entry = {"id": spec, "repo": spec, "name": spec.split("/", 1)[1]}
+    else:
+        raise InputError(f"{spec!r} is neither a Hub repo id (org/name) nor an existing folder")
+    entry.update(fields)
+    existing = catalog_entry(entry["id"])
+    if existing is not None:
+        return existing
+
+    def change(data: Any) -> Any:
+        if not isinstance(data, dict):
+            data = {}
+        data.setdefault("version", 1)
+        data.setdefault("models", []).append(entry)
+        return data
+
+    store.update(USER_CATALOG, {}, change)
+    return _finish(entry, "user")
+
+
+def remove_user_entry(name: str) -> bool:
+    key = name.strip().lower()
+    removed = []
+
+    def change(data: Any) -> Any:
+        if not isinstance(data, dict):
+            return data
+        keep = []
+        for m in data.get("models", []):
+            if (str(m.get("id", "")).lower() == key or str(m.get("repo", "")).lower() == key
+                    or str(m.get("path", "")).lower() == key):
+                removed.append(m)
+            else:
+                keep.append(m)
+        data["models"] = keep
+        return data
+
+    store.update(USER_CATALOG, {}, change)
+    return bool(removed)
+
+
+def family_from_config(config: dict[str, Any]) -> str:
+    """A family name from a transformers config.json."""
+    model_type = str(config.get("model_type", "")).lower()
+    archs = " ".join(config.get("architectures") or []).lower()
+    if model_type == "modernbert":
+        return "modernbert"
+    if model_type in {"bert", "roberta", "distilbert", "xlm-roberta", "electra", "deberta", "deberta-v2"}:
+        return "bert"
+    for fam in ("llada", "dream", "mdlm", "sedd"):
+        if fam in model_type or fam in archs:
+            return fam
+    return model_type or "unknown"

@@ -1,0 +1,270 @@
+"""``lacuna-cli models ...``: list, pull, verify, rm, fit, add.
+
+The lead's engine/cli.py calls :func:`add_parser` on its subparsers and then
+``args.func(args)``. Exit status: 0 done, 2 bad input, 1 failure; messages are
+one line on stderr, never a traceback.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from typing import Any, TextIO
+
+from .fmt import human_bytes, human_count, human_eta, human_rate
+
+CANNOT_LOAD = "the engine cannot load this family yet"
+
+
+def add_parser(subparsers: Any) -> argparse.ArgumentParser:
+    parser = subparsers.add_parser(
+        "models", help="list, download, verify, remove and size up models",
+        description="Models live in the shared Hugging Face cache; Lacuna records what it installed.")
+    sub = parser.add_subparsers(dest="models_command", metavar="COMMAND")
+
+    p = sub.add_parser("list", help="catalog and installed models (offline)")
+    p.add_argument("--json", action="store_true", help="print one JSON array")
+
+    p = sub.add_parser("pull", help="download a model, resuming what was started, and verify it")
+    p.add_argument("id", help="catalog id or Hub repo id (org/name)")
+    p.add_argument("--revision", default=None, help="branch, tag or commit (default: main)")
+    p.add_argument("--trust-remote-code", action="store_true",
+                   help="accept the repo's custom code at this commit (Lacuna itself never runs it)")
+    p.add_argument("--allow-pickle", action="store_true",
+                   help="fetch pickled .bin/.pt weights when the repo has no safetensors")
+    p.add_argument("--stall-timeout", type=float, default=30.0, help=argparse.SUPPRESS)
+    p.add_argument("--retries", type=int, default=5, help=argparse.SUPPRESS)
+
+    p = sub.add_parser("verify", help="re-check the sha256 of every file of an installed model")
+    p.add_argument("id")
+
+    p = sub.add_parser("rm", help="delete an installed model from the cache")
+    p.add_argument("id")
+
+    p = sub.add_parser("fit", help="will a model fit this machine? (offline)")
+    p.add_argument("id", nargs="?", help="catalog id or repo id (default: the whole catalog)")
+    p.add_argument("--context", type=int, default=None, help="context length in tokens (default 512)")
+    p.add_argument("--json", action="store_true")
+
+    p = sub.add_parser("add", help="add a Hub repo id or a local folder to your catalog")
+    p.add_argument("spec", help="org/name or a folder")
+
+    parser.set_defaults(func=run)
+    parser.set_defaults(_models_parser=parser)
+    return parser
+
+
+def _err(message: str) -> None:
+    print(f"lacuna-cli: {message}".splitlines()[0], file=sys.stderr)
+
+
+def run(args: argparse.Namespace) -> int:
+    from engine.errors import InputError, LacunaError
+
+    command = getattr(args, "models_command", None)
+    if not command:
+        parser = getattr(args, "_models_parser", None)
+        if parser is not None:
+            parser.print_usage(sys.stderr)
+        _err("models: choose a command: list, pull, verify, rm, fit, add")
+        return 2
+    try:
+        return {"list": _list, "pull": _pull, "verify": _verify, "rm": _rm, "fit": _fit,
+                "add": _add}[command](args)
+    except KeyboardInterrupt:
+        _err("interrupted; partial files are kept: run the same command to resume")
+        return 1
+    except InputError as err:
+        _err(str(err))
+        return 2
+    except LacunaError as err:
+        _err(str(err))
+        return 1
+    except Exception as err:  # noqa: BLE001 - the CLI promises no tracebacks
+        _err(f"{type(err).__name__}: {err}")
+        return 1
+
+
+def _note(info: Any) -> str:
+    if info.family == "unknown":
+        return "family known after download" if info.status == "available" else ""
+    if info.status in ("available", "partial", "installed", "cached", "corrupt") and not info.loadable:
+        return CANNOT_LOAD
+    if info.status == "partial":
+        return f"{human_bytes(info.partial_bytes)} downloaded; pull again to resume"
+    if info.status == "corrupt":
+        return "a file failed verification: pull again"
+    return ""
+
+
+def _list(args: argparse.Namespace) -> int:
+    from .manage import list_models
+
+    models = list_models()
+    if args.json:
+        out = []
+        for m in models:
+            d = m.as_dict()
+            d["note"] = _note(m)
+            out.append(d)
+        print(json.dumps(out, indent=2))
+        return 0
+    rows = [("ID", "FAMILY", "PARAMS", "SIZE", "STATUS", "NOTE")]
+    for m in models:
+        rows.append((m.id, m.family, human_count(m.parameters), human_bytes(m.size) if m.size else "?",
+                     m.status, _note(m)))
+    widths = [max(len(r[i]) for r in rows) for i in range(5)]
+    for r in rows:
+        print("  ".join(c.ljust(w) for c, w in zip(r, widths)) + "  " + r[5])
+    return 0
+
+
+class _Printer:
+    """A progress bar on a terminal, plain lines otherwise."""
+
+    def __init__(self, stream: TextIO) -> None:
+        self.stream = stream
+        self.tty = stream.isatty()
+        self.last_line = 0.0
+        self.last_decile = -1
+        self.states: dict[str, str] = {}
+        self.last_message = ""
+
+    def __call__(self, p: Any) -> None:
+        for f in p.files:
+            old = self.states.get(f.path)
+            if f.state != old:
+                self.states[f.path] = f.state
+                if f.state in ("done", "cached"):
+                    self._line(f"{f.path}: {'already in the cache' if f.state == 'cached' else 'done'} "
+                               f"({human_bytes(f.size)})")
+        if p.phase == "retrying" and p.message and p.message != self.last_message:
+            self._line(p.message)
+        if p.message:
+            self.last_message = p.message
+        if p.phase in ("downloading", "retrying") and p.total:
+            if self.tty:
+                width = 30
+                filled = int(width * p.fraction)
+                bar = "#" * filled + "." * (width - filled)
+                text = (f"\r[{bar}] {int(p.fraction * 100):3d}% {human_bytes(p.done)}/{human_bytes(p.total)}"
+                        f" {human_rate(p.rate)} ETA {human_eta(p.eta)}   ")
+                self.stream.write(text)
+                self.stream.flush()
+            else:
+                decile = int(p.fraction * 10)
+                now = time.monotonic()
+                if decile != self.last_decile and now - self.last_line >= 1.0 or decile == 10 and \
+                        self.last_decile != 10:
+                    self.last_decile = decile
+                    self._line(p.describe())
+
+    def finish(self) -> None:
+        if self.tty:
+            self.stream.write("\r" + " " * 79 + "\r")
+            self.stream.flush()
+
+    def _line(self, text: str) -> None:
+        if self.tty:
+            self.stream.write("\r" + " " * 79 + "\r")
+        self.stream.write(text + "\n")
+        self.stream.flush()
+        self.last_line = time.monotonic()
+
+
+def _pull(args: argparse.Namespace) -> int:
+    from .download import PullOptions, pull
+
+    options = PullOptions(stall_timeout=args.stall_timeout, max_retries=args.retries,
+                          trust_remote_code=args.trust_remote_code, allow_pickle=args.allow_pickle)
+    printer = _Printer(sys.stdout)
+    try:
+        record = pull(args.id, args.revision, progress=printer, options=options)
+    finally:
+        printer.finish()
+    print(f"{record['repo']}@{record['commit'][:12]}: installed and verified, "
+          f"{len(record['files'])} files, {human_bytes(record['size'])}")
+    from . import catalog
+
+    family = record.get("family") or "unknown"
+    if family not in catalog.LOADABLE_FAMILIES:
+        print(f"note: {family} models: {CANNOT_LOAD}")
+    return 0
+
+
+def _verify(args: argparse.Namespace) -> int:
+    from .manage import verify
+
+    report = verify(args.id)
+    if report.ok:
+        print(report.message())
+        return 0
+    _err(report.message())
+    return 1
+
+
+def _rm(args: argparse.Namespace) -> int:
+    from .manage import remove
+
+    freed = remove(args.id)
+    print(f"{args.id}: removed ({human_bytes(freed)} freed)")
+    return 0
+
+
+def _fit(args: argparse.Namespace) -> int:
+    from engine.errors import InputError
+
+    from . import catalog, fit
+
+    devices = fit.detect_devices()
+    if args.id:
+        entry = catalog.catalog_entry(args.id)
+        if entry is None and not catalog.is_repo_id(args.id):
+            raise InputError(f"{args.id!r} is not a catalog id or a Hub repo id")
+        targets = [(args.id, entry or args.id)]
+    else:
+        targets = [(e["id"], e) for e in catalog.entries()]
+    results = {name: fit.fit_model(target, devices, args.context) for name, target in targets}
+    if args.json:
+        print(json.dumps({
+            "devices": [d.__dict__ | {"label": d.label} for d in devices],
+            "models": {name: [f.__dict__ for f in fits] for name, fits in results.items()}}, indent=2))
+        return 0
+    for d in devices:
+        print(f"{d.label}: {d.name}, {human_bytes(d.available)} free of {human_bytes(d.total)}")
+    for name, fits in results.items():
+        parts = []
+        for f in fits:
+            if f.verdict == "n/a":
+                parts.append(f"{f.precision}: n/a ({f.note})")
+            else:
+                approx = "" if f.exact else "~"
+                parts.append(f"{f.precision}: {f.verdict} ({approx}{human_bytes(f.need)})"
+                             + (f" [{f.note}]" if f.note else ""))
+        print(f"{name}: " + "; ".join(parts))
+    return 0
+
+
+def _add(args: argparse.Namespace) -> int:
+    from . import catalog
+
+    entry = catalog.add_user_entry(args.spec)
+    print(f"{entry['id']}: in your catalog")
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Stand-alone entry for tests and ``python -m engine.hub.cli``."""
+    parser = argparse.ArgumentParser(prog="lacuna-cli")
+    sub = parser.add_subparsers(dest="command")
+    add_parser(sub)
+    args = parser.parse_args(argv)
+    if not hasattr(args, "func"):
+        parser.print_usage(sys.stderr)
+        return 2
+    return args.func(args)
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

@@ -1,0 +1,607 @@
+"""Downloads into the shared Hugging Face cache that resume, survive kills, and are verified.
+
+The transfer is ours (huggingface_hub checks only sizes and forgets partial
+files when its process dies): each file goes to ``blobs/<etag>.lacuna.incomplete``,
+resumed with an HTTP Range request after a dropped connection, a stall or a
+restart of the process; its sha256 (LFS) or git blob sha1 (small files) is
+checked against the Hub's tree listing before it becomes ``blobs/<etag>``. The
+snapshot links, the ref and Lacuna's install record are written only when
+every file is in place and verified: a model is installed and verified, or not
+installed.
+
+Progress is delivered as immutable :class:`PullProgress` values to a callback,
+on the downloading thread. ``pause`` and ``cancel`` are threading.Events:
+pause stops at the next chunk and keeps partial files (pull again to resume);
+cancel stops and deletes this pull's partial files.
+"""
+from __future__ import annotations
+
+import fnmatch
+import hashlib
+import http.client
+import json
+import os
+import shutil
+import socket
+import threading
+import time
+from collections import deque
+from dataclasses import dataclass, replace
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any, Callable
+
+from . import cache, catalog, hubapi, paths, records
+from .errors import (Cancelled, DiskSpaceError, HubError, IntegrityError, Paused,
+                     PickleConsentRequired, RemoteCodeConsentRequired)
+from .fmt import human_bytes, human_eta, human_rate
+from .hubapi import RemoteFile, TransientError
+
+PICKLE_SUFFIXES = (".bin", ".pt", ".pth", ".ckpt", ".pkl")
+CODE_SUFFIX = ".py"
+
+
+@dataclass(frozen=True)
+class PullOptions:
+    """Knobs of a pull; the defaults suit a real network, tests shrink the times."""
+
+    stall_timeout: float = 30.0      # seconds without a byte -> drop the connection and retry
+    max_retries: int = 5             # consecutive failed attempts (no new bytes) per file
+    backoff_base: float = 1.0        # first retry waits this, then doubles ...
+    backoff_max: float = 60.0        # ... up to this
+    chunk_size: int = 1 << 20
+    progress_interval: float = 0.2   # at most one progress value per this many seconds (0: every chunk)
+    margin_bytes: int = 256 << 20    # free space kept beyond the download ...
+    margin_fraction: float = 0.02    # ... or this fraction of it, whichever is larger
+    allow_pickle: bool = False       # fetch .bin/.pt weights when the repo has nothing else
+    trust_remote_code: bool = False  # consent to a user-added repo's custom code (recorded per commit)
+
+
+@dataclass(frozen=True)
+class FileProgress:
+    path: str
+    size: int
+    done: int
+    state: str            # queued | cached | downloading | retrying | verifying | done | failed
+    rate: float = 0.0     # bytes per second
+    eta: float | None = None
+
+
+@dataclass(frozen=True)
+class PullProgress:
+    repo: str
+    revision: str
+    commit: str | None
+    phase: str            # resolving | downloading | retrying | verifying | installed | paused | cancelled | failed
+    done: int
+    total: int
+    rate: float = 0.0
+    eta: float | None = None
+    files: tuple[FileProgress, ...] = ()
+    message: str = ""
+
+    @property
+    def fraction(self) -> float:
+        return self.done / self.total if self.total else 0.0
+
+    def describe(self) -> str:
+        """``downloading 42% at 12 MB/s, ETA 3 min`` and the like."""
+        if self.phase in ("downloading", "retrying"):
+            text = f"downloading {int(self.fraction * 100)}%"
+            if self.rate:
+                text += f" at {human_rate(self.rate)}"
+            if self.eta is not None:
+                text += f", ETA {human_eta(self.eta)}"
+            if self.phase == "retrying":
+                text += " (retrying)"
+            return text
+        if self.phase == "paused":
+            return f"paused at {int(self.fraction * 100)}%"
+        return self.message or self.phase
+
+
+class _Meter:
+    """Bytes per second over the last few seconds."""
+
+    def __init__(self, window: float = 5.0) -> None:
+        self.window = window
+        self.samples: deque[tuple[float, int]] = deque()
+
+    def add(self, total: int, now: float | None = None) -> None:
+        now = time.monotonic() if now is None else now
+        self.samples.append((now, total))
+        while len(self.samples) > 2 and now - self.samples[0][0] > self.window:
+            self.samples.popleft()
+
+    def rate(self) -> float:
+        if len(self.samples) < 2:
+            return 0.0
+        (t0, b0), (t1, b1) = self.samples[0], self.samples[-1]
+        return (b1 - b0) / (t1 - t0) if t1 - t0 > 0.05 else 0.0
+
+    def reset(self) -> None:
+        self.samples.clear()
+
+
+def _eta(remaining: int, rate: float) -> float | None:
+    return remaining / rate if rate > 0 else None
+
+
+def _now_iso() -> str:
+    return datetime.now(timezone.utc).isoformat(timespec="seconds")
+
+
+def _matches(path: str, patterns: list[str] | tuple[str, ...]) -> bool:
+    for pattern in patterns:
+        if "/" not in pattern and "/" in path:
+            continue
+        if fnmatch.fnmatch(path, pattern):
+            return True
+    return False
+
+
+def select_files(repo: str, commit: str, tree: list[RemoteFile], patterns: list[str] | tuple[str, ...],
+                 *, allow_pickle: bool, with_code: bool) -> list[RemoteFile]:
+    """The files to fetch: the patterns' (safetensors, config, tokenizer), pickles only if allowed."""
+    chosen = [f for f in tree if _matches(f.path, patterns)]
+    if with_code:
+        chosen += [f for f in tree if f.path.endswith(CODE_SUFFIX) and "/" not in f.path and f not in chosen]
+    has_safetensors = any(f.path.endswith(".safetensors") for f in chosen)
+    pickles = [f for f in tree if f.path.endswith(PICKLE_SUFFIXES) and "/" not in f.path
+               and not f.path.startswith(("training_args", "optimizer", "scheduler", "rng_state"))]
+    if not has_safetensors and pickles:
+        if not allow_pickle:
+            names = ", ".join(f.path for f in pickles[:4])
+            raise PickleConsentRequired(
+                f"{repo} has only pickled weights ({names}), which can run code when loaded; "
+                f"agree to fetch them (CLI: --allow-pickle) or pick another model",
+                repo, commit, [f.path for f in pickles])
+        chosen += [f for f in pickles if f not in chosen]
+        chosen += [f for f in tree if f.path.endswith(".bin.index.json") and f not in chosen]
+    if not any(f.path == "config.json" for f in chosen) and not any(
+            f.path.endswith((".safetensors",) + PICKLE_SUFFIXES) for f in chosen):
+        raise HubError(f"{repo} has no model files Lacuna can use (no config.json and no weights)")
+    # config first (it decides about remote code), then small files, weights last
+    chosen.sort(key=lambda f: (f.path != "config.json", f.size, f.path))
+    return chosen
+
+
+class _Hashes:
+    def __init__(self, size: int) -> None:
+        self.sha256 = hashlib.sha256()
+        self.git = hashlib.sha1(f"blob {size}\0".encode())  # noqa: S324 - git's object id, not security
+
+    def update(self, data: bytes) -> None:
+        self.sha256.update(data)
+        self.git.update(data)
+
+
+def hash_file(path: Path, size: int, upto: int | None = None) -> _Hashes:
+    hashes = _Hashes(size)
+    remaining = size if upto is None else upto
+    with open(path, "rb") as fh:
+        while remaining > 0:
+            data = fh.read(min(1 << 20, remaining))
+            if not data:
+                break
+            hashes.update(data)
+            remaining -= len(data)
+    return hashes
+
+
+def check_hashes(rf: RemoteFile, hashes: _Hashes) -> tuple[bool, str]:
+    """(ok, the sha256 found) for a file against its tree entry."""
+    found = hashes.sha256.hexdigest()
+    if rf.sha256:
+        return found == rf.sha256, found
+    if rf.oid and len(rf.oid) == 40:
+        return hashes.git.hexdigest() == rf.oid, found
+    return True, found
+
+
+def free_space_at(path: Path) -> int:
+    probe = path
+    while not probe.exists() and probe != probe.parent:
+        probe = probe.parent
+    return shutil.disk_usage(probe).free
+
+
+class _Pull:
+    def __init__(self, repo: str, revision: str, options: PullOptions,
+                 progress: Callable[[PullProgress], None] | None,
+                 cancel: threading.Event | None, pause: threading.Event | None) -> None:
+        self.repo = repo
+        self.revision = revision
+        self.opt = options
+        self.callback = progress
+        self.cancel = cancel or threading.Event()
+        self.pause = pause or threading.Event()
+        self.commit: str | None = None
+        self.files: dict[str, FileProgress] = {}
+        self.total = 0
+        self.meter = _Meter()
+        self.file_meter = _Meter()
+        self.last_emit = 0.0
+        self.phase = "resolving"
+        self._sock_lock = threading.Lock()
+        self._sock: socket.socket | None = None
+        self._running = True
+        self._hashes: _Hashes | None = None
+
+    def _watch(self) -> None:
+        """Wake a read blocked on a quiet connection as soon as pause or cancel is set."""
+        while self._running:
+            if self.cancel.is_set() or self.pause.is_set():
+                with self._sock_lock:
+                    if self._sock is not None:
+                        try:
+                            self._sock.shutdown(socket.SHUT_RDWR)
+                        except OSError:
+                            pass
+                        self._sock = None
+            self.cancel.wait(0.05)
+
+    def start_watcher(self) -> None:
+        threading.Thread(target=self._watch, name="lacuna-pull-watch", daemon=True).start()
+
+    def stop_watcher(self) -> None:
+        self._running = False
+
+    # progress ---------------------------------------------------------------
+    def done_bytes(self) -> int:
+        return sum(f.done for f in self.files.values())
+
+    def emit(self, phase: str | None = None, message: str = "", force: bool = True) -> None:
+        if phase is not None:
+            self.phase = phase
+        now = time.monotonic()
+        if not force and now - self.last_emit < self.opt.progress_interval:
+            return
+        self.last_emit = now
+        if self.callback is None:
+            return
+        done = self.done_bytes()
+        rate = self.meter.rate()
+        value = PullProgress(
+            repo=self.repo, revision=self.revision, commit=self.commit, phase=self.phase,
+            done=done, total=self.total, rate=rate, eta=_eta(self.total - done, rate),
+            files=tuple(self.files.values()), message=message)
+        self.callback(value)
+
+    def set_file(self, path: str, **changes: Any) -> None:
+        self.files[path] = replace(self.files[path], **changes)
+
+    # control ----------------------------------------------------------------
+    def check(self) -> None:
+        if self.cancel.is_set():
+            raise Cancelled(f"download of {self.repo} cancelled")
+        if self.pause.is_set():
+            raise Paused(f"download of {self.repo} paused")
+
+    def wait(self, seconds: float) -> None:
+        deadline = time.monotonic() + seconds
+        while True:
+            self.check()
+            left = deadline - time.monotonic()
+            if left <= 0:
+                return
+            self.cancel.wait(min(left, 0.05))
+
+    # the work ---------------------------------------------------------------
+    def run(self, entry: dict[str, Any] | None) -> dict[str, Any]:
+        patterns = (entry or {}).get("files") or list(catalog.DEFAULT_FILES)
+        user_repo = entry is None or entry.get("source") != "catalog"
+        self.emit("resolving", f"resolving {self.repo}@{self.revision}")
+        self.commit = hubapi.resolve_revision(self.repo, self.revision)
+        done = records.get_install(self.repo)
+        if (done and done.get("commit") == self.commit and done.get("verified")
+                and cache.installed_snapshot(self.repo) is not None):
+            # already installed and verified at this commit: nothing to fetch (`verify` re-hashes)
+            cache.write_ref(self.repo, self.revision, self.commit)
+            self.total = int(done.get("size") or 0)
+            self.files = {f["path"]: FileProgress(f["path"], f["size"], f["size"], "cached")
+                          for f in done.get("files", [])}
+            self.emit("installed", f"{self.repo} is already installed at {self.commit[:12]}")
+            return done
+        tree = hubapi.list_tree(self.repo, self.commit)
+        chosen = select_files(self.repo, self.commit, tree, patterns,
+                              allow_pickle=self.opt.allow_pickle, with_code=user_repo)
+        cache.clean_stale_partials(repo=self.repo)
+        self.check_disk(chosen)
+        self.files = {f.path: FileProgress(f.path, f.size, 0, "queued") for f in chosen}
+        self.total = sum(f.size for f in chosen)
+        code_files: list[dict[str, Any]] = []
+        sha256s: dict[str, str] = {}
+        for rf in list(chosen):
+            self.check()
+            if rf.path in sha256s or rf not in chosen:
+                continue
+            sha256s[rf.path] = self.fetch(rf)
+            if rf.path == "config.json" and user_repo:
+                code_files = self.remote_code_gate(chosen)
+                sha256s.update({f["path"]: f["sha256"] for f in code_files})
+                if not code_files:  # no custom code: drop the .py files from the plan
+                    for f in [f for f in chosen if f.path.endswith(CODE_SUFFIX)]:
+                        chosen.remove(f)
+                        self.files.pop(f.path, None)
+                    self.total = sum(f.size for f in chosen)
+        self.emit("verifying", "linking the snapshot")
+        for rf in chosen:
+            cache.link_into_snapshot(self.repo, self.commit, rf.path, rf.blob)
+        cache.write_ref(self.repo, self.revision, self.commit)
+        config = self._config(chosen)
+        record = {
+            "repo": self.repo, "revision": self.revision, "commit": self.commit,
+            "installed_at": _now_iso(), "verified_at": _now_iso(), "verified": True,
+            "family": (entry or {}).get("family") if entry and entry.get("family") not in (None, "unknown")
+            else catalog.family_from_config(config),
+            "size": self.total,
+            "files": [{"path": f.path, "size": f.size, "blob": f.blob, "sha256": sha256s[f.path],
+                       "lfs": f.sha256 is not None} for f in chosen],
+            "remote_code": code_files,
+            "pickle": any(f.path.endswith(PICKLE_SUFFIXES) for f in chosen),
+        }
+        records.put_install(record)
+        self.emit("installed", f"{self.repo} installed and verified ({human_bytes(self.total)})")
+        return record
+
+    def _config(self, chosen: list[RemoteFile]) -> dict[str, Any]:
+        for rf in chosen:
+            if rf.path == "config.json":
+                try:
+                    return json.loads(cache.blob_path(self.repo, rf.blob).read_text(encoding="utf-8"))
+                except (OSError, ValueError):
+                    return {}
+        return {}
+
+    def remote_code_gate(self, chosen: list[RemoteFile]) -> list[dict[str, Any]]:
+        """After config.json: if the repo needs custom code, fetch its .py files and ask consent."""
+        config = self._config(chosen)
+        if not config.get("auto_map"):
+            return []
+        code = [f for f in chosen if f.path.endswith(CODE_SUFFIX)]
+        files = []
+        for rf in code:
+            files.append({"path": rf.path, "size": rf.size, "sha256": self.fetch(rf)})
+        assert self.commit is not None
+        if records.has_consent(self.repo, self.commit):
+            return files
+        if self.opt.trust_remote_code:
+            records.grant_consent(self.repo, self.commit, files)
+            return files
+        names = ", ".join(f["path"] for f in files) or "none listed"
+        raise RemoteCodeConsentRequired(
+            f"{self.repo} needs custom code ({names}) at commit {self.commit[:12]}; review it and "
+            f"agree to go on (CLI: --trust-remote-code). Lacuna itself never runs it",
+            self.repo, self.commit, files)
+
+    def check_disk(self, chosen: list[RemoteFile]) -> None:
+        needed = 0
+        for rf in chosen:
+            if cache.blob_path(self.repo, rf.blob).exists():
+                continue
+            partial = cache.partial_path(self.repo, rf.blob)
+            have = partial.stat().st_size if partial.exists() else 0
+            needed += max(0, rf.size - min(have, rf.size))
+        if needed == 0:
+            return
+        margin = max(self.opt.margin_bytes, int(needed * self.opt.margin_fraction))
+        where = paths.hf_cache_dir()
+        free = free_space_at(where)
+        if free < needed + margin:
+            raise DiskSpaceError(
+                f"not enough disk space for {self.repo}: it needs {human_bytes(needed)} plus "
+                f"{human_bytes(margin)} to spare, and {where} has {human_bytes(free)} free")
+
+    def fetch(self, rf: RemoteFile) -> str:
+        """Make sure blobs/<etag> holds this file, verified; return its sha256."""
+        from filelock import FileLock, Timeout
+
+        lock_file = paths.lock_path(self.repo, rf.blob)
+        lock_file.parent.mkdir(parents=True, exist_ok=True)
+        lock = FileLock(str(lock_file))
+        while True:
+            self.check()
+            try:
+                lock.acquire(timeout=0.2)
+                break
+            except Timeout:
+                continue
+        try:
+            return self._fetch_locked(rf)
+        finally:
+            lock.release()
+
+    def _fetch_locked(self, rf: RemoteFile) -> str:
+        blob = cache.blob_path(self.repo, rf.blob)
+        blob.parent.mkdir(parents=True, exist_ok=True)
+        message = ""
+        if blob.exists():
+            self.set_file(rf.path, state="verifying", done=0)
+            ok, sha = check_hashes(rf, hash_file(blob, rf.size))
+            if ok and blob.stat().st_size == rf.size:
+                self.set_file(rf.path, state="cached", done=rf.size)
+                self.emit("downloading", f"{rf.path}: already in the cache")
+                return sha
+            blob.unlink()
+            message = f"{rf.path}: the cached copy was corrupt; deleted it, downloading again"
+            self.emit("downloading", message)
+        partial = cache.partial_path(self.repo, rf.blob)
+        have = partial.stat().st_size if partial.exists() else 0
+        if have > rf.size:
+            partial.unlink()
+            have = 0
+        hashes = hash_file(partial, rf.size, upto=have) if have else _Hashes(rf.size)
+        self.set_file(rf.path, state="downloading", done=have)
+        self.file_meter.reset()
+        failures = 0
+        while have < rf.size:
+            self.check()
+            before = have
+            try:
+                have, hashes = self._transfer(rf, partial, have, hashes)
+            except TransientError as err:
+                self.check()  # a pause or cancel that cut the connection is not a failure
+                hashes = self._hashes  # it hashed exactly the bytes now in the partial file
+                have = partial.stat().st_size if partial.exists() else 0
+                failures = 0 if have > before else failures + 1
+                if failures > self.opt.max_retries:
+                    self.set_file(rf.path, state="failed")
+                    raise HubError(f"download of {rf.path} from {self.repo} failed after "
+                                   f"{self.opt.max_retries} retries: {err}") from err
+                delay = min(self.opt.backoff_max, self.opt.backoff_base * (2 ** max(0, failures - 1)))
+                self.set_file(rf.path, state="retrying", done=have)
+                self.emit("retrying", f"{rf.path}: {err}; retrying in {delay:.1f} s")
+                self.wait(delay)
+                self.set_file(rf.path, state="downloading")
+                if have == 0:
+                    hashes = _Hashes(rf.size)
+        self.set_file(rf.path, state="verifying", done=rf.size)
+        self.emit("verifying", f"verifying {rf.path}")
+        ok, sha = check_hashes(rf, hashes)
+        if not ok:
+            partial.unlink(missing_ok=True)
+            self.set_file(rf.path, state="failed", done=0)
+            expected = rf.sha256 or rf.oid
+            raise IntegrityError(
+                f"{rf.path} of {self.repo} does not match the Hub's hash (expected {expected[:16]}…, "
+                f"got {(sha if rf.sha256 else hashes.git.hexdigest())[:16]}…): deleted the bad file")
+        os.replace(partial, blob)
+        self.set_file(rf.path, state="done", done=rf.size)
+        self.emit("downloading", message or f"{rf.path} done")
+        return sha
+
+    def _transfer(self, rf: RemoteFile, partial: Path, have: int, hashes: _Hashes) -> tuple[int, _Hashes]:
+        """One HTTP request from ``have`` on; returns the new size. Raises TransientError to retry."""
+        assert self.commit is not None
+        self._hashes = hashes
+        headers = {"Range": f"bytes={have}-"} if have else {}
+        url = hubapi.file_url(self.repo, self.commit, rf.path)
+        resp = hubapi.open_url(url, timeout=self.opt.stall_timeout, headers=headers,
+                               repo=self.repo, what=rf.path)
+        with self._sock_lock:
+            self._sock = _socket_of(resp)
+        try:
+            if have and resp.status == 206:
+                start = _content_range_start(resp.headers.get("Content-Range", ""))
+                if start != have:
+                    have, hashes = 0, _Hashes(rf.size)  # server resumed elsewhere: start over
+                    self._hashes = hashes
+                    resp.close()
+                    partial.unlink(missing_ok=True)
+                    raise TransientError(f"{rf.path}: the server resumed at the wrong place")
+            elif have:
+                have, hashes = 0, _Hashes(rf.size)  # no range support: whole file again
+                self._hashes = hashes
+            mode = "r+b" if partial.exists() else "wb"
+            with open(partial, mode) as fh:
+                fh.seek(have)
+                fh.truncate()
+                while True:
+                    self.check()
+                    try:
+                        chunk = resp.read1(self.opt.chunk_size)
+                    except (socket.timeout, TimeoutError) as err:
+                        raise TransientError(f"no data for {self.opt.stall_timeout:g} s (stalled)") from err
+                    except (OSError, http.client.HTTPException) as err:
+                        raise TransientError(f"connection lost: {err}") from err
+                    if not chunk:
+                        break
+                    if have + len(chunk) > rf.size:
+                        raise TransientError(f"{rf.path}: the server sent more than {rf.size} bytes")
+                    fh.write(chunk)
+                    hashes.update(chunk)
+                    have += len(chunk)
+                    self.set_file(rf.path, done=have)
+                    self.file_meter.add(have)
+                    self.meter.add(self.done_bytes())
+                    rate = self.file_meter.rate()
+                    self.set_file(rf.path, rate=rate, eta=_eta(rf.size - have, rate))
+                    if self.callback is not None and (
+                            time.monotonic() - self.last_emit >= self.opt.progress_interval):
+                        fh.flush()  # what a progress value reports is on disk
+                        self.emit("downloading", force=True)
+                fh.flush()
+        finally:
+            with self._sock_lock:
+                self._sock = None
+            resp.close()
+        if have < rf.size:
+            raise TransientError(f"connection closed after {have} of {rf.size} bytes")
+        return have, hashes
+
+
+def _socket_of(resp: Any) -> socket.socket | None:
+    try:
+        sock = resp.fp.raw._sock  # http.client: BufferedReader -> SocketIO -> socket
+    except AttributeError:
+        return None
+    return sock if isinstance(sock, socket.socket) else None
+
+
+def _content_range_start(value: str) -> int | None:
+    # "bytes 100-199/200"
+    try:
+        return int(value.split()[1].split("-")[0])
+    except (IndexError, ValueError):
+        return None
+
+
+def pull(name: str, revision: str | None = None, *, progress: Callable[[PullProgress], None] | None = None,
+         cancel: threading.Event | None = None, pause: threading.Event | None = None,
+         options: PullOptions | None = None) -> dict[str, Any]:
+    """Download ``name`` (catalog id or Hub repo id) into the HF cache, verify it, record it.
+
+    Returns the install record. Raises Paused (partials kept), Cancelled
+    (partials deleted), or a HubError / InputError subclass with a one-line message.
+    """
+    from engine.errors import InputError
+
+    entry = catalog.catalog_entry(name)
+    if entry is not None and entry.get("bundled"):
+        raise InputError(f"{name} ships with Lacuna; there is nothing to download")
+    if entry is not None and entry.get("path"):
+        raise InputError(f"{name} is a local folder; there is nothing to download")
+    repo = entry["repo"] if entry is not None else (name if catalog.is_repo_id(name) else None)
+    if not repo:
+        raise InputError(f"{name!r} is not a catalog id or a Hub repo id (org/name)")
+    revision = revision or (entry or {}).get("revision") or "main"
+    if os.environ.get("HF_HUB_OFFLINE", "").strip().lower() in ("1", "true", "yes", "on"):
+        from .errors import OfflineError
+
+        raise OfflineError(f"HF_HUB_OFFLINE is set, so {repo} cannot be downloaded; unset it to download")
+    job = _Pull(repo, revision, options or PullOptions(), progress, cancel, pause)
+    job.start_watcher()
+    try:
+        return job.run(entry)
+    except Paused:
+        job.emit("paused", f"paused at {int(100 * job.done_bytes() / job.total) if job.total else 0}%")
+        raise
+    except Cancelled:
+        _delete_partials(repo, job)
+        job.emit("cancelled", "cancelled")
+        raise
+    except Exception as err:
+        job.emit("failed", str(err))
+        raise
+    finally:
+        job.stop_watcher()
+
+
+def discard_partials(name: str) -> int:
+    """Delete the partial files of a paused download (what cancel does); returns bytes freed."""
+    repo = catalog.repo_for(name)
+    if not repo:
+        return 0
+    freed = cache.partial_bytes(repo)
+    _delete_partials(repo)
+    return freed
+
+
+def _delete_partials(repo: str, job: _Pull | None = None) -> None:
+    blobs = paths.repo_dir(repo) / "blobs"
+    try:
+        for partial in blobs.glob("*" + cache.PARTIAL_SUFFIX):
+            partial.unlink(missing_ok=True)
+    except OSError:
+        pass

@@ -1,0 +1,421 @@
+"""Will a model fit? Devices, a memory estimate per precision, and a verdict.
+
+Estimate for one forward pass at batch 1 and context ``L`` (diffusion samplers
+keep no KV cache, so nothing grows with the number of steps):
+
+    weights   parameters x bytes per parameter of the precision
+              (8-bit and 4-bit: bitsandbytes keeps embeddings and norms in 16-bit,
+              counted as a share of the weights)
+    logits    L x vocab x (activation bytes + 4): the model's output and one
+              float32 copy the sampler works on
+    hidden    L x (4 x hidden + 2 x intermediate) x activation bytes: the live
+              activations of one layer (inference keeps no others); attention
+              goes through SDPA, which does not materialise L x L scores
+    overhead  a fixed runtime share: 8 MiB on a CPU, 300 MiB on CUDA/MPS (CUDA and MPS
+              not measured here: no GPU on the test machines). The library code
+              itself (about 150 MB once per process for torch + transformers'
+              modeling code) is not counted: it is paid once, whatever the model.
+
+Checked on this machine's CPU against the measured peak RSS of real loads
+(tests/engine/hub/test_fit.py): within 20%.
+"""
+from __future__ import annotations
+
+import json
+import os
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+MIB = 1 << 20
+GIB = 1 << 30
+
+BYTES_PER_PARAM = {"fp32": 4.0, "bf16": 2.0, "fp16": 2.0, "int8": 1.0, "int4": 0.5}
+# bitsandbytes quantises the Linear layers only; ~8% of a typical LM stays in 16-bit
+QUANT_KEPT_16BIT = 0.08
+QUANT_EXTRA = {"int8": 0.0, "int4": 0.03}  # nf4 block scales (double quantised)
+ACT_BYTES = {"fp32": 4, "bf16": 2, "fp16": 2, "int8": 2, "int4": 2}
+OVERHEAD = {"cpu": 8 * MIB, "cuda": 300 * MIB, "mps": 300 * MIB}
+DEFAULT_CONTEXT = 512
+DEFAULT_VOCAB = 50_000  # when the vocabulary is unknown (before download)
+
+
+def weight_bytes(parameters: int, precision: str) -> int:
+    if precision in ("int8", "int4"):
+        kept = parameters * QUANT_KEPT_16BIT
+        quant = parameters - kept
+        return int(kept * 2 + quant * (BYTES_PER_PARAM[precision] + QUANT_EXTRA[precision]))
+    return int(parameters * BYTES_PER_PARAM[precision])
+
+
+@dataclass(frozen=True)
+class Shape:
+    parameters: int
+    vocab_size: int | None = None
+    hidden_size: int | None = None
+    intermediate_size: int | None = None
+    num_hidden_layers: int | None = None
+    max_context: int | None = None
+
+    @property
+    def exact(self) -> bool:
+        return bool(self.vocab_size and self.hidden_size)
+
+
+@dataclass(frozen=True)
+class Estimate:
+    precision: str
+    device: str
+    context: int
+    weights: int
+    working: int
+    overhead: int
+    exact: bool  # False when the model's shape is guessed (not downloaded yet)
+
+    @property
+    def total(self) -> int:
+        return self.weights + self.working + self.overhead
+
+
+def estimate(shape: Shape, precision: str = "bf16", device: str = "cpu",
+             context: int | None = None) -> Estimate:
+    L = int(context or min(shape.max_context or DEFAULT_CONTEXT, DEFAULT_CONTEXT))
+    act = ACT_BYTES[precision]
+    vocab = shape.vocab_size or DEFAULT_VOCAB
+    logits = L * vocab * (act + (0 if act == 4 else 4))
+    if shape.hidden_size:
+        inter = shape.intermediate_size or 4 * shape.hidden_size
+        hidden = L * (4 * shape.hidden_size + 2 * inter) * act
+    else:
+        hidden = int(0.02 * shape.parameters * act / 2)
+    kind = device.split(":")[0]
+    return Estimate(precision, device, L, weight_bytes(shape.parameters, precision), logits + hidden,
+                    OVERHEAD.get(kind, OVERHEAD["cuda"]), shape.exact)
+
+
+# shapes ----------------------------------------------------------------------
+def shape_from_config(config: dict[str, Any], parameters: int | None = None) -> Shape | None:
+    cfg = dict(config)
+    for nested in ("text_config", "llm_config"):
+        if isinstance(cfg.get(nested), dict):
+            cfg = {**cfg[nested], **{k: v for k, v in cfg.items() if k not in cfg[nested]}}
+    hidden = cfg.get("hidden_size") or cfg.get("d_model") or cfg.get("n_embd") or cfg.get("hidden_dim")
+    inter = cfg.get("intermediate_size") or cfg.get("d_ff") or cfg.get("n_inner") or cfg.get("mlp_hidden_size")
+    layers = cfg.get("num_hidden_layers") or cfg.get("n_layers") or cfg.get("n_layer") or cfg.get("num_layers")
+    vocab = cfg.get("vocab_size") or cfg.get("embedding_size")
+    ctx = (cfg.get("max_position_embeddings") or cfg.get("max_sequence_length") or cfg.get("n_positions")
+           or cfg.get("model_max_length"))
+    if parameters is None:
+        if not (hidden and layers and vocab):
+            return None
+        ff = inter or 4 * hidden
+        parameters = int(layers * (4 * hidden * hidden + 2 * hidden * ff) + vocab * hidden)
+    return Shape(int(parameters), vocab, hidden, inter, layers, ctx)
+
+
+def count_safetensors_parameters(folder: Path) -> int | None:
+    """Exact parameter count from the safetensors headers (no tensor is read)."""
+    sizes = {"F64": 8, "F32": 4, "F16": 2, "BF16": 2, "I64": 8, "I32": 4, "I16": 2, "I8": 1, "U8": 1,
+             "BOOL": 1, "F8_E4M3": 1, "F8_E5M2": 1}
+    total = 0
+    files = sorted(folder.glob("*.safetensors"))
+    if not files:
+        return None
+    for file in files:
+        try:
+            with open(file, "rb") as fh:
+                n = int.from_bytes(fh.read(8), "little")
+                if n <= 0 or n > 100 * MIB:
+                    return None
+                header = json.loads(fh.read(n))
+        except (OSError, ValueError):
+            return None
+        for name, info in header.items():
+            if name == "__metadata__":
+                continue
+            count = 1
+            for dim in info.get("shape", []):
+                count *= int(dim)
+            total += count
+    return total or None
+
+
+def shape_for(name_or_entry: str | dict[str, Any]) -> Shape | None:
+    """The best shape we know for a catalog entry, a repo id or a local folder; offline."""
+    from . import catalog, local_snapshot
+
+    entry = catalog.catalog_entry(name_or_entry) if isinstance(name_or_entry, str) else name_or_entry
+    folder: Path | None = None
+    if isinstance(name_or_entry, str) and Path(name_or_entry).is_dir():
+        folder = Path(name_or_entry)
+    elif entry is not None and entry.get("bundled"):
+        from engine import resources
+
+        candidate = resources.path(entry["bundled"])
+        folder = candidate if candidate.is_dir() else None
+    else:
+        key = name_or_entry if isinstance(name_or_entry, str) else (entry or {}).get("id", "")
+        folder = local_snapshot(key) if key else None
+    params = (entry or {}).get("parameters")
+    if folder is not None and (folder / "config.json").is_file():
+        try:
+            config = json.loads((folder / "config.json").read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            config = {}
+        counted = count_safetensors_parameters(folder)
+        shape = shape_from_config(config, counted or params)
+        if shape is not None:
+            return shape
+    if entry is not None and entry.get("shape") and params:
+        return shape_from_config(entry["shape"], params)
+    if params:
+        return Shape(int(params), max_context=(entry or {}).get("context_length"))
+    return None
+
+
+# devices ---------------------------------------------------------------------
+@dataclass(frozen=True)
+class Device:
+    kind: str              # cuda | mps | cpu
+    index: int
+    name: str
+    total: int             # bytes
+    available: int         # bytes free now (CUDA: mem_get_info; CPU: MemAvailable)
+    bf16: bool = True
+
+    @property
+    def label(self) -> str:
+        return f"{self.kind}:{self.index}" if self.kind == "cuda" else self.kind
+
+
+def cpu_memory() -> tuple[int, int]:
+    """(total, available) bytes of RAM: psutil, /proc/meminfo, sysconf, or Windows' API."""
+    try:
+        import psutil  # type: ignore[import-not-found]
+
+        vm = psutil.virtual_memory()
+        return int(vm.total), int(vm.available)
+    except ImportError:
+        pass
+    try:
+        info = {}
+        with open("/proc/meminfo", encoding="ascii") as fh:
+            for line in fh:
+                key, _, rest = line.partition(":")
+                info[key] = int(rest.split()[0]) * 1024
+        total = info["MemTotal"]
+        return total, info.get("MemAvailable", info.get("MemFree", total // 2))
+    except (OSError, KeyError, ValueError):
+        pass
+    if sys.platform == "win32":  # pragma: no cover - exercised on Windows only
+        import ctypes
+
+        class MEMORYSTATUSEX(ctypes.Structure):
+            _fields_ = [("dwLength", ctypes.c_ulong), ("dwMemoryLoad", ctypes.c_ulong),
+                        ("ullTotalPhys", ctypes.c_ulonglong), ("ullAvailPhys", ctypes.c_ulonglong),
+                        ("ullTotalPageFile", ctypes.c_ulonglong), ("ullAvailPageFile", ctypes.c_ulonglong),
+                        ("ullTotalVirtual", ctypes.c_ulonglong), ("ullAvailVirtual", ctypes.c_ulonglong),
+                        ("ullAvailExtendedVirtual", ctypes.c_ulonglong)]
+
+        status = MEMORYSTATUSEX()
+        status.dwLength = ctypes.sizeof(MEMORYSTATUSEX)
+        ctypes.windll.kernel32.GlobalMemoryStatusEx(ctypes.byref(status))  # type: ignore[attr-defined]
+        return int(status.ullTotalPhys), int(status.ullAvailPhys)
+    try:  # pragma: no cover - macOS and other Unixes
+        total = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+        try:
+            avail = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_AVPHYS_PAGES")
+        except (ValueError, OSError):
+            avail = total // 2
+        return int(total), int(avail)
+    except (ValueError, OSError, AttributeError):  # pragma: no cover
+        return 0, 0
+
+
+def detect_devices() -> list[Device]:
+    """CUDA GPUs, Apple MPS, and the CPU (always last).
+
+    Uses torch when it is already imported (cuda.mem_get_info: free memory as
+    the driver sees it); otherwise asks the NVIDIA driver through NVML (ctypes,
+    no torch import: the check stays fast and safe on any thread).
+    """
+    devices: list[Device] = []
+    total, avail = cpu_memory()
+    torch = sys.modules.get("torch")
+    gpus = _torch_cuda(torch) if torch is not None else None
+    if gpus is None:
+        gpus = _nvml_gpus() or []
+    devices.extend(gpus)
+    mps = _mps_device(torch, total, avail)
+    if mps is not None:
+        devices.append(mps)
+    devices.append(Device("cpu", 0, _cpu_name(), total, avail, _cpu_has_bf16()))
+    return devices
+
+
+def _cpu_has_bf16() -> bool:
+    """Native bf16 units (the engine runs bf16 on such CPUs, float32 elsewhere)."""
+    import platform
+
+    if sys.platform == "darwin" and platform.machine() == "arm64":
+        return True
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8", errors="replace") as fh:
+            flags = fh.read()
+    except OSError:
+        return False
+    return "avx512_bf16" in flags or "amx_bf16" in flags
+
+
+def _torch_cuda(torch: Any) -> list[Device] | None:
+    try:
+        if not torch.cuda.is_available():
+            return []
+        out = []
+        for i in range(torch.cuda.device_count()):
+            props = torch.cuda.get_device_properties(i)
+            try:
+                free, tot = torch.cuda.mem_get_info(i)
+            except Exception:  # noqa: BLE001 - some drivers refuse
+                free, tot = props.total_memory, props.total_memory
+            out.append(Device("cuda", i, props.name, int(tot), int(free), props.major >= 8))
+        return out
+    except Exception:  # noqa: BLE001 - a broken driver must not break the fit check
+        return None
+
+
+def _nvml_gpus() -> list[Device] | None:
+    """NVIDIA GPUs through the driver's NVML library; None where there is no driver."""
+    import ctypes
+
+    lib = None
+    for name in ("libnvidia-ml.so.1", "libnvidia-ml.so", "nvml.dll"):
+        try:
+            lib = ctypes.CDLL(name)
+            break
+        except OSError:
+            continue
+    if lib is None:
+        return None
+
+    class Memory(ctypes.Structure):
+        _fields_ = [("total", ctypes.c_ulonglong), ("free", ctypes.c_ulonglong), ("used", ctypes.c_ulonglong)]
+
+    try:
+        if lib.nvmlInit_v2() != 0:
+            return None
+        try:
+            count = ctypes.c_uint(0)
+            if lib.nvmlDeviceGetCount_v2(ctypes.byref(count)) != 0:
+                return None
+            out = []
+            for i in range(count.value):
+                handle = ctypes.c_void_p()
+                if lib.nvmlDeviceGetHandleByIndex_v2(i, ctypes.byref(handle)) != 0:
+                    continue
+                mem = Memory()
+                lib.nvmlDeviceGetMemoryInfo(handle, ctypes.byref(mem))
+                buf = ctypes.create_string_buffer(96)
+                lib.nvmlDeviceGetName(handle, buf, 96)
+                major, minor = ctypes.c_int(0), ctypes.c_int(0)
+                lib.nvmlDeviceGetCudaComputeCapability(handle, ctypes.byref(major), ctypes.byref(minor))
+                out.append(Device("cuda", i, buf.value.decode(errors="replace") or f"GPU {i}", int(mem.total),
+                                  int(mem.free), major.value >= 8))
+            return out
+        finally:
+            lib.nvmlShutdown()
+    except (AttributeError, OSError):
+        return None
+
+
+def _mps_device(torch: Any, total: int, avail: int) -> Device | None:
+    import platform
+
+    if torch is not None:
+        try:
+            if not (getattr(torch.backends, "mps", None) and torch.backends.mps.is_available()):
+                return None
+            limit = total
+            rec = getattr(getattr(torch, "mps", None), "recommended_max_memory", None)
+            if rec is not None:
+                limit = int(rec())
+            return Device("mps", 0, "Apple GPU (MPS)", limit, min(limit, avail), True)
+        except Exception:  # noqa: BLE001
+            return None
+    if sys.platform == "darwin" and platform.machine() == "arm64":
+        # unified memory: Metal lets a process use about three quarters of RAM
+        limit = int(total * 0.75)
+        return Device("mps", 0, "Apple GPU (MPS)", limit, min(limit, avail), True)
+    return None
+
+
+def _cpu_name() -> str:
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8", errors="replace") as fh:
+            for line in fh:
+                if line.startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    import platform
+
+    return platform.processor() or "CPU"
+
+
+def bitsandbytes_available() -> bool:
+    import importlib.util
+
+    return importlib.util.find_spec("bitsandbytes") is not None
+
+
+# verdicts --------------------------------------------------------------------
+@dataclass(frozen=True)
+class Fit:
+    precision: str
+    device: str
+    need: int
+    available: int
+    total: int
+    verdict: str      # fits | tight | won't fit | n/a
+    note: str = ""
+    exact: bool = True
+
+
+def verdict(need: int, available: int, total: int) -> str:
+    if need <= 0.85 * available:
+        return "fits"
+    if need <= available or need <= 0.9 * total:
+        return "tight"
+    return "won't fit"
+
+
+PRECISIONS = ("bf16", "int8", "int4")
+
+
+def fit_model(name_or_entry: str | dict[str, Any], devices: list[Device] | None = None,
+              context: int | None = None) -> list[Fit]:
+    """Verdicts for bf16/fp16, 8-bit and 4-bit on the best device (CUDA, else MPS, else CPU)."""
+    shape = shape_for(name_or_entry)
+    devices = devices if devices is not None else detect_devices()
+    device = devices[0]
+    out: list[Fit] = []
+    for precision in PRECISIONS:
+        if shape is None:
+            out.append(Fit(precision, device.label, 0, device.available, device.total, "n/a",
+                           "size unknown until downloaded", False))
+            continue
+        prec = precision
+        if precision == "bf16" and not device.bf16:
+            prec = "fp32" if device.kind == "cpu" else "fp16"
+        if precision in ("int8", "int4") and device.kind != "cuda":
+            out.append(Fit(precision, device.label, 0, device.available, device.total, "n/a",
+                           "8/4-bit needs CUDA (bitsandbytes)", shape.exact))
+            continue
+        est = estimate(shape, prec, device.label, context)
+        note = ""
+        if precision in ("int8", "int4") and not bitsandbytes_available():
+            note = "needs bitsandbytes (pip install bitsandbytes)"
+        out.append(Fit(prec, device.label, est.total, device.available, device.total,
+                       verdict(est.total, device.available, device.total), note, est.exact))
+    return out

@@ -1,0 +1,201 @@
+"""Installed models: list, verify, remove. Offline: nothing here touches the network."""
+from __future__ import annotations
+
+import shutil
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+from . import cache, catalog, paths, records
+from .download import RemoteFile, check_hashes, hash_file
+from .errors import NotInstalled
+
+
+@dataclass(frozen=True)
+class ModelInfo:
+    """One row of the model list (plain data)."""
+
+    id: str
+    name: str
+    repo: str | None
+    family: str
+    parameters: int | None
+    size: int | None          # bytes: installed size, else the catalog's download size
+    status: str               # bundled | installed | corrupt | partial | available | local | missing
+    commit: str | None
+    loadable: bool
+    path: str | None          # the local folder when there is one
+    source: str               # catalog | user | cache
+    context_length: int | None = None
+    license: str | None = None
+    dtype: str | None = None
+    remote_code: bool = False
+    partial_bytes: int = 0
+
+    def as_dict(self) -> dict[str, Any]:
+        return dict(self.__dict__)
+
+
+def _status_for(entry: dict[str, Any]) -> ModelInfo:
+    repo = entry.get("repo")
+    size = entry.get("download_size")
+    commit = None
+    folder: Path | None = None
+    partial = 0
+    remote_code = False
+    if entry.get("bundled"):
+        from engine import resources
+
+        folder = resources.path(entry["bundled"])
+        status = "bundled" if folder.is_dir() else "missing"
+    elif entry.get("path"):
+        folder = Path(entry["path"])
+        status = "local" if folder.is_dir() else "missing"
+    else:
+        record = records.get_install(repo) if repo else None
+        if record:
+            commit = record["commit"]
+            size = record.get("size", size)
+            remote_code = bool(record.get("remote_code"))
+            folder = cache.installed_snapshot(repo)
+            status = "installed" if folder is not None and record.get("verified", True) else "corrupt"
+        else:
+            folder = cache.newest_complete_snapshot(repo) if repo else None
+            status = "cached" if folder is not None else "available"
+            if folder is not None:
+                commit = folder.name
+        if status == "available" and repo:
+            partial = cache.partial_bytes(repo)
+            if partial:
+                status = "partial"
+    family = entry.get("family") or "unknown"
+    record = records.get_install(repo) if repo else None
+    if family == "unknown" and record and record.get("family"):
+        family = record["family"]
+    return ModelInfo(
+        id=entry["id"], name=entry.get("name") or entry["id"], repo=repo, family=family,
+        parameters=entry.get("parameters"), size=size, status=status, commit=commit,
+        loadable=family in catalog.LOADABLE_FAMILIES, path=str(folder) if folder else None,
+        source=entry.get("source", "catalog"), context_length=entry.get("context_length"),
+        license=entry.get("license"), dtype=entry.get("dtype"), remote_code=remote_code,
+        partial_bytes=partial)
+
+
+def list_models() -> list[ModelInfo]:
+    """Catalog entries (bundled and user) plus repos Lacuna installed that are in neither."""
+    result = [_status_for(e) for e in catalog.entries()]
+    known = {(m.repo or "").lower() for m in result}
+    for key, record in sorted(records.all_installs().items()):
+        if key not in known:
+            entry = {"id": record["repo"], "repo": record["repo"], "family": record.get("family") or "unknown",
+                     "source": "cache"}
+            result.append(_status_for(entry))
+    return result
+
+
+def model_info(name: str) -> ModelInfo | None:
+    entry = catalog.catalog_entry(name)
+    if entry is None and catalog.is_repo_id(name):
+        entry = {"id": name, "repo": name, "family": "unknown", "source": "cache"}
+        record = records.get_install(name)
+        if record:
+            entry["family"] = record.get("family") or "unknown"
+    return _status_for(entry) if entry else None
+
+
+@dataclass(frozen=True)
+class VerifyReport:
+    repo: str
+    commit: str
+    ok: bool
+    checked: int
+    problems: tuple[str, ...]
+
+    def message(self) -> str:
+        if self.ok:
+            return f"{self.repo}@{self.commit[:12]}: {self.checked} files verified"
+        return f"{self.repo}@{self.commit[:12]}: " + "; ".join(self.problems)
+
+
+def _require_record(name: str) -> dict[str, Any]:
+    repo = catalog.repo_for(name)
+    record = records.get_install(repo) if repo else None
+    if record is None:
+        raise NotInstalled(f"{name} is not installed (lacuna-cli models pull {name})")
+    return record
+
+
+def verify(name: str) -> VerifyReport:
+    """Re-hash every file of an installed model. A bad file is deleted and the model marked corrupt."""
+    record = _require_record(name)
+    repo, commit = record["repo"], record["commit"]
+    problems: list[str] = []
+    for item in record["files"]:
+        blob = cache.blob_path(repo, item["blob"])
+        link = cache.snapshot_dir(repo, commit) / item["path"]
+        if not blob.is_file():
+            problems.append(f"{item['path']} is missing")
+            continue
+        if blob.stat().st_size != item["size"]:
+            problems.append(f"{item['path']} has the wrong size: deleted it")
+            blob.unlink()
+            continue
+        rf = RemoteFile(item["path"], item["size"], item["blob"] if not item.get("lfs") else "",
+                        item["blob"] if item.get("lfs") else None)
+        ok, sha = check_hashes(rf, hash_file(blob, item["size"]))
+        if not ok or sha != item["sha256"]:
+            problems.append(f"{item['path']} does not match its sha256: deleted the bad file")
+            blob.unlink()
+            continue
+        if not link.exists():
+            cache.link_into_snapshot(repo, commit, item["path"], item["blob"])
+    record = dict(record)
+    record["verified"] = not problems
+    record["verified_at"] = datetime.now(timezone.utc).isoformat(timespec="seconds")
+    if problems:
+        record["problems"] = problems
+    else:
+        record.pop("problems", None)
+    records.put_install(record)
+    return VerifyReport(repo, commit, not problems, len(record["files"]), tuple(problems))
+
+
+def remove(name: str) -> int:
+    """Delete an installed model's snapshot and the blobs no other snapshot uses; returns bytes freed."""
+    repo = catalog.repo_for(name)
+    record = records.get_install(repo) if repo else None
+    if repo is None or (record is None and not paths.repo_dir(repo).exists()):
+        raise NotInstalled(f"{name} is not installed")
+    folder = paths.repo_dir(repo)
+    commit = record["commit"] if record else None
+    before = cache.repo_size_on_disk(repo)
+    snaps = folder / "snapshots"
+    if commit:
+        shutil.rmtree(snaps / commit, ignore_errors=True)
+    else:
+        shutil.rmtree(snaps, ignore_errors=True)
+    still_used: set[str] = set()
+    if snaps.is_dir():
+        for link in snaps.rglob("*"):
+            if link.is_symlink():
+                still_used.add(Path(link.readlink()).name)
+    blobs = folder / "blobs"
+    if blobs.is_dir():
+        for blob in blobs.iterdir():
+            if blob.name not in still_used:
+                blob.unlink(missing_ok=True)
+    refs = folder / "refs"
+    if refs.is_dir():
+        for ref in refs.iterdir():
+            try:
+                target = ref.read_text().strip()
+            except OSError:
+                continue
+            if not (snaps / target).is_dir():
+                ref.unlink(missing_ok=True)
+    if not snaps.is_dir() or not any(snaps.iterdir()):
+        shutil.rmtree(folder, ignore_errors=True)
+        shutil.rmtree(paths.hf_cache_dir() / ".locks" / paths.repo_folder_name(repo), ignore_errors=True)
+    records.drop_install(repo)
+    return max(0, before - cache.repo_size_on_disk(repo))
