@@ -75,23 +75,27 @@ def overhead(model, context: int = 256, span: int = 32, steps: int = 16, repeats
 
     bare()
     engine_times, bare_times, full_times = [], [], []
-    for _ in range(repeats):
+
+    def timed(fn, into):
         t = perf_counter()
-        infill(model, request, threading.Event())
-        engine_times.append(perf_counter() - t)
-        t = perf_counter()
-        bare()
-        bare_times.append(perf_counter() - t)
-        t = perf_counter()
-        full_vocab()
-        full_times.append(perf_counter() - t)
+        fn()
+        into.append(perf_counter() - t)
+
+    run = lambda: infill(model, request, threading.Event())  # noqa: E731
+    for r in range(repeats):
+        # Alternate the order so a slow moment of the machine does not always hit one side.
+        order = [(run, engine_times), (bare, bare_times), (full_vocab, full_times)]
+        for fn, into in (order if r % 2 == 0 else order[::-1]):
+            timed(fn, into)
     e, b, f = (statistics.median(x) for x in (engine_times, bare_times, full_times))
+    # Paired ratios are robust to load that drifts between repetitions.
+    paired = statistics.median((x - y) / y for x, y in zip(engine_times, bare_times))
     return {
         "model": model.name, "device": str(model.device), "dtype": str(model.dtype).replace("torch.", ""),
         "threads": torch.get_num_threads(), "canvas_tokens": length, "masked": span, "steps": steps,
         "nfe": len(shapes), "sampler": sampler, "repeats": repeats,
         "infill_s": round(e, 4), "bare_forwards_s": round(b, 4), "full_vocab_forwards_s": round(f, 4),
-        "overhead_pct": round(100 * (e - b) / b, 2),
+        "overhead_pct": round(100 * paired, 2),
         "vs_reference_forwards_pct": round(100 * (e - f) / f, 2),
     }
 

@@ -69,6 +69,11 @@ def drops_spaces(tokenizer) -> bool:
 def _encode(tokenizer, text: str) -> list[int]:
     if not text:
         return []
+    # The Rust tokenizer directly: no length warning for long documents (the
+    # canvas windows them itself) and no Python wrapper per call.
+    backend = getattr(tokenizer, "backend_tokenizer", None)
+    if backend is not None:
+        return backend.encode(text, add_special_tokens=False).ids
     return list(tokenizer.encode(text, add_special_tokens=False))
 
 
