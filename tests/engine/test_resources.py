@@ -31,12 +31,28 @@ def test_frozen_bundle_layout_wins(tmp_path, monkeypatch):
     assert resources.root() == tmp_path / "resources"
 
 
+def test_frozen_bundle_loads_the_starter(tmp_path, monkeypatch):
+    starter = ROOT / "resources" / "models" / "starter"
+    if not (starter / "model.safetensors").is_file():
+        pytest.skip("the starter model is not in this checkout")
+    from engine import load_model
+
+    (tmp_path / "resources").symlink_to(ROOT / "resources", target_is_directory=True)
+    monkeypatch.setattr(sys, "_MEIPASS", str(tmp_path), raising=False)
+    model = load_model("starter", device="cpu")
+    assert model.path.startswith(str(tmp_path))
+
+
 def test_wheel_carries_the_resources(tmp_path):
     """Build the wheel and check that the resources, the starter model
     included, are installed as lacuna_resources."""
     pytest.importorskip("setuptools")
+    # Build from a copy: an in-tree build would leave build/ and egg-info in the checkout.
+    source = tmp_path / "src"
+    shutil.copytree(ROOT, source, ignore=shutil.ignore_patterns(
+        ".git", "build", "*.egg-info", "__pycache__", ".pytest_cache", ".hypothesis"))
     out = subprocess.run(
-        [sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "-w", str(tmp_path), str(ROOT)],
+        [sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "-w", str(tmp_path), str(source)],
         capture_output=True, text=True, timeout=300,
     )
     assert out.returncode == 0, out.stderr[-2000:]
@@ -50,10 +66,13 @@ def test_wheel_carries_the_resources(tmp_path):
     site = tmp_path / "site"
     zipfile.ZipFile(wheel).extractall(site)
     probe = textwrap.dedent("""
-        import sys
+        import engine
         from engine import resources
+        assert engine.__file__.startswith(%r), engine.__file__
+        if (resources.path("models", "starter", "model.safetensors")).is_file():
+            engine.load_model("starter", device="cpu")
         print(resources.root())
-    """)
+    """ % str(site))
     run = subprocess.run([sys.executable, "-c", probe], cwd=tmp_path, capture_output=True, text=True,
                          env={"PYTHONPATH": str(site), "PATH": "/usr/bin:/bin"}, timeout=60)
     assert run.returncode == 0, run.stderr
