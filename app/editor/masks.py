@@ -1,0 +1,65 @@
+"""A mask: a span of the document to fill, held as QTextCursor anchors.
+
+The cursors belong to the document, so the mask moves with edits around it.
+Text typed at either edge stays outside the mask. A range mask whose text is
+deleted entirely disappears; an insertion mask (start == end) has a length.
+"""
+from __future__ import annotations
+
+import itertools
+
+from PySide6.QtGui import QTextCursor, QTextDocument
+
+_ids = itertools.count(1)
+
+
+class Mask:
+    def __init__(self, document: QTextDocument, start: int, end: int,
+                 length: int | None = None, strength: float = 1.0) -> None:
+        self.id = next(_ids)
+        self.insertion = start == end
+        self._start = QTextCursor(document)
+        self._start.setPosition(start)
+        self._end = QTextCursor(document)
+        self._end.setPosition(end)
+        if not self.insertion:
+            # typed at the end edge: stays outside; at the start edge: the start
+            # cursor moves past it, so it is outside too.
+            self._end.setKeepPositionOnInsert(True)
+        else:
+            self._end = self._start
+        self.length = length  # tokens; None: as many as the covered text has
+        self.strength = strength
+
+    @property
+    def start(self) -> int:
+        return self._start.position()
+
+    @property
+    def end(self) -> int:
+        return max(self._start.position(), self._end.position())
+
+    def range(self) -> tuple[int, int]:
+        return self.start, self.end
+
+    @property
+    def collapsed(self) -> bool:
+        """A range mask whose text was deleted."""
+        return not self.insertion and self.end <= self.start
+
+    def contains(self, pos: int) -> bool:
+        if self.insertion:
+            return pos == self.start
+        return self.start <= pos <= self.end
+
+    def overlaps(self, start: int, end: int) -> bool:
+        if self.insertion:
+            return start <= self.start <= end if start != end else self.start == start
+        if start == end:
+            return self.start < start < self.end
+        return self.start < end and start < self.end
+
+    def describe(self) -> str:
+        n = f"{self.length} tokens" if self.length else "auto length"
+        s = "" if self.strength >= 1 else f", strength {self.strength:.0%}"
+        return f"{'insertion' if self.insertion else 'mask'} ({n}{s})"

@@ -1,0 +1,65 @@
+"""The small popup that edits one mask: its length in tokens and its strength."""
+from __future__ import annotations
+
+from PySide6.QtCore import Qt, Signal
+from PySide6.QtWidgets import QFormLayout, QFrame, QHBoxLayout, QLabel, QPushButton, QSlider, QSpinBox, QWidget
+
+from .masks import Mask
+
+
+class MaskPopup(QFrame):
+    changed = Signal()
+    removeRequested = Signal(object)
+
+    def __init__(self, mask: Mask, auto_count: int | None, parent: QWidget | None = None) -> None:
+        super().__init__(parent, Qt.WindowType.Popup)
+        self.setObjectName("maskPopup")
+        self.setFrameShape(QFrame.Shape.StyledPanel)
+        self.mask = mask
+        form = QFormLayout(self)
+        title = QLabel("<b>Insertion</b>" if mask.insertion else "<b>Mask</b>")
+        form.addRow(title)
+
+        self.length = QSpinBox(objectName="maskLengthSpin", minimum=0 if not mask.insertion else 1, maximum=4096)
+        self.length.setSuffix(" tokens")
+        if not mask.insertion:
+            auto = f"auto ({auto_count} tokens)" if auto_count is not None else "auto (as the covered text)"
+            self.length.setSpecialValueText(auto)
+        self.length.setValue(mask.length or 0)
+        self.length.setToolTip("How many tokens the model writes here")
+        form.addRow("Length", self.length)
+
+        row = QHBoxLayout()
+        self.strength = QSlider(Qt.Orientation.Horizontal, objectName="maskStrengthSlider")
+        self.strength.setRange(5, 100)
+        self.strength.setValue(round(mask.strength * 100))
+        self.strength.setEnabled(not mask.insertion)
+        self.strength.setToolTip("100%: rewrite the whole span; less: re-mask only that fraction of its tokens")
+        self.strength_label = QLabel(f"{self.strength.value()}%")
+        row.addWidget(self.strength, 1)
+        row.addWidget(self.strength_label)
+        form.addRow("Strength", row)
+
+        remove = QPushButton("Remove mask", objectName="maskRemoveButton")
+        form.addRow(remove)
+        self.length.valueChanged.connect(self._apply)
+        self.strength.valueChanged.connect(self._apply)
+        remove.clicked.connect(self._remove)
+
+    def _apply(self, *_: object) -> None:
+        v = self.length.value()
+        self.mask.length = v if v > 0 else None
+        self.mask.strength = 1.0 if self.mask.insertion else self.strength.value() / 100
+        if self.mask.strength < 1 and self.mask.length is not None:
+            # an edit keeps the covered tokens: its length is the covered text's
+            self.mask.length = None
+            self.length.blockSignals(True)
+            self.length.setValue(0)
+            self.length.blockSignals(False)
+        self.length.setEnabled(self.mask.strength >= 1)
+        self.strength_label.setText(f"{self.strength.value()}%")
+        self.changed.emit()
+
+    def _remove(self) -> None:
+        self.removeRequested.emit(self.mask)
+        self.close()

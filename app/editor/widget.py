@@ -1,0 +1,234 @@
+"""The editor: a QPlainTextEdit that holds masks as overlays.
+
+Masks never change the text: they are QTextCursor anchors drawn with
+ExtraSelections (range masks) and painted markers (insertion masks).
+"""
+from __future__ import annotations
+
+from PySide6.QtCore import QPoint, QRect, Qt, Signal
+from PySide6.QtGui import QAction, QBrush, QColor, QFont, QPainter, QPen, QTextCharFormat, QTextCursor
+from PySide6.QtWidgets import QMenu, QPlainTextEdit, QTextEdit, QWidget
+
+from . import colors
+from .masks import Mask
+
+
+def document_text(doc) -> str:
+    """The document's exact text (toPlainText would turn NBSP into spaces)."""
+    return doc.toRawText().replace("\u2029", "\n")
+
+
+def editor_font() -> QFont:
+    font = QFont("DejaVu Sans Mono")
+    font.setStyleHint(QFont.StyleHint.Monospace)
+    font.setFixedPitch(True)
+    font.setPointSize(11)
+    return font
+
+
+class Editor(QPlainTextEdit):
+    masksChanged = Signal()
+    maskEditRequested = Signal(object, QPoint)  # Mask, global position
+
+    def __init__(self, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.setObjectName("editor")
+        self.setFont(editor_font())
+        self.setTabStopDistance(4 * self.fontMetrics().horizontalAdvance(" "))
+        self.masks: list[Mask] = []
+        self._tint: list[QTextEdit.ExtraSelection] = []
+        self._find: list[QTextEdit.ExtraSelection] = []
+        self._applying = False
+        self.document().contentsChange.connect(self._on_contents_change)
+
+    # ---- masks ---------------------------------------------------------
+    def add_mask(self, start: int, end: int, length: int | None = None, strength: float = 1.0) -> Mask:
+        start, end = min(start, end), max(start, end)
+        for m in [m for m in self.masks if m.overlaps(start, end) or (m.insertion and start < m.start < end)]:
+            self.masks.remove(m)
+        mask = Mask(self.document(), start, end, length, strength)
+        self.masks.append(mask)
+        self.masks.sort(key=lambda m: (m.start, m.end))
+        self.refresh_selections()
+        self.masksChanged.emit()
+        return mask
+
+    def mask_selection(self, insertion_length: int) -> Mask:
+        """Mask the selection, or insert an insertion mask at the cursor."""
+        c = self.textCursor()
+        if c.hasSelection():
+            start, end = c.selectionStart(), c.selectionEnd()
+            text = document_text(self.document())
+            # word-wise selection (Ctrl+Shift+Right, double-click) takes the space after a
+            # word: keep spaces at the edges outside the mask, so the fill keeps its neighbours apart
+            while end > start and text[end - 1] in " \t\n":
+                end -= 1
+            while start < end and text[start] in " \t\n":
+                start += 1
+            if start == end:  # only whitespace selected: an insertion where it began
+                return self.add_mask(c.selectionStart(), c.selectionStart(), length=insertion_length)
+            mask = self.add_mask(start, end)
+            c.clearSelection()
+            c.setPosition(mask.end)
+            self.setTextCursor(c)
+            return mask
+        return self.add_mask(c.position(), c.position(), length=insertion_length)
+
+    def remove_mask(self, mask: Mask) -> None:
+        if mask in self.masks:
+            self.masks.remove(mask)
+            self.refresh_selections()
+            self.masksChanged.emit()
+
+    def clear_masks(self) -> None:
+        if self.masks:
+            self.masks.clear()
+            self.refresh_selections()
+            self.masksChanged.emit()
+
+    def mask_at(self, pos: int) -> Mask | None:
+        hits = [m for m in self.masks if m.contains(pos)]
+        return hits[0] if hits else None
+
+    def mask_ranges(self) -> list[tuple[int, int, int | None, float]]:
+        return [(m.start, m.end, m.length, m.strength) for m in self.masks]
+
+    # ---- tint after Accept ----------------------------------------------
+    def set_tint(self, pieces: list[tuple[int, int, float]]) -> None:
+        sels = []
+        for start, end, conf in pieces:
+            sel = QTextEdit.ExtraSelection()
+            c = QTextCursor(self.document())
+            c.setPosition(start)
+            c.setPosition(end, QTextCursor.MoveMode.KeepAnchor)
+            sel.cursor = c
+            fmt = QTextCharFormat()
+            fmt.setBackground(colors.confidence_color(conf))
+            fmt.setToolTip(f"confidence {conf:.0%}")
+            sel.format = fmt
+            sels.append(sel)
+        self._tint = sels
+        self.refresh_selections()
+
+    def clear_tint(self) -> None:
+        if self._tint:
+            self._tint = []
+            self.refresh_selections()
+
+    @property
+    def has_tint(self) -> bool:
+        return bool(self._tint)
+
+    def set_find_highlight(self, start: int, end: int) -> None:
+        sel = QTextEdit.ExtraSelection()
+        c = QTextCursor(self.document())
+        c.setPosition(start)
+        c.setPosition(end, QTextCursor.MoveMode.KeepAnchor)
+        sel.cursor = c
+        fmt = QTextCharFormat()
+        fmt.setBackground(QColor(253, 224, 71, 160))
+        sel.format = fmt
+        self._find = [sel]
+        self.refresh_selections()
+
+    def clear_find_highlight(self) -> None:
+        if self._find:
+            self._find = []
+            self.refresh_selections()
+
+    # ---- drawing -------------------------------------------------------
+    def refresh_selections(self) -> None:
+        sels = list(self._tint)
+        for m in self.masks:
+            if m.insertion:
+                continue
+            sel = QTextEdit.ExtraSelection()
+            c = QTextCursor(self.document())
+            c.setPosition(m.start)
+            c.setPosition(m.end, QTextCursor.MoveMode.KeepAnchor)
+            sel.cursor = c
+            fmt = QTextCharFormat()
+            fmt.setBackground(colors.MASK_BG)
+            fmt.setUnderlineStyle(QTextCharFormat.UnderlineStyle.SingleUnderline)
+            fmt.setUnderlineColor(colors.MASK_EDGE)
+            fmt.setToolTip(m.describe() + " — double-click to edit")
+            sel.format = fmt
+            sels.append(sel)
+        sels.extend(self._find)
+        self.setExtraSelections(sels)
+        self.viewport().update()
+
+    def insertion_rect(self, mask: Mask) -> QRect:
+        c = QTextCursor(self.document())
+        c.setPosition(mask.start)
+        r = self.cursorRect(c)
+        label = f"+{mask.length or '?'}"
+        w = self.fontMetrics().horizontalAdvance(label) + 8
+        return QRect(r.left() - 1, r.top() + 1, w, r.height() - 2)
+
+    def paintEvent(self, event) -> None:  # noqa: N802
+        super().paintEvent(event)
+        inserts = [m for m in self.masks if m.insertion]
+        if not inserts:
+            return
+        p = QPainter(self.viewport())
+        p.setRenderHint(QPainter.RenderHint.Antialiasing)
+        small = QFont(self.font())
+        small.setPointSizeF(self.font().pointSizeF() * 0.8)
+        p.setFont(small)
+        for m in inserts:
+            r = self.insertion_rect(m)
+            if not r.intersects(event.rect()):
+                continue
+            p.setPen(QPen(colors.MASK_EDGE, 1))
+            p.setBrush(QBrush(colors.MASK_BG))
+            p.drawRoundedRect(r, 3, 3)
+            p.setPen(colors.MASK_EDGE)
+            p.drawText(r, Qt.AlignmentFlag.AlignCenter, f"+{m.length or '?'}")
+        p.end()
+
+    # ---- interaction -----------------------------------------------------
+    def _mask_under(self, viewport_pos: QPoint) -> Mask | None:
+        for m in self.masks:
+            if m.insertion and self.insertion_rect(m).contains(viewport_pos):
+                return m
+        pos = self.cursorForPosition(viewport_pos).position()
+        m = self.mask_at(pos)
+        return None if m is not None and m.insertion else m
+
+    def mouseDoubleClickEvent(self, event) -> None:  # noqa: N802
+        m = self._mask_under(event.position().toPoint())
+        if m is not None:
+            self.maskEditRequested.emit(m, event.globalPosition().toPoint())
+            return
+        super().mouseDoubleClickEvent(event)
+
+    def contextMenuEvent(self, event) -> None:  # noqa: N802
+        menu: QMenu = self.createStandardContextMenu(event.pos())
+        m = self._mask_under(event.pos())
+        if m is not None:
+            menu.insertSeparator(menu.actions()[0])
+            edit = _menu_action(menu, "Mask length and strength…", lambda: self.maskEditRequested.emit(m, event.globalPos()))
+            remove = _menu_action(menu, "Remove this mask", lambda: self.remove_mask(m))
+            menu.insertActions(menu.actions()[0], [edit, remove])
+        menu.exec(event.globalPos())
+        menu.deleteLater()
+
+    def _on_contents_change(self, pos: int, removed: int, added: int) -> None:
+        if self._applying:
+            return
+        gone = [m for m in self.masks if m.collapsed]
+        for m in gone:
+            self.masks.remove(m)
+        if self._tint:
+            self._tint = []
+        if gone or removed or added:
+            self.refresh_selections()
+        if gone:
+            self.masksChanged.emit()
+
+
+def _menu_action(parent, text, slot) -> QAction:
+    a = QAction(text, parent)
+    a.triggered.connect(slot)
+    return a

@@ -1,0 +1,433 @@
+"""ModelManager: one per application; owns the download and verify workers.
+
+Each download runs ``engine.hub.download.pull`` in a QObject worker moved to
+its own QThread. Only immutable data crosses threads (PullProgress, Outcome,
+tuples of ModelInfo/Fit). Downloads go on when the Model manager window is
+closed; :meth:`shutdown` (connected to QCoreApplication.aboutToQuit) pauses
+them, keeping partial files for the next start, and joins the threads with
+quit() and wait(); it never terminates a thread.
+"""
+from __future__ import annotations
+
+import atexit
+import logging
+import threading
+import traceback
+import weakref
+from dataclasses import dataclass, field
+from typing import Any
+
+from PySide6.QtCore import QCoreApplication, QObject, QThread, Signal, Slot
+
+log = logging.getLogger(__name__)
+_MANAGERS: "weakref.WeakSet[ModelManager]" = weakref.WeakSet()
+
+
+@atexit.register
+def _shutdown_all() -> None:
+    """Join worker threads before the interpreter (and Qt) go away, even without aboutToQuit."""
+    for manager in list(_MANAGERS):
+        try:
+            manager.shutdown()
+        except RuntimeError:  # the C++ object is already gone
+            pass
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """How a job ended: state is installed | paused | cancelled | failed | consent | verified | corrupt | removed."""
+
+    name: str
+    state: str
+    message: str = ""
+    commit: str | None = None
+    consent: str | None = None               # "remote_code" | "pickle" when state == "consent"
+    files: tuple[tuple[str, int, str], ...] = ()  # (path, size, sha256) of code files / pickle names
+
+
+@dataclass(frozen=True)
+class Live:
+    """What the manager knows about a row right now (beyond what is on disk)."""
+
+    state: str                      # downloading | paused | failed | verifying | verified | corrupt
+    progress: Any = None            # the last PullProgress
+    message: str = ""
+
+
+class DownloadWorker(QObject):
+    progress = Signal(str, object)   # (name, PullProgress)
+    done = Signal(object)            # Outcome
+
+    def __init__(self, name: str, revision: str | None, options: Any, pause: threading.Event,
+                 cancel: threading.Event) -> None:
+        super().__init__()
+        self._name = name
+        self._revision = revision
+        self._options = options
+        self._pause = pause
+        self._cancel = cancel
+
+    @Slot()
+    def run(self) -> None:
+        from engine.errors import LacunaError
+        from engine.hub.download import pull
+        from engine.hub.errors import Cancelled, Paused, PickleConsentRequired, RemoteCodeConsentRequired
+
+        name = self._name
+        try:
+            record = pull(name, self._revision, progress=lambda p: self.progress.emit(name, p),
+                          cancel=self._cancel, pause=self._pause, options=self._options)
+            outcome = Outcome(name, "installed", f"installed and verified ({record['commit'][:12]})",
+                              record["commit"])
+        except Paused as err:
+            outcome = Outcome(name, "paused", str(err))
+        except Cancelled as err:
+            outcome = Outcome(name, "cancelled", str(err))
+        except RemoteCodeConsentRequired as err:
+            outcome = Outcome(name, "consent", str(err), err.commit, "remote_code",
+                              tuple((f["path"], int(f["size"]), f["sha256"]) for f in err.files))
+        except PickleConsentRequired as err:
+            outcome = Outcome(name, "consent", str(err), err.commit, "pickle",
+                              tuple((p, 0, "") for p in err.files))
+        except LacunaError as err:
+            outcome = Outcome(name, "failed", str(err))
+        except Exception as err:  # noqa: BLE001 - a worker must always report back
+            log.error("download of %s failed:\n%s", name, traceback.format_exc())
+            outcome = Outcome(name, "failed", f"{type(err).__name__}: {err}")
+        self.done.emit(outcome)
+
+
+class VerifyWorker(QObject):
+    done = Signal(object)  # Outcome
+
+    def __init__(self, name: str) -> None:
+        super().__init__()
+        self._name = name
+
+    @Slot()
+    def run(self) -> None:
+        from engine.hub.manage import verify
+
+        try:
+            report = verify(self._name)
+            state = "verified" if report.ok else "corrupt"
+            outcome = Outcome(self._name, state, report.message(), report.commit)
+        except Exception as err:  # noqa: BLE001
+            outcome = Outcome(self._name, "failed", str(err))
+        self.done.emit(outcome)
+
+
+class FitWorker(QObject):
+    done = Signal(object)  # (tuple of Device, tuple of (id, tuple of Fit))
+
+    def __init__(self, names: tuple[str, ...], devices: Any = None) -> None:
+        super().__init__()
+        self._names = names
+        self._devices = devices
+
+    @Slot()
+    def run(self) -> None:
+        from engine.hub import fit
+
+        try:
+            devices = list(self._devices) if self._devices is not None else fit.detect_devices()
+            result = tuple((n, tuple(fit.fit_model(n, devices))) for n in self._names)
+            self.done.emit((tuple(devices), result))
+        except Exception:  # noqa: BLE001
+            log.error("fit check failed:\n%s", traceback.format_exc())
+            self.done.emit(((), ()))
+
+
+@dataclass
+class _Job:
+    thread: QThread
+    worker: QObject
+    pause: threading.Event = field(default_factory=threading.Event)
+    cancel: threading.Event = field(default_factory=threading.Event)
+
+
+class ModelManager(QObject):
+    """Downloads, verifies and deletes models for the whole app; create it once (see :meth:`instance`)."""
+
+    modelsChanged = Signal()               # the list of rows may have changed
+    rowChanged = Signal(str)               # one row's state or progress changed
+    progress = Signal(str, object)         # (name, PullProgress)
+    jobFinished = Signal(object)           # Outcome
+    consentNeeded = Signal(object)         # Outcome with state "consent"
+    fitsReady = Signal()
+
+    _instance: "ModelManager | None" = None
+
+    def __init__(self, parent: QObject | None = None, *, options: Any = None, devices: Any = None) -> None:
+        super().__init__(parent)
+        self._options = options
+        self._devices = devices
+        self._jobs: dict[str, _Job] = {}
+        self._live: dict[str, Live] = {}
+        self._models: list[Any] = []
+        self._fits: dict[str, tuple] = {}
+        self._device_list: tuple = ()
+        self._fit_job: _Job | None = None
+        self._closing = False
+        app = QCoreApplication.instance()
+        if app is not None:
+            app.aboutToQuit.connect(self.shutdown)
+        _MANAGERS.add(self)
+        self.refresh()
+
+    @classmethod
+    def instance(cls) -> "ModelManager":
+        """The application's manager (created on first use, parented to the QApplication)."""
+        if cls._instance is None:
+            cls._instance = cls(QCoreApplication.instance())
+            cls._instance.destroyed.connect(lambda *_: setattr(cls, "_instance", None))
+        return cls._instance
+
+    # ------------------------------------------------------------ listing
+    def refresh(self) -> None:
+        """Re-read what is on disk (offline)."""
+        from engine.hub.manage import list_models
+
+        try:
+            self._models = list_models()
+        except Exception:  # noqa: BLE001
+            log.error("listing models failed:\n%s", traceback.format_exc())
+            self._models = []
+        self.modelsChanged.emit()
+
+    def models(self) -> list[Any]:
+        return list(self._models)
+
+    def model(self, name: str) -> Any | None:
+        return next((m for m in self._models if m.id == name), None)
+
+    def live(self, name: str) -> Live | None:
+        return self._live.get(name)
+
+    def is_active(self, name: str) -> bool:
+        return name in self._jobs
+
+    def fits(self, name: str) -> tuple:
+        return self._fits.get(name, ())
+
+    def devices(self) -> tuple:
+        return self._device_list
+
+    def status_text(self, name: str) -> str:
+        info = self.model(name)
+        live = self._live.get(name)
+        if live is not None:
+            if live.state == "downloading":
+                p = live.progress
+                if p is None or p.phase == "resolving":
+                    return "starting…"
+                if p.phase == "verifying" and p.done >= p.total:
+                    return "verifying…"
+                return p.describe()
+            if live.state == "paused":
+                p = live.progress
+                return f"paused at {int(p.fraction * 100)}%" if p is not None and p.total else "paused"
+            if live.state == "verifying":
+                return "verifying…"
+            if live.state == "failed":
+                return f"failed: {live.message}"
+            if live.state in ("verified", "corrupt") and info is not None and info.status in ("installed", "corrupt"):
+                return live.state
+        if info is None:
+            return ""
+        return {"installed": "installed", "corrupt": "corrupt", "available": "available",
+                "partial": "paused (partly downloaded)", "bundled": "bundled", "local": "local folder",
+                "cached": "in the HF cache", "missing": "missing"}.get(info.status, info.status)
+
+    # ------------------------------------------------------------ fit
+    def compute_fits(self) -> None:
+        """Fit verdicts for every row, on a worker thread (detecting CUDA imports torch)."""
+        if self._closing:
+            return
+        if self._fit_job is not None:
+            self._fits_dirty = True
+            return
+        self._fits_dirty = False
+        worker = FitWorker(tuple(m.id for m in self._models), self._devices)
+        job = self._start(worker, None)
+        self._fit_job = job
+        worker.done.connect(self._on_fits)
+
+    @Slot(object)
+    def _on_fits(self, payload: Any) -> None:
+        devices, fits = payload
+        self._device_list = devices
+        self._fits.update(dict(fits))
+        job, self._fit_job = self._fit_job, None
+        self._join(job)
+        if getattr(self, "_fits_dirty", False):
+            self.compute_fits()
+        self.fitsReady.emit()
+
+    # ------------------------------------------------------------ actions
+    def download(self, name: str, *, revision: str | None = None, trust_remote_code: bool = False,
+                 allow_pickle: bool = False) -> bool:
+        """Start (or resume) a download; False if one is already running or we are closing."""
+        if name in self._jobs or self._closing:
+            return False
+        from dataclasses import replace
+
+        from engine.hub.download import PullOptions
+
+        from engine.hub import catalog
+
+        if catalog.catalog_entry(name) is None and catalog.is_repo_id(name):
+            catalog.add_user_entry(name)  # so the download has a row in the table
+            self.refresh()
+            self.compute_fits()
+        options = self._options or PullOptions()
+        if trust_remote_code or allow_pickle:
+            options = replace(options, trust_remote_code=trust_remote_code or options.trust_remote_code,
+                              allow_pickle=allow_pickle or options.allow_pickle)
+        pause, cancel = threading.Event(), threading.Event()
+        worker = DownloadWorker(name, revision, options, pause, cancel)
+        worker.progress.connect(self._on_progress)
+        worker.done.connect(self._on_done)
+        self._live[name] = Live("downloading", self._live.get(name, Live("")).progress)
+        self._jobs[name] = self._start(worker, name, pause, cancel)
+        self.rowChanged.emit(name)
+        return True
+
+    resume = download
+
+    def pause(self, name: str) -> None:
+        job = self._jobs.get(name)
+        if job is not None:
+            job.pause.set()
+
+    def cancel(self, name: str) -> None:
+        job = self._jobs.get(name)
+        if job is not None:
+            job.cancel.set()
+            return
+        from engine.hub.download import discard_partials
+
+        discard_partials(name)
+        self._live.pop(name, None)
+        self.refresh()
+        self.rowChanged.emit(name)
+
+    def verify(self, name: str) -> bool:
+        if name in self._jobs or self._closing:
+            return False
+        worker = VerifyWorker(name)
+        worker.done.connect(self._on_done)
+        self._live[name] = Live("verifying")
+        self._jobs[name] = self._start(worker, name)
+        self.rowChanged.emit(name)
+        return True
+
+    def delete(self, name: str) -> str:
+        """Remove an installed model (quick: unlinks files). Returns a message."""
+        if name in self._jobs:
+            return f"{name} is busy; pause or cancel it first"
+        from engine.hub.download import discard_partials
+        from engine.hub.errors import NotInstalled
+        from engine.hub.fmt import human_bytes
+        from engine.hub.manage import remove
+
+        try:
+            freed = remove(name)
+            message = f"{name} removed ({human_bytes(freed)} freed)"
+        except NotInstalled as err:
+            freed = discard_partials(name)
+            message = f"{name}: partial files removed" if freed else str(err)
+        self._live.pop(name, None)
+        self.refresh()
+        self.rowChanged.emit(name)
+        return message
+
+    def add(self, spec: str) -> str:
+        """Add a Hub repo id or a local folder to the user's catalog; returns its id."""
+        from engine.hub.catalog import add_user_entry
+
+        entry = add_user_entry(spec)
+        self.refresh()
+        self.compute_fits()
+        return entry["id"]
+
+    def grant_remote_code(self, outcome: Outcome) -> None:
+        """The user agreed to the custom code listed in ``outcome``: remember it, download on."""
+        from engine.hub import records
+
+        records.grant_consent(outcome.name if "/" in outcome.name else self._repo(outcome.name),
+                              outcome.commit or "",
+                              [{"path": p, "size": s, "sha256": h} for p, s, h in outcome.files])
+        self.download(outcome.name)
+
+    def _repo(self, name: str) -> str:
+        from engine.hub.catalog import repo_for
+
+        return repo_for(name) or name
+
+    # ------------------------------------------------------------ threads
+    def _start(self, worker: QObject, name: str | None, pause: threading.Event | None = None,
+               cancel: threading.Event | None = None) -> _Job:
+        thread = QThread(self)
+        thread.setObjectName(f"lacuna-model-{name or 'fit'}")
+        worker.moveToThread(thread)
+        thread.started.connect(worker.run)
+        worker.done.connect(thread.quit)
+        # The worker has no Qt parent, so Python owns it: the job keeps it alive until
+        # thread.wait() has returned, then drops it (no deleteLater, which would race
+        # with PySide's own deletion of an unparented wrapper).
+        job = _Job(thread, worker, pause or threading.Event(), cancel or threading.Event())
+        thread.start()
+        return job
+
+    def _finish_job(self, name: str) -> None:
+        self._join(self._jobs.pop(name, None))
+
+    @staticmethod
+    def _join(job: _Job | None) -> None:
+        if job is not None:
+            job.thread.quit()
+            job.thread.wait()
+            job.thread.deleteLater()
+
+    @Slot(str, object)
+    def _on_progress(self, name: str, p: Any) -> None:
+        if name in self._jobs:
+            self._live[name] = Live("downloading", p)
+        self.progress.emit(name, p)
+        self.rowChanged.emit(name)
+
+    @Slot(object)
+    def _on_done(self, outcome: Outcome) -> None:
+        name = outcome.name
+        self._finish_job(name)
+        last = self._live.get(name)
+        if outcome.state == "paused":
+            self._live[name] = Live("paused", last.progress if last else None, outcome.message)
+        elif outcome.state in ("failed",):
+            self._live[name] = Live("failed", None, outcome.message)
+        elif outcome.state in ("verified", "corrupt"):
+            self._live[name] = Live(outcome.state, None, outcome.message)
+        else:
+            self._live.pop(name, None)
+        self.refresh()
+        self.rowChanged.emit(name)
+        if outcome.state == "installed":
+            self.compute_fits()
+        self.jobFinished.emit(outcome)
+        if outcome.state == "consent":
+            self.consentNeeded.emit(outcome)
+
+    @Slot()
+    def shutdown(self) -> None:
+        """Pause every download (partials kept), then join all threads: quit() and wait()."""
+        self._closing = True
+        jobs = list(self._jobs.values()) + ([self._fit_job] if self._fit_job else [])
+        for job in jobs:
+            job.pause.set()
+        for job in jobs:
+            job.thread.quit()
+            job.thread.wait()
+        self._jobs.clear()
+        self._retired = jobs  # dropped with the manager, after every thread has ended
+        self._fit_job = None

@@ -1,0 +1,204 @@
+"""Run settings: a frozen dataclass, its QSettings persistence and the panel."""
+from __future__ import annotations
+
+import random
+from dataclasses import asdict, dataclass, fields, replace
+
+from PySide6.QtCore import QSettings, Signal
+from PySide6.QtWidgets import (
+    QCheckBox, QComboBox, QDoubleSpinBox, QFormLayout, QHBoxLayout, QPushButton,
+    QSpinBox, QWidget,
+)
+
+# Mirrors engine.types.SAMPLERS; kept here so the GUI starts without importing the
+# engine package (which imports torch). tests/app/test_settings.py checks they agree.
+SAMPLERS = (
+    "low_confidence",
+    "margin",
+    "entropy",
+    "random",
+    "threshold",
+    "ancestral",
+    "ancestral_nocache",
+)
+SAMPLER_LABELS = {
+    "low_confidence": "Confidence (most sure first)",
+    "margin": "Margin (top-1 minus top-2)",
+    "entropy": "Entropy (least uncertain first)",
+    "random": "Random order",
+    "threshold": "Threshold (parallel above confidence)",
+    "ancestral": "Ancestral (MDLM ddpm)",
+    "ancestral_nocache": "Ancestral, no cache",
+}
+
+
+def qsettings() -> QSettings:
+    return QSettings(QSettings.Format.IniFormat, QSettings.Scope.UserScope, "lacuna", "lacuna")
+
+
+@dataclass(frozen=True)
+class RunSettings:
+    sampler: str = "low_confidence"
+    steps: int = 16
+    block_length: int = 0  # 0: one block
+    temperature: float = 0.0
+    top_p: float = 1.0
+    random_seed: bool = True
+    seed: int = 0
+    threshold: float = 0.9
+    insertion_length: int = 8
+    candidates: int = 1
+
+    def next_seed(self, rng: random.Random | None = None) -> int:
+        if not self.random_seed:
+            return self.seed
+        return (rng or random).randrange(0, 2**31 - 1)
+
+    def describe(self) -> str:
+        parts = [self.sampler.replace("_", " "), f"{self.steps} steps"]
+        if self.block_length:
+            parts.append(f"block {self.block_length}")
+        parts.append(f"T={self.temperature:g}")
+        if self.top_p < 1:
+            parts.append(f"top-p {self.top_p:g}")
+        if self.sampler == "threshold":
+            parts.append(f"τ={self.threshold:g}")
+        return " · ".join(parts)
+
+    def save(self, s: QSettings) -> None:
+        for k, v in asdict(self).items():
+            s.setValue(f"run/{k}", v)
+
+    @classmethod
+    def load(cls, s: QSettings) -> "RunSettings":
+        base = cls()
+        values = {}
+        for f in fields(cls):
+            default = getattr(base, f.name)
+            raw = s.value(f"run/{f.name}", default)
+            try:
+                if isinstance(default, bool):
+                    v = raw if isinstance(raw, bool) else str(raw).lower() in ("true", "1", "yes")
+                else:
+                    v = type(default)(raw)
+            except (TypeError, ValueError):
+                v = default
+            values[f.name] = v
+        if values["sampler"] not in SAMPLERS:
+            values["sampler"] = base.sampler
+        return cls(**values)
+
+
+class SettingsPanel(QWidget):
+    """The run settings form; emits ``changed`` with a new RunSettings and persists it."""
+
+    changed = Signal(object)
+
+    def __init__(self, settings: RunSettings, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.setObjectName("settingsPanel")
+        form = QFormLayout(self)
+        form.setFieldGrowthPolicy(QFormLayout.FieldGrowthPolicy.AllNonFixedFieldsGrow)
+
+        self.sampler = QComboBox(objectName="samplerCombo")
+        for name in SAMPLERS:
+            self.sampler.addItem(SAMPLER_LABELS[name], name)
+        self.sampler.setToolTip("Which masked tokens to decide first at each step")
+        form.addRow("Sampler", self.sampler)
+
+        self.steps = QSpinBox(objectName="stepsSpin", minimum=1, maximum=1024)
+        self.steps.setToolTip("Denoising steps: one forward pass each. More steps, fewer tokens per step.")
+        form.addRow("Steps", self.steps)
+
+        self.block = QSpinBox(objectName="blockSpin", minimum=0, maximum=4096)
+        self.block.setSpecialValueText("one block")
+        self.block.setToolTip("Semi-autoregressive blocks of this many masked tokens, left to right (0: one block)")
+        form.addRow("Block length", self.block)
+
+        self.temperature = QDoubleSpinBox(objectName="temperatureSpin", minimum=0.0, maximum=5.0, singleStep=0.1, decimals=2)
+        self.temperature.setToolTip("0 = greedy (deterministic); higher = more varied")
+        form.addRow("Temperature", self.temperature)
+
+        self.top_p = QDoubleSpinBox(objectName="topPSpin", minimum=0.01, maximum=1.0, singleStep=0.05, decimals=2)
+        self.top_p.setToolTip("Nucleus sampling: keep the smallest set of tokens with this much probability (1 = off)")
+        form.addRow("Top-p", self.top_p)
+
+        seed_row = QHBoxLayout()
+        self.random_seed = QCheckBox("Random", objectName="randomSeedCheck")
+        self.seed = QSpinBox(objectName="seedSpin", minimum=0, maximum=2**31 - 1)
+        seed_row.addWidget(self.random_seed)
+        seed_row.addWidget(self.seed, 1)
+        self.random_seed.setToolTip("A new seed for every run; untick to fix the seed and get the same output again")
+        form.addRow("Seed", seed_row)
+
+        self.threshold = QDoubleSpinBox(objectName="thresholdSpin", minimum=0.0, maximum=1.0, singleStep=0.05, decimals=2)
+        self.threshold.setToolTip("Threshold sampler: commit every token at least this confident")
+        form.addRow("Threshold", self.threshold)
+
+        self.insertion = QSpinBox(objectName="insertionSpin", minimum=1, maximum=1024)
+        self.insertion.setSuffix(" tokens")
+        self.insertion.setToolTip("Length of a mask inserted at the cursor (Ctrl+M with no selection)")
+        form.addRow("Insertion length", self.insertion)
+
+        self.candidates = QSpinBox(objectName="candidatesSpin", minimum=1, maximum=16)
+        self.candidates.setToolTip("How many samples (each with its own seed) one Infill produces")
+        form.addRow("Candidates", self.candidates)
+
+        self.reset = QPushButton("Restore defaults", objectName="resetSettingsButton")
+        form.addRow(self.reset)
+
+        self._loading = False
+        self.set_settings(settings)
+        for w in (self.sampler,):
+            w.currentIndexChanged.connect(self._emit)
+        for w in (self.steps, self.block, self.temperature, self.top_p, self.seed, self.threshold,
+                  self.insertion, self.candidates):
+            w.valueChanged.connect(self._emit)
+        self.random_seed.toggled.connect(self._emit)
+        self.reset.clicked.connect(lambda: (self.set_settings(RunSettings()), self._emit()))
+
+    def set_settings(self, s: RunSettings) -> None:
+        self._loading = True
+        try:
+            self.sampler.setCurrentIndex(max(0, self.sampler.findData(s.sampler)))
+            self.steps.setValue(s.steps)
+            self.block.setValue(s.block_length)
+            self.temperature.setValue(s.temperature)
+            self.top_p.setValue(s.top_p)
+            self.random_seed.setChecked(s.random_seed)
+            self.seed.setValue(s.seed)
+            self.seed.setEnabled(not s.random_seed)
+            self.threshold.setValue(s.threshold)
+            self.threshold.setEnabled(s.sampler == "threshold")
+            self.insertion.setValue(s.insertion_length)
+            self.candidates.setValue(s.candidates)
+        finally:
+            self._loading = False
+
+    def settings(self) -> RunSettings:
+        return RunSettings(
+            sampler=self.sampler.currentData(),
+            steps=self.steps.value(),
+            block_length=self.block.value(),
+            temperature=round(self.temperature.value(), 4),
+            top_p=round(self.top_p.value(), 4),
+            random_seed=self.random_seed.isChecked(),
+            seed=self.seed.value(),
+            threshold=round(self.threshold.value(), 4),
+            insertion_length=self.insertion.value(),
+            candidates=self.candidates.value(),
+        )
+
+    def use_seed(self, seed: int) -> None:
+        """"Reuse seed": fix the seed to a candidate's."""
+        self.set_settings(replace(self.settings(), random_seed=False, seed=int(seed)))
+        self._emit()
+
+    def _emit(self, *_: object) -> None:
+        if self._loading:
+            return
+        self.seed.setEnabled(not self.random_seed.isChecked())
+        self.threshold.setEnabled(self.sampler.currentData() == "threshold")
+        s = self.settings()
+        s.save(qsettings())
+        self.changed.emit(s)

@@ -1,0 +1,252 @@
+"""Denoising panel: step x of y, NFE, tokens/s, chart, timeline slider, legend."""
+from __future__ import annotations
+
+from PySide6.QtCore import QPointF, QRectF, QSize, Qt, Signal
+from PySide6.QtGui import QColor, QFont, QPainter, QPen
+from PySide6.QtWidgets import (
+    QGridLayout, QHBoxLayout, QLabel, QSizePolicy, QSlider, QVBoxLayout, QWidget,
+)
+
+from ..editor import colors
+
+BAR = QColor(124, 58, 237, 170)
+LINE = QColor(22, 163, 74)
+CURSOR = QColor(37, 99, 235)
+
+
+class StepChart(QWidget):
+    """Bars: tokens committed at each step; line: their mean confidence (0..1)."""
+
+    def __init__(self, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.setObjectName("stepChart")
+        self.setMinimumHeight(110)
+        self.setSizePolicy(QSizePolicy.Policy.Expanding, QSizePolicy.Policy.Expanding)
+        self.counts: list[int] = []
+        self.means: list[float | None] = []
+        self.total_steps = 0
+        self.cursor: int | None = None  # step shown by the timeline (1-based)
+
+    def sizeHint(self) -> QSize:  # noqa: N802
+        return QSize(260, 130)
+
+    def set_data(self, counts: list[int], means: list[float | None], total_steps: int) -> None:
+        self.counts, self.means, self.total_steps = counts, means, total_steps
+        self.update()
+
+    def set_cursor(self, step: int | None) -> None:
+        self.cursor = step
+        self.update()
+
+    def paintEvent(self, event) -> None:  # noqa: N802
+        p = QPainter(self)
+        p.setRenderHint(QPainter.RenderHint.Antialiasing)
+        pal = self.palette()
+        p.fillRect(self.rect(), pal.base())
+        fm = self.fontMetrics()
+        left, right, top, bottom = fm.horizontalAdvance("000") + 6, fm.horizontalAdvance("100%") + 6, 6, fm.height() + 4
+        plot = QRectF(left, top, max(10, self.width() - left - right), max(10, self.height() - top - bottom))
+        p.setPen(QPen(pal.mid().color(), 1))
+        p.drawRect(plot)
+        n = max(self.total_steps, len(self.counts), 1)
+        peak = max(self.counts + [1])
+        # axes labels
+        p.setPen(pal.text().color())
+        small = QFont(self.font())
+        small.setPointSizeF(max(6.0, self.font().pointSizeF() * 0.8))
+        p.setFont(small)
+        p.drawText(QRectF(0, plot.top() - 2, left - 3, fm.height()), Qt.AlignmentFlag.AlignRight, str(peak))
+        p.drawText(QRectF(0, plot.bottom() - fm.height() + 2, left - 3, fm.height()), Qt.AlignmentFlag.AlignRight, "0")
+        p.setPen(LINE)
+        p.drawText(QRectF(plot.right() + 3, plot.top() - 2, right, fm.height()), Qt.AlignmentFlag.AlignLeft, "100%")
+        p.drawText(QRectF(plot.right() + 3, plot.bottom() - fm.height() + 2, right, fm.height()), Qt.AlignmentFlag.AlignLeft, "0%")
+        p.setPen(pal.text().color())
+        p.drawText(QRectF(plot.left(), plot.bottom() + 1, plot.width(), fm.height()), Qt.AlignmentFlag.AlignHCenter,
+                   f"step (1–{n})" if self.counts else "no run yet")
+        if not self.counts:
+            p.end()
+            return
+        # few Qt calls per paint: every call hands the GIL to the engine thread and back
+        w = plot.width() / n
+        p.setPen(Qt.PenStyle.NoPen)
+        shown = len(self.counts) if self.cursor is None else min(self.cursor, len(self.counts))
+        left, bottom, height, bw = plot.left(), plot.bottom(), plot.height(), max(1.0, w * 0.8)
+        rects = [QRectF(left + i * w + w * 0.1, bottom - height * c / peak, bw, height * c / peak)
+                 for i, c in enumerate(self.counts) if c]
+        if self.cursor is not None:
+            faded = QColor(BAR)
+            faded.setAlpha(50)
+            p.setBrush(faded)
+            p.drawRects([r for r in rects if r.left() > left + shown * w])
+            rects = [r for r in rects if r.left() <= left + shown * w]
+        p.setBrush(BAR)
+        p.drawRects(rects)
+        points = [QPointF(left + (i + 0.5) * w, bottom - height * m) for i, m in enumerate(self.means) if m is not None]
+        p.setBrush(Qt.BrushStyle.NoBrush)
+        p.setPen(QPen(LINE, 2))
+        if len(points) > 1:
+            p.drawPolyline(points)
+        if self.cursor is not None:
+            x = plot.left() + (self.cursor - 0.5) * w
+            p.setPen(QPen(CURSOR, 1, Qt.PenStyle.DashLine))
+            p.drawLine(QPointF(x, plot.top()), QPointF(x, plot.bottom()))
+        p.end()
+
+
+class Legend(QWidget):
+    """Explains the colours of the live view."""
+
+    def __init__(self, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.setObjectName("legend")
+        self.setMinimumHeight(self.fontMetrics().height() * 4 + 8)
+        self.setToolTip("Committed tokens are tinted by the model's confidence in them")
+
+    def sizeHint(self) -> QSize:  # noqa: N802
+        return QSize(260, self.fontMetrics().height() * 4 + 10)
+
+    def paintEvent(self, event) -> None:  # noqa: N802
+        p = QPainter(self)
+        fm = self.fontMetrics()
+        lh = fm.height() + 2
+        x, y = 2, 2
+        # confidence ramp
+        ramp_w = max(60, self.width() - 2 * fm.horizontalAdvance("unsure ") - 8)
+        p.setPen(self.palette().text().color())
+        p.drawText(x, y + fm.ascent(), "unsure")
+        rx = x + fm.horizontalAdvance("unsure ")
+        steps = 24
+        for i in range(steps):
+            p.fillRect(QRectF(rx + ramp_w * i / steps, y + 1, ramp_w / steps + 1, lh - 4), colors.confidence_color(i / (steps - 1), 220))
+        p.drawText(int(rx + ramp_w + 4), y + fm.ascent(), "sure")
+        y += lh + 2
+        # new this step
+        sample = "word"
+        sw = fm.horizontalAdvance(sample) + 6
+        p.fillRect(QRectF(x, y, sw, lh - 2), colors.confidence_color(0.8, 220))
+        bold = QFont(self.font())
+        bold.setBold(True)
+        bold.setUnderline(True)
+        p.setFont(bold)
+        p.setPen(QColor(30, 58, 138))
+        p.drawText(x + 3, y + fm.ascent(), sample)
+        p.setFont(self.font())
+        p.setPen(self.palette().text().color())
+        p.drawText(x + sw + 6, y + fm.ascent(), "decided in the latest step")
+        y += lh
+        pw = fm.horizontalAdvance(colors.PLACEHOLDER * 3) + 6
+        p.fillRect(QRectF(x, y, pw, lh - 2), colors.PLACEHOLDER_BG)
+        p.setPen(colors.PLACEHOLDER_FG)
+        p.drawText(x + 3, y + fm.ascent(), colors.PLACEHOLDER * 3)
+        p.setPen(self.palette().text().color())
+        p.drawText(x + pw + 6, y + fm.ascent(), "still masked (one per token)")
+        y += lh
+        mw = fm.horizontalAdvance("mask") + 6
+        p.fillRect(QRectF(x, y, mw, lh - 2), colors.MASK_BG)
+        p.drawText(x + 3, y + fm.ascent(), "mask")
+        p.drawText(x + mw + 6, y + fm.ascent(), "masked span in the editor")
+        p.end()
+
+
+class DenoisePanel(QWidget):
+    """Figures of the current run, the chart and the timeline (enabled when it ends)."""
+
+    stepRequested = Signal(int)  # timeline moved to this step (1-based)
+
+    def __init__(self, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.setObjectName("denoisePanel")
+        lay = QVBoxLayout(self)
+        grid = QGridLayout()
+        self.step_label = QLabel("Step – / –", objectName="stepLabel")
+        f = self.step_label.font()
+        f.setPointSizeF(f.pointSizeF() * 1.25)
+        f.setBold(True)
+        self.step_label.setFont(f)
+        self.nfe_label = QLabel("NFE –", objectName="nfeLabel")
+        self.speed_label = QLabel("– tok/s", objectName="speedLabel")
+        self.masked_label = QLabel("– masked", objectName="maskedLabel")
+        self.time_label = QLabel("– s", objectName="timeLabel")
+        self.nfe_label.setToolTip("Network function evaluations: forward passes of the model so far")
+        grid.addWidget(self.step_label, 0, 0, 1, 2)
+        grid.addWidget(self.nfe_label, 1, 0)
+        grid.addWidget(self.speed_label, 1, 1)
+        grid.addWidget(self.masked_label, 2, 0)
+        grid.addWidget(self.time_label, 2, 1)
+        lay.addLayout(grid)
+        cap = QLabel("<small>Tokens committed per step (bars) and their mean confidence (line)</small>")
+        cap.setWordWrap(True)
+        lay.addWidget(cap)
+        self.chart = StepChart(self)
+        lay.addWidget(self.chart, 1)
+        row = QHBoxLayout()
+        row.addWidget(QLabel("Timeline"))
+        self.slider = QSlider(Qt.Orientation.Horizontal, objectName="timelineSlider")
+        self.slider.setEnabled(False)
+        self.slider.setRange(0, 0)
+        self.slider.setToolTip("Replay any step of the finished run in the editor")
+        self.slider.valueChanged.connect(self._slider_moved)
+        row.addWidget(self.slider, 1)
+        lay.addLayout(row)
+        self.legend = Legend(self)
+        lay.addWidget(self.legend)
+        self._counts: list[int] = []
+        self._means: list[float | None] = []
+        self._committed = 0
+        self._quiet = False
+
+    # ---- live ------------------------------------------------------------
+    def reset(self, label: str = "") -> None:
+        self._counts, self._means, self._committed = [], [], 0
+        self.step_label.setText("Step – / –" + (f"  ·  {label}" if label else ""))
+        self.nfe_label.setText("NFE –")
+        self.speed_label.setText("– tok/s")
+        self.masked_label.setText("– masked")
+        self.time_label.setText("– s")
+        self.set_timeline(0)
+        self.chart.set_cursor(None)
+        self.chart.set_data([], [], 0)
+
+    def record(self, ev) -> None:
+        """Account one event (every event, not only the drawn ones)."""
+        self._counts.append(len(ev.committed))
+        confs = [c.confidence for c in ev.committed if c.confidence is not None]
+        self._means.append(sum(confs) / len(confs) if confs else None)
+        self._committed += len(ev.committed)
+
+    def show_event(self, ev, total_committed: int | None = None, chart: bool = True) -> None:
+        """Show an event. ``chart=False`` (between the slower chart updates of a live run)
+        updates the counters only, not the rate, time and chart: fewer repaints per frame."""
+        self.step_label.setText(f"Step {ev.step} / {ev.steps}")
+        self.nfe_label.setText(f"NFE {ev.nfe}")
+        self.masked_label.setText(f"{ev.masked} masked")
+        if not chart:
+            return
+        done = total_committed if total_committed is not None else self._committed
+        rate = done / ev.elapsed if ev.elapsed > 0 else 0.0
+        self.speed_label.setText(f"{rate:.1f} tok/s")
+        self.time_label.setText(f"{ev.elapsed:.2f} s")
+        self.chart.set_data(self._counts, self._means, ev.steps)
+
+    def load_history(self, events: list) -> None:
+        """Rebuild the figures from a finished candidate's events."""
+        self._counts, self._means, self._committed = [], [], 0
+        for ev in events:
+            self.record(ev)
+        if events:
+            self.show_event(events[-1])
+
+    # ---- timeline ----------------------------------------------------------
+    def set_timeline(self, n_events: int) -> None:
+        self._quiet = True
+        self.slider.setEnabled(n_events > 0)
+        self.slider.setRange(1 if n_events else 0, n_events)
+        self.slider.setValue(n_events)
+        self._quiet = False
+        self.chart.set_cursor(None)
+
+    def _slider_moved(self, value: int) -> None:
+        if self._quiet or value < 1:
+            return
+        self.chart.set_cursor(value if value < self.slider.maximum() else None)
+        self.stepRequested.emit(value)

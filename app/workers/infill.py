@@ -1,0 +1,91 @@
+"""The infill worker: iterates engine.stream_infill and emits every StepEvent."""
+from __future__ import annotations
+
+import logging
+import threading
+import time
+import traceback
+
+from PySide6.QtCore import QObject, Signal, Slot
+
+log = logging.getLogger(__name__)
+
+
+def readable_error(exc: BaseException) -> str:
+    """A message a person can act on, for any exception out of the engine."""
+    try:
+        from engine.errors import ContextTooLong, LacunaError, ModelLoadError
+    except Exception:  # engine not importable: fall through to generic handling
+        LacunaError = ContextTooLong = ModelLoadError = ()  # type: ignore[assignment]
+    text = str(exc).strip() or type(exc).__name__
+    if ContextTooLong and isinstance(exc, ContextTooLong):
+        return text[:1].upper() + text[1:] + ("" if text.endswith(".") else ".")
+    if ModelLoadError and isinstance(exc, ModelLoadError):
+        return f"The model could not be loaded: {text}"
+    if LacunaError and isinstance(exc, LacunaError):
+        return text
+    if isinstance(exc, MemoryError) or "out of memory" in text.lower():
+        return ("Out of memory while running the model. Try fewer masked tokens, fewer candidates, "
+                "or a smaller model.")
+    return f"Unexpected error ({type(exc).__name__}): {text}"
+
+
+class InfillWorker(QObject):
+    """Runs one request at a time. Signals carry (run_id, payload) tuples.
+
+    Events are sent in batches at most every ``min_interval`` seconds (the
+    first and the last at once): every event reaches the GUI, in order, but a
+    fast model does not wake the GUI thread, and contend for the GIL, at every
+    step.
+    """
+
+    step = Signal(object)  # (run_id, tuple of StepEvents)
+    finished = Signal(object)  # (run_id, InfillResult)
+    cancelled = Signal(int)  # run_id
+    failed = Signal(object)  # (run_id, message)
+
+    def __init__(self, stream=None, min_interval: float = 0.06) -> None:
+        super().__init__()
+        self._stream = stream
+        self.min_interval = min_interval
+
+    def _stream_fn(self):
+        if self._stream is None:
+            from engine import stream_infill  # imported on the worker thread
+
+            self._stream = stream_infill
+        return self._stream
+
+    @Slot(int, object, object, object)
+    def run(self, run_id: int, model, request, cancel: threading.Event) -> None:
+        if cancel.is_set():
+            self.cancelled.emit(run_id)
+            return
+        try:
+            stream = self._stream_fn()
+            result = None
+            batch: list = []
+            sent = 0.0
+            for ev in stream(model, request, cancel=cancel):
+                batch.append(ev)
+                now = time.perf_counter()
+                if ev.done or now - sent >= self.min_interval:
+                    self.step.emit((run_id, tuple(batch)))
+                    batch, sent = [], now
+                if ev.done:
+                    result = ev.result
+                    break
+                if cancel.is_set():
+                    break
+            if result is not None:
+                self.finished.emit((run_id, result))
+            elif cancel.is_set():
+                self.cancelled.emit(run_id)
+            else:
+                self.failed.emit((run_id, "The run ended without a result."))
+        except Exception as exc:  # noqa: BLE001 - every failure becomes a message
+            if type(exc).__name__ == "Cancelled":
+                self.cancelled.emit(run_id)
+                return
+            log.error("infill failed:\n%s", traceback.format_exc())
+            self.failed.emit((run_id, readable_error(exc)))

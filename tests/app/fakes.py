@@ -1,0 +1,89 @@
+"""A hand-made stand-in for engine.stream_infill: plain StepEvents, no model."""
+from __future__ import annotations
+
+import threading
+
+from engine.types import Commit, InfillResult, Span, StepEvent, TokenPiece
+
+WORDS = ["alpha", "beta", "gamma", "delta", "omega", "sigma", "kappa", "theta"]
+
+
+class FakeModel:
+    name = "fake-model"
+    device = "cpu"
+    dtype = "float32"
+    context_length = 512
+
+
+def fake_loader(spec: str):
+    if spec == "broken":
+        from engine.errors import ModelLoadError
+
+        raise ModelLoadError("no model at 'broken'")
+    return FakeModel()
+
+
+def make_stream(step_delay: float = 0.0, on_step=None):
+    """A stream_infill replacement. ``step_delay`` stands in for a forward pass
+    (waited on the cancel event, so Stop is seen at once); ``on_step(n)`` runs
+    before forward pass n."""
+
+    def stream(model, request, cancel: threading.Event | None = None):
+        cancel = cancel or threading.Event()
+        slot_span: list[int] = []
+        for i, sp in enumerate(request.spans):
+            n = sp.length or max(1, len(request.text[sp.start:sp.end].split()))
+            slot_span += [i] * n
+        n = len(slot_span)
+        seed = request.seed
+        words = [WORDS[(seed + j) % len(WORDS)] for j in range(n)]
+        tokens: list[str | None] = [None] * n
+        confs: list[float | None] = [None] * n
+        order = list(range(n))[::-1]
+        steps = min(request.steps, n)
+        per = [n // steps + (1 if k < n % steps else 0) for k in range(steps)]
+        nfe = 0
+        for step, k in enumerate(per, 1):
+            if cancel.is_set():
+                return
+            if on_step is not None:
+                on_step(step)
+            if step_delay and cancel.wait(step_delay):
+                return
+            nfe += 1
+            committed = []
+            for _ in range(k):
+                j = order.pop(0)
+                c = 0.5 + 0.5 * ((j * 37 + seed) % 10) / 10
+                tokens[j], confs[j] = " " + words[j], c
+                committed.append(Commit(j, slot_span[j], 100 + j, " " + words[j], c))
+            done = step == len(per)
+            result = _result(request, slot_span, words, confs, nfe) if done else None
+            yield StepEvent(step, len(per), nfe, 0.01 * step, tuple(committed), tuple(tokens), tuple(confs),
+                            tuple(slot_span), done, result)
+
+    return stream
+
+
+def _result(request, slot_span, words, confs, nfe):
+    text, parts, pos, spans, pieces = request.text, [], 0, [], []
+    length = 0
+    for i, sp in enumerate(request.spans):
+        outside = text[pos:sp.start]
+        parts.append(outside)
+        length += len(outside)
+        js = [j for j, s in enumerate(slot_span) if s == i]
+        fill, ps = "", []
+        for j in js:
+            w = (" " if fill else "") + words[j]
+            a = length + len(fill) + (1 if fill else 0)
+            fill += w
+            ps.append(TokenPiece(a, length + len(fill), confs[j]))
+        spans.append(Span(length, length + len(fill), length=len(js)))
+        pieces.append(tuple(ps))
+        parts.append(fill)
+        length += len(fill)
+        pos = sp.end
+    parts.append(text[pos:])
+    return InfillResult("".join(parts), tuple(spans), tuple(pieces), nfe, nfe, 0.01 * nfe, request.seed,
+                        request.revision)
