@@ -93,20 +93,23 @@ class Editor(QPlainTextEdit):
     def mask_ranges(self) -> list[tuple[int, int, int | None, float]]:
         return [(m.start, m.end, m.length, m.strength) for m in self.masks]
 
+    def _selection(self, start: int, end: int, fmt: QTextCharFormat) -> QTextEdit.ExtraSelection:
+        sel = QTextEdit.ExtraSelection()
+        c = QTextCursor(self.document())
+        c.setPosition(start)
+        c.setPosition(end, QTextCursor.MoveMode.KeepAnchor)
+        sel.cursor = c
+        sel.format = fmt
+        return sel
+
     # ---- tint after Accept ----------------------------------------------
     def set_tint(self, pieces: list[tuple[int, int, float]]) -> None:
         sels = []
         for start, end, conf in pieces:
-            sel = QTextEdit.ExtraSelection()
-            c = QTextCursor(self.document())
-            c.setPosition(start)
-            c.setPosition(end, QTextCursor.MoveMode.KeepAnchor)
-            sel.cursor = c
             fmt = QTextCharFormat()
             fmt.setBackground(colors.confidence_color(conf))
             fmt.setToolTip(f"confidence {conf:.0%}")
-            sel.format = fmt
-            sels.append(sel)
+            sels.append(self._selection(start, end, fmt))
         self._tint = sels
         self.refresh_selections()
 
@@ -120,15 +123,9 @@ class Editor(QPlainTextEdit):
         return bool(self._tint)
 
     def set_find_highlight(self, start: int, end: int) -> None:
-        sel = QTextEdit.ExtraSelection()
-        c = QTextCursor(self.document())
-        c.setPosition(start)
-        c.setPosition(end, QTextCursor.MoveMode.KeepAnchor)
-        sel.cursor = c
         fmt = QTextCharFormat()
         fmt.setBackground(QColor(253, 224, 71, 160))
-        sel.format = fmt
-        self._find = [sel]
+        self._find = [self._selection(start, end, fmt)]
         self.refresh_selections()
 
     def clear_find_highlight(self) -> None:
@@ -142,18 +139,12 @@ class Editor(QPlainTextEdit):
         for m in self.masks:
             if m.insertion:
                 continue
-            sel = QTextEdit.ExtraSelection()
-            c = QTextCursor(self.document())
-            c.setPosition(m.start)
-            c.setPosition(m.end, QTextCursor.MoveMode.KeepAnchor)
-            sel.cursor = c
             fmt = QTextCharFormat()
             fmt.setBackground(colors.MASK_BG)
             fmt.setUnderlineStyle(QTextCharFormat.UnderlineStyle.SingleUnderline)
             fmt.setUnderlineColor(colors.MASK_EDGE)
             fmt.setToolTip(m.describe() + " — double-click to edit")
-            sel.format = fmt
-            sels.append(sel)
+            sels.append(self._selection(m.start, m.end, fmt))
         sels.extend(self._find)
         self.setExtraSelections(sels)
         self.viewport().update()

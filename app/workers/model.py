@@ -131,3 +131,13 @@ class ModelWorker(QObject):
         except Exception:  # noqa: BLE001
             log.error("model listing failed:\n%s", traceback.format_exc())
             self.listed.emit(())
+
+    @Slot()
+    def clean_stale_partials(self) -> None:
+        """Delete download leftovers nobody will resume; housekeeping, so it never reports an error."""
+        try:
+            from engine.hub.cache import clean_stale_partials
+
+            clean_stale_partials()
+        except Exception:  # noqa: BLE001
+            log.debug("cleaning stale partial downloads failed:\n%s", traceback.format_exc())

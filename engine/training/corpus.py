@@ -20,7 +20,7 @@ paragraph boundaries. A chunk is held out when the first 8 bytes of
 :data:`HELDOUT_MODULUS` (about 2%). The split therefore depends only on the
 text, not on file order or on the random seed.
 
-Output (``out_dir``, default ``/work/corpus``)::
+Output (``out_dir``, default ``<user cache>/lacuna/corpus``, from platformdirs)::
 
     raw/                 the downloaded archives
     train.jsonl          {"source", "doc", "text"} per chunk
@@ -44,7 +44,10 @@ from dataclasses import dataclass
 from html.parser import HTMLParser
 from pathlib import Path
 
-DEFAULT_OUT = Path("/work/corpus")
+import platformdirs
+
+# Corpora are rebuilt from the registries and never committed; they live in the user's cache.
+DEFAULT_OUT = Path(platformdirs.user_cache_dir("lacuna")) / "corpus"
 CHUNK_CHARS = 2000
 HELDOUT_MODULUS = 50  # 1/50 = 2% of chunks held out
 

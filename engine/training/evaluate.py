@@ -30,8 +30,10 @@ from pathlib import Path
 
 import numpy as np
 
-DEFAULT_HELDOUT = Path("/work/corpus/heldout.jsonl")
-DEFAULT_TRAIN = Path("/work/corpus/train.jsonl")
+from .corpus import DEFAULT_OUT as _CORPUS
+
+DEFAULT_HELDOUT = _CORPUS / "heldout.jsonl"
+DEFAULT_TRAIN = _CORPUS / "train.jsonl"
 SPAN_SAMPLERS = ("low_confidence", "margin", "entropy", "random", "threshold")
 CONTEXT_BEFORE = 600  # characters of context kept before the span (about 190 tokens)
 CONTEXT_AFTER = 240   # and after it

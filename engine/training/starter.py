@@ -30,7 +30,9 @@ from pathlib import Path
 
 import numpy as np
 
-DEFAULT_WORK = Path("/work/runs/starter")
+import platformdirs
+
+DEFAULT_WORK = Path(platformdirs.user_cache_dir("lacuna")) / "starter-run"
 
 
 def prepare(corpus_dir: Path, work: Path, vocab: int, context: int) -> dict:
@@ -76,7 +78,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--out", required=True, type=Path, help="model folder to write")
     ap.add_argument("--minutes", type=float, default=None, help="wall-clock cap on training")
     ap.add_argument("--seed", type=int, default=0)
-    ap.add_argument("--corpus", type=Path, default=Path("/work/corpus"))
+    ap.add_argument("--corpus", type=Path, default=None)
     ap.add_argument("--work", type=Path, default=DEFAULT_WORK, help="tokenizer, ids, checkpoints, logs")
     ap.add_argument("--vocab", type=int, default=8192)
     ap.add_argument("--shape", default="s8n")
@@ -98,6 +100,10 @@ def main(argv: list[str] | None = None) -> int:
     command = "python -m engine.training.starter " + " ".join(shlex.quote(a) for a in (argv or sys.argv[1:]))
     args.work.mkdir(parents=True, exist_ok=True)
     t0 = time.time()
+    if args.corpus is None:
+        from .corpus import DEFAULT_OUT
+
+        args.corpus = DEFAULT_OUT
     manifest = prepare(args.corpus, args.work, args.vocab, args.context)
     (args.work / "manifest.json").write_text(json.dumps(manifest, indent=2))
     print(f"corpus: {manifest['train_tokens']} training tokens, {manifest['heldout_tokens']} held out "

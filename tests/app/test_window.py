@@ -352,7 +352,7 @@ def test_model_manager_action_opens_the_dialog_and_loads_its_choice(window, qtbo
     dlg = window._model_manager
     assert dlg.isVisible()
     with qtbot.waitSignal(window.modelReady) as sig:
-        dlg.modelChosen.emit("picked-in-manager")
+        dlg.loadRequested.emit("picked-in-manager")
     assert sig.args[0].spec == "picked-in-manager"
     dlg.close()
 

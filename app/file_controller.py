@@ -1,0 +1,205 @@
+"""The window's file: new, open, save, the recent list, autosave and recovery after a crash."""
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from PySide6.QtCore import QObject, QTimer
+from PySide6.QtGui import QTextCursor
+from PySide6.QtWidgets import QFileDialog, QMessageBox
+
+from . import autosave, fileio
+from .editor import document_text
+
+if TYPE_CHECKING:
+    from .window import MainWindow
+
+MAX_RECENT = 10
+
+
+def _unlink_quietly(path: Path) -> None:
+    try:
+        path.unlink()
+    except OSError:
+        pass
+
+
+class FileController(QObject):
+    def __init__(self, window: MainWindow, state_dir=None) -> None:
+        super().__init__(window)
+        self.w = window
+        self.path: str | None = None
+        self.fmt = fileio.TextFormat()
+        self.store = autosave.AutosaveStore(None if state_dir is None else Path(state_dir) / "autosave")
+        self._autosave_revision = -1
+        self.autosave_timer = QTimer(self)
+        self.autosave_timer.setInterval(autosave.INTERVAL_MS)
+        self.autosave_timer.timeout.connect(self.autosave_now)
+        self.autosave_timer.start()
+
+    @property
+    def display_name(self) -> str:
+        return Path(self.path).name if self.path else "Untitled"
+
+    def confirm_discard(self) -> bool:
+        """Ask to save unsaved changes; False: the user cancelled."""
+        if not self.w.editor.document().isModified():
+            return True
+        # through the window: tests and automation replace the question there
+        answer = self.w.ask_save_changes(self.display_name)
+        if answer == QMessageBox.StandardButton.Save:
+            return self.save()
+        return answer == QMessageBox.StandardButton.Discard
+
+    def ask_save_changes(self, name: str) -> QMessageBox.StandardButton:
+        return QMessageBox.warning(
+            self.w, "Unsaved changes", f"Save the changes to “{name}” before closing it?",
+            QMessageBox.StandardButton.Save | QMessageBox.StandardButton.Discard | QMessageBox.StandardButton.Cancel,
+            QMessageBox.StandardButton.Save)
+
+    def new_file(self) -> None:
+        self.w.infill.leave_run()
+        if not self.confirm_discard():
+            return
+        self._set_text("", None, fileio.TextFormat())
+
+    def open_dialog(self) -> None:
+        start = str(Path(self.path).parent) if self.path else ""
+        path, _ = QFileDialog.getOpenFileName(self.w, "Open a text file", start, "Text files (*.txt *.md *.*)")
+        if path:
+            self.open_path(path)
+
+    def open_path(self, path: str) -> bool:
+        self.w.infill.leave_run()
+        if not self.confirm_discard():
+            return False
+        try:
+            text, fmt = fileio.read_text(path)
+        except fileio.FileError as exc:
+            self.w.show_error(str(exc))
+            self._remove_recent(path)
+            return False
+        self._set_text(text, str(Path(path).resolve()), fmt)
+        self._add_recent(self.path)
+        return True
+
+    def _set_text(self, text: str, path: str | None, fmt: fileio.TextFormat) -> None:
+        w, editor = self.w, self.w.editor
+        editor.clear_masks()
+        editor.clear_tint()
+        w.infill.clear_candidates()
+        w.infill.last_accept = []
+        doc = editor.document()
+        doc.setUndoRedoEnabled(False)
+        editor.setPlainText(text)
+        doc.setUndoRedoEnabled(True)
+        doc.setModified(False)
+        self.store.discard()
+        self.path, self.fmt = path, fmt
+        w.format_label.setText(fmt.label)
+        w.banner.hide()
+        w._update_title()
+        w._update_actions()
+
+    def save(self) -> bool:
+        if self.path is None:
+            return self.save_as()
+        return self.save_to(self.path)
+
+    def save_as(self, path: str | None = None) -> bool:
+        if not path:
+            path, _ = QFileDialog.getSaveFileName(self.w, "Save as", self.path or "untitled.txt")
+            if not path:
+                return False
+        return self.save_to(path)
+
+    def save_to(self, path: str) -> bool:
+        doc = self.w.editor.document()
+        try:
+            fileio.write_text_atomic(path, document_text(doc), self.fmt)
+        except fileio.FileError as exc:
+            self.w.show_error(str(exc))
+            return False
+        self.path = str(Path(path).resolve())
+        doc.setModified(False)
+        self.store.discard()
+        self._add_recent(self.path)
+        self.w._update_title()
+        self.w.statusBar().showMessage(f"Saved {self.path}", 4000)
+        return True
+
+    # --------------------------------------------------------------- recent
+    def _recent(self) -> list[str]:
+        v = self.w.s.value("files/recent", [])
+        if isinstance(v, str):  # QSettings gives a one-item list back as a plain string
+            v = [v]
+        return [str(x) for x in (v or [])]
+
+    def _set_recent(self, items: list[str]) -> None:
+        self.w.s.setValue("files/recent", items[:MAX_RECENT])
+        self.rebuild_recent()
+
+    def _add_recent(self, path: str) -> None:
+        self._set_recent([path] + [p for p in self._recent() if p != path])
+
+    def _remove_recent(self, path: str) -> None:
+        p = str(Path(path).resolve())
+        self._set_recent([x for x in self._recent() if x != p])
+
+    def rebuild_recent(self) -> None:
+        menu = self.w.recent_menu
+        menu.clear()
+        items = self._recent()
+        for k, p in enumerate(items):
+            a = menu.addAction(f"&{k + 1} {Path(p).name}  —  {Path(p).parent}")
+            a.triggered.connect(lambda _=False, p=p: self.open_path(p))
+        if items:
+            menu.addSeparator()
+            menu.addAction("Clear Recent", lambda: self._set_recent([]))
+        menu.setEnabled(bool(items))
+
+    # ------------------------------------------------------------- autosave
+    def autosave_now(self) -> bool:
+        doc = self.w.editor.document()
+        if not doc.isModified():
+            return False
+        if doc.revision() == self._autosave_revision:
+            return False
+        try:
+            self.store.write(document_text(doc), self.path, self.fmt.encoding, self.fmt.bom, self.fmt.newline)
+        except OSError as exc:
+            self.w.statusBar().showMessage(f"Autosave failed: {exc}", 8000)
+            return False
+        self._autosave_revision = doc.revision()
+        return True
+
+    def restore(self, rec: autosave.Recovered) -> None:
+        """Load recovered work as unsaved changes to its file (or an untitled text)."""
+        fmt = fileio.TextFormat(rec.encoding, rec.bom, rec.newline)
+        self._set_text("", rec.path, fmt)
+        c = QTextCursor(self.w.editor.document())
+        c.insertText(rec.text)  # undoable, and the document is modified
+        self.w._update_title()
+        _unlink_quietly(rec.file)
+        self.autosave_now()
+
+    def offer_recovery(self) -> None:
+        orphans = autosave.find_orphans(self.store.folder)
+        if not orphans:
+            return
+        rec = orphans[0]
+        when = time.strftime("%Y-%m-%d %H:%M", time.localtime(rec.saved_at))
+        name = Path(rec.path).name if rec.path else "an untitled text"
+        box = QMessageBox(QMessageBox.Icon.Question, "Restore unsaved work?",
+                          f"Lacuna did not close properly last time. Unsaved work on {name} "
+                          f"(autosaved {when}) can be restored.", parent=self.w)
+        restore = box.addButton("Restore", QMessageBox.ButtonRole.AcceptRole)
+        discard = box.addButton("Discard", QMessageBox.ButtonRole.DestructiveRole)
+        box.addButton("Not now", QMessageBox.ButtonRole.RejectRole)
+        box.exec()
+        if box.clickedButton() is restore:
+            self.restore(rec)
+        elif box.clickedButton() is discard:
+            for r in orphans:
+                _unlink_quietly(r.file)

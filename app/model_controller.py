@@ -1,0 +1,160 @@
+"""Which model fills the masks: loading it, the model picker, the model folder and the Model manager."""
+from __future__ import annotations
+
+from dataclasses import replace
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from PySide6.QtCore import QObject, Qt, Signal, Slot
+from PySide6.QtWidgets import QFileDialog
+
+from .workers import ModelInfo
+
+if TYPE_CHECKING:
+    from .window import MainWindow
+
+OPEN_FOLDER = "__open_folder__"
+STARTER = "starter"
+
+
+def spec_label(spec: str) -> str:
+    if spec == STARTER:
+        return "Lacuna starter"
+    p = Path(spec)
+    return p.name if p.is_absolute() else spec
+
+
+class ModelController(QObject):
+    _load_requested = Signal(str)
+    _list_requested = Signal()
+    _clean_requested = Signal()
+
+    def __init__(self, window: MainWindow, worker) -> None:
+        super().__init__(window)
+        self.w = window
+        self.model = None
+        self.model_info: ModelInfo | None = None
+        self.model_spec: str | None = None
+        self.loading_spec: str | None = None
+        self.pending_infill = False  # Infill was asked for while the model loaded: run it when ready
+        self.manager_dialog = None
+        self._watching_downloads = False
+        queued = Qt.ConnectionType.QueuedConnection
+        self._load_requested.connect(worker.load, queued)
+        self._list_requested.connect(worker.list_models, queued)
+        self._clean_requested.connect(worker.clean_stale_partials, queued)
+        worker.loaded.connect(self._on_loaded, queued)
+        worker.failed.connect(self._on_failed, queued)
+        worker.listed.connect(self.on_models_listed, queued)
+
+    def startup(self) -> None:
+        self._list_requested.emit()
+        self.load_model(str(self.w.s.value("model/spec", STARTER) or STARTER))
+        # after the load, on the engine thread: the model the user waits for comes first
+        self._clean_requested.emit()
+
+    def refresh_picker(self) -> None:
+        self._list_requested.emit()
+
+    def load_model(self, spec: str) -> None:
+        w = self.w
+        if w.state == "running":
+            w.show_error("Stop the run before switching models.")
+            return
+        self.loading_spec = spec
+        w.model_label.setText(f"Model: {spec_label(spec)} (loading…)")
+        w.device_label.setText("")
+        w._update_state_label()
+        self._load_requested.emit(spec)
+
+    @Slot(object, object)
+    def _on_loaded(self, model, info: ModelInfo) -> None:
+        w = self.w
+        if "/" in info.name or "\\" in info.name:  # a folder: show its name
+            info = replace(info, name=Path(info.name).name or info.name)
+        self.model, self.model_info, self.model_spec = model, info, info.spec
+        self.loading_spec = None
+        w.s.setValue("model/spec", info.spec)
+        w.model_label.setText(f"Model: {info.name}")
+        w.device_label.setText(f"{info.device}{' · ' + info.dtype if info.dtype else ''}")
+        w.device_label.setToolTip(f"context {info.context_length} tokens · loaded in {info.seconds:.1f} s")
+        self.select_picker(info.spec)
+        w.statusBar().showMessage(f"Loaded {info.name} on {info.device} in {info.seconds:.1f} s", 5000)
+        w._update_state_label()
+        w.modelReady.emit(info)
+        if self.pending_infill:
+            self.pending_infill = False
+            w.start_infill(False)
+
+    @Slot(str, str)
+    def _on_failed(self, spec: str, message: str) -> None:
+        w = self.w
+        self.loading_spec = None
+        self.pending_infill = False
+        if self.model_info is not None:
+            w.model_label.setText(f"Model: {self.model_info.name}")
+            self.select_picker(self.model_info.spec)
+        else:
+            w.model_label.setText("Model: none")
+        if spec == STARTER:
+            message += ("\nThe starter model ships with Lacuna; if it is missing from this installation, "
+                        "choose another model with Model ▸ Open Model Folder… or the Model Manager.")
+        w._update_state_label()
+        w.show_error(message)
+        w.modelFailed.emit(message)
+
+    # --------------------------------------------------------------- picker
+    @Slot(object)
+    def on_models_listed(self, models) -> None:
+        picker = self.w.model_picker
+        for label, spec in models:
+            if picker.findData(spec) < 0:
+                picker.insertItem(picker.count() - 1, label, spec)
+        if self.model_spec:
+            self.select_picker(self.model_spec)
+
+    def select_picker(self, spec: str) -> None:
+        picker = self.w.model_picker
+        i = picker.findData(spec)
+        if i < 0:
+            picker.insertItem(picker.count() - 1, spec_label(spec), spec)
+            i = picker.findData(spec)
+        picker.setCurrentIndex(i)
+
+    def on_picker_activated(self, index: int) -> None:
+        spec = self.w.model_picker.itemData(index)
+        if spec == OPEN_FOLDER:
+            if self.model_spec:  # "Open folder…" is a command, not a choice to leave selected
+                self.select_picker(self.model_spec)
+            self.choose_model_folder()
+        elif spec and spec != self.model_spec:
+            self.load_model(spec)
+
+    def choose_model_folder(self) -> None:
+        folder = QFileDialog.getExistingDirectory(self.w, "Open a model folder (config.json, weights, tokenizer)")
+        if folder:
+            self.load_model(folder)
+
+    # -------------------------------------------------------- model manager
+    def open_model_manager(self) -> None:
+        try:
+            from app.models import ModelManager, ModelManagerDialog
+        except Exception as exc:  # noqa: BLE001 - a build may leave the manager out
+            self.w.show_error(f"The model manager is not available in this build ({exc}).")
+            return
+        manager = ModelManager.instance()
+        if not self._watching_downloads:
+            # downloads outlive the dialog; only the manager can start one, so watching from
+            # its first opening on catches them all without creating it (and importing the hub) at start-up
+            manager.jobFinished.connect(self._on_download_finished)
+            self._watching_downloads = True
+        if self.manager_dialog is None:
+            dlg = ModelManagerDialog(manager, self.w)
+            dlg.loadRequested.connect(self.load_model)
+            dlg.finished.connect(lambda _: self.refresh_picker())
+            self.manager_dialog = dlg
+        self.manager_dialog.open()
+
+    @Slot(object)
+    def _on_download_finished(self, outcome) -> None:
+        self.refresh_picker()
