@@ -10,17 +10,9 @@ from PySide6.QtWidgets import (
     QSpinBox, QWidget,
 )
 
-# Mirrors engine.types.SAMPLERS; kept here so the GUI starts without importing the
-# engine package (which imports torch). tests/app/test_settings.py checks they agree.
-SAMPLERS = (
-    "low_confidence",
-    "margin",
-    "entropy",
-    "random",
-    "threshold",
-    "ancestral",
-    "ancestral_nocache",
-)
+# engine.types is plain data and imports no torch, so the GUI can use it at start-up.
+from engine.types import SAMPLERS  # noqa: E402
+
 SAMPLER_LABELS = {
     "low_confidence": "Confidence (most sure first)",
     "margin": "Margin (top-1 minus top-2)",

@@ -22,14 +22,12 @@ from __future__ import annotations
 
 import argparse
 import json
-import platform
 import shlex
 import sys
 import time
 from pathlib import Path
 
 import numpy as np
-
 import platformdirs
 
 DEFAULT_WORK = Path(platformdirs.user_cache_dir("lacuna")) / "starter-run"
@@ -57,20 +55,6 @@ def prepare(corpus_dir: Path, work: Path, vocab: int, context: int) -> dict:
     return manifest
 
 
-def machine() -> str:
-    import os
-
-    import torch
-
-    cpu = platform.processor() or platform.machine()
-    try:
-        for line in open("/proc/cpuinfo", encoding="utf-8"):
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    return f"{cpu}, {os.cpu_count()} cores, torch {torch.__version__}, Python {platform.python_version()}"
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -96,6 +80,7 @@ def main(argv: list[str] | None = None) -> int:
     import torch
 
     from . import evaluate, export, train
+    from ..bench import machine
 
     command = "python -m engine.training.starter " + " ".join(shlex.quote(a) for a in (argv or sys.argv[1:]))
     args.work.mkdir(parents=True, exist_ok=True)
