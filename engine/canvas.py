@@ -116,7 +116,8 @@ def build(model, request: InfillRequest, generator: torch.Generator | None = Non
         elif len(segment) > 2 * reach:
             segment = segment[:reach] + segment[-reach:]
         contexts.append(_encode(tok, segment))
-        original = _encode(tok, source)
+        # The covered text's own tokens matter only for its default length and for edits.
+        original = _encode(tok, source) if (span.length is None or span.strength < 1.0) else []
         if span.strength < 1.0:
             if not original:
                 raise InputError(f"span [{span.start}, {span.end}) has no tokens to edit")

@@ -116,8 +116,6 @@ def shape_from_config(config: dict[str, Any], parameters: int | None = None) -> 
 
 def count_safetensors_parameters(folder: Path) -> int | None:
     """Exact parameter count from the safetensors headers (no tensor is read)."""
-    sizes = {"F64": 8, "F32": 4, "F16": 2, "BF16": 2, "I64": 8, "I32": 4, "I16": 2, "I8": 1, "U8": 1,
-             "BOOL": 1, "F8_E4M3": 1, "F8_E5M2": 1}
     total = 0
     files = sorted(folder.glob("*.safetensors"))
     if not files:

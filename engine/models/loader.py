@@ -11,6 +11,7 @@ import torch
 
 from .. import resources
 from ..errors import ModelLoadError
+from ..hub import catalog_entry, local_snapshot
 from .masked_lm import MaskedLMAdapter
 
 log = logging.getLogger(__name__)
@@ -69,7 +70,7 @@ def pick_dtype(device: torch.device, dtype: str | torch.dtype | None = None) -> 
 
 def resolve_path(name: str) -> Path:
     """Where the weights of ``name`` are on disk; raises ModelLoadError if nowhere."""
-    entry = _catalog_entry(name)
+    entry = catalog_entry(name)
     if entry is not None and entry.get("bundled"):
         path = resources.path(entry["bundled"])
         if not (path / "config.json").is_file():
@@ -82,7 +83,7 @@ def resolve_path(name: str) -> Path:
         return local
     if local.suffix or os.sep in name and not _looks_like_repo_id(name):
         raise ModelLoadError(f"no model folder at {local}")
-    snapshot = _local_snapshot(name)
+    snapshot = local_snapshot(name)
     if snapshot is None:
         raise ModelLoadError(
             f"{name!r} is not downloaded: run `lacuna-cli models pull {name}` or open the Model manager"
@@ -93,32 +94,6 @@ def resolve_path(name: str) -> Path:
 def _looks_like_repo_id(name: str) -> bool:
     parts = name.split("/")
     return len(parts) == 2 and all(parts) and not name.startswith((".", "~"))
-
-
-def _catalog_entry(name: str) -> dict | None:
-    try:
-        from ..hub import catalog_entry
-    except ImportError:
-        catalog_entry = None
-    if catalog_entry is not None:
-        return catalog_entry(name)
-    data = json.loads(resources.path("catalog.json").read_text(encoding="utf-8"))
-    return next((m for m in data["models"] if m["id"] == name), None)
-
-
-def _local_snapshot(name: str) -> Path | None:
-    try:
-        from ..hub import local_snapshot
-    except ImportError:
-        local_snapshot = None
-    if local_snapshot is not None:
-        return local_snapshot(name)
-    from huggingface_hub import snapshot_download
-
-    try:
-        return Path(snapshot_download(name, local_files_only=True))
-    except Exception:  # any miss in the cache means "not downloaded"
-        return None
 
 
 def _check_config(name: str, path: Path) -> dict:

@@ -322,36 +322,31 @@ def extract_pydoc(deb_path: Path, work_dir: Path) -> list[Document]:
 # chunks and split
 
 
+def _pack(items: list[str], size: int, sep: str) -> list[str]:
+    """Join consecutive items with ``sep`` while the result stays within ``size``."""
+    packed: list[str] = []
+    cur = ""
+    for item in items:
+        if cur and len(cur) + len(item) + len(sep) > size:
+            packed.append(cur)
+            cur = item
+        else:
+            cur = f"{cur}{sep}{item}" if cur else item
+    if cur:
+        packed.append(cur)
+    return packed
+
+
 def chunk(text: str, size: int = CHUNK_CHARS) -> list[str]:
     """Greedy paragraph packing into chunks of roughly ``size`` characters.
     Paragraphs longer than ``2*size`` are cut at sentence ends."""
-    paras = [p for p in text.split("\n\n") if p.strip()]
     pieces: list[str] = []
-    for p in paras:
+    for p in (p for p in text.split("\n\n") if p.strip()):
         if len(p) <= 2 * size:
             pieces.append(p)
-            continue
-        sents = re.split(r"(?<=[.;:!?])\s+", p)
-        cur = ""
-        for s in sents:
-            if cur and len(cur) + len(s) + 1 > size:
-                pieces.append(cur)
-                cur = s
-            else:
-                cur = f"{cur} {s}" if cur else s
-        if cur:
-            pieces.append(cur)
-    chunks: list[str] = []
-    cur = ""
-    for p in pieces:
-        if cur and len(cur) + len(p) + 2 > size:
-            chunks.append(cur)
-            cur = p
         else:
-            cur = f"{cur}\n\n{p}" if cur else p
-    if cur:
-        chunks.append(cur)
-    return chunks
+            pieces.extend(_pack(re.split(r"(?<=[.;:!?])\s+", p), size, " "))
+    return _pack(pieces, size, "\n\n")
 
 
 def is_heldout(source: str, text: str, modulus: int = HELDOUT_MODULUS) -> bool:

@@ -18,6 +18,8 @@ import threading
 import time
 from pathlib import Path
 
+from tests.app.fakes import STARTER, StallProbe
+
 TEXT = ("In the beginning God created the heaven and the earth. And the earth was without form, and void; "
         "and darkness was upon the face of the deep. And God said, Let there be light: and there was light. "
         "And God saw the light, that it was good: and God divided the light from the darkness. ") * 2
@@ -71,13 +73,7 @@ def main() -> int:
     default_switch = sys.getswitchinterval()
     from engine import InfillRequest, Span, load_model, stream_infill
 
-    spec = args.model
-    if spec is None:
-        starter = Path(__file__).resolve().parents[2] / "resources" / "models" / "starter" / "model.safetensors"
-        if starter.is_file():
-            spec = "starter"
-        else:
-            spec = str(_random_modernbert(Path(tempfile.mkdtemp()), args.size))
+    spec = args.model or ("starter" if STARTER.is_file() else str(_random_modernbert(Path(tempfile.mkdtemp()), args.size)))
     model = load_model(spec)
     i = TEXT.index("heaven")
     j = TEXT.index("darkness")
@@ -104,7 +100,7 @@ def main() -> int:
     engine_h.clear()
     h: list[float] = []
 
-    from PySide6.QtCore import QEventLoop, QTimer
+    from PySide6.QtCore import QEventLoop
     from PySide6.QtWidgets import QApplication
 
     app = QApplication.instance() or QApplication(sys.argv)
@@ -126,23 +122,14 @@ def main() -> int:
     w.settings_panel.seed.setValue(1)
     w.settings_panel.steps.setValue(args.steps)
     live, frames, engine_l, gui_cpu = [], [], [], []
-    gaps, last = [], [0.0]
-
-    def tick():
-        now = time.perf_counter()
-        gaps.append(now - last[0])
-        last[0] = now
-
-    probe = QTimer()
-    probe.setInterval(5)
-    probe.timeout.connect(tick)
+    probe = StallProbe()
+    gaps = probe.gaps
     w.runFinished.connect(loop.quit)
     for k in range(args.repeats + 1):
         if k:  # alternate with the headless runs so both see the same machine load
             h.append(headless())
         f0 = w.frames
         t = time.perf_counter()
-        last[0] = t
         if args.probe:
             probe.start()
         if args.live_threads:

@@ -3,11 +3,8 @@ from __future__ import annotations
 
 import os
 import sys
-from pathlib import Path
 
 import pytest
-
-STARTER = Path(__file__).resolve().parents[2] / "resources" / "models" / "starter" / "model.safetensors"
 
 
 def pytest_collection_modifyitems(config, items):

@@ -2,6 +2,8 @@
 from __future__ import annotations
 
 import threading
+import time
+from pathlib import Path
 
 from engine.types import Commit, InfillResult, Span, StepEvent, TokenPiece
 
@@ -87,3 +89,32 @@ def _result(request, slot_span, words, confs, nfe):
     parts.append(text[pos:])
     return InfillResult("".join(parts), tuple(spans), tuple(pieces), nfe, nfe, 0.01 * nfe, request.seed,
                         request.revision)
+
+
+STARTER = Path(__file__).resolve().parents[2] / "resources" / "models" / "starter" / "model.safetensors"
+
+
+class StallProbe:
+    """A QTimer ticking every few milliseconds on the GUI thread: the longest
+    gap between two ticks is the worst event-loop stall."""
+
+    def __init__(self, interval_ms: int = 5) -> None:
+        from PySide6.QtCore import QTimer
+
+        self.gaps: list[float] = []
+        self._last = 0.0
+        self.timer = QTimer()
+        self.timer.setInterval(interval_ms)
+        self.timer.timeout.connect(self._tick)
+
+    def _tick(self) -> None:
+        now = time.perf_counter()
+        self.gaps.append(now - self._last)
+        self._last = now
+
+    def start(self) -> None:
+        self._last = time.perf_counter()
+        self.timer.start()
+
+    def stop(self) -> None:
+        self.timer.stop()

@@ -17,6 +17,8 @@ import threading
 import time
 from pathlib import Path
 
+from tests.app.fakes import STARTER
+
 TEXT = """HAMLET.
 To be, or not to be, that is the question:
 Whether 'tis nobler in the mind to suffer
@@ -63,8 +65,7 @@ def main() -> int:
 
     spec = args.model
     if spec is None:
-        starter = Path(__file__).resolve().parents[2] / "resources" / "models" / "starter" / "model.safetensors"
-        if starter.is_file():
+        if STARTER.is_file():
             spec = "starter"
         else:
             from tests.support.tiny import build_tiny_modernbert

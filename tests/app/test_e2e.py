@@ -1,12 +1,10 @@
 """End to end with the real engine: a tiny random ModernBERT now, the starter model when present."""
 from __future__ import annotations
 
-import time
-
 import pytest
-from PySide6.QtCore import QTimer
 
-from tests.app.conftest import STARTER, set_text_and_masks
+from tests.app.conftest import set_text_and_masks
+from tests.app.fakes import STARTER, StallProbe
 
 TEXT = ("In the beginning God created the heaven and the earth. And the earth was without form, and void; "
         "and darkness was upon the face of the deep.\r\nAnd God said, Let there be light: and there was light.\n")
@@ -103,21 +101,12 @@ def test_event_loop_never_stalls_over_50ms_during_a_run(make_window, qtbot, tiny
     w = real_window(make_window, qtbot, tiny_model_dir)
     _long_run(w)
     w.settings_panel.candidates.setValue(16)  # sixteen runs back to back, ~1-2 s
-    gaps, last = [], [0.0]
-
-    def tick():
-        now = time.perf_counter()
-        gaps.append(now - last[0])
-        last[0] = now
-
-    probe = QTimer()
-    probe.setInterval(5)
-    probe.timeout.connect(tick)
+    probe = StallProbe()
     with qtbot.waitSignal(w.runFinished, timeout=60000):
-        last[0] = time.perf_counter()
         probe.start()
         w.start_infill()
     probe.stop()
+    gaps = probe.gaps
     worst = max(gaps)
     print(f"\nprobe: {len(gaps)} ticks, worst stall {worst * 1000:.1f} ms, "
           f"top {sorted(round(g * 1000, 1) for g in gaps)[-5:]} ms, frames {w.frames}, "

@@ -204,13 +204,21 @@ class MockHub:
             return rev
         return repo.branches.get(rev)
 
-    def _revision(self, h: BaseHTTPRequestHandler, name: str, rev: str) -> None:
+    def _resolve_or_404(self, h: BaseHTTPRequestHandler, name: str, rev: str) -> tuple[Repo, str] | None:
         repo = self._repo_or_404(h, name)
         if repo is None:
-            return
+            return None
         commit = self._commit_of(repo, rev)
         if commit is None:
-            return self._send_error(h, 404, "RevisionNotFound", f"Invalid rev id: {rev}")
+            self._send_error(h, 404, "RevisionNotFound", f"Invalid rev id: {rev}")
+            return None
+        return repo, commit
+
+    def _revision(self, h: BaseHTTPRequestHandler, name: str, rev: str) -> None:
+        found = self._resolve_or_404(h, name, rev)
+        if found is None:
+            return
+        repo, commit = found
         body = json.dumps({"id": name, "sha": commit}).encode()
         h.send_response(200)
         h.send_header("Content-Type", "application/json")
@@ -219,12 +227,10 @@ class MockHub:
         h.wfile.write(body)
 
     def _tree(self, h: BaseHTTPRequestHandler, name: str, rev: str) -> None:
-        repo = self._repo_or_404(h, name)
-        if repo is None:
+        found = self._resolve_or_404(h, name, rev)
+        if found is None:
             return
-        commit = self._commit_of(repo, rev)
-        if commit is None:
-            return self._send_error(h, 404, "RevisionNotFound", f"Invalid rev id: {rev}")
+        repo, commit = found
         items = []
         for p, data in sorted(repo.commits[commit].items()):
             item: dict[str, object] = {"type": "file", "path": p, "size": len(data), "oid": git_oid(data)}
@@ -243,12 +249,10 @@ class MockHub:
         h.wfile.write(body)
 
     def _resolve(self, h: BaseHTTPRequestHandler, name: str, rev: str, path: str) -> None:
-        repo = self._repo_or_404(h, name)
-        if repo is None:
+        found = self._resolve_or_404(h, name, rev)
+        if found is None:
             return
-        commit = self._commit_of(repo, rev)
-        if commit is None:
-            return self._send_error(h, 404, "RevisionNotFound", f"Invalid rev id: {rev}")
+        repo, commit = found
         auth = h.headers.get("Authorization")
         if repo.gated:
             token = auth.split(" ", 1)[1] if auth else None
