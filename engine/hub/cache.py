@@ -14,37 +14,52 @@ import shutil
 import time
 from pathlib import Path
 
-from . import paths, records
+from . import paths, records, validate
 
 PARTIAL_SUFFIX = ".lacuna.incomplete"
-COMMIT_RE = re.compile(r"^[0-9a-f]{40}$")
+COMMIT_RE = re.compile(r"[0-9a-f]{40}")
 WEIGHT_SUFFIXES = (".safetensors", ".bin", ".pt", ".pth", ".ckpt", ".gguf", ".msgpack", ".h5")
 
 
+def _blob_name(repo: str, blob: str) -> str:
+    # a blob is named by its etag: a git sha1 or an LFS sha256, nothing else
+    if not (validate.is_commit(blob) or validate.is_sha256(blob)):
+        from .errors import HubError
+
+        raise HubError(f"refusing blob name {validate.show(blob)} of {repo}: not a git or sha256 id")
+    return blob
+
+
 def blob_path(repo: str, blob: str) -> Path:
-    return paths.repo_dir(repo) / "blobs" / blob
+    return paths.repo_dir(repo) / "blobs" / _blob_name(repo, blob)
 
 
 def partial_path(repo: str, blob: str) -> Path:
-    return paths.repo_dir(repo) / "blobs" / (blob + PARTIAL_SUFFIX)
+    return paths.repo_dir(repo) / "blobs" / (_blob_name(repo, blob) + PARTIAL_SUFFIX)
 
 
 def snapshot_dir(repo: str, commit: str) -> Path:
-    return paths.repo_dir(repo) / "snapshots" / commit
+    return paths.repo_dir(repo) / "snapshots" / validate.commit_sha(commit, repo)
 
 
 def read_ref(repo: str, ref: str) -> str | None:
     try:
+        validate.revision(ref, repo)
         value = (paths.repo_dir(repo) / "refs" / ref).read_text().strip()
-    except OSError:
+    except (OSError, ValueError):
         return None
-    return value if COMMIT_RE.match(value) else None
+    return value if COMMIT_RE.fullmatch(value) else None
 
 
 def write_ref(repo: str, ref: str, commit: str) -> None:
-    if COMMIT_RE.match(ref):
+    """refs/<ref> := commit; ``ref`` is checked as a revision name and must stay inside refs/."""
+    validate.revision(ref, repo)
+    validate.commit_sha(commit, repo)
+    if COMMIT_RE.fullmatch(ref):
         return  # a commit is its own ref
-    target = paths.repo_dir(repo) / "refs" / ref
+    refs = paths.repo_dir(repo) / "refs"
+    refs.mkdir(parents=True, exist_ok=True)
+    target = validate.inside(refs, ref, repo)
     target.parent.mkdir(parents=True, exist_ok=True)
     tmp = target.with_name(target.name + ".tmp")
     tmp.write_text(commit)
@@ -52,10 +67,17 @@ def write_ref(repo: str, ref: str, commit: str) -> None:
 
 
 def link_into_snapshot(repo: str, commit: str, rel_path: str, blob: str) -> Path:
-    """Make ``snapshots/<commit>/<rel_path>`` point at the blob (relative symlink, else a copy)."""
-    dest = snapshot_dir(repo, commit) / rel_path
-    dest.parent.mkdir(parents=True, exist_ok=True)
+    """Make ``snapshots/<commit>/<rel_path>`` point at the blob (relative symlink, else a copy).
+
+    ``rel_path`` must be a safe relative path whose resolved location (folders
+    that already exist included) lies inside the snapshot folder: HubError otherwise.
+    """
+    folder = snapshot_dir(repo, commit)
     source = blob_path(repo, blob)
+    folder.mkdir(parents=True, exist_ok=True)
+    dest = validate.inside(folder, rel_path, repo)
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    validate.inside(folder, rel_path, repo)  # again: a folder made just now is not a link elsewhere
     if dest.is_symlink() or dest.exists():
         try:
             if dest.resolve() == source.resolve() or _same_content_size(dest, source):
@@ -104,7 +126,7 @@ def cached_commits(repo: str) -> list[str]:
     """Commits with a snapshot folder in the cache, newest first (by folder time)."""
     snaps = paths.repo_dir(repo) / "snapshots"
     try:
-        folders = [p for p in snaps.iterdir() if p.is_dir()]
+        folders = [p for p in snaps.iterdir() if p.is_dir() and COMMIT_RE.fullmatch(p.name)]
     except OSError:
         return []
     folders.sort(key=lambda p: p.stat().st_mtime, reverse=True)
@@ -132,6 +154,8 @@ def installed_snapshot(repo: str) -> Path | None:
         return None
     folder = snapshot_dir(record["repo"], record["commit"])
     for item in record.get("files", []):
+        if not isinstance(item, dict) or validate.path_problem(item.get("path")) is not None:
+            return None
         if not (folder / item["path"]).is_file():
             return None
     return folder if folder.is_dir() else None

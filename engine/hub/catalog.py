@@ -45,10 +45,37 @@ def _bundled() -> list[dict[str, Any]]:
     return list(data.get("models", []))
 
 
+def _user_entry_ok(m: Any) -> bool:
+    if not isinstance(m, dict):
+        return False
+    repo, path = m.get("repo"), m.get("path")
+    if not ((isinstance(repo, str) and is_repo_id(repo)) or (repo is None and isinstance(path, str) and path)):
+        return False
+    if any(m.get(k) is not None and not isinstance(m[k], str) for k in ("id", "name", "family", "path")):
+        return False
+    for key in ("parameters", "download_size", "context_length"):
+        value = m.get(key)
+        if value is not None and (not isinstance(value, int) or isinstance(value, bool) or value < 0):
+            return False
+    for key in ("files", "aliases"):
+        value = m.get(key)
+        if value is not None and not (isinstance(value, list) and all(isinstance(f, str) for f in value)):
+            return False
+    return True
+
+
 def _user() -> list[dict[str, Any]]:
+    """The user's entries that are well-formed; the rest are skipped and noted (store.ignored)."""
     data = store.read(USER_CATALOG, {})
-    models = data.get("models", []) if isinstance(data, dict) else []
-    return [m for m in models if isinstance(m, dict) and (m.get("repo") or m.get("path"))]
+    models = data.get("models", [])
+    if not isinstance(models, list):
+        store.ignore(USER_CATALOG, "ignored, its \"models\" is not a list")
+        return []
+    good = [m for m in models if _user_entry_ok(m)]
+    bad = len(models) - len(good)
+    if bad:
+        store.ignore(USER_CATALOG, f"ignored {bad} broken {'entry' if bad == 1 else 'entries'}")
+    return good
 
 
 def _finish(entry: dict[str, Any], source: str) -> dict[str, Any]:
@@ -87,6 +114,8 @@ def entries() -> list[dict[str, Any]]:
 
 def catalog_entry(name: str) -> dict[str, Any] | None:
     """The entry whose id or repo id is ``name`` (case-insensitive), else None."""
+    if not isinstance(name, str) or not name.strip():
+        return None
     key = name.strip().lower()
     for e in entries():
         if e["id"].lower() == key or (e.get("repo") or "").lower() == key:
@@ -105,7 +134,9 @@ def repo_for(name: str) -> str | None:
 
 
 def is_repo_id(name: str) -> bool:
-    return bool(REPO_RE.match(name)) and "--" not in name and ".." not in name
+    """``org/name`` as the Hub spells repo ids (at most 96 characters each side, like the Hub)."""
+    return (isinstance(name, str) and len(name) <= 193 and REPO_RE.fullmatch(name) is not None
+            and "--" not in name and ".." not in name and all(len(p) <= 96 for p in name.split("/")))
 
 
 def add_user_entry(spec: str, **fields: Any) -> dict[str, Any]:
@@ -133,10 +164,10 @@ def add_user_entry(spec: str, **fields: Any) -> dict[str, Any]:
         return existing
 
     def change(data: Any) -> Any:
-        if not isinstance(data, dict):
-            data = {}
+        if not isinstance(data.get("models"), list):
+            data["models"] = []
         data.setdefault("version", 1)
-        data.setdefault("models", []).append(entry)
+        data["models"].append(entry)
         return data
 
     store.update(USER_CATALOG, {}, change)
@@ -148,10 +179,13 @@ def remove_user_entry(name: str) -> bool:
     removed = []
 
     def change(data: Any) -> Any:
-        if not isinstance(data, dict):
+        if not isinstance(data.get("models"), list):
             return data
         keep = []
-        for m in data.get("models", []):
+        for m in data["models"]:
+            if not isinstance(m, dict):
+                keep.append(m)
+                continue
             if (str(m.get("id", "")).lower() == key or str(m.get("repo", "")).lower() == key
                     or str(m.get("path", "")).lower() == key):
                 removed.append(m)
@@ -166,8 +200,11 @@ def remove_user_entry(name: str) -> bool:
 
 def family_from_config(config: dict[str, Any]) -> str:
     """A family name from a transformers config.json."""
+    if not isinstance(config, dict):
+        return "unknown"
     model_type = str(config.get("model_type", "")).lower()
-    archs = " ".join(config.get("architectures") or []).lower()
+    archs = config.get("architectures")
+    archs = " ".join(a for a in archs if isinstance(a, str)).lower() if isinstance(archs, list) else ""
     if model_type == "modernbert":
         return "modernbert"
     if model_type in {"bert", "roberta", "distilbert", "xlm-roberta", "electra", "deberta", "deberta-v2"}:

@@ -21,6 +21,7 @@ import hashlib
 import http.client
 import json
 import os
+import re
 import shutil
 import socket
 import threading
@@ -31,7 +32,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Callable
 
-from . import cache, catalog, hubapi, paths, records
+from . import cache, catalog, hubapi, paths, records, validate
 from .errors import (Cancelled, DiskSpaceError, HubError, IntegrityError, Paused,
                      PickleConsentRequired, RemoteCodeConsentRequired)
 from .fmt import human_bytes, human_eta, human_rate
@@ -46,7 +47,10 @@ class PullOptions:
     """Knobs of a pull; the defaults suit a real network, tests shrink the times."""
 
     stall_timeout: float = 30.0      # seconds without a byte -> drop the connection and retry
-    max_retries: int = 5             # consecutive failed attempts (no new bytes) per file
+    max_retries: int = 5             # failed attempts in a row that reach no new byte of a file
+    max_attempts: int = 100          # requests per file in all, however they end
+    progress_timeout: float = 600.0  # seconds a file may go without reaching a new byte, retries included
+    metadata_timeout: float = 60.0   # the whole of one revision or file-list call, retries included
     backoff_base: float = 1.0        # first retry waits this, then doubles ...
     backoff_max: float = 60.0        # ... up to this
     chunk_size: int = 1 << 20
@@ -190,13 +194,17 @@ def hash_file(path: Path, size: int, upto: int | None = None) -> _Hashes:
 
 
 def check_hashes(rf: RemoteFile, hashes: _Hashes) -> tuple[bool, str]:
-    """(ok, the sha256 found) for a file against its tree entry."""
+    """(ok, the sha256 found) for a file against its tree entry.
+
+    LFS files are checked by sha256, the others by git blob sha1. A file with
+    neither usable hash is never ok: unverifiable is not verified.
+    """
     found = hashes.sha256.hexdigest()
     if rf.sha256:
-        return found == rf.sha256, found
-    if rf.oid and len(rf.oid) == 40:
+        return validate.is_sha256(rf.sha256) and found == rf.sha256, found
+    if validate.is_commit(rf.oid):
         return hashes.git.hexdigest() == rf.oid, found
-    return True, found
+    return False, found
 
 
 def free_space_at(path: Path) -> int:
@@ -223,29 +231,21 @@ class _Pull:
         self.file_meter = _Meter()
         self.last_emit = 0.0
         self.phase = "resolving"
-        self._sock_lock = threading.Lock()
-        self._sock: socket.socket | None = None
-        self._running = True
         self._hashes: _Hashes | None = None
 
-    def _watch(self) -> None:
-        """Wake a read blocked on a quiet connection as soon as pause or cancel is set."""
-        while self._running:
-            if self.cancel.is_set() or self.pause.is_set():
-                with self._sock_lock:
-                    if self._sock is not None:
-                        try:
-                            self._sock.shutdown(socket.SHUT_RDWR)
-                        except OSError:
-                            pass
-                        self._sock = None
-            self.cancel.wait(0.05)
+    def stopping(self) -> bool:
+        """Pause or cancel is set: every request of this pull is cut within ~50 ms (hubapi.Guard)."""
+        return self.cancel.is_set() or self.pause.is_set()
 
-    def start_watcher(self) -> None:
-        threading.Thread(target=self._watch, name="lacuna-pull-watch", daemon=True).start()
-
-    def stop_watcher(self) -> None:
-        self._running = False
+    def _metadata(self, call: Callable[..., Any], *args: Any) -> Any:
+        """One revision or file-list call under the overall metadata deadline and this pull's stop."""
+        deadline = time.monotonic() + self.opt.metadata_timeout
+        try:
+            return call(self.repo, *args, timeout=min(30.0, self.opt.metadata_timeout),
+                        deadline=deadline, stop=self.stopping)
+        except hubapi.Stopped:
+            self.check()
+            raise
 
     # progress ---------------------------------------------------------------
     def done_bytes(self) -> int:
@@ -292,7 +292,7 @@ class _Pull:
         patterns = (entry or {}).get("files") or list(catalog.DEFAULT_FILES)
         user_repo = entry is None or entry.get("source") != "catalog"
         self.emit("resolving", f"resolving {self.repo}@{self.revision}")
-        self.commit = hubapi.resolve_revision(self.repo, self.revision)
+        self.commit = self._metadata(hubapi.resolve_revision, self.revision)
         done = records.get_install(self.repo)
         if (done and done.get("commit") == self.commit and done.get("verified")
                 and cache.installed_snapshot(self.repo) is not None):
@@ -303,7 +303,7 @@ class _Pull:
                           for f in done.get("files", [])}
             self.emit("installed", f"{self.repo} is already installed at {self.commit[:12]}")
             return done
-        tree = hubapi.list_tree(self.repo, self.commit)
+        tree = self._metadata(hubapi.list_tree, self.commit)
         chosen = select_files(self.repo, self.commit, tree, patterns,
                               allow_pickle=self.opt.allow_pickle, with_code=user_repo)
         cache.clean_stale_partials(repo=self.repo)
@@ -434,21 +434,37 @@ class _Pull:
         hashes = hash_file(partial, rf.size, upto=have) if have else _Hashes(rf.size)
         self.set_file(rf.path, state="downloading", done=have)
         self.file_meter.reset()
+        # Retries are bounded overall: progress means reaching a byte never reached
+        # before (a high-water mark), so a server that makes the file grow and shrink
+        # in turn cannot keep the download alive; the attempts and the time without
+        # new bytes are capped too.
         failures = 0
+        attempts = 0
+        best = have
+        best_at = time.monotonic()
         while have < rf.size:
             self.check()
-            before = have
+            attempts += 1
             try:
                 have, hashes = self._transfer(rf, partial, have, hashes)
             except TransientError as err:
                 self.check()  # a pause or cancel that cut the connection is not a failure
                 hashes = self._hashes  # it hashed exactly the bytes now in the partial file
                 have = partial.stat().st_size if partial.exists() else 0
-                failures = 0 if have > before else failures + 1
+                if have > best:
+                    best, best_at, failures = have, time.monotonic(), 0
+                else:
+                    failures += 1
+                why = None
                 if failures > self.opt.max_retries:
+                    why = f"failed after {self.opt.max_retries} retries without new data"
+                elif attempts >= self.opt.max_attempts:
+                    why = f"failed after {attempts} requests"
+                elif time.monotonic() - best_at > self.opt.progress_timeout:
+                    why = f"made no progress for {self.opt.progress_timeout:g} s"
+                if why is not None:
                     self.set_file(rf.path, state="failed")
-                    raise HubError(f"download of {rf.path} from {self.repo} failed after "
-                                   f"{self.opt.max_retries} retries: {err}") from err
+                    raise HubError(f"download of {rf.path} from {self.repo} {why}: {err}") from err
                 delay = min(self.opt.backoff_max, self.opt.backoff_base * (2 ** max(0, failures - 1)))
                 self.set_file(rf.path, state="retrying", done=have)
                 self.emit("retrying", f"{rf.path}: {err}; retrying in {delay:.1f} s")
@@ -477,74 +493,77 @@ class _Pull:
         self._hashes = hashes
         headers = {"Range": f"bytes={have}-"} if have else {}
         url = hubapi.file_url(self.repo, self.commit, rf.path)
-        resp = hubapi.open_url(url, timeout=self.opt.stall_timeout, headers=headers,
-                               repo=self.repo, what=rf.path)
-        with self._sock_lock:
-            self._sock = _socket_of(resp)
-        try:
-            if have and resp.status == 206:
-                start = _content_range_start(resp.headers.get("Content-Range", ""))
-                if start != have:
-                    have, hashes = 0, _Hashes(rf.size)  # server resumed elsewhere: start over
-                    self._hashes = hashes
-                    resp.close()
-                    partial.unlink(missing_ok=True)
-                    raise TransientError(f"{rf.path}: the server resumed at the wrong place")
-            elif have:
-                have, hashes = 0, _Hashes(rf.size)  # no range support: whole file again
-                self._hashes = hashes
-            mode = "r+b" if partial.exists() else "wb"
-            with open(partial, mode) as fh:
-                fh.seek(have)
-                fh.truncate()
-                while True:
-                    self.check()
-                    try:
-                        chunk = resp.read1(self.opt.chunk_size)
-                    except (socket.timeout, TimeoutError) as err:
-                        raise TransientError(f"no data for {self.opt.stall_timeout:g} s (stalled)") from err
-                    except (OSError, http.client.HTTPException) as err:
-                        raise TransientError(f"connection lost: {err}") from err
-                    if not chunk:
-                        break
-                    if have + len(chunk) > rf.size:
-                        raise TransientError(f"{rf.path}: the server sent more than {rf.size} bytes")
-                    fh.write(chunk)
-                    hashes.update(chunk)
-                    have += len(chunk)
-                    self.set_file(rf.path, done=have)
-                    self.file_meter.add(have)
-                    self.meter.add(self.done_bytes())
-                    rate = self.file_meter.rate()
-                    self.set_file(rf.path, rate=rate, eta=_eta(rf.size - have, rate))
-                    if self.callback is not None and (
-                            time.monotonic() - self.last_emit >= self.opt.progress_interval):
-                        fh.flush()  # what a progress value reports is on disk
-                        self.emit("downloading", force=True)
-                fh.flush()
-        finally:
-            with self._sock_lock:
-                self._sock = None
-            resp.close()
+        with hubapi.Guard(None, self.stopping) as guard:
+            resp = hubapi.open_url(url, timeout=self.opt.stall_timeout, headers=headers,
+                                   repo=self.repo, what=rf.path, guard=guard)
+            try:
+                return self._receive(rf, partial, have, hashes, resp)
+            finally:
+                resp.close()
+
+    def _receive(self, rf: RemoteFile, partial: Path, have: int, hashes: _Hashes,
+                 resp: Any) -> tuple[int, _Hashes]:
+        start = body_start(resp.status, resp.headers.get("Content-Range"), rf.size)
+        if start != have:
+            # 200 without a range is the whole file again; anything else restarts cleanly
+            have, hashes = 0, _Hashes(rf.size)
+            self._hashes = hashes
+            if start != 0:
+                partial.unlink(missing_ok=True)
+                raise TransientError(f"{rf.path}: the server answered the resume with an unusable range")
+        mode = "r+b" if partial.exists() else "wb"
+        with open(partial, mode) as fh:
+            fh.seek(have)
+            fh.truncate()
+            while True:
+                self.check()
+                try:
+                    chunk = resp.read1(self.opt.chunk_size)
+                except (socket.timeout, TimeoutError) as err:
+                    raise TransientError(f"no data for {self.opt.stall_timeout:g} s (stalled)") from err
+                except (OSError, http.client.HTTPException) as err:
+                    raise TransientError(f"connection lost: {err}") from err
+                if not chunk:
+                    break
+                if have + len(chunk) > rf.size:
+                    raise TransientError(f"{rf.path}: the server sent more than {rf.size} bytes")
+                fh.write(chunk)
+                hashes.update(chunk)
+                have += len(chunk)
+                self.set_file(rf.path, done=have)
+                self.file_meter.add(have)
+                self.meter.add(self.done_bytes())
+                rate = self.file_meter.rate()
+                self.set_file(rf.path, rate=rate, eta=_eta(rf.size - have, rate))
+                if self.callback is not None and (
+                        time.monotonic() - self.last_emit >= self.opt.progress_interval):
+                    fh.flush()  # what a progress value reports is on disk
+                    self.emit("downloading", force=True)
+            fh.flush()
         if have < rf.size:
             raise TransientError(f"connection closed after {have} of {rf.size} bytes")
         return have, hashes
 
 
-def _socket_of(resp: Any) -> socket.socket | None:
-    try:
-        sock = resp.fp.raw._sock  # http.client: BufferedReader -> SocketIO -> socket
-    except AttributeError:
+def body_start(status: int, content_range: str | None, size: int) -> int | None:
+    """The offset of the file where a response body begins, or None if it cannot be used.
+
+    A 206, or a 200 that carries a Content-Range (some proxies answer a Range
+    request so), starts where its ``bytes START-END/TOTAL`` says, and only when
+    TOTAL is the file's size (or ``*``); a 200 without one is the whole file.
+    """
+    if content_range is None:
+        return None if status == 206 else 0
+    m = _CONTENT_RANGE.fullmatch(content_range.strip())
+    if m is None:
         return None
-    return sock if isinstance(sock, socket.socket) else None
+    start, end, total = int(m.group(1)), int(m.group(2)), m.group(3)
+    if end < start or (total != "*" and int(total) != size) or start >= max(size, 1):
+        return None
+    return start
 
 
-def _content_range_start(value: str) -> int | None:
-    # "bytes 100-199/200"
-    try:
-        return int(value.split()[1].split("-")[0])
-    except (IndexError, ValueError):
-        return None
+_CONTENT_RANGE = re.compile(r"bytes\s+(\d{1,20})-(\d{1,20})/(\d{1,20}|\*)")
 
 
 def pull(name: str, revision: str | None = None, *, progress: Callable[[PullProgress], None] | None = None,
@@ -563,15 +582,15 @@ def pull(name: str, revision: str | None = None, *, progress: Callable[[PullProg
     if entry is not None and entry.get("path"):
         raise InputError(f"{name} is a local folder; there is nothing to download")
     repo = entry["repo"] if entry is not None else (name if catalog.is_repo_id(name) else None)
-    if not repo:
+    if not repo or not catalog.is_repo_id(repo):
         raise InputError(f"{name!r} is not a catalog id or a Hub repo id (org/name)")
     revision = revision or (entry or {}).get("revision") or "main"
     if os.environ.get("HF_HUB_OFFLINE", "").strip().lower() in ("1", "true", "yes", "on"):
         from .errors import OfflineError
 
         raise OfflineError(f"HF_HUB_OFFLINE is set, so {repo} cannot be downloaded; unset it to download")
+    validate.revision(revision, repo)
     job = _Pull(repo, revision, options or PullOptions(), progress, cancel, pause)
-    job.start_watcher()
     try:
         return job.run(entry)
     except Paused:
@@ -584,8 +603,6 @@ def pull(name: str, revision: str | None = None, *, progress: Callable[[PullProg
     except Exception as err:
         job.emit("failed", str(err))
         raise
-    finally:
-        job.stop_watcher()
 
 
 def discard_partials(name: str) -> int:

@@ -2,7 +2,13 @@
 
 HF_ENDPOINT and the token are read when a request is made. The token comes from
 huggingface_hub's own store (HF_TOKEN or `huggingface-cli login`); Lacuna never
-stores one. It is sent to the endpoint only, never to a redirect target.
+stores one. It is sent only to a URL whose scheme, host and port equal the
+endpoint's, and never to a redirect target.
+
+Every request can be cut from outside: its socket is handed to a guard the
+moment it connects, and the guard shuts it when an overall deadline passes or
+the caller's ``stop`` says so (pause, cancel, quit). A server that dribbles a
+few bytes a second therefore cannot hold a metadata call, or a pause, open.
 """
 from __future__ import annotations
 
@@ -10,16 +16,21 @@ import http.client
 import json
 import os
 import socket
+import threading
+import time
 import urllib.error
 import urllib.parse
 import urllib.request
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Callable
 
+from . import validate
 from .errors import AccessDenied, EntryNotFound, HubError, OfflineError, RepoNotFound
 
 USER_AGENT = "lacuna-editor/0.1 (+engine.hub)"
 TRANSIENT_STATUS = frozenset({408, 429, 500, 502, 503, 504})
+METADATA_TIMEOUT = 60.0          # seconds for one metadata call, all retries included
+MAX_METADATA_BYTES = 64 << 20    # a revision or a page of the file list is far smaller
 
 
 class TransientError(HubError):
@@ -41,6 +52,27 @@ def token() -> str | None:
         return get_token()
     except Exception:  # a broken token file must not break downloads of public repos
         return None
+
+
+def _origin(url: str) -> tuple[str, str, int | None] | None:
+    """(scheme, host, port) of a URL with the scheme's default port filled in; None if unparsable."""
+    try:
+        parts = urllib.parse.urlsplit(url)
+        port = parts.port
+    except ValueError:
+        return None
+    scheme = parts.scheme.lower()
+    if scheme not in ("http", "https") or not parts.hostname:
+        return None
+    if port is None:
+        port = 443 if scheme == "https" else 80
+    return scheme, parts.hostname.lower(), port
+
+
+def same_origin(url: str, base: str) -> bool:
+    """True when ``url`` has exactly the scheme, host and port of ``base`` (not a string prefix)."""
+    a, b = _origin(url), _origin(base)
+    return a is not None and a == b
 
 
 def quote_path(path: str) -> str:
@@ -83,18 +115,126 @@ def raise_for(err: urllib.error.HTTPError, repo: str, what: str) -> None:
     raise HubError(f"the Hub answered HTTP {status} for {what} of {repo}")
 
 
+class Guard:
+    """Shuts a request's socket when ``deadline`` (monotonic seconds) passes or ``stop()`` is true.
+
+    One watcher thread per guard polls every 50 ms; ``fired`` says why it cut
+    ("deadline" or "stop"), so the caller can tell a cut from a network fault.
+    Use as a context manager around one or more requests.
+    """
+
+    def __init__(self, deadline: float | None = None, stop: Callable[[], bool] | None = None) -> None:
+        self.deadline = deadline
+        self.stop = stop
+        self.fired: str | None = None
+        self._lock = threading.Lock()
+        self._sock: socket.socket | None = None
+        self._done = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    def __enter__(self) -> "Guard":
+        self._thread = threading.Thread(target=self._watch, name="lacuna-hub-guard", daemon=True)
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._done.set()
+
+    def attach(self, sock: socket.socket | None) -> None:
+        with self._lock:
+            self._sock = sock
+            if self.fired and sock is not None:
+                _shut(sock)
+
+    def check(self) -> None:
+        """Fire now if due (also called between reads, so a cut never waits for the watcher)."""
+        if self.fired:
+            return
+        if self.stop is not None and self.stop():
+            self._fire("stop")
+        elif self.deadline is not None and time.monotonic() >= self.deadline:
+            self._fire("deadline")
+
+    def _fire(self, why: str) -> None:
+        with self._lock:
+            self.fired = self.fired or why
+            if self._sock is not None:
+                _shut(self._sock)
+
+    def _watch(self) -> None:
+        while not self._done.wait(0.05):
+            self.check()
+            if self.fired:
+                return
+
+
+def _shut(sock: socket.socket) -> None:
+    try:
+        sock.shutdown(socket.SHUT_RDWR)
+    except OSError:
+        pass
+
+
+def _hooked(base: type, on_socket: Callable[[socket.socket], None]) -> type:
+    class Conn(base):  # type: ignore[misc, valid-type]
+        def connect(self) -> None:
+            super().connect()
+            on_socket(self.sock)
+
+    return Conn
+
+
+class _HookedHTTP(urllib.request.HTTPHandler):
+    def __init__(self, on_socket: Callable[[socket.socket], None]) -> None:
+        super().__init__()
+        self._conn = _hooked(http.client.HTTPConnection, on_socket)
+
+    def http_open(self, req: urllib.request.Request) -> Any:
+        return self.do_open(self._conn, req)
+
+
+class _HookedHTTPS(urllib.request.HTTPSHandler):
+    def __init__(self, on_socket: Callable[[socket.socket], None]) -> None:
+        super().__init__()
+        self._conn = _hooked(http.client.HTTPSConnection, on_socket)
+
+    def https_open(self, req: urllib.request.Request) -> Any:
+        return self.do_open(self._conn, req, context=self._context)
+
+
+class _StripAuthRedirect(urllib.request.HTTPRedirectHandler):
+    """Follow redirects, never carrying an Authorization header to the target."""
+
+    def redirect_request(self, req, fp, code, msg, headers, newurl):  # noqa: ANN001 - urllib's signature
+        new = super().redirect_request(req, fp, code, msg, headers, newurl)
+        if new is not None:
+            for key in [k for k in new.headers if k.lower() == "authorization"]:
+                del new.headers[key]
+        return new
+
+
 def open_url(url: str, *, timeout: float, headers: dict[str, str] | None = None,
-             method: str = "GET", repo: str, what: str) -> http.client.HTTPResponse:
-    """Open a URL; HTTP errors raise ours, network errors raise TransientError."""
+             method: str = "GET", repo: str, what: str,
+             guard: Guard | None = None) -> http.client.HTTPResponse:
+    """Open a URL; HTTP errors raise ours, network errors raise TransientError.
+
+    ``timeout`` bounds each socket operation; ``guard`` receives the socket as
+    soon as it connects (for deadlines and cancel). The token is added only
+    for the endpoint's own origin.
+    """
     request = urllib.request.Request(url, method=method)
     request.add_header("User-Agent", USER_AGENT)
     for key, value in (headers or {}).items():
         request.add_header(key, value)
     tok = token()
-    if tok and url.startswith(endpoint()):
+    if tok and same_origin(url, endpoint()):
         request.add_unredirected_header("Authorization", f"Bearer {tok}")
+    hook = guard.attach if guard is not None else (lambda sock: None)
+    opener = urllib.request.build_opener(_HookedHTTP(hook), _HookedHTTPS(hook), _StripAuthRedirect())
+    if guard is not None:
+        guard.check()
     try:
-        return urllib.request.urlopen(request, timeout=timeout)  # noqa: S310 - https/http only
+        return opener.open(request, timeout=timeout)  # noqa: S310 - http(s) only
     except urllib.error.HTTPError as err:
         try:
             raise_for(err, repo, what)
@@ -106,25 +246,66 @@ def open_url(url: str, *, timeout: float, headers: dict[str, str] | None = None,
         raise TransientError(f"could not reach {endpoint()}: {reason}") from err
 
 
-def get_json(url: str, *, timeout: float, repo: str, what: str,
-             attempts: int = 3, backoff: float = 0.5) -> tuple[Any, dict[str, str]]:
-    """GET a JSON document from the Hub API; network trouble and 5xx/429 are retried a few times."""
-    import time
+class Stopped(HubError):
+    """A metadata call was cut because its ``stop`` callback said so (the caller knows why)."""
 
-    for attempt in range(attempts):
-        try:
-            with open_url(url, timeout=timeout, repo=repo, what=what) as resp:
-                body = resp.read()
-                headers = {k.lower(): v for k, v in resp.headers.items()}
-            break
-        except (TransientError, socket.timeout, OSError, http.client.HTTPException) as err:
-            if attempt == attempts - 1:
-                raise OfflineError(f"the Hub could not be reached for {repo}: {err}") from err
-            time.sleep(backoff * (2 ** attempt))
+
+def get_json(url: str, *, timeout: float, repo: str, what: str, attempts: int = 3, backoff: float = 0.5,
+             deadline: float | None = None, stop: Callable[[], bool] | None = None) -> tuple[Any, dict[str, str]]:
+    """GET a JSON document from the Hub API; network trouble and 5xx/429 are retried a few times.
+
+    ``deadline`` (monotonic seconds; default now + METADATA_TIMEOUT) bounds the
+    whole call, retries and a dribbling server included: past it, OfflineError.
+    ``stop()`` true cuts the call within ~50 ms with :class:`Stopped`.
+    """
+    if deadline is None:
+        deadline = time.monotonic() + METADATA_TIMEOUT
+    label = "the revision" if what == "repo" else what
+    with Guard(deadline, stop) as guard:
+        for attempt in range(attempts):
+            try:
+                with open_url(url, timeout=min(timeout, max(0.05, deadline - time.monotonic())),
+                              repo=repo, what=what, guard=guard) as resp:
+                    headers = {k.lower(): v for k, v in resp.headers.items()}
+                    body = _read_all(resp, guard, repo, what)
+                guard.check()
+                if guard.fired:
+                    raise TransientError("cut")
+                break
+            except (TransientError, socket.timeout, OSError, http.client.HTTPException) as err:
+                guard.check()
+                if guard.fired == "stop":
+                    raise Stopped(f"the request for {label} of {repo} was stopped") from err
+                if guard.fired == "deadline":
+                    raise OfflineError(f"the Hub took too long to send {label} of {repo}; "
+                                       f"try again later") from err
+                if attempt == attempts - 1:
+                    raise OfflineError(f"the Hub could not be reached for {repo}: {err}") from err
+                wait_until = time.monotonic() + backoff * (2 ** attempt)
+                while time.monotonic() < wait_until and not guard.fired:
+                    time.sleep(0.02)
+                    guard.check()
     try:
         return json.loads(body), headers
-    except ValueError as err:
-        raise HubError(f"the Hub sent an unreadable answer for {what} of {repo}") from err
+    except (ValueError, RecursionError) as err:
+        raise HubError(f"the Hub sent an unreadable answer for {label} of {repo}") from err
+
+
+def _read_all(resp: Any, guard: Guard, repo: str, what: str) -> bytes:
+    parts: list[bytes] = []
+    total = 0
+    while True:
+        guard.check()
+        if guard.fired:
+            raise TransientError("cut")
+        chunk = resp.read1(1 << 16)
+        if not chunk:
+            return b"".join(parts)
+        total += len(chunk)
+        if total > MAX_METADATA_BYTES:
+            raise HubError(f"the Hub sent more than {MAX_METADATA_BYTES >> 20} MB for {what} of {repo}; "
+                           f"refusing it")
+        parts.append(chunk)
 
 
 @dataclass(frozen=True)
@@ -142,36 +323,56 @@ class RemoteFile:
         return self.sha256 or self.oid
 
 
-def resolve_revision(repo: str, revision: str, *, timeout: float = 30.0) -> str:
+def resolve_revision(repo: str, revision: str, *, timeout: float = 30.0, deadline: float | None = None,
+                     stop: Callable[[], bool] | None = None) -> str:
+    """The commit sha (40 hex, checked) that ``revision`` names; see get_json for deadline/stop."""
+    validate.revision(revision, repo)
     what = f"revision {revision}"
     data, _ = get_json(api_url(repo, "revision", urllib.parse.quote(revision, safe="")),
-                       timeout=timeout, repo=repo, what="repo" if revision == "main" else what)
+                       timeout=timeout, repo=repo, what="repo" if revision == "main" else what,
+                       deadline=deadline, stop=stop)
     sha = data.get("sha") if isinstance(data, dict) else None
-    if not isinstance(sha, str) or len(sha) != 40:
+    if sha is None:
         raise HubError(f"the Hub gave no commit for {repo}@{revision}")
-    return sha
+    return validate.commit_sha(sha, repo)
 
 
-def list_tree(repo: str, commit: str, *, timeout: float = 30.0) -> list[RemoteFile]:
-    url = api_url(repo, "tree", commit) + "?recursive=true&expand=false"
+def list_tree(repo: str, commit: str, *, timeout: float = 30.0, deadline: float | None = None,
+              stop: Callable[[], bool] | None = None) -> list[RemoteFile]:
+    """Every file of ``repo`` at ``commit``, each path, size and hash checked (see validate).
+
+    A listing with one unsafe path or unusable hash is refused as a whole:
+    such a server cannot be trusted with the rest either.
+    """
+    validate.commit_sha(commit, repo)
+    url: str | None = api_url(repo, "tree", commit) + "?recursive=true&expand=false"
     files: list[RemoteFile] = []
     pages = 0
     while url:
-        data, headers = get_json(url, timeout=timeout, repo=repo, what="file list")
+        data, headers = get_json(url, timeout=timeout, repo=repo, what="file list", deadline=deadline, stop=stop)
         if not isinstance(data, list):
             raise HubError(f"the Hub sent an unreadable file list for {repo}")
         for item in data:
             if not isinstance(item, dict) or item.get("type") != "file":
                 continue
-            lfs = item.get("lfs") or None
-            files.append(RemoteFile(
-                path=str(item["path"]), size=int(lfs["size"] if lfs else item.get("size", 0)),
-                oid=str(item.get("oid", "")), sha256=str(lfs["oid"]) if lfs else None))
+            files.append(_remote_file(item, repo))
         url = _next_link(headers.get("link", ""))
         pages += 1
         if pages > 1000:
             raise HubError(f"the file list of {repo} does not end")
     return files
+
+
+def _remote_file(item: dict[str, Any], repo: str) -> RemoteFile:
+    path = validate.tree_path(item.get("path"), repo)
+    oid = validate.git_oid(item.get("oid"), repo, path)
+    lfs = item.get("lfs")
+    if lfs is not None and not isinstance(lfs, dict):
+        raise HubError(f"the Hub listed {validate.show(path)} of {repo} with unreadable LFS data; refusing it")
+    if lfs:
+        return RemoteFile(path, validate.size(lfs.get("size"), repo, path), oid,
+                          validate.lfs_oid(lfs.get("oid"), repo, path))
+    return RemoteFile(path, validate.size(item.get("size"), repo, path), oid, None)
 
 
 def _next_link(link: str) -> str | None:

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from . import store
+from . import store, validate
 
 INSTALLS = "installs.json"
 CONSENT = "consent.json"
@@ -17,10 +17,34 @@ def _key(repo: str) -> str:
     return repo.lower()
 
 
+def _file_ok(item: Any) -> bool:
+    return (isinstance(item, dict) and validate.path_problem(item.get("path")) is None
+            and (validate.is_commit(item.get("blob")) or validate.is_sha256(item.get("blob")))
+            and isinstance(item.get("size"), int) and not isinstance(item.get("size"), bool)
+            and item["size"] >= 0 and isinstance(item.get("sha256"), str))
+
+
+def valid_record(record: Any) -> bool:
+    """A record every later step can trust to name paths: repo id, 40-hex commit, sane files."""
+    from .catalog import is_repo_id
+
+    return (isinstance(record, dict) and isinstance(record.get("repo"), str) and is_repo_id(record["repo"])
+            and validate.is_commit(record.get("commit")) and isinstance(record.get("files"), list)
+            and all(_file_ok(f) for f in record["files"]))
+
+
 def all_installs() -> dict[str, dict[str, Any]]:
+    """Valid install records by lower-cased repo; invalid ones are skipped and noted (store.ignored)."""
     data = store.read(INSTALLS, {})
-    models = data.get("models", {}) if isinstance(data, dict) else {}
-    return {k: v for k, v in models.items() if isinstance(v, dict) and v.get("repo") and v.get("commit")}
+    models = data.get("models", {})
+    if not isinstance(models, dict):
+        store.ignore(INSTALLS, "ignored, its \"models\" is not an object")
+        return {}
+    good = {k: v for k, v in models.items() if valid_record(v) and k == _key(v["repo"])}
+    if len(good) != len(models):
+        bad = sorted(str(k) for k in models if k not in good)
+        store.ignore(INSTALLS, f"ignored {len(bad)} broken record(s): {', '.join(bad)[:120]}")
+    return good
 
 
 def get_install(repo: str) -> dict[str, Any] | None:
@@ -29,10 +53,10 @@ def get_install(repo: str) -> dict[str, Any] | None:
 
 def put_install(record: dict[str, Any]) -> None:
     def change(data: Any) -> Any:
-        if not isinstance(data, dict):
-            data = {}
+        if not isinstance(data.get("models"), dict):
+            data["models"] = {}
         data.setdefault("version", 1)
-        data.setdefault("models", {})[_key(record["repo"])] = record
+        data["models"][_key(record["repo"])] = record
         return data
 
     store.update(INSTALLS, {}, change)
@@ -42,7 +66,7 @@ def drop_install(repo: str) -> bool:
     found = []
 
     def change(data: Any) -> Any:
-        if isinstance(data, dict) and _key(repo) in data.get("models", {}):
+        if isinstance(data.get("models"), dict) and _key(repo) in data["models"]:
             del data["models"][_key(repo)]
             found.append(True)
         return data
@@ -53,21 +77,27 @@ def drop_install(repo: str) -> bool:
 
 def has_consent(repo: str, commit: str) -> bool:
     data = store.read(CONSENT, {})
-    entry = data.get("remote_code", {}).get(_key(repo)) if isinstance(data, dict) else None
-    return bool(entry) and commit in entry.get("commits", [])
+    codes = data.get("remote_code")
+    entry = codes.get(_key(repo)) if isinstance(codes, dict) else None
+    commits = entry.get("commits") if isinstance(entry, dict) else None
+    return isinstance(commits, list) and commit in commits
 
 
 def grant_consent(repo: str, commit: str, files: list[dict[str, Any]] | None = None) -> None:
     """Remember that the user accepted this repo's custom code at exactly this commit."""
 
     def change(data: Any) -> Any:
-        if not isinstance(data, dict):
-            data = {}
-        entry = data.setdefault("remote_code", {}).setdefault(_key(repo), {"repo": repo, "commits": []})
+        if not isinstance(data.get("remote_code"), dict):
+            data["remote_code"] = {}
+        entry = data["remote_code"].get(_key(repo))
+        if not isinstance(entry, dict) or not isinstance(entry.get("commits"), list):
+            entry = data["remote_code"][_key(repo)] = {"repo": repo, "commits": []}
         if commit not in entry["commits"]:
             entry["commits"].append(commit)
         if files is not None:
-            entry.setdefault("files", {})[commit] = files
+            if not isinstance(entry.get("files"), dict):
+                entry["files"] = {}
+            entry["files"][commit] = files
         return data
 
     store.update(CONSENT, {}, change)
@@ -75,8 +105,8 @@ def grant_consent(repo: str, commit: str, files: list[dict[str, Any]] | None = N
 
 def revoke_consent(repo: str) -> None:
     def change(data: Any) -> Any:
-        if isinstance(data, dict):
-            data.get("remote_code", {}).pop(_key(repo), None)
+        if isinstance(data.get("remote_code"), dict):
+            data["remote_code"].pop(_key(repo), None)
         return data
 
     store.update(CONSENT, {}, change)

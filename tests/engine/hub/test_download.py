@@ -209,7 +209,7 @@ def test_cancel_deletes_partials_and_installs_nothing(tiny_repo, hub, hub_model_
     with pytest.raises(Cancelled):
         pull(REPO, progress=lambda p: (seen.append(p), progress(p)), cancel=cancel, options=fast_options())
     assert seen[-1].phase == "cancelled"
-    assert not list(cache.partial_path(REPO, "x").parent.glob("*.incomplete"))
+    assert not list((cache.paths.repo_dir(REPO) / "blobs").glob("*.incomplete"))
     assert local_snapshot(REPO) is None and records.get_install(REPO) is None
 
 
