@@ -1,6 +1,9 @@
 """lacuna-cli: infill from the terminal, benchmark, manage models.
 
 Exit status: 0 done, 2 bad input (one line on stderr), 1 anything else.
+Everything the input alone shows to be wrong (markup, numbers, text that is
+not UTF-8, an empty or impossible model name, an unwritable --events file) is
+refused before the model loads.
 """
 from __future__ import annotations
 
@@ -8,11 +11,48 @@ import argparse
 import dataclasses
 import json
 import os
+import re
 import sys
+import tempfile
 import threading
+from pathlib import Path
 
-from .errors import InputError, LacunaError
+from .errors import InputError, LacunaError, ModelLoadError
 from .types import SAMPLERS
+
+MAX_STEPS = 1024            # planned steps run at most (more changes next to nothing); capped with a note
+MAX_STEPS_ACCEPTED = 10**9  # larger --steps is not a step count but a typo
+SEED_MIN, SEED_MAX = -(2**63), 2**64 - 1  # what torch.Generator.manual_seed takes
+MAX_STDIN = 16 << 20        # bytes of text read from standard input
+MAX_NAME = 4096             # characters of a model id or path (PATH_MAX on Linux)
+_INT = re.compile(r"[+-]?[0-9]+")
+_SURROGATE = re.compile(r"[\ud800-\udfff]")
+
+
+def _show(value: str, limit: int = 40) -> str:
+    text = repr(value)
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def _int_arg(lo: int, hi: int):
+    """An argparse type: a whole number in [lo, hi], refused in one short line otherwise."""
+    def parse(text: str) -> int:
+        if not _INT.fullmatch(text.strip()):
+            raise argparse.ArgumentTypeError(f"expected a whole number, got {_show(text)}")
+        digits = text.strip().lstrip("+-").lstrip("0")
+        value = int(text.strip()) if len(digits) <= 40 else None  # int() of thousands of digits refuses
+        if value is None or not lo <= value <= hi:
+            raise argparse.ArgumentTypeError(f"must be between {lo} and {hi}, got {_show(text)}")
+        return value
+
+    return parse
+
+
+def _float_arg(text: str) -> float:
+    try:
+        return float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number, got {_show(text)}") from None
 
 
 class _Parser(argparse.ArgumentParser):
@@ -32,14 +72,16 @@ def _add_infill(sub) -> None:
                                    "TEXT '-' reads standard input; \\[[ is a literal [[.")
     p.add_argument("text", metavar="TEXT")
     p.add_argument("--model", default="starter", help="catalog id, HF repo id in the local cache, or a folder")
-    p.add_argument("--steps", type=int, default=None, help="denoising steps (default: one per masked token)")
+    p.add_argument("--steps", type=_int_arg(1, MAX_STEPS_ACCEPTED), default=None,
+                   help=f"denoising steps (default: one per masked token; at most {MAX_STEPS} are run)")
     p.add_argument("--sampler", default="low_confidence", help=f"one of: {', '.join(SAMPLERS)}")
-    p.add_argument("--temperature", type=float, default=0.0)
-    p.add_argument("--top-k", type=int, default=0)
-    p.add_argument("--top-p", type=float, default=1.0)
-    p.add_argument("--block-length", type=int, default=None)
-    p.add_argument("--threshold", type=float, default=0.9)
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--temperature", type=_float_arg, default=0.0)
+    p.add_argument("--top-k", type=_int_arg(0, 10**9), default=0)
+    p.add_argument("--top-p", type=_float_arg, default=1.0)
+    p.add_argument("--block-length", type=_int_arg(1, 10**9), default=None)
+    p.add_argument("--threshold", type=_float_arg, default=0.9)
+    p.add_argument("--seed", type=_int_arg(SEED_MIN, SEED_MAX), default=0,
+                   help="random seed (any integer a torch generator takes)")
     p.add_argument("--device", default=None, help="cpu, cuda, cuda:N or mps (default: the best available)")
     p.add_argument("--dtype", default=None, help="float32, bfloat16 or float16 (default: the best for the device)")
     p.add_argument("--json", action="store_true", help="print one JSON object: text, spans, nfe, seconds")
@@ -52,13 +94,13 @@ def _add_bench(sub) -> None:
     p.add_argument("--model", default="starter")
     p.add_argument("--device", default=None)
     p.add_argument("--dtype", default=None)
-    p.add_argument("--context", type=int, default=256, help="context tokens around the span")
-    p.add_argument("--span", type=int, default=32, help="masked tokens")
-    p.add_argument("--steps", type=int, default=16)
-    p.add_argument("--repeats", type=int, default=7)
+    p.add_argument("--context", type=_int_arg(1, 10**6), default=256, help="context tokens around the span")
+    p.add_argument("--span", type=_int_arg(1, 10**6), default=32, help="masked tokens")
+    p.add_argument("--steps", type=_int_arg(1, MAX_STEPS), default=16)
+    p.add_argument("--repeats", type=_int_arg(1, 10**4), default=7)
     p.add_argument("--quality", action="store_true", help="also measure restore accuracy per sampler on held-out text")
     p.add_argument("--heldout", default=None, help="held-out text file for --quality (default: rebuilt corpus split)")
-    p.add_argument("--examples", type=int, default=200)
+    p.add_argument("--examples", type=_int_arg(1, 10**6), default=200)
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=_run_bench)
 
@@ -78,9 +120,118 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _read_text(arg: str) -> str:
-    if arg == "-":
-        return sys.stdin.read()
-    return arg
+    """TEXT, or standard input for ``-``: UTF-8 text (a BOM is dropped), never binary."""
+    if arg != "-":
+        if _SURROGATE.search(arg):
+            raise InputError("the TEXT argument is not valid UTF-8")
+        return arg
+    raw = getattr(sys.stdin, "buffer", None)
+    if raw is None:  # a text stream handed in (tests, embedding)
+        text = sys.stdin.read(MAX_STDIN + 1)
+        if _SURROGATE.search(text):
+            raise InputError("standard input is not valid UTF-8 text")
+        data = None
+    else:
+        data = raw.read(MAX_STDIN + 1)
+        text = ""
+    if len(data if data is not None else text) > MAX_STDIN:
+        raise InputError(f"standard input is longer than {MAX_STDIN >> 20} MB")
+    if data is not None:
+        if b"\x00" in data:
+            raise InputError("standard input looks binary (it has NUL bytes); give UTF-8 text")
+        try:
+            text = data.decode("utf-8-sig")
+        except UnicodeDecodeError as exc:
+            raise InputError(f"standard input is not valid UTF-8 text (byte 0x{data[exc.start]:02x} "
+                             f"at offset {exc.start})") from None
+    if "\x00" in text:
+        raise InputError("standard input looks binary (it has NUL characters); give UTF-8 text")
+    return text
+
+
+def _check_model_name(name: str) -> None:
+    """What a model name alone can show to be wrong: empty, not UTF-8, NUL, far too long."""
+    if not name.strip():
+        raise InputError("--model is empty: give a catalog id, a Hub repo id (org/name) or a folder")
+    if _SURROGATE.search(name):
+        raise InputError("--model is not valid UTF-8")
+    if "\x00" in name:
+        raise InputError("--model contains a NUL character")
+    if len(name) > MAX_NAME or any(len(part) > 255 for part in re.split(r"[\\/]", name)):
+        raise InputError(f"--model is {len(name)} characters long: no catalog id, repo id or folder "
+                         f"name is that long")
+
+
+def _check_model_files(name: str) -> None:
+    """Before the slow load: the model resolves to a folder whose config.json is a JSON object."""
+    from .models.loader import resolve_path
+
+    path = resolve_path(name)
+    config = path / "config.json"
+    try:
+        data = json.loads(config.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as exc:
+        raise ModelLoadError(f"{name}: {config} cannot be read ({type(exc).__name__})") from None
+    if not isinstance(data, dict):
+        raise ModelLoadError(f"{name}: {config} is not a JSON object, so this is not a model folder")
+
+
+class _EventsFile:
+    """--events FILE: checked up front, written to a temporary file beside it and renamed at the end.
+
+    A failed run (or a full disk) leaves an existing FILE as it was and no partial file.
+    """
+
+    def __init__(self, target: str) -> None:
+        self.path = Path(target)
+        try:
+            if self.path.is_dir():
+                raise InputError(f"--events {target} is a folder, not a file")
+            folder = self.path.parent
+            if not folder.is_dir():
+                raise InputError(f"--events: the folder {folder} does not exist")
+            if not os.access(folder, os.W_OK | os.X_OK):
+                raise InputError(f"--events: cannot write in the folder {folder}")
+            if self.path.exists() and not os.access(self.path, os.W_OK):
+                raise InputError(f"--events: {target} is not writable")
+        except (OSError, ValueError) as exc:
+            raise InputError(f"--events: {_show(target)} is not a usable file name ({type(exc).__name__})") from None
+        self._fh = None
+        self._tmp: str | None = None
+
+    def open(self) -> None:
+        fd, self._tmp = tempfile.mkstemp(prefix=f".{self.path.name}.", suffix=".tmp", dir=self.path.parent)
+        self._fh = os.fdopen(fd, "w", encoding="utf-8")
+
+    def write(self, record: dict) -> None:
+        self._fh.write(json.dumps(record, ensure_ascii=False) + "\n")
+
+    def commit(self) -> None:
+        try:
+            mode = self.path.stat().st_mode & 0o777
+        except OSError:
+            umask = os.umask(0)
+            os.umask(umask)
+            mode = 0o666 & ~umask
+        self._fh.flush()
+        os.fsync(self._fh.fileno())
+        self._fh.close()
+        os.chmod(self._tmp, mode)
+        os.replace(self._tmp, self.path)
+        self._tmp = None
+
+    def discard(self) -> None:
+        if self._fh is not None and not self._fh.closed:
+            try:
+                self._fh.close()
+            except OSError:
+                pass
+        if self._tmp is not None:
+            try:
+                os.unlink(self._tmp)
+            except OSError:
+                pass
+            self._tmp = None
 
 
 def _run_infill(args) -> int:
@@ -88,7 +239,9 @@ def _run_infill(args) -> int:
     from .types import InfillRequest
 
     if args.sampler not in SAMPLERS:
-        raise InputError(f"unknown sampler {args.sampler!r}; choose one of: {', '.join(SAMPLERS)}")
+        raise InputError(f"unknown sampler {_show(args.sampler)}; choose one of: {', '.join(SAMPLERS)}")
+    _check_model_name(args.model)
+    events = _EventsFile(args.events) if args.events is not None else None
     marked = _read_text(args.text)
     if not marked.strip():
         raise InputError("the text is empty")
@@ -96,26 +249,33 @@ def _run_infill(args) -> int:
     if not spans:
         raise InputError("nothing to fill: mark a hole with [[N]] or text to regenerate with [[text]]")
     # Validate everything the user typed before the slow model load.
-    probe = InfillRequest(text=text, spans=spans, steps=max(1, args.steps or 1), sampler=args.sampler,
+    probe = InfillRequest(text=text, spans=spans, steps=min(args.steps or 1, MAX_STEPS), sampler=args.sampler,
                           temperature=args.temperature, top_k=args.top_k, top_p=args.top_p,
                           block_length=args.block_length, threshold=args.threshold, seed=args.seed)
+    _check_model_files(args.model)
     from . import load_model
     from .canvas import token_count
     from .sampler import stream_infill
 
     model = load_model(args.model, device=args.device, dtype=args.dtype)
     steps = args.steps or sum(s.length or token_count(model, text, s.start, s.end) for s in spans)
+    if steps > MAX_STEPS:
+        print(f"lacuna-cli: note: {steps} steps capped at {MAX_STEPS}", file=sys.stderr)
+        steps = MAX_STEPS
     request = dataclasses.replace(probe, steps=max(1, steps))
-    events = open(args.events, "w", encoding="utf-8") if args.events else None
     result = None
+    if events is not None:
+        events.open()
     try:
         for event in stream_infill(model, request, threading.Event()):
             if events is not None:
-                events.write(json.dumps(_event_json(event), ensure_ascii=False) + "\n")
+                events.write(_event_json(event))
             result = event.result or result
+        if events is not None:
+            events.commit()
     finally:
         if events is not None:
-            events.close()
+            events.discard()
     if args.json:
         print(json.dumps({
             "text": result.text,
@@ -139,7 +299,39 @@ def _event_json(event) -> dict:
 def _run_bench(args) -> int:
     from .bench import main as bench_main
 
+    _check_model_name(args.model)
     return bench_main(args)
+
+
+def _one_line(exc: BaseException) -> str:
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__
+
+
+def _bad_argument(args: argparse.Namespace) -> str | None:
+    """The first argument that is not valid UTF-8 (a lone surrogate from the OS), if any.
+
+    --events and --heldout are file names, which may be any bytes on POSIX.
+    """
+    for key, value in vars(args).items():
+        if key not in ("events", "heldout") and isinstance(value, str) and _SURROGATE.search(value):
+            return key
+    return None
+
+
+def _report_ignored() -> None:
+    store = sys.modules.get("engine.hub.store")
+    for line in store.ignored() if store is not None else ():
+        print(f"lacuna-cli: warning: {line}", file=sys.stderr)
+
+
+def _quiet_stdout() -> None:
+    """The reader of our stdout went away (``| head``): send the rest nowhere, without a traceback."""
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+    except (OSError, ValueError, AttributeError):
+        pass
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -149,6 +341,11 @@ def main(argv: list[str] | None = None) -> int:
         args = parser.parse_args(argv)
     except SystemExit as exc:  # usage errors and --help
         return exc.code if isinstance(exc.code, int) else 2
+    bad = _bad_argument(args)
+    if bad is not None:
+        name = "TEXT" if bad == "text" else "--" + bad.replace("_", "-")
+        print(f"lacuna-cli: error: {name} is not valid UTF-8", file=sys.stderr)
+        return 2
     try:
         from transformers.utils import logging as hf_logging
 
@@ -157,12 +354,17 @@ def main(argv: list[str] | None = None) -> int:
     except ImportError:
         pass
     try:
-        return int(args.func(args) or 0)
+        code = int(args.func(args) or 0)
+        sys.stdout.flush()
+        return code
+    except BrokenPipeError:
+        _quiet_stdout()
+        return 0
     except InputError as exc:
-        print(f"lacuna-cli: error: {exc}", file=sys.stderr)
+        print(f"lacuna-cli: error: {_one_line(exc)}", file=sys.stderr)
         return 2
     except LacunaError as exc:
-        print(f"lacuna-cli: error: {exc}", file=sys.stderr)
+        print(f"lacuna-cli: error: {_one_line(exc)}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
         print("lacuna-cli: interrupted", file=sys.stderr)
@@ -170,8 +372,10 @@ def main(argv: list[str] | None = None) -> int:
     except Exception as exc:  # a CLI prints one line, never a traceback
         if os.environ.get("LACUNA_DEBUG"):
             raise
-        print(f"lacuna-cli: error: {type(exc).__name__}: {exc}", file=sys.stderr)
+        print(f"lacuna-cli: error: {type(exc).__name__}: {_one_line(exc)}", file=sys.stderr)
         return 1
+    finally:
+        _report_ignored()
 
 
 if __name__ == "__main__":

@@ -2,15 +2,26 @@
 regenerates that text with its own token count, ``\\[[`` is a literal ``[[``."""
 from __future__ import annotations
 
+import re
+
 from .errors import InputError
 from .types import Span
 
+MAX_HOLE = 100_000  # tokens; far beyond any context Lacuna runs, small enough to refuse before loading
+_COUNT = re.compile(r"[+-]?[0-9]+")
+
 
 def parse(marked: str) -> tuple[str, list[Span]]:
-    """Return the plain text and its spans (lengths None = the covered text's own)."""
+    """Return the plain text and its spans (lengths None = the covered text's own).
+
+    ``[[N]]`` needs 1 <= N <= MAX_HOLE written with the digits 0-9; a signed
+    count, or one written with other digit characters (``[[²]]``, ``[[٣]]``)
+    is refused, as is any count past MAX_HOLE in total. Raises InputError.
+    """
     out: list[str] = []
     spans: list[Span] = []
     pos = 0  # in the plain text
+    holes = 0  # new tokens asked for so far
     i = 0
     n = len(marked)
     while i < n:
@@ -26,11 +37,20 @@ def parse(marked: str) -> tuple[str, list[Span]]:
             body = marked[i + 2 : close]
             if "[[" in body:
                 raise InputError(f"nested [[ at character {i + 2 + body.index('[[')}")
-            if body.strip().isdigit() and body.strip() == body:
-                count = int(body)
-                if count < 1:
-                    raise InputError(f"[[{body}]] asks for no tokens; a hole needs at least 1")
+            if _COUNT.fullmatch(body):
+                digits = body.lstrip("+-").lstrip("0") or "0"
+                count = int(digits) if len(digits) <= 9 else MAX_HOLE + 1
+                if body.startswith("-") or count < 1:
+                    raise InputError(f"[[{_cut(body)}]] at character {i}: a hole needs a count of "
+                                      f"at least 1 token")
+                if count > MAX_HOLE or holes + count > MAX_HOLE:
+                    raise InputError(f"[[{_cut(body)}]] at character {i} asks for too many tokens: "
+                                      f"at most {MAX_HOLE} in all")
+                holes += count
                 spans.append(Span(pos, pos, length=count))
+            elif body.strip() == body and body and all(c.isdigit() or c.isnumeric() for c in body):
+                raise InputError(f"[[{_cut(body)}]] at character {i} is not a count: write the number "
+                                  f"of tokens with the digits 0-9, e.g. [[3]]")
             else:
                 if not body:
                     raise InputError(f"empty [[]] at character {i}: write [[N]] for N new tokens")
@@ -43,3 +63,7 @@ def parse(marked: str) -> tuple[str, list[Span]]:
         pos += 1
         i += 1
     return "".join(out), spans
+
+
+def _cut(text: str, limit: int = 20) -> str:
+    return text if len(text) <= limit else text[:limit] + "…"

@@ -145,7 +145,11 @@ def add_user_entry(spec: str, **fields: Any) -> dict[str, Any]:
 
     spec = spec.strip()
     folder = Path(spec).expanduser()
-    if folder.is_dir():
+    try:
+        is_folder = "\x00" not in spec and bool(spec) and folder.is_dir()
+    except OSError:  # a name too long for the file system is no folder
+        is_folder = False
+    if is_folder:
         entry: dict[str, Any] = {"id": str(folder.resolve()), "path": str(folder.resolve()),
                                  "name": folder.name}
         config = folder / "config.json"
@@ -157,7 +161,9 @@ def add_user_entry(spec: str, **fields: Any) -> dict[str, Any]:
     elif is_repo_id(spec):
         entry = {"id": spec, "repo": spec, "name": spec.split("/", 1)[1]}
     else:
-        raise InputError(f"{spec!r} is neither a Hub repo id (org/name) nor an existing folder")
+        from .validate import show
+
+        raise InputError(f"{show(spec)} is neither a Hub repo id (org/name) nor an existing folder")
     entry.update(fields)
     existing = catalog_entry(entry["id"])
     if existing is not None:

@@ -66,7 +66,7 @@ def run(args: argparse.Namespace) -> int:
     if not command:
         parser = getattr(args, "_models_parser", None)
         if parser is not None:
-            parser.print_usage(sys.stderr)
+            parser.print_help(sys.stderr)
         _err("models: choose a command: list, pull, verify, rm, fit, add")
         return 2
     try:
@@ -75,6 +75,8 @@ def run(args: argparse.Namespace) -> int:
     except KeyboardInterrupt:
         _err("interrupted; partial files are kept: run the same command to resume")
         return 1
+    except BrokenPipeError:
+        raise  # the reader of stdout left (`| head`): the caller ends quietly
     except InputError as err:
         _err(str(err))
         return 2
@@ -94,7 +96,7 @@ def _note(info: Any) -> str:
     if info.status == "partial":
         return f"{human_bytes(info.partial_bytes)} downloaded; pull again to resume"
     if info.status == "corrupt":
-        return "a file failed verification: pull again"
+        return "not verified: run `lacuna-cli models verify` or pull again"
     return ""
 
 
@@ -194,8 +196,22 @@ def _pull(args: argparse.Namespace) -> int:
 
 
 def _verify(args: argparse.Namespace) -> int:
-    from .manage import verify
+    from . import catalog
+    from .manage import folder_facts, verify
 
+    entry = catalog.catalog_entry(args.id)
+    if entry is not None and entry.get("bundled"):
+        from engine import resources
+
+        folder = resources.path(entry["bundled"])
+        family, _, size = folder_facts(folder)
+        if not (folder / "config.json").is_file():
+            _err(f"{entry['id']}: the bundled model is missing from this installation ({folder}); "
+                 f"reinstall Lacuna")
+            return 1
+        print(f"{entry['id']}: bundled with Lacuna ({family}, {human_bytes(size)} at {folder}); it is not "
+              f"downloaded, so there is no Hub hash to check it against")
+        return 0
     report = verify(args.id)
     if report.ok:
         print(report.message())
@@ -221,7 +237,9 @@ def _fit(args: argparse.Namespace) -> int:
     if args.id:
         entry = catalog.catalog_entry(args.id)
         if entry is None and not catalog.is_repo_id(args.id):
-            raise InputError(f"{args.id!r} is not a catalog id or a Hub repo id")
+            from .validate import show
+
+            raise InputError(f"{show(args.id)} is not a catalog id or a Hub repo id")
         targets = [(args.id, entry or args.id)]
     else:
         targets = [(e["id"], e) for e in catalog.entries()]

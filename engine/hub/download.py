@@ -583,7 +583,7 @@ def pull(name: str, revision: str | None = None, *, progress: Callable[[PullProg
         raise InputError(f"{name} is a local folder; there is nothing to download")
     repo = entry["repo"] if entry is not None else (name if catalog.is_repo_id(name) else None)
     if not repo or not catalog.is_repo_id(repo):
-        raise InputError(f"{name!r} is not a catalog id or a Hub repo id (org/name)")
+        raise InputError(f"{validate.show(name)} is not a catalog id or a Hub repo id (org/name)")
     revision = revision or (entry or {}).get("revision") or "main"
     if os.environ.get("HF_HUB_OFFLINE", "").strip().lower() in ("1", "true", "yes", "on"):
         from .errors import OfflineError

@@ -1,13 +1,15 @@
 """Installed models: list, verify, remove. Offline: nothing here touches the network."""
 from __future__ import annotations
 
+import json
 import shutil
+import struct
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-from . import cache, catalog, paths, records
+from . import cache, catalog, paths, records, validate
 from .download import RemoteFile, check_hashes, hash_file
 from .errors import NotInstalled
 
@@ -37,6 +39,62 @@ class ModelInfo:
         return dict(self.__dict__)
 
 
+def folder_facts(folder: Path) -> tuple[str, int | None, int]:
+    """(family, parameters, bytes on disk) of a model folder, read from its own files.
+
+    The family comes from config.json, the parameter count from the
+    safetensors headers (no weights are read), the size is every file's.
+    Used for the bundled model so its facts never go stale in the catalog.
+    """
+    size = 0
+    params = 0
+    counted = False
+    family = "unknown"
+    try:
+        entries = sorted(folder.rglob("*"))
+    except OSError:
+        return family, None, 0
+    for entry in entries:
+        try:
+            if not entry.is_file():
+                continue
+            size += entry.stat().st_size
+        except OSError:
+            continue
+        if entry.name == "config.json" and entry.parent == folder:
+            try:
+                family = catalog.family_from_config(json.loads(entry.read_text(encoding="utf-8")))
+            except (OSError, ValueError):
+                pass
+        elif entry.suffix == ".safetensors":
+            count = _safetensors_params(entry)
+            if count is not None:
+                params += count
+                counted = True
+    return family, params if counted else None, size
+
+
+def _safetensors_params(path: Path) -> int | None:
+    """Elements of every tensor listed in a safetensors header (format: 8-byte length, JSON)."""
+    try:
+        with open(path, "rb") as fh:
+            (length,) = struct.unpack("<Q", fh.read(8))
+            if length > 100 << 20:
+                return None
+            header = json.loads(fh.read(length))
+    except (OSError, ValueError, struct.error):
+        return None
+    total = 0
+    for name, info in header.items() if isinstance(header, dict) else ():
+        if name == "__metadata__" or not isinstance(info, dict):
+            continue
+        count = 1
+        for dim in info.get("shape") or []:
+            count *= int(dim)
+        total += count
+    return total
+
+
 def _status_for(entry: dict[str, Any]) -> ModelInfo:
     repo = entry.get("repo")
     size = entry.get("download_size")
@@ -44,11 +102,18 @@ def _status_for(entry: dict[str, Any]) -> ModelInfo:
     folder: Path | None = None
     partial = 0
     remote_code = False
+    family = entry.get("family") or "unknown"
+    parameters = entry.get("parameters")
+    loadable = family in catalog.LOADABLE_FAMILIES
     if entry.get("bundled"):
         from engine import resources
 
         folder = resources.path(entry["bundled"])
         status = "bundled" if folder.is_dir() else "missing"
+        if folder.is_dir():
+            family, counted, size = folder_facts(folder)
+            parameters = counted or parameters
+            loadable = True  # Lacuna ships it with the loader it needs
     elif entry.get("path"):
         folder = Path(entry["path"])
         status = "local" if folder.is_dir() else "missing"
@@ -59,7 +124,7 @@ def _status_for(entry: dict[str, Any]) -> ModelInfo:
             size = record.get("size", size)
             remote_code = bool(record.get("remote_code"))
             folder = cache.installed_snapshot(repo)
-            status = "installed" if folder is not None and record.get("verified", True) else "corrupt"
+            status = "installed" if folder is not None and record.get("verified") is True else "corrupt"
         else:
             folder = cache.newest_complete_snapshot(repo) if repo else None
             status = "cached" if folder is not None else "available"
@@ -69,14 +134,14 @@ def _status_for(entry: dict[str, Any]) -> ModelInfo:
             partial = cache.partial_bytes(repo)
             if partial:
                 status = "partial"
-    family = entry.get("family") or "unknown"
     record = records.get_install(repo) if repo else None
-    if family == "unknown" and record and record.get("family"):
+    if family == "unknown" and record and isinstance(record.get("family"), str):
         family = record["family"]
+        loadable = family in catalog.LOADABLE_FAMILIES
     return ModelInfo(
         id=entry["id"], name=entry.get("name") or entry["id"], repo=repo, family=family,
-        parameters=entry.get("parameters"), size=size, status=status, commit=commit,
-        loadable=family in catalog.LOADABLE_FAMILIES, path=str(folder) if folder else None,
+        parameters=parameters, size=size, status=status, commit=commit,
+        loadable=loadable, path=str(folder) if folder else None,
         source=entry.get("source", "catalog"), context_length=entry.get("context_length"),
         license=entry.get("license"), dtype=entry.get("dtype"), remote_code=remote_code,
         partial_bytes=partial)
@@ -119,15 +184,30 @@ class VerifyReport:
 
 
 def _require_record(name: str) -> dict[str, Any]:
+    from engine.errors import InputError
+
+    entry = catalog.catalog_entry(name)
+    if entry is not None and entry.get("bundled"):
+        raise InputError(f"{name} ships with Lacuna: it is not downloaded, so there is no Hub hash to "
+                         f"check it against (reinstall Lacuna if it fails to load)")
+    if entry is not None and entry.get("path"):
+        raise InputError(f"{name} is your local folder {entry['path']}: Lacuna did not download it, "
+                         f"so there is no Hub hash to check it against")
     repo = catalog.repo_for(name)
     record = records.get_install(repo) if repo else None
     if record is None:
+        if repo is None:
+            raise NotInstalled(f"{validate.show(name)} is not a catalog id or a Hub repo id (org/name)")
         raise NotInstalled(f"{name} is not installed (lacuna-cli models pull {name})")
     return record
 
 
 def verify(name: str) -> VerifyReport:
-    """Re-hash every file of an installed model. A bad file is deleted and the model marked corrupt."""
+    """Re-hash every file of an installed model. A bad file is deleted and the model marked corrupt.
+
+    Raises InputError for the bundled model and local folders (nothing to check
+    against), NotInstalled for a model Lacuna has no record of.
+    """
     record = _require_record(name)
     repo, commit = record["repo"], record["commit"]
     problems: list[str] = []
@@ -163,10 +243,17 @@ def verify(name: str) -> VerifyReport:
 
 def remove(name: str) -> int:
     """Delete an installed model's snapshot and the blobs no other snapshot uses; returns bytes freed."""
+    from engine.errors import InputError
+
+    entry = catalog.catalog_entry(name)
+    if entry is not None and entry.get("bundled"):
+        raise InputError(f"{name} ships with Lacuna and cannot be removed")
+    if entry is not None and entry.get("path"):
+        raise InputError(f"{name} is your local folder {entry['path']}; Lacuna does not delete it")
     repo = catalog.repo_for(name)
     record = records.get_install(repo) if repo else None
     if repo is None or (record is None and not paths.repo_dir(repo).exists()):
-        raise NotInstalled(f"{name} is not installed")
+        raise NotInstalled(f"{validate.show(name) if repo is None else name} is not installed")
     folder = paths.repo_dir(repo)
     commit = record["commit"] if record else None
     before = cache.repo_size_on_disk(repo)

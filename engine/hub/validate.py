@@ -83,11 +83,11 @@ def path_problem(path: object) -> str | None:
         return "is absolute"
     if _DRIVE.match(path):
         return "starts with a drive letter"
+    if ":" in path:  # a drive (C:), or an NTFS stream (name:stream) on Windows
+        return "has a colon"
     for part in path.split("/"):
         if part in ("", ".", ".."):
             return "has an empty, '.' or '..' component"
-        if _DRIVE.match(part) and len(part) == 2:
-            return "has a drive letter component"
     return None
 
 

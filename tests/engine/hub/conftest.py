@@ -81,3 +81,40 @@ def fast_options(**changes):
                 chunk_size=16 * 1024, progress_interval=0.0, margin_bytes=0)
     base.update(changes)
     return PullOptions(**base)
+
+
+def tree_state(root, skip=()) -> dict:
+    """Every entry under ``root`` (links not followed) with its kind, size, mtime and link target."""
+    import stat
+    from pathlib import Path
+
+    root = Path(root)
+    skip = {Path(p) for p in skip}
+    state = {}
+    for dirpath, dirnames, filenames in os.walk(root, followlinks=False):
+        here = Path(dirpath)
+        dirnames[:] = [n for n in dirnames if here / n not in skip]
+        for name in dirnames + filenames:
+            entry = here / name
+            st = entry.lstat()
+            state[str(entry.relative_to(root))] = (
+                stat.S_IFMT(st.st_mode), st.st_size, st.st_mtime_ns,
+                os.readlink(entry) if entry.is_symlink() else None)
+    return state
+
+
+@pytest.fixture
+def outside(hub, tmp_path):
+    """A folder beside the test's cache holding a victim file.
+
+    At teardown the test fails if anything under tmp_path outside the cache
+    (hf-cache) and the user data folder changed: created, deleted, written or linked.
+    """
+    folder = tmp_path / "outside"
+    folder.mkdir()
+    (folder / "victim.txt").write_text("keep me\n")
+    skip = (tmp_path / "hf-cache", tmp_path / "lacuna-data")
+    before = tree_state(tmp_path, skip)
+    yield folder
+    assert tree_state(tmp_path, skip) == before, "something outside the cache changed"
+    assert (folder / "victim.txt").read_text() == "keep me\n"

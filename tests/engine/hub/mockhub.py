@@ -11,6 +11,15 @@ RevisionNotFound, GatedRepo).
 Faults, per file path (see Fault): drop the connection after N bytes, hold
 (stall) after N bytes until an event is set, serve corrupted bytes of the right
 size, or answer a status code. Each request is logged (method, path, Range).
+
+Hostile modes (a compromised or broken mirror), per repo: ``revision_sha``
+answers any "sha" (a non-hex or path-like commit), ``tree_patch`` rewrites the
+tree listing (paths, oids, sizes), ``tree_link`` adds a Link header to it,
+``dribble`` sends the revision or tree answer a byte at a time (status line and
+headers included); per file, Fault.range_200 answers a resume with 200 and a
+Content-Range, Fault.range_200_bare with 200 and only the slice (a lie), and
+Fault.redirect sends the file elsewhere (another origin: a second MockHub,
+whose ``raw`` route serves given bytes).
 """
 from __future__ import annotations
 
@@ -20,6 +29,7 @@ import re
 import threading
 import urllib.parse
 from dataclasses import dataclass, field
+from typing import Any, Callable
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 
@@ -36,6 +46,9 @@ class Fault:
     ignore_range: bool = False          # answer 200 with the whole file to a Range request
     status: int | None = None           # answer this status instead
     error_code: str | None = None
+    range_200: bool = False             # answer a Range request with 200 + Content-Range + the slice
+    range_200_bare: bool = False        # answer a Range request with 200 and the slice, no Content-Range
+    redirect: str | None = None         # answer 302 to this absolute URL
     times: int = 1                      # how many requests it affects (-1: all)
     held: threading.Event = field(default_factory=threading.Event)  # set when a hold starts
 
@@ -74,6 +87,13 @@ class MockHub:
         self.served: list[tuple[str, Request]] = []  # (repo path, request) of each body served
         self.lock = threading.Lock()
         self._commit_counter = 0
+        self.revision_sha: dict[str, Any] = {}      # repo -> the "sha" the revision route answers
+        self.tree_patch: dict[str, Callable[[list[dict[str, Any]]], list[dict[str, Any]]]] = {}
+        self.tree_link: dict[str, str] = {}         # repo -> Link header on its tree answer
+        self.dribble: dict[str, float] = {}         # "revision" | "tree" -> seconds between bytes
+        self.dribble_stop = threading.Event()
+        self.dribbling = threading.Event()          # set when a dribbled answer has started
+        self.raw: dict[str, bytes] = {}             # GET /raw/<key> -> bytes (a second origin's CDN)
         hub = self
 
         class Handler(BaseHTTPRequestHandler):
@@ -110,10 +130,18 @@ class MockHub:
             self.faults.clear()
             self.log.clear()
             self.served.clear()
+            self.revision_sha.clear()
+            self.tree_patch.clear()
+            self.tree_link.clear()
+            self.dribble.clear()
+            self.raw.clear()
+            self.dribble_stop = threading.Event()
+            self.dribbling = threading.Event()
 
     def release_all(self) -> None:
         for fault in list(self.faults.values()):
             fault.release.set()
+        self.dribble_stop.set()
 
     def add_repo(self, name: str, files: dict[str, bytes], *, lfs_suffixes=(".safetensors", ".bin"),
                  gated: bool = False, branch: str = "main") -> str:
@@ -186,6 +214,9 @@ class MockHub:
                 if data is None:
                     return self._send_error(h, 404, "EntryNotFound", "no such object")
                 return self._serve_bytes(h, m.group(3), data, m.group(2))
+            m = re.match(r"^/raw/(.+)$", path)
+            if m and m.group(1) in self.raw:
+                return self._serve_bytes(h, m.group(1), self.raw[m.group(1)], "0" * 40)
             m = re.match(r"^/([^/]+/[^/]+)/resolve/([^/]+)/(.+)$", path)
             if m:
                 return self._resolve(h, m.group(1), m.group(2), urllib.parse.unquote(m.group(3)))
@@ -219,12 +250,29 @@ class MockHub:
         if found is None:
             return
         repo, commit = found
-        body = json.dumps({"id": name, "sha": commit}).encode()
-        h.send_response(200)
-        h.send_header("Content-Type", "application/json")
-        h.send_header("Content-Length", str(len(body)))
-        h.end_headers()
-        h.wfile.write(body)
+        sha = self.revision_sha.get(name, commit)
+        self._send_json(h, "revision", json.dumps({"id": name, "sha": sha}).encode())
+
+    def _send_json(self, h: BaseHTTPRequestHandler, kind: str, body: bytes,
+                   extra: dict[str, str] | None = None) -> None:
+        head = [("Content-Type", "application/json"), ("Content-Length", str(len(body)))]
+        head += list((extra or {}).items())
+        delay = self.dribble.get(kind)
+        if delay is None:
+            h.send_response(200)
+            for key, value in head:
+                h.send_header(key, value)
+            h.end_headers()
+            h.wfile.write(body)
+            return
+        raw = b"HTTP/1.0 200 OK\r\n" + b"".join(f"{k}: {v}\r\n".encode() for k, v in head) + b"\r\n" + body
+        stop = self.dribble_stop
+        self.dribbling.set()
+        for i in range(len(raw)):
+            if stop.wait(delay):
+                return
+            h.wfile.write(raw[i:i + 1])
+            h.wfile.flush()
 
     def _tree(self, h: BaseHTTPRequestHandler, name: str, rev: str) -> None:
         found = self._resolve_or_404(h, name, rev)
@@ -241,12 +289,11 @@ class MockHub:
                 item["size"] = len(data)
                 item["lfs"] = {"oid": sha, "size": len(data), "pointerSize": len(pointer)}
             items.append(item)
-        body = json.dumps(items).encode()
-        h.send_response(200)
-        h.send_header("Content-Type", "application/json")
-        h.send_header("Content-Length", str(len(body)))
-        h.end_headers()
-        h.wfile.write(body)
+        patch = self.tree_patch.get(name)
+        if patch is not None:
+            items = patch(items)
+        link = self.tree_link.get(name)
+        self._send_json(h, "tree", json.dumps(items).encode(), {"Link": link} if link else None)
 
     def _resolve(self, h: BaseHTTPRequestHandler, name: str, rev: str, path: str) -> None:
         found = self._resolve_or_404(h, name, rev)
@@ -263,6 +310,12 @@ class MockHub:
         fault = self.faults.get(path)
         if fault is not None and fault.status and fault.use():
             return self._send_error(h, fault.status, fault.error_code, "fault")
+        if fault is not None and fault.redirect and fault.use():
+            h.send_response(302)
+            h.send_header("Location", fault.redirect)
+            h.send_header("Content-Length", "0")
+            h.end_headers()
+            return
         data = repo.commits[commit].get(path)
         if data is None:
             return self._send_error(h, 404, "EntryNotFound", f"{path} does not exist")
@@ -282,7 +335,7 @@ class MockHub:
             self.served.append((path, Request(h.command, h.path, h.headers.get("Range"),
                                               h.headers.get("Authorization"))))
         fault = self.faults.get(path)
-        active = fault is not None and not fault.status and fault.use()
+        active = fault is not None and not fault.status and not fault.redirect and fault.use()
         if active and fault.corrupt:
             data = bytes([data[0] ^ 0xFF]) + data[1:]
         start = 0
@@ -298,8 +351,9 @@ class MockHub:
             h.end_headers()
             return
         body = data[start:]
-        h.send_response(206 if rng else 200)
-        if rng:
+        as_200 = bool(rng) and active and (fault.range_200 or fault.range_200_bare)
+        h.send_response(206 if rng and not as_200 else 200)
+        if rng and not (as_200 and fault.range_200_bare):
             h.send_header("Content-Range", f"bytes {start}-{len(data) - 1}/{len(data)}")
         h.send_header("Accept-Ranges", "bytes")
         h.send_header("X-Repo-Commit", commit)
