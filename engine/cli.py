@@ -185,19 +185,25 @@ class _EventsFile:
     def __init__(self, target: str) -> None:
         self.path = Path(target)
         try:
-            if self.path.is_dir():
-                raise InputError(f"--events {target} is a folder, not a file")
-            folder = self.path.parent
-            if not folder.is_dir():
-                raise InputError(f"--events: the folder {folder} does not exist")
-            if not os.access(folder, os.W_OK | os.X_OK):
-                raise InputError(f"--events: cannot write in the folder {folder}")
-            if self.path.exists() and not os.access(self.path, os.W_OK):
-                raise InputError(f"--events: {target} is not writable")
-        except (OSError, ValueError) as exc:
-            raise InputError(f"--events: {_show(target)} is not a usable file name ({type(exc).__name__})") from None
+            problem = self._problem()
+        except (OSError, ValueError) as exc:  # a name too long, a NUL, ...
+            problem = f"{_show(target)} is not a usable file name ({type(exc).__name__})"
+        if problem is not None:
+            raise InputError(f"--events: {problem}")
         self._fh = None
         self._tmp: str | None = None
+
+    def _problem(self) -> str | None:
+        folder = self.path.parent
+        if self.path.is_dir():
+            return f"{self.path} is a folder, not a file"
+        if not folder.is_dir():
+            return f"the folder {folder} does not exist"
+        if not os.access(folder, os.W_OK | os.X_OK):
+            return f"cannot write in the folder {folder}"
+        if self.path.exists() and not os.access(self.path, os.W_OK):
+            return f"{self.path} is not writable"
+        return None
 
     def open(self) -> None:
         fd, self._tmp = tempfile.mkstemp(prefix=f".{self.path.name}.", suffix=".tmp", dir=self.path.parent)
@@ -253,6 +259,7 @@ def _run_infill(args) -> int:
                           temperature=args.temperature, top_k=args.top_k, top_p=args.top_p,
                           block_length=args.block_length, threshold=args.threshold, seed=args.seed)
     _check_model_files(args.model)
+    _quiet_transformers()
     from . import load_model
     from .canvas import token_count
     from .sampler import stream_infill
@@ -300,7 +307,19 @@ def _run_bench(args) -> int:
     from .bench import main as bench_main
 
     _check_model_name(args.model)
+    _quiet_transformers()
     return bench_main(args)
+
+
+def _quiet_transformers() -> None:
+    """No progress bars or advice from transformers on a model load (imported only when one comes)."""
+    try:
+        from transformers.utils import logging as hf_logging
+
+        hf_logging.disable_progress_bar()
+        hf_logging.set_verbosity_error()
+    except ImportError:
+        pass
 
 
 def _one_line(exc: BaseException) -> str:
@@ -346,13 +365,6 @@ def main(argv: list[str] | None = None) -> int:
         name = "TEXT" if bad == "text" else "--" + bad.replace("_", "-")
         print(f"lacuna-cli: error: {name} is not valid UTF-8", file=sys.stderr)
         return 2
-    try:
-        from transformers.utils import logging as hf_logging
-
-        hf_logging.disable_progress_bar()
-        hf_logging.set_verbosity_error()
-    except ImportError:
-        pass
     try:
         code = int(args.func(args) or 0)
         sys.stdout.flush()

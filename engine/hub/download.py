@@ -585,11 +585,11 @@ def pull(name: str, revision: str | None = None, *, progress: Callable[[PullProg
     if not repo or not catalog.is_repo_id(repo):
         raise InputError(f"{validate.show(name)} is not a catalog id or a Hub repo id (org/name)")
     revision = revision or (entry or {}).get("revision") or "main"
+    validate.revision(revision, repo)
     if os.environ.get("HF_HUB_OFFLINE", "").strip().lower() in ("1", "true", "yes", "on"):
         from .errors import OfflineError
 
         raise OfflineError(f"HF_HUB_OFFLINE is set, so {repo} cannot be downloaded; unset it to download")
-    validate.revision(revision, repo)
     job = _Pull(repo, revision, options or PullOptions(), progress, cancel, pause)
     try:
         return job.run(entry)
