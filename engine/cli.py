@@ -162,11 +162,28 @@ def _check_model_name(name: str) -> None:
                          f"name is that long")
 
 
-def _check_model_files(name: str) -> None:
-    """Before the slow load: the model resolves to a folder whose config.json is a JSON object."""
-    from .models.loader import resolve_path
+def _model_folder(name: str) -> Path | None:
+    """The folder ``name`` loads from, found without torch (the loader's own lookup says why if None)."""
+    from . import resources
+    from .hub import catalog_entry, local_snapshot
 
-    path = resolve_path(name)
+    entry = catalog_entry(name)
+    if entry is not None and entry.get("bundled"):
+        return resources.path(entry["bundled"])
+    try:
+        folder = Path(os.path.expanduser(name))
+        if folder.is_dir():
+            return folder
+    except (OSError, ValueError):
+        return None
+    return local_snapshot(name)
+
+
+def _check_model_files(name: str) -> None:
+    """Before the slow load: a model folder's config.json must be a JSON object."""
+    path = _model_folder(name)
+    if path is None or not (path / "config.json").is_file():
+        return  # load_model explains what is missing
     config = path / "config.json"
     try:
         data = json.loads(config.read_text(encoding="utf-8"))

@@ -493,16 +493,18 @@ class _Pull:
         self._hashes = hashes
         headers = {"Range": f"bytes={have}-"} if have else {}
         url = hubapi.file_url(self.repo, self.commit, rf.path)
-        with hubapi.Guard(None, self.stopping) as guard:
+        # the socket timeout catches silence; the guard's deadline catches a server that
+        # dribbles (headers included) without ever sending progress_timeout's worth of data
+        with hubapi.Guard(time.monotonic() + self.opt.progress_timeout, self.stopping) as guard:
             resp = hubapi.open_url(url, timeout=self.opt.stall_timeout, headers=headers,
                                    repo=self.repo, what=rf.path, guard=guard)
             try:
-                return self._receive(rf, partial, have, hashes, resp)
+                return self._receive(rf, partial, have, hashes, resp, guard)
             finally:
                 resp.close()
 
     def _receive(self, rf: RemoteFile, partial: Path, have: int, hashes: _Hashes,
-                 resp: Any) -> tuple[int, _Hashes]:
+                 resp: Any, guard: hubapi.Guard) -> tuple[int, _Hashes]:
         start = body_start(resp.status, resp.headers.get("Content-Range"), rf.size)
         if start != have:
             # 200 without a range is the whole file again; anything else restarts cleanly
@@ -530,6 +532,7 @@ class _Pull:
                 fh.write(chunk)
                 hashes.update(chunk)
                 have += len(chunk)
+                guard.deadline = time.monotonic() + self.opt.progress_timeout
                 self.set_file(rf.path, done=have)
                 self.file_meter.add(have)
                 self.meter.add(self.done_bytes())

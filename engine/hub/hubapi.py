@@ -206,6 +206,9 @@ class _StripAuthRedirect(urllib.request.HTTPRedirectHandler):
     """Follow redirects, never carrying an Authorization header to the target."""
 
     def redirect_request(self, req, fp, code, msg, headers, newurl):  # noqa: ANN001 - urllib's signature
+        if _origin(urllib.parse.urljoin(req.full_url, newurl)) is None:  # http(s) only, never ftp: or file:
+            raise urllib.error.HTTPError(req.full_url, code, f"redirect to a non-HTTP URL refused: {newurl[:80]}",
+                                         headers, fp)
         new = super().redirect_request(req, fp, code, msg, headers, newurl)
         if new is not None:
             for key in [k for k in new.headers if k.lower() == "authorization"]:

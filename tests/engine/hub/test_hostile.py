@@ -261,6 +261,23 @@ def test_token_never_reaches_a_redirect_target_on_another_origin(evil, outside, 
     assert all(r.authorization == "Bearer hf_secret" for r in evil.log)
 
 
+def test_a_redirect_to_a_non_http_url_is_refused(evil, outside):
+    evil.fault(WEIGHTS, redirect=f"file://{outside}/victim.txt", times=-1)
+    with pytest.raises(HubError):
+        pull(EVIL, options=fast_options())
+    assert records.get_install(EVIL) is None
+
+
+def test_an_unreadable_install_file_is_kept_aside_not_lost(evil, outside):
+    data_dir = os.environ["LACUNA_DATA_DIR"]
+    os.makedirs(data_dir)
+    with open(os.path.join(data_dir, "installs.json"), "w") as fh:
+        fh.write("{half a record")
+    assert pull(EVIL, options=fast_options())["verified"]
+    with open(os.path.join(data_dir, "installs.json.corrupt")) as fh:
+        assert fh.read() == "{half a record"
+
+
 def test_token_never_follows_a_file_list_page_to_another_origin(evil, outside, other_origin, monkeypatch):
     monkeypatch.setenv("HF_TOKEN", "hf_secret")
     evil.tree_link[EVIL] = f'<{other_origin.url}/api/models/{EVIL}/tree/page2>; rel="next"'
