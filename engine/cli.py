@@ -379,7 +379,7 @@ def main(argv: list[str] | None = None) -> int:
         return exc.code if isinstance(exc.code, int) else 2
     bad = _bad_argument(args)
     if bad is not None:
-        name = "TEXT" if bad == "text" else "--" + bad.replace("_", "-")
+        name = bad.upper() if bad in ("text", "id", "spec") else "--" + bad.replace("_", "-")
         print(f"lacuna-cli: error: {name} is not valid UTF-8", file=sys.stderr)
         return 2
     try:
