@@ -288,15 +288,20 @@ def _run_infill(args) -> int:
         steps = MAX_STEPS
     request = dataclasses.replace(probe, steps=max(1, steps))
     result = None
-    if events is not None:
-        events.open()
     try:
+        if events is not None:
+            events.open()
         for event in stream_infill(model, request, threading.Event()):
             if events is not None:
                 events.write(_event_json(event))
             result = event.result or result
         if events is not None:
             events.commit()
+    except OSError as exc:
+        if events is None:
+            raise
+        raise LacunaError(f"--events: could not write {events.path}: {exc.strerror or exc}; "
+                          f"the file was left as it was") from None
     finally:
         if events is not None:
             events.discard()
@@ -382,6 +387,9 @@ def main(argv: list[str] | None = None) -> int:
         name = bad.upper() if bad in ("text", "id", "spec") else "--" + bad.replace("_", "-")
         print(f"lacuna-cli: error: {name} is not valid UTF-8", file=sys.stderr)
         return 2
+    store = sys.modules.get("engine.hub.store")
+    if store is not None:  # main() run again in one process reports only what this run ignored
+        store.forget_ignored()
     try:
         code = int(args.func(args) or 0)
         sys.stdout.flush()

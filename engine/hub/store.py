@@ -28,6 +28,11 @@ def ignore(name: str, why: str) -> None:
     _IGNORED[str(_file(name))] = why
 
 
+def forget_ignored() -> None:
+    """Start a new report (the CLI does at each command)."""
+    _IGNORED.clear()
+
+
 def ignored() -> list[str]:
     """One line per user data file ignored so far in this process: ``FILE: why``."""
     return [f"{path}: {why}" for path, why in _IGNORED.items()]

@@ -64,8 +64,12 @@ def hub(monkeypatch, tmp_path):
     constants = sys.modules.get("huggingface_hub.constants")
     if constants is not None:
         monkeypatch.setattr(constants, "HF_HUB_CACHE", str(cache))
+    from engine.hub import store
+
+    store.forget_ignored()
     yield HUB
     HUB.release_all()
+    store.forget_ignored()
 
 
 @pytest.fixture

@@ -163,7 +163,7 @@ def test_a_forged_install_record_cannot_delete_or_link_outside(hub, outside, mon
     """installs.json is user data: a record naming paths outside the cache is ignored, and said so."""
     from engine.hub import manage, store
 
-    store._IGNORED.clear()
+    store.forget_ignored()
     data_dir = os.environ["LACUNA_DATA_DIR"]
     os.makedirs(data_dir)
     forged = {"repo": EVIL, "commit": "../../../outside", "verified": True,
