@@ -7,9 +7,9 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from PySide6.QtCore import QMetaMethod, QObject, QPoint, Qt, QTimer, Signal, Slot
-from PySide6.QtGui import QTextCursor
 from PySide6.QtWidgets import QListWidgetItem
 
+from . import positions
 from .editor import MaskPopup, document_text
 from .settings import RunSettings
 
@@ -102,8 +102,7 @@ class InfillController(QObject):
         popup.changed.connect(lambda: (editor.refresh_selections(), w._update_actions()))
         popup.removeRequested.connect(lambda m: (editor.remove_mask(m), w._update_actions()))
         if global_pos is None:
-            c = QTextCursor(editor.document())
-            c.setPosition(mask.start)
+            c = positions.cursor_at(editor.document(), mask.start)
             global_pos = editor.viewport().mapToGlobal(editor.cursorRect(c).bottomLeft())
         popup.move(global_pos)
         popup.show()
@@ -349,16 +348,20 @@ class InfillController(QObject):
             return False
         result, req = cand.result, cand.request
         doc = editor.document()
-        c = QTextCursor(doc)
+        # Qt ranges of the text the fill was made from (the key check above: it is the document's),
+        # replaced last first so the earlier ones still hold; cursors made up front would
+        # drift when an insertion sits at the end of the span before it
+        pm = positions.PositionMap(req.text)
+        ranges = [(pm.to_qt(s.start), pm.to_qt(s.end)) for s in req.spans]
+        order = sorted(range(len(ranges)), key=lambda i: ranges[i], reverse=True)
+        edit = positions.qt_cursor(doc, 0, 0)
         editor._applying = True
         try:
-            c.beginEditBlock()
-            for i in range(len(req.spans) - 1, -1, -1):
-                s = req.spans[i]
-                c.setPosition(s.start)
-                c.setPosition(s.end, QTextCursor.MoveMode.KeepAnchor)
+            edit.beginEditBlock()  # one undo step for every span
+            for i in order:
+                c = positions.qt_cursor(doc, *ranges[i])
                 c.insertText(result.span_text(i))
-            c.endEditBlock()
+            edit.endEditBlock()
         finally:
             editor._applying = False
         editor.clear_masks()
@@ -369,9 +372,7 @@ class InfillController(QObject):
         self.current = None
         w._set_state("idle")
         if result.spans:
-            c = editor.textCursor()
-            c.setPosition(result.spans[-1].end)
-            editor.setTextCursor(c)
+            editor.setTextCursor(positions.cursor_at(doc, result.spans[-1].end))
         if w.tint_action.isChecked():
             editor.set_tint(self.last_accept)
         w.statusBar().showMessage("Applied. Ctrl+Z undoes the whole fill.", 5000)
