@@ -81,11 +81,15 @@ def _file_menu(w: MainWindow) -> None:
     w.recent_menu.setObjectName("recentMenu")
     w.save_action = make_action(w, "&Save", "saveAction", files.save, K.Save)
     w.save_as_action = make_action(w, "Save &As…", "saveAsAction", files.save_as, K.SaveAs)
+    w.recover_action = make_action(w, "Recover &Unsaved Work…", "recoverAction", files.offer_recovery,
+                                   tip="Offer the autosaves of windows that did not close properly")
     w.quit_action = make_action(w, "&Quit", "quitAction", w.close, K.Quit)
     m.insertAction(w.recent_menu.menuAction(), w.new_action)
     m.insertAction(w.recent_menu.menuAction(), w.open_action)
     m.addSeparator()
     m.addActions([w.save_action, w.save_as_action])
+    m.addSeparator()
+    m.addAction(w.recover_action)
     m.addSeparator()
     m.addAction(w.quit_action)
 

@@ -39,12 +39,12 @@ class ModelController(QObject):
         self.pending_infill = False  # Infill was asked for while the model loaded: run it when ready
         self.manager_dialog = None
         self._watching_downloads = False
+        self._worker = worker
+        self._loads: set = set()  # ModelLoad jobs under way, kept alive until they report
         queued = Qt.ConnectionType.QueuedConnection
-        self._load_requested.connect(worker.load, queued)
+        self._load_requested.connect(self._start_load)
         self._list_requested.connect(worker.list_models, queued)
         self._clean_requested.connect(worker.clean_stale_partials, queued)
-        worker.loaded.connect(self._on_loaded, queued)
-        worker.failed.connect(self._on_failed, queued)
         worker.listed.connect(self.on_models_listed, queued)
 
     def startup(self) -> None:
@@ -66,6 +66,36 @@ class ModelController(QObject):
         w.device_label.setText("")
         w._update_state_label()
         self._load_requested.emit(spec)
+
+    def _start_load(self, spec: str) -> None:
+        job = self._worker.make_load(spec)
+        queued = Qt.ConnectionType.QueuedConnection
+        job.loaded.connect(self._on_job_loaded, queued)
+        job.failed.connect(self._on_job_failed, queued)
+        self._loads.add(job)
+        job.start()
+
+    def _settle(self) -> bool:
+        """A load reported: True if it is the one the window still waits for."""
+        job = self.sender()
+        self._loads.discard(job)
+        return job is not None and job.spec == self.loading_spec
+
+    @Slot(object, object)
+    def _on_job_loaded(self, model, info: ModelInfo) -> None:
+        if self._settle():
+            self._on_loaded(model, info)
+
+    @Slot(str, str)
+    def _on_job_failed(self, spec: str, message: str) -> None:
+        if self._settle():
+            self._on_failed(spec, message)
+
+    def abandon_loads(self) -> None:
+        """The window closes: loads under way are left to end on their own, unheard."""
+        self.loading_spec = None
+        self.pending_infill = False
+        self._loads.clear()
 
     @Slot(object, object)
     def _on_loaded(self, model, info: ModelInfo) -> None:

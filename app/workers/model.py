@@ -5,6 +5,7 @@ import json
 import logging
 import os
 import sys
+import threading
 import time
 import traceback
 from dataclasses import dataclass
@@ -26,6 +27,25 @@ class ModelInfo:
     dtype: str
     context_length: int
     seconds: float
+    revision: str = ""  # the Hub commit of the weights, when they came from the Hugging Face cache
+
+
+def model_revision(model) -> str:
+    """The commit of a model's snapshot in the Hugging Face cache (…/snapshots/<commit>), or ""."""
+    path = getattr(model, "path", None)
+    if not path:
+        return ""
+    p = Path(str(path))
+    return p.name if p.parent.name == "snapshots" else ""
+
+
+def load_failure_message(spec: str, exc: BaseException) -> str:
+    from .infill import readable_error
+
+    msg = readable_error(exc)
+    if not msg.lower().startswith("the model could not be loaded"):
+        msg = f"The model {spec!r} could not be loaded: {msg}"
+    return msg
 
 
 def _hf_cache_dir() -> Path:
@@ -80,6 +100,69 @@ def list_local_models() -> list[tuple[str, str]]:
     return out
 
 
+def load_model_outcome(spec: str, loader=None, threads: int | None = None, progress=None):
+    """Load a model: (model, ModelInfo), or the one message to show when it fails."""
+    t0 = time.perf_counter()
+    try:
+        if progress is not None:
+            progress(f"Loading {spec}…")
+        if threads and (loader is None or "torch" in sys.modules):
+            import torch  # imported here, off the GUI thread
+
+            torch.set_num_threads(threads)
+        if loader is None:
+            from engine import load_model
+
+            loader = load_model
+        model = loader(spec)
+        info = ModelInfo(
+            spec=spec,
+            name=str(getattr(model, "name", spec)),
+            device=str(getattr(model, "device", "cpu")),
+            dtype=str(getattr(model, "dtype", "")).replace("torch.", ""),
+            context_length=int(getattr(model, "context_length", 0) or 0),
+            seconds=time.perf_counter() - t0,
+            revision=model_revision(model),
+        )
+        return model, info
+    except Exception as exc:  # noqa: BLE001
+        log.error("model load failed:\n%s", traceback.format_exc())
+        return load_failure_message(spec, exc)
+
+
+class ModelLoad(QObject):
+    """One model load, on a daemon thread of its own.
+
+    Loading is one long call into transformers that cannot be interrupted, so
+    it does not run on the engine thread the window joins when it closes: a
+    window closed mid-load closes at once and the load is abandoned (its
+    result, if it ever comes, has no receiver left; a daemon thread does not
+    keep the process alive).
+    """
+
+    loaded = Signal(object, object)
+    failed = Signal(str, str)
+
+    def __init__(self, spec: str, loader=None, threads: int | None = None) -> None:
+        super().__init__()
+        self.spec = spec
+        self._loader, self._threads = loader, threads
+        self.thread = threading.Thread(target=self._run, name=f"lacuna-load-{spec}", daemon=True)
+
+    def start(self) -> None:
+        self.thread.start()
+
+    def _run(self) -> None:
+        outcome = load_model_outcome(self.spec, self._loader, self._threads)
+        try:
+            if isinstance(outcome, str):
+                self.failed.emit(self.spec, outcome)
+            else:
+                self.loaded.emit(*outcome)
+        except RuntimeError:  # the window, and this object's receivers, are gone
+            pass
+
+
 class ModelWorker(QObject):
     loaded = Signal(object, object)  # (model handle, ModelInfo)
     failed = Signal(str, str)  # (spec, message)
@@ -93,36 +176,15 @@ class ModelWorker(QObject):
 
     @Slot(str)
     def load(self, spec: str) -> None:
-        t0 = time.perf_counter()
-        try:
-            self.progress.emit(f"Loading {spec}…")
-            loader = self._loader
-            if self._threads and (loader is None or "torch" in sys.modules):
-                import torch  # imported here, on the worker thread
+        outcome = load_model_outcome(spec, self._loader, self._threads, self.progress.emit)
+        if isinstance(outcome, str):
+            self.failed.emit(spec, outcome)
+        else:
+            self.loaded.emit(*outcome)
 
-                torch.set_num_threads(self._threads)
-            if loader is None:
-                from engine import load_model
-
-                loader = load_model
-            model = loader(spec)
-            info = ModelInfo(
-                spec=spec,
-                name=str(getattr(model, "name", spec)),
-                device=str(getattr(model, "device", "cpu")),
-                dtype=str(getattr(model, "dtype", "")).replace("torch.", ""),
-                context_length=int(getattr(model, "context_length", 0) or 0),
-                seconds=time.perf_counter() - t0,
-            )
-            self.loaded.emit(model, info)
-        except Exception as exc:  # noqa: BLE001
-            log.error("model load failed:\n%s", traceback.format_exc())
-            from .infill import readable_error
-
-            msg = readable_error(exc)
-            if not msg.lower().startswith("the model could not be loaded"):
-                msg = f"The model {spec!r} could not be loaded: {msg}"
-            self.failed.emit(spec, msg)
+    def make_load(self, spec: str) -> ModelLoad:
+        """A load of ``spec`` with this worker's loader, to run on its own thread (see ModelLoad)."""
+        return ModelLoad(spec, self._loader, self._threads)
 
     @Slot()
     def list_models(self) -> None:
