@@ -128,7 +128,7 @@ def _infill_menu(w: MainWindow) -> None:
                                   "Keep the previewed fill (one undo step)")
     w.reject_action = make_action(w, "&Reject", "rejectAction", infill.reject, "Esc", "Discard the fill")
     w.regenerate_action = make_action(w, "Re&generate", "regenerateAction", lambda: infill.start(True),
-                                      "Ctrl+R", "Run again with a new seed")
+                                      "Ctrl+R", "Sample new fills (new seeds; at temperature 0 sampled at 0.8 so they differ)")
     w.tint_action = make_action(w, "Confidence &Tint", "tintAction", infill.toggle_tint, "Ctrl+T",
                                 "Tint the accepted tokens by confidence until the next edit", checkable=True)
     w.tint_action.setChecked(w.s.value("view/tint", True) in (True, "true"))
