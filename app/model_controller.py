@@ -124,8 +124,10 @@ class ModelController(QObject):
         if self.model_info is not None:
             w.model_label.setText(f"Model: {self.model_info.name}")
             self.select_picker(self.model_info.spec)
+            message += f"; {self.model_info.name} is still loaded."
         else:
             w.model_label.setText("Model: none")
+            message += "."
         if spec == STARTER:
             message += ("\nThe starter model ships with Lacuna; if it is missing from this installation, "
                         "choose another model with Model ▸ Open Model Folder… or the Model Manager.")

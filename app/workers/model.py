@@ -39,13 +39,61 @@ def model_revision(model) -> str:
     return p.name if p.parent.name == "snapshots" else ""
 
 
+TOKENIZER_FILES = ("tokenizer.json", "tokenizer_config.json", "vocab.txt", "vocab.json", "spiece.model",
+                   "sentencepiece.bpe.model", "tokenizer.model")
+
+
+def _runnable_type(model_type: str) -> bool:
+    if model_type in LOADABLE_TYPES:
+        return True
+    try:
+        from transformers.models.auto.modeling_auto import MODEL_FOR_MASKED_LM_MAPPING_NAMES
+    except Exception:  # noqa: BLE001 - without the table, let the engine's own message speak
+        return True
+    return model_type in MODEL_FOR_MASKED_LM_MAPPING_NAMES
+
+
+def refusal_reason(spec: str) -> str | None:
+    """Why a local model folder cannot be used, in plain words, or None when the
+    folder looks usable (or is no folder): no config, no tokenizer, or an
+    architecture Lacuna does not run (a GPT-2, say)."""
+    p = Path(os.path.expanduser(spec))
+    if not p.is_dir():
+        return None
+    cfg = p / "config.json"
+    if not cfg.is_file():
+        return "the folder has no config.json, so it is not a model folder"
+    try:
+        config = json.loads(cfg.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return "its config.json cannot be read"
+    model_type = str(config.get("model_type", "")).lower()
+    if model_type and not _runnable_type(model_type):
+        arch = (config.get("architectures") or [model_type])[0]
+        return (f"it is a {arch} model, an architecture Lacuna cannot run (it runs masked language "
+                "and masked diffusion models such as BERT, ModernBERT, LLaDA and Dream)")
+    if not any((p / f).is_file() for f in TOKENIZER_FILES):
+        return "it has no tokenizer (tokenizer.json or vocab.txt), so its text cannot be turned into tokens"
+    return None
+
+
 def load_failure_message(spec: str, exc: BaseException) -> str:
+    """One plain sentence (without its full stop) on why ``spec`` did not load:
+    never a raw transformers exception or a traceback."""
     from .infill import readable_error
 
-    msg = readable_error(exc)
-    if not msg.lower().startswith("the model could not be loaded"):
-        msg = f"The model {spec!r} could not be loaded: {msg}"
-    return msg
+    name = Path(spec).name if Path(os.path.expanduser(spec)).is_dir() else spec
+    reason = refusal_reason(spec)
+    if reason is None:
+        detail = readable_error(exc)
+        for prefix in ("The model could not be loaded: ", f"{spec}: "):
+            if detail.startswith(prefix):
+                detail = detail[len(prefix):]
+        detail = detail.splitlines()[0].strip() if detail.strip() else type(exc).__name__
+        if len(detail) > 160:
+            detail = detail[:157].rstrip() + "…"
+        reason = detail.rstrip(".")
+    return f"The model “{name}” could not be loaded: {reason}"
 
 
 def _hf_cache_dir() -> Path:
@@ -126,7 +174,8 @@ def load_model_outcome(spec: str, loader=None, threads: int | None = None, progr
         )
         return model, info
     except Exception as exc:  # noqa: BLE001
-        log.error("model load failed:\n%s", traceback.format_exc())
+        # the window shows one sentence; the details are for LACUNA_LOG=INFO
+        log.info("model load failed:\n%s", traceback.format_exc())
         return load_failure_message(spec, exc)
 
 
