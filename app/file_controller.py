@@ -15,18 +15,13 @@ from PySide6.QtCore import QObject, QTimer
 from PySide6.QtGui import QTextCursor
 from PySide6.QtWidgets import QFileDialog, QMessageBox
 
-from . import autosave, fileio, positions
+from . import autosave, fileio, paths
 from .editor import document_text
-from .paths import state_dir
 
 if TYPE_CHECKING:
     from .window import MainWindow
 
 MAX_RECENT = 10
-
-
-def _state_root() -> Path:
-    return state_dir()
 
 
 def _unlink_quietly(path: Path) -> None:
@@ -44,7 +39,7 @@ class FileController(QObject):
         self.fmt = fileio.TextFormat()
         self.stamp: fileio.FileStamp | None = None  # the file on disk as last read or written
         root = Path(state_dir) if state_dir is not None else None
-        self.journal = (root or _state_root()) / "saving"
+        self.journal = (root or paths.state_dir()) / "saving"
         self.store = autosave.AutosaveStore(None if root is None else root / "autosave")
         # what a killed save or autosave left behind; journal entries of running saves are locked
         fileio.clean_stale_temps(self.journal)
@@ -118,7 +113,8 @@ class FileController(QObject):
         editor.clear_tint()
         self.w.infill.clear_candidates()
         doc = editor.document()
-        c = positions.cursor_over(doc, 0, len(document_text(doc)))
+        c = QTextCursor(doc)
+        c.select(QTextCursor.SelectionType.Document)
         c.insertText(text)
         doc.setModified(False)
         self.fmt, self.stamp = fmt, stamp

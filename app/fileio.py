@@ -318,12 +318,8 @@ class _SaveJournal:
             self.close()
 
     def close(self) -> None:
-        for f in (self.file,):
-            if f is not None:
-                try:
-                    f.unlink()
-                except OSError:
-                    pass
+        if self.file is not None:
+            self.file.unlink(missing_ok=True)
         if self.lock is not None:
             try:
                 self.lock.release()

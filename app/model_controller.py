@@ -26,6 +26,7 @@ def spec_label(spec: str) -> str:
 
 class ModelController(QObject):
     _load_requested = Signal(str)
+    _load_reported = Signal(object, object)  # (ModelLoad, (model, ModelInfo) or message), from its thread
     _list_requested = Signal()
     _clean_requested = Signal()
 
@@ -43,6 +44,7 @@ class ModelController(QObject):
         self._loads: set = set()  # ModelLoad jobs under way, kept alive until they report
         queued = Qt.ConnectionType.QueuedConnection
         self._load_requested.connect(self._start_load)
+        self._load_reported.connect(self._on_load_reported, queued)
         self._list_requested.connect(worker.list_models, queued)
         self._clean_requested.connect(worker.clean_stale_partials, queued)
         worker.listed.connect(self.on_models_listed, queued)
@@ -68,28 +70,19 @@ class ModelController(QObject):
         self._load_requested.emit(spec)
 
     def _start_load(self, spec: str) -> None:
-        job = self._worker.make_load(spec)
-        queued = Qt.ConnectionType.QueuedConnection
-        job.loaded.connect(self._on_job_loaded, queued)
-        job.failed.connect(self._on_job_failed, queued)
+        job = self._worker.make_load(spec, self._load_reported.emit)
         self._loads.add(job)
         job.start()
 
-    def _settle(self) -> bool:
-        """A load reported: True if it is the one the window still waits for."""
-        job = self.sender()
-        self._loads.discard(job)
-        return job is not None and job.spec == self.loading_spec
-
     @Slot(object, object)
-    def _on_job_loaded(self, model, info: ModelInfo) -> None:
-        if self._settle():
-            self._on_loaded(model, info)
-
-    @Slot(str, str)
-    def _on_job_failed(self, spec: str, message: str) -> None:
-        if self._settle():
-            self._on_failed(spec, message)
+    def _on_load_reported(self, job, outcome) -> None:
+        self._loads.discard(job)
+        if job.spec != self.loading_spec:
+            return  # a newer load was asked for, or the window closed
+        if isinstance(outcome, str):
+            self._on_failed(job.spec, outcome)
+        else:
+            self._on_loaded(*outcome)
 
     def abandon_loads(self) -> None:
         """The window closes: loads under way are left to end on their own, unheard."""

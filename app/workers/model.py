@@ -1,4 +1,4 @@
-"""The model worker: imports the engine, loads models and lists the local ones."""
+"""Model loads (each on a daemon thread of its own) and the model worker that lists the local ones."""
 from __future__ import annotations
 
 import json
@@ -148,12 +148,10 @@ def list_local_models() -> list[tuple[str, str]]:
     return out
 
 
-def load_model_outcome(spec: str, loader=None, threads: int | None = None, progress=None):
+def load_model_outcome(spec: str, loader=None, threads: int | None = None):
     """Load a model: (model, ModelInfo), or the one message to show when it fails."""
     t0 = time.perf_counter()
     try:
-        if progress is not None:
-            progress(f"Loading {spec}…")
         if threads and (loader is None or "torch" in sys.modules):
             import torch  # imported here, off the GUI thread
 
@@ -179,22 +177,20 @@ def load_model_outcome(spec: str, loader=None, threads: int | None = None, progr
         return load_failure_message(spec, exc)
 
 
-class ModelLoad(QObject):
+class ModelLoad:
     """One model load, on a daemon thread of its own.
 
     Loading is one long call into transformers that cannot be interrupted, so
     it does not run on the engine thread the window joins when it closes: a
-    window closed mid-load closes at once and the load is abandoned (its
-    result, if it ever comes, has no receiver left; a daemon thread does not
-    keep the process alive).
+    window closed mid-load closes at once and the load is abandoned (a daemon
+    thread does not keep the process alive). ``report(load, outcome)`` is
+    called on that thread with (model, ModelInfo) or the failure message; it
+    must only emit a queued signal.
     """
 
-    loaded = Signal(object, object)
-    failed = Signal(str, str)
-
-    def __init__(self, spec: str, loader=None, threads: int | None = None) -> None:
-        super().__init__()
+    def __init__(self, spec: str, report, loader=None, threads: int | None = None) -> None:
         self.spec = spec
+        self._report = report
         self._loader, self._threads = loader, threads
         self.thread = threading.Thread(target=self._run, name=f"lacuna-load-{spec}", daemon=True)
 
@@ -204,36 +200,24 @@ class ModelLoad(QObject):
     def _run(self) -> None:
         outcome = load_model_outcome(self.spec, self._loader, self._threads)
         try:
-            if isinstance(outcome, str):
-                self.failed.emit(self.spec, outcome)
-            else:
-                self.loaded.emit(*outcome)
-        except RuntimeError:  # the window, and this object's receivers, are gone
+            self._report(self, outcome)
+        except RuntimeError:  # the window that asked is gone (its C++ object deleted)
             pass
 
 
 class ModelWorker(QObject):
-    loaded = Signal(object, object)  # (model handle, ModelInfo)
-    failed = Signal(str, str)  # (spec, message)
+    """Lists the local models and cleans stale downloads, on the engine thread;
+    ``make_load`` prepares a load with the window's loader (see ModelLoad)."""
+
     listed = Signal(object)  # tuple of (label, spec)
-    progress = Signal(str)
 
     def __init__(self, loader=None, threads: int | None = None) -> None:
         super().__init__()
         self._loader = loader
         self._threads = threads
 
-    @Slot(str)
-    def load(self, spec: str) -> None:
-        outcome = load_model_outcome(spec, self._loader, self._threads, self.progress.emit)
-        if isinstance(outcome, str):
-            self.failed.emit(spec, outcome)
-        else:
-            self.loaded.emit(*outcome)
-
-    def make_load(self, spec: str) -> ModelLoad:
-        """A load of ``spec`` with this worker's loader, to run on its own thread (see ModelLoad)."""
-        return ModelLoad(spec, self._loader, self._threads)
+    def make_load(self, spec: str, report) -> ModelLoad:
+        return ModelLoad(spec, report, self._loader, self._threads)
 
     @Slot()
     def list_models(self) -> None:
