@@ -227,3 +227,20 @@ def test_no_other_app_module_handles_qt_positions():
             if pattern.search(line) and not line.lstrip().startswith("#"):
                 offenders.append(f"{f.relative_to(app)}:{k}: {line.strip()}")
     assert offenders == []
+
+
+def test_accept_with_an_insertion_right_after_a_mask_and_emoji_before(rec_window, qtbot):
+    w = rec_window
+    text = "\U0001f468\u200d\U0001f469\u200d\U0001f467 one two three \U0001d400 four"
+    w.editor.setPlainText(text)
+    a = text.index("two")
+    w.editor.add_mask(a, a + 3)
+    w.editor.add_mask(a + 3, a + 3, length=2)  # an insertion where the mask ends
+    b = text.index("four")
+    w.editor.add_mask(b, b + 4)
+    with qtbot.waitSignal(w.runFinished, timeout=5000):
+        assert w.start_infill()
+    req, result = w.requests[-1], w._current.result
+    assert [req.text[s.start:s.end] for s in req.spans] == ["two", "", "four"]
+    assert w.accept()
+    assert document_text(w.editor.document()) == result.text
