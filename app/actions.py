@@ -81,11 +81,15 @@ def _file_menu(w: MainWindow) -> None:
     w.recent_menu.setObjectName("recentMenu")
     w.save_action = make_action(w, "&Save", "saveAction", files.save, K.Save)
     w.save_as_action = make_action(w, "Save &As…", "saveAsAction", files.save_as, K.SaveAs)
+    w.recover_action = make_action(w, "Recover &Unsaved Work…", "recoverAction", files.offer_recovery,
+                                   tip="Offer the autosaves of windows that did not close properly")
     w.quit_action = make_action(w, "&Quit", "quitAction", w.close, K.Quit)
     m.insertAction(w.recent_menu.menuAction(), w.new_action)
     m.insertAction(w.recent_menu.menuAction(), w.open_action)
     m.addSeparator()
     m.addActions([w.save_action, w.save_as_action])
+    m.addSeparator()
+    m.addAction(w.recover_action)
     m.addSeparator()
     m.addAction(w.quit_action)
 
@@ -124,7 +128,7 @@ def _infill_menu(w: MainWindow) -> None:
                                   "Keep the previewed fill (one undo step)")
     w.reject_action = make_action(w, "&Reject", "rejectAction", infill.reject, "Esc", "Discard the fill")
     w.regenerate_action = make_action(w, "Re&generate", "regenerateAction", lambda: infill.start(True),
-                                      "Ctrl+R", "Run again with a new seed")
+                                      "Ctrl+R", "Sample new fills (new seeds; at temperature 0 sampled at 0.8 so they differ)")
     w.tint_action = make_action(w, "Confidence &Tint", "tintAction", infill.toggle_tint, "Ctrl+T",
                                 "Tint the accepted tokens by confidence until the next edit", checkable=True)
     w.tint_action.setChecked(w.s.value("view/tint", True) in (True, "true"))

@@ -1,4 +1,10 @@
-"""The window's file: new, open, save, the recent list, autosave and recovery after a crash."""
+"""The window's file: new, open, save, the recent list, autosave and recovery after a crash.
+
+A save never silently overwrites what another program wrote: the file's stamp
+(modification time, size, SHA-256) from the last open or save is compared with
+the disk first, and a change, or a file made read-only, is put to the user
+(reload, overwrite, save as).
+"""
 from __future__ import annotations
 
 import time
@@ -9,7 +15,7 @@ from PySide6.QtCore import QObject, QTimer
 from PySide6.QtGui import QTextCursor
 from PySide6.QtWidgets import QFileDialog, QMessageBox
 
-from . import autosave, fileio
+from . import autosave, fileio, paths
 from .editor import document_text
 
 if TYPE_CHECKING:
@@ -31,7 +37,13 @@ class FileController(QObject):
         self.w = window
         self.path: str | None = None
         self.fmt = fileio.TextFormat()
-        self.store = autosave.AutosaveStore(None if state_dir is None else Path(state_dir) / "autosave")
+        self.stamp: fileio.FileStamp | None = None  # the file on disk as last read or written
+        root = Path(state_dir) if state_dir is not None else None
+        self.journal = (root or paths.state_dir()) / "saving"
+        self.store = autosave.AutosaveStore(None if root is None else root / "autosave")
+        # what a killed save or autosave left behind; journal entries of running saves are locked
+        fileio.clean_stale_temps(self.journal)
+        autosave.clean_stale_temps(self.store.folder)
         self._autosave_revision = -1
         self.autosave_timer = QTimer(self)
         self.autosave_timer.setInterval(autosave.INTERVAL_MS)
@@ -75,13 +87,40 @@ class FileController(QObject):
         if not self.confirm_discard():
             return False
         try:
-            text, fmt = fileio.read_text(path)
+            text, fmt, stamp = fileio.open_text(path)
         except fileio.FileError as exc:
             self.w.show_error(str(exc))
             self._remove_recent(path)
             return False
         self._set_text(text, str(Path(path).resolve()), fmt)
+        self.stamp = stamp
         self._add_recent(self.path)
+        return True
+
+    def reload(self) -> bool:
+        """Read the file again (it changed on disk), as one undoable edit: Ctrl+Z gives back
+        what the window held."""
+        if self.path is None:
+            return False
+        self.w.infill.leave_run()
+        try:
+            text, fmt, stamp = fileio.open_text(self.path)
+        except fileio.FileError as exc:
+            self.w.show_error(str(exc))
+            return False
+        editor = self.w.editor
+        editor.clear_masks()
+        editor.clear_tint()
+        self.w.infill.clear_candidates()
+        doc = editor.document()
+        c = QTextCursor(doc)
+        c.select(QTextCursor.SelectionType.Document)
+        c.insertText(text)
+        doc.setModified(False)
+        self.fmt, self.stamp = fmt, stamp
+        self.w.format_label.setText(fmt.label)
+        self.w._update_title()
+        self.w.statusBar().showMessage(f"Reloaded {self.display_name} from disk; Ctrl+Z brings back your version.", 6000)
         return True
 
     def _set_text(self, text: str, path: str | None, fmt: fileio.TextFormat) -> None:
@@ -96,7 +135,7 @@ class FileController(QObject):
         doc.setUndoRedoEnabled(True)
         doc.setModified(False)
         self.store.discard()
-        self.path, self.fmt = path, fmt
+        self.path, self.fmt, self.stamp = path, fmt, None
         w.format_label.setText(fmt.label)
         w.banner.hide()
         w._update_title()
@@ -114,14 +153,53 @@ class FileController(QObject):
                 return False
         return self.save_to(path)
 
+    def ask_file_conflict(self, name: str, kind: str) -> str:
+        """Ask what to do: ``kind`` "changed" (another program changed the file) or
+        "readonly". Returns "reload", "overwrite", "save_as" or "cancel"."""
+        box = QMessageBox(self.w)
+        box.setIcon(QMessageBox.Icon.Warning)
+        if kind == "changed":
+            box.setWindowTitle("File changed on disk")
+            box.setText(f"“{name}” was changed by another program since Lacuna opened or saved it.")
+            box.setInformativeText("Reload it (your version stays one Ctrl+Z away), overwrite it with "
+                                   "your version, or save yours under another name?")
+            buttons = [("Reload", "reload"), ("Overwrite", "overwrite"), ("Save As…", "save_as")]
+        else:
+            box.setWindowTitle("File is read-only")
+            box.setText(f"“{name}” is read-only.")
+            box.setInformativeText("Replace it anyway, or save your text under another name?")
+            buttons = [("Overwrite", "overwrite"), ("Save As…", "save_as")]
+        answers = {box.addButton(label, QMessageBox.ButtonRole.ActionRole): key for label, key in buttons}
+        cancel = box.addButton(QMessageBox.StandardButton.Cancel)
+        box.setDefaultButton(cancel)
+        box.exec()
+        return answers.get(box.clickedButton(), "cancel")
+
     def save_to(self, path: str) -> bool:
         doc = self.w.editor.document()
+        target = str(Path(path).resolve())
+        if target == self.path and fileio.disk_state(target, self.stamp) == "changed":
+            answer = self.w.ask_file_conflict(Path(target).name, "changed")
+            if answer == "reload":
+                self.reload()
+                return False
+            if answer == "save_as":
+                return self.save_as()
+            if answer != "overwrite":
+                return False
+        if not fileio.writable(target):
+            answer = self.w.ask_file_conflict(Path(target).name, "readonly")
+            if answer == "save_as":
+                return self.save_as()
+            if answer != "overwrite":
+                return False
         try:
-            fileio.write_text_atomic(path, document_text(doc), self.fmt)
+            self.fmt, self.stamp = fileio.write_text_atomic(target, document_text(doc), self.fmt, self.journal)
         except fileio.FileError as exc:
             self.w.show_error(str(exc))
             return False
-        self.path = str(Path(path).resolve())
+        self.path = target
+        self.w.format_label.setText(self.fmt.label)
         doc.setModified(False)
         self.store.discard()
         self._add_recent(self.path)
@@ -182,24 +260,39 @@ class FileController(QObject):
         c.insertText(rec.text)  # undoable, and the document is modified
         self.w._update_title()
         _unlink_quietly(rec.file)
+        _unlink_quietly(rec.file.with_suffix(".lock"))
         self.autosave_now()
 
-    def offer_recovery(self) -> None:
-        orphans = autosave.find_orphans(self.store.folder)
-        if not orphans:
-            return
-        rec = orphans[0]
+    def ask_recovery(self, rec: autosave.Recovered, k: int, n: int) -> str:
+        """Offer one crashed window's autosave: "restore", "discard" or "later"."""
         when = time.strftime("%Y-%m-%d %H:%M", time.localtime(rec.saved_at))
         name = Path(rec.path).name if rec.path else "an untitled text"
+        count = f" ({k + 1} of {n})" if n > 1 else ""
         box = QMessageBox(QMessageBox.Icon.Question, "Restore unsaved work?",
-                          f"Lacuna did not close properly last time. Unsaved work on {name} "
-                          f"(autosaved {when}) can be restored.", parent=self.w)
+                          f"Lacuna did not close properly. Unsaved work on {name} "
+                          f"(autosaved {when}) can be restored{count}.", parent=self.w)
         restore = box.addButton("Restore", QMessageBox.ButtonRole.AcceptRole)
         discard = box.addButton("Discard", QMessageBox.ButtonRole.DestructiveRole)
         box.addButton("Not now", QMessageBox.ButtonRole.RejectRole)
         box.exec()
-        if box.clickedButton() is restore:
-            self.restore(rec)
-        elif box.clickedButton() is discard:
-            for r in orphans:
-                _unlink_quietly(r.file)
+        return {restore: "restore", discard: "discard"}.get(box.clickedButton(), "later")
+
+    def offer_recovery(self) -> None:
+        """Offer every crashed window's autosave, newest first. One can be restored into
+        this window; the others stay on disk and File ▸ Recover Unsaved Work offers them
+        again. Discard deletes only the autosave it named."""
+        orphans = autosave.find_orphans(self.store.folder)
+        for k, rec in enumerate(orphans):
+            answer = self.w.ask_recovery(rec, k, len(orphans))
+            if answer == "discard":
+                autosave.remove(rec)
+            elif answer == "restore":
+                if not self.confirm_discard():
+                    return
+                self.restore(rec)
+                left = len(autosave.find_orphans(self.store.folder))
+                if left:
+                    self.w.show_error(f"{left} more autosaved text{'s' if left > 1 else ''} from a crash "
+                                      f"{'are' if left > 1 else 'is'} kept: File ▸ Recover Unsaved Work… "
+                                      "offers them again.")
+                return

@@ -5,6 +5,8 @@ from PySide6.QtCore import Qt
 from PySide6.QtGui import QKeySequence, QShortcut, QTextCursor, QTextDocument
 from PySide6.QtWidgets import QCheckBox, QGridLayout, QLabel, QLineEdit, QPushButton, QToolButton, QWidget
 
+from . import positions
+
 
 class FindBar(QWidget):
     def __init__(self, editor, parent: QWidget | None = None) -> None:
@@ -84,7 +86,7 @@ class FindBar(QWidget):
             self.editor.clear_find_highlight()
             return False
         self.editor.setTextCursor(c)
-        self.editor.set_find_highlight(c.selectionStart(), c.selectionEnd())
+        self.editor.set_find_highlight(*positions.selection(c))
         return True
 
     def find_next(self) -> bool:

@@ -3,14 +3,15 @@ from __future__ import annotations
 
 import threading
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING
 
 from PySide6.QtCore import QMetaMethod, QObject, QPoint, Qt, QTimer, Signal, Slot
-from PySide6.QtGui import QTextCursor
 from PySide6.QtWidgets import QListWidgetItem
 
+from . import positions
 from .editor import MaskPopup, document_text
+from .seeds import VARIETY_TEMPERATURE, SeedRecord, device_kind, seed_matters
 from .settings import RunSettings
 
 if TYPE_CHECKING:
@@ -24,10 +25,12 @@ CHART_MS = 200  # the chart and figures, a summary, at most 5 times a second
 class Candidate:
     number: int
     request: object  # InfillRequest
-    settings: RunSettings
+    settings: RunSettings  # as run: the temperature is the one the request used
     key: tuple  # (document revision, mask ranges) it was made from
+    record: SeedRecord | None = None
     events: list = field(default_factory=list)
     result: object | None = None  # InfillResult
+    same_as: int | None = None  # the number of an earlier candidate with the same fill
 
     @property
     def seed(self) -> int:
@@ -39,7 +42,9 @@ class Candidate:
         if len(first) > 60:
             first = first[:57] + "…"
         extra = f"{r.nfe} NFE · {r.seconds:.1f} s" if r is not None else ""
-        return f"#{self.number}  seed {self.seed}  ·  {self.settings.describe()}  ·  {extra}\n“{first}”"
+        seed = self.record.label() if self.record is not None else f"seed {self.seed}"
+        same = f"  ·  same fill as #{self.same_as}" if self.same_as is not None else ""
+        return f"#{self.number}  {seed}  ·  {self.settings.describe()}  ·  {extra}{same}\n“{first}”"
 
 
 class InfillController(QObject):
@@ -102,8 +107,7 @@ class InfillController(QObject):
         popup.changed.connect(lambda: (editor.refresh_selections(), w._update_actions()))
         popup.removeRequested.connect(lambda m: (editor.remove_mask(m), w._update_actions()))
         if global_pos is None:
-            c = QTextCursor(editor.document())
-            c.setPosition(mask.start)
+            c = positions.cursor_at(editor.document(), mask.start)
             global_pos = editor.viewport().mapToGlobal(editor.cursorRect(c).bottomLeft())
         popup.move(global_pos)
         popup.show()
@@ -114,7 +118,12 @@ class InfillController(QObject):
         editor = self.w.editor
         return (editor.document().revision(), tuple((m.start, m.end) for m in editor.masks))
 
-    def _make_requests(self, n: int, fresh_seeds: bool):
+    def _make_requests(self, n: int, regenerate: bool) -> list[tuple[object, RunSettings]]:
+        """The requests of one batch, each with the settings it runs at.
+
+        A greedy request (its seed changes nothing, see app.seeds) would give n
+        identical candidates: the first candidate of an Infill stays greedy,
+        the others, and every Regenerate, sample at VARIETY_TEMPERATURE."""
         from engine.types import InfillRequest, Span  # plain dataclasses
 
         editor, rs = self.w.editor, self.w.run_settings
@@ -125,18 +134,30 @@ class InfillController(QObject):
                 spans.append(Span(m.start, m.end, m.length or rs.insertion_length))
             else:
                 spans.append(Span(m.start, m.end, m.length if m.strength >= 1 else None, m.strength))
-        if fresh_seeds or rs.random_seed:
+        if regenerate or rs.random_seed:
             seeds = [RunSettings(random_seed=True).next_seed() for _ in range(n)]
         else:
             seeds = [(rs.seed + k) % (2**31 - 1) for k in range(n)]
         revision = editor.document().revision()
-        return [
-            InfillRequest(text=text, spans=tuple(spans), steps=rs.steps, sampler=rs.sampler,
-                          temperature=rs.temperature, top_p=rs.top_p,
-                          block_length=rs.block_length or None, threshold=rs.threshold,
-                          seed=seed, revision=revision)
-            for seed in seeds
-        ]
+        out = []
+        for k, seed in enumerate(seeds):
+            req = InfillRequest(text=text, spans=tuple(spans), steps=rs.steps, sampler=rs.sampler,
+                                temperature=rs.temperature, top_p=rs.top_p,
+                                block_length=rs.block_length or None, threshold=rs.threshold,
+                                seed=seed, revision=revision)
+            settings = rs
+            if (regenerate or k > 0) and not seed_matters(req):
+                req = replace(req, temperature=VARIETY_TEMPERATURE)
+                settings = replace(rs, temperature=VARIETY_TEMPERATURE)
+            out.append((req, settings))
+        return out
+
+    def _record(self, request) -> SeedRecord:
+        info = self.w.models.model_info
+        return SeedRecord(
+            seed=request.seed, used=seed_matters(request), temperature=request.temperature,
+            model=info.name if info else "", revision=(info.revision or "") if info else "",
+            dtype=info.dtype if info else "", device=device_kind(info.device) if info else "")
 
     def start(self, regenerate: bool = False) -> bool:
         w, models = self.w, self.w.models
@@ -155,7 +176,7 @@ class InfillController(QObject):
         if w.state == "preview":
             w._set_state("idle")
         try:
-            requests = self._make_requests(w.run_settings.candidates, fresh_seeds=regenerate)
+            requests = self._make_requests(w.run_settings.candidates, regenerate)
         except Exception as exc:  # noqa: BLE001 - InputError and friends
             from .workers import readable_error
 
@@ -166,7 +187,7 @@ class InfillController(QObject):
             self.clear_candidates()
         key = self.snapshot_key()
         first = len(self.candidates) + 1
-        self.batch = [Candidate(first + k, r, w.run_settings, key) for k, r in enumerate(requests)]
+        self.batch = [Candidate(first + k, r, rs, key, self._record(r)) for k, (r, rs) in enumerate(requests)]
         self._launch(self.batch[0])
         w.runStarted.emit()
         return True
@@ -231,10 +252,18 @@ class InfillController(QObject):
         self.pending_event = None
         if cand.events:
             w.panel.show_event(cand.events[-1])
+        fill = tuple(result.span_text(i) for i in range(len(result.spans)))
+        for other in self.candidates:
+            if other.result is not None and other.key == cand.key and \
+                    tuple(other.result.span_text(i) for i in range(len(other.result.spans))) == fill:
+                cand.same_as = other.number
+                break
         self.candidates.append(cand)
         item = QListWidgetItem(cand.label())
         item.setData(Qt.ItemDataRole.UserRole, len(self.candidates) - 1)
-        item.setToolTip(f"seed {cand.seed} — click to preview; Reuse seed fixes this seed in the settings")
+        reuse = ("Reuse seed fixes this seed and temperature in the settings" if cand.record.used
+                 else "Reuse seed sets the greedy settings that give it")
+        item.setToolTip(f"{cand.record.describe()}\nClick to preview; {reuse}.")
         w.candidates_list.addItem(item)
         idx = self.batch.index(cand)
         if idx + 1 < len(self.batch):
@@ -333,11 +362,23 @@ class InfillController(QObject):
         self.w.panel.show_event(ev, committed)
 
     def reuse_seed(self) -> None:
-        row = self.w.candidates_list.currentRow()
-        if 0 <= row < len(self.candidates):
-            seed = self.candidates[row].seed
-            self.w.settings_panel.use_seed(seed)
-            self.w.statusBar().showMessage(f"Seed fixed to {seed}", 4000)
+        """Fix the settings a candidate was made with, its seed and temperature included, so
+        the next Infill on the same model and dtype gives its fill again."""
+        w = self.w
+        row = w.candidates_list.currentRow()
+        if not 0 <= row < len(self.candidates):
+            return
+        cand = self.candidates[row]
+        rec = cand.record
+        w.settings_panel.use_seed(cand.seed, temperature=cand.request.temperature)
+        if not rec.used:
+            msg = "This fill is greedy: no seed involved; temperature 0 gives it again."
+        else:
+            msg = f"Seed fixed to {cand.seed} at temperature {cand.request.temperature:g}."
+        if not rec.same_setup(w.models.model_info):
+            msg += (f" It was made with {rec.model} ({rec.dtype}, {rec.device}); on another model, dtype "
+                    "or device the fill may differ.")
+        w.statusBar().showMessage(msg, 8000)
 
     def accept(self) -> bool:
         """Apply the previewed fill to the document as one undo step."""
@@ -349,16 +390,20 @@ class InfillController(QObject):
             return False
         result, req = cand.result, cand.request
         doc = editor.document()
-        c = QTextCursor(doc)
+        # Qt ranges of the text the fill was made from (the key check above: it is the document's),
+        # replaced last first so the earlier ones still hold; cursors made up front would
+        # drift when an insertion sits at the end of the span before it
+        pm = positions.PositionMap(req.text)
+        ranges = [(pm.to_qt(s.start), pm.to_qt(s.end)) for s in req.spans]
+        order = sorted(range(len(ranges)), key=lambda i: ranges[i], reverse=True)
+        edit = positions.qt_cursor(doc, 0, 0)
         editor._applying = True
         try:
-            c.beginEditBlock()
-            for i in range(len(req.spans) - 1, -1, -1):
-                s = req.spans[i]
-                c.setPosition(s.start)
-                c.setPosition(s.end, QTextCursor.MoveMode.KeepAnchor)
+            edit.beginEditBlock()  # one undo step for every span
+            for i in order:
+                c = positions.qt_cursor(doc, *ranges[i])
                 c.insertText(result.span_text(i))
-            c.endEditBlock()
+            edit.endEditBlock()
         finally:
             editor._applying = False
         editor.clear_masks()
@@ -369,9 +414,7 @@ class InfillController(QObject):
         self.current = None
         w._set_state("idle")
         if result.spans:
-            c = editor.textCursor()
-            c.setPosition(result.spans[-1].end)
-            editor.setTextCursor(c)
+            editor.setTextCursor(positions.cursor_at(doc, result.spans[-1].end))
         if w.tint_action.isChecked():
             editor.set_tint(self.last_accept)
         w.statusBar().showMessage("Applied. Ctrl+Z undoes the whole fill.", 5000)

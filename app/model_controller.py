@@ -26,6 +26,7 @@ def spec_label(spec: str) -> str:
 
 class ModelController(QObject):
     _load_requested = Signal(str)
+    _load_reported = Signal(object, object)  # (ModelLoad, (model, ModelInfo) or message), from its thread
     _list_requested = Signal()
     _clean_requested = Signal()
 
@@ -39,12 +40,13 @@ class ModelController(QObject):
         self.pending_infill = False  # Infill was asked for while the model loaded: run it when ready
         self.manager_dialog = None
         self._watching_downloads = False
+        self._worker = worker
+        self._loads: set = set()  # ModelLoad jobs under way, kept alive until they report
         queued = Qt.ConnectionType.QueuedConnection
-        self._load_requested.connect(worker.load, queued)
+        self._load_requested.connect(self._start_load)
+        self._load_reported.connect(self._on_load_reported, queued)
         self._list_requested.connect(worker.list_models, queued)
         self._clean_requested.connect(worker.clean_stale_partials, queued)
-        worker.loaded.connect(self._on_loaded, queued)
-        worker.failed.connect(self._on_failed, queued)
         worker.listed.connect(self.on_models_listed, queued)
 
     def startup(self) -> None:
@@ -66,6 +68,27 @@ class ModelController(QObject):
         w.device_label.setText("")
         w._update_state_label()
         self._load_requested.emit(spec)
+
+    def _start_load(self, spec: str) -> None:
+        job = self._worker.make_load(spec, self._load_reported.emit)
+        self._loads.add(job)
+        job.start()
+
+    @Slot(object, object)
+    def _on_load_reported(self, job, outcome) -> None:
+        self._loads.discard(job)
+        if job.spec != self.loading_spec:
+            return  # a newer load was asked for, or the window closed
+        if isinstance(outcome, str):
+            self._on_failed(job.spec, outcome)
+        else:
+            self._on_loaded(*outcome)
+
+    def abandon_loads(self) -> None:
+        """The window closes: loads under way are left to end on their own, unheard."""
+        self.loading_spec = None
+        self.pending_infill = False
+        self._loads.clear()
 
     @Slot(object, object)
     def _on_loaded(self, model, info: ModelInfo) -> None:
@@ -94,8 +117,10 @@ class ModelController(QObject):
         if self.model_info is not None:
             w.model_label.setText(f"Model: {self.model_info.name}")
             self.select_picker(self.model_info.spec)
+            message += f"; {self.model_info.name} is still loaded."
         else:
             w.model_label.setText("Model: none")
+            message += "."
         if spec == STARTER:
             message += ("\nThe starter model ships with Lacuna; if it is missing from this installation, "
                         "choose another model with Model ▸ Open Model Folder… or the Model Manager.")

@@ -133,7 +133,8 @@ class SettingsPanel(QWidget):
         form.addRow("Insertion length", self.insertion)
 
         self.candidates = QSpinBox(objectName="candidatesSpin", minimum=1, maximum=16)
-        self.candidates.setToolTip("How many samples (each with its own seed) one Infill produces")
+        self.candidates.setToolTip("How many fills one Infill produces. At temperature 0 the first is the greedy "
+                                   "fill and the others are sampled (temperature 0.8) so that they differ")
         form.addRow("Candidates", self.candidates)
 
         self.reset = QPushButton("Restore defaults", objectName="resetSettingsButton")
@@ -181,9 +182,10 @@ class SettingsPanel(QWidget):
             candidates=self.candidates.value(),
         )
 
-    def use_seed(self, seed: int) -> None:
-        """"Reuse seed": fix the seed to a candidate's."""
-        self.set_settings(replace(self.settings(), random_seed=False, seed=int(seed)))
+    def use_seed(self, seed: int, **changes) -> None:
+        """"Reuse seed": fix the seed to a candidate's (and ``changes``, such as the
+        temperature it was sampled at)."""
+        self.set_settings(replace(self.settings(), random_seed=False, seed=int(seed), **changes))
         self._emit()
 
     def _emit(self, *_: object) -> None:

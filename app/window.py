@@ -101,6 +101,7 @@ class MainWindow(QMainWindow):
     def shutdown(self) -> None:
         """Stop the run, end the engine thread (quit + wait; never terminate)."""
         self.infill.shutdown()
+        self.models.abandon_loads()
         self.files.autosave_timer.stop()
         if self.engine_thread.isRunning():
             self.engine_thread.quit()
@@ -120,6 +121,7 @@ class MainWindow(QMainWindow):
     autosave_now = _forward("files", "autosave_now")
     restore = _forward("files", "restore")
     offer_recovery = _forward("files", "offer_recovery")
+    reload = _forward("files", "reload")
 
     frames = _forward("infill", "frames")
     _batch = _forward("infill", "batch")
@@ -149,6 +151,14 @@ class MainWindow(QMainWindow):
     def ask_save_changes(self, name: str) -> QMessageBox.StandardButton:
         # a method of the window, not a forward: tests replace it here to answer the question
         return self.files.ask_save_changes(name)
+
+    def ask_file_conflict(self, name: str, kind: str) -> str:
+        # like ask_save_changes: "reload", "overwrite", "save_as" or "cancel"
+        return self.files.ask_file_conflict(name, kind)
+
+    def ask_recovery(self, rec, k: int, n: int) -> str:
+        # like ask_save_changes: "restore", "discard" or "later"
+        return self.files.ask_recovery(rec, k, n)
 
     # ---------------------------------------------------------------- state
     def _set_state(self, state: str) -> None:
@@ -238,7 +248,7 @@ class MainWindow(QMainWindow):
         if not self.files.confirm_discard():
             event.ignore()
             return
-        self.files.store.discard()
+        self.files.store.close()
         self.s.setValue("window/geometry", self.saveGeometry())
         self.s.setValue("window/state", self.saveState())
         self.shutdown()

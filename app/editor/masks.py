@@ -3,12 +3,16 @@
 The cursors belong to the document, so the mask moves with edits around it.
 Text typed at either edge stays outside the mask. A range mask whose text is
 deleted entirely disappears; an insertion mask (start == end) has a length.
+``start`` and ``end`` are code points of the document text (app.positions
+converts to and from Qt's UTF-16 positions).
 """
 from __future__ import annotations
 
 import itertools
 
 from PySide6.QtGui import QTextCursor, QTextDocument
+
+from .. import positions
 
 _ids = itertools.count(1)
 
@@ -18,11 +22,9 @@ class Mask:
                  length: int | None = None, strength: float = 1.0) -> None:
         self.id = next(_ids)
         self.insertion = start == end
-        self._start = QTextCursor(document)
-        self._start.setPosition(start)
-        self._end = QTextCursor(document)
-        self._end.setPosition(end)
+        self._start = positions.cursor_at(document, start)
         if not self.insertion:
+            self._end = positions.cursor_at(document, end)
             # typed at the end edge: stays outside; at the start edge: the start
             # cursor moves past it, so it is outside too.
             self._end.setKeepPositionOnInsert(True)
@@ -33,19 +35,23 @@ class Mask:
 
     @property
     def start(self) -> int:
-        return self._start.position()
+        return positions.position(self._start)
 
     @property
     def end(self) -> int:
-        return max(self._start.position(), self._end.position())
+        return positions.position(max(self._start, self._end))
 
     def range(self) -> tuple[int, int]:
         return self.start, self.end
 
+    def cursor(self) -> QTextCursor:
+        """A cursor selecting the mask's text (for drawing it)."""
+        return positions.between(self._start, max(self._start, self._end))
+
     @property
     def collapsed(self) -> bool:
         """A range mask whose text was deleted."""
-        return not self.insertion and self.end <= self.start
+        return not self.insertion and self._end <= self._start
 
     def contains(self, pos: int) -> bool:
         if self.insertion:

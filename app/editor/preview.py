@@ -3,13 +3,15 @@
 While a run goes, and while its result waits for Accept or Reject, the editor
 area shows this view instead of the editor. Only the masked spans are rewritten
 (cursor edits on the copy, last span first), so a frame costs the size of the
-spans, not of the document.
+spans, not of the document. Spans come in code points; the copy keeps its
+ranges in Qt's UTF-16 units, converted once per run by app.positions.
 """
 from __future__ import annotations
 
-from PySide6.QtGui import QColor, QFont, QTextCharFormat, QTextCursor, QTextDocument
+from PySide6.QtGui import QColor, QFont, QTextCharFormat, QTextDocument
 from PySide6.QtWidgets import QPlainTextDocumentLayout, QPlainTextEdit, QWidget
 
+from .. import positions
 from . import colors
 from .widget import editor_font
 
@@ -32,7 +34,7 @@ class PreviewView(QPlainTextEdit):
         doc.setUndoRedoEnabled(False)
         doc.setDefaultFont(editor_font())
         self.setDocument(doc)
-        self._ranges: list[list[int]] = []
+        self._ranges: list[list[int]] = []  # Qt (UTF-16) ranges of the spans in the copy
         self._last: list[tuple] = []
         self._base_text = ""
         self._base_spans: list[tuple[int, int]] = []
@@ -47,20 +49,19 @@ class PreviewView(QPlainTextEdit):
             # the copy already holds this text except inside the spans drawn last:
             # put their original text back instead of copying the whole document again
             self.render_spans([[(text[a:b], "plain", None, False)] for a, b in self._base_spans])
-            restored = self.document().characterCount() - 1 == len(text)
-        if not restored and (self.document().characterCount() - 1 != len(text) or self.text() != text):
+            restored = self.document().characterCount() - 1 == positions.utf16_len(text)
+        if not restored and (self.document().characterCount() - 1 != positions.utf16_len(text)
+                             or self.text() != text):
             self.document().setPlainText(text)
         self._base_text = text
         self._base_spans = [(s, e) for s, e in spans]
-        self._ranges = [[s, e] for s, e in spans]
+        pm = positions.PositionMap(text)
+        self._ranges = [[pm.to_qt(s), pm.to_qt(e)] for s, e in spans]
         self._last = [None] * len(spans)
         self._span_after_space = [s > 0 and text[s - 1] in " \t\n" for s, _ in spans]
 
     def text(self) -> str:
-        return self.document().toRawText().replace("\u2029", "\n")
-
-    def span_ranges(self) -> list[tuple[int, int]]:
-        return [(s, e) for s, e in self._ranges]
+        return positions.document_text(self.document())
 
     # ---- rendering -----------------------------------------------------
     def _formats(self, kind: str, conf, new: bool) -> QTextCharFormat:
@@ -108,15 +109,13 @@ class PreviewView(QPlainTextEdit):
                 continue
             self._last[i] = key
             s, e = self._ranges[i]
-            c = QTextCursor(doc)
+            c = positions.qt_cursor(doc, s, e)
             c.beginEditBlock()
-            c.setPosition(s)
-            c.setPosition(e, QTextCursor.MoveMode.KeepAnchor)
             c.removeSelectedText()
             n = 0
             for text, (kind, q, new) in self._merged(frags):
                 c.insertText(text, self._formats(kind, None if q is None else q / 20, new))
-                n += len(text)
+                n += positions.utf16_len(text)
             c.endEditBlock()
             deltas[i] = n - (e - s)
             self._ranges[i][1] = s + n

@@ -9,13 +9,10 @@ from PySide6.QtCore import QPoint, QRect, Qt, Signal
 from PySide6.QtGui import QAction, QBrush, QColor, QFont, QPainter, QPen, QTextCharFormat, QTextCursor
 from PySide6.QtWidgets import QMenu, QPlainTextEdit, QTextEdit, QWidget
 
+from .. import positions
+from ..positions import document_text
 from . import colors
 from .masks import Mask
-
-
-def document_text(doc) -> str:
-    """The document's exact text (toPlainText would turn NBSP into spaces)."""
-    return doc.toRawText().replace("\u2029", "\n")
 
 
 def editor_font() -> QFont:
@@ -39,6 +36,7 @@ class Editor(QPlainTextEdit):
         self._tint: list[QTextEdit.ExtraSelection] = []
         self._find: list[QTextEdit.ExtraSelection] = []
         self._applying = False
+        positions.for_document(self.document())  # first to hear of a change: positions are fresh for the slots below
         self.document().contentsChange.connect(self._on_contents_change)
 
     # ---- masks ---------------------------------------------------------
@@ -57,7 +55,8 @@ class Editor(QPlainTextEdit):
         """Mask the selection, or insert an insertion mask at the cursor."""
         c = self.textCursor()
         if c.hasSelection():
-            start, end = c.selectionStart(), c.selectionEnd()
+            start, end = positions.selection(c)
+            first = start
             text = document_text(self.document())
             # word-wise selection (Ctrl+Shift+Right, double-click) takes the space after a
             # word: keep spaces at the edges outside the mask, so the fill keeps its neighbours apart
@@ -66,13 +65,12 @@ class Editor(QPlainTextEdit):
             while start < end and text[start] in " \t\n":
                 start += 1
             if start == end:  # only whitespace selected: an insertion where it began
-                return self.add_mask(c.selectionStart(), c.selectionStart(), length=insertion_length)
+                return self.add_mask(first, first, length=insertion_length)
             mask = self.add_mask(start, end)
-            c.clearSelection()
-            c.setPosition(mask.end)
-            self.setTextCursor(c)
+            self.setTextCursor(positions.cursor_at(self.document(), mask.end))
             return mask
-        return self.add_mask(c.position(), c.position(), length=insertion_length)
+        pos = positions.position(c)
+        return self.add_mask(pos, pos, length=insertion_length)
 
     def remove_mask(self, mask: Mask) -> None:
         if mask in self.masks:
@@ -93,12 +91,9 @@ class Editor(QPlainTextEdit):
     def mask_ranges(self) -> list[tuple[int, int, int | None, float]]:
         return [(m.start, m.end, m.length, m.strength) for m in self.masks]
 
-    def _selection(self, start: int, end: int, fmt: QTextCharFormat) -> QTextEdit.ExtraSelection:
+    def _selection(self, cursor: QTextCursor, fmt: QTextCharFormat) -> QTextEdit.ExtraSelection:
         sel = QTextEdit.ExtraSelection()
-        c = QTextCursor(self.document())
-        c.setPosition(start)
-        c.setPosition(end, QTextCursor.MoveMode.KeepAnchor)
-        sel.cursor = c
+        sel.cursor = cursor
         sel.format = fmt
         return sel
 
@@ -109,7 +104,7 @@ class Editor(QPlainTextEdit):
             fmt = QTextCharFormat()
             fmt.setBackground(colors.confidence_color(conf))
             fmt.setToolTip(f"confidence {conf:.0%}")
-            sels.append(self._selection(start, end, fmt))
+            sels.append(self._selection(positions.cursor_over(self.document(), start, end), fmt))
         self._tint = sels
         self.refresh_selections()
 
@@ -125,7 +120,7 @@ class Editor(QPlainTextEdit):
     def set_find_highlight(self, start: int, end: int) -> None:
         fmt = QTextCharFormat()
         fmt.setBackground(QColor(253, 224, 71, 160))
-        self._find = [self._selection(start, end, fmt)]
+        self._find = [self._selection(positions.cursor_over(self.document(), start, end), fmt)]
         self.refresh_selections()
 
     def clear_find_highlight(self) -> None:
@@ -144,15 +139,13 @@ class Editor(QPlainTextEdit):
             fmt.setUnderlineStyle(QTextCharFormat.UnderlineStyle.SingleUnderline)
             fmt.setUnderlineColor(colors.MASK_EDGE)
             fmt.setToolTip(m.describe() + " — double-click to edit")
-            sels.append(self._selection(m.start, m.end, fmt))
+            sels.append(self._selection(m.cursor(), fmt))
         sels.extend(self._find)
         self.setExtraSelections(sels)
         self.viewport().update()
 
     def insertion_rect(self, mask: Mask) -> QRect:
-        c = QTextCursor(self.document())
-        c.setPosition(mask.start)
-        r = self.cursorRect(c)
+        r = self.cursorRect(mask.cursor())
         label = f"+{mask.length or '?'}"
         w = self.fontMetrics().horizontalAdvance(label) + 8
         return QRect(r.left() - 1, r.top() + 1, w, r.height() - 2)
@@ -183,7 +176,7 @@ class Editor(QPlainTextEdit):
         for m in self.masks:
             if m.insertion and self.insertion_rect(m).contains(viewport_pos):
                 return m
-        pos = self.cursorForPosition(viewport_pos).position()
+        pos = positions.position(self.cursorForPosition(viewport_pos))
         m = self.mask_at(pos)
         return None if m is not None and m.insertion else m
 

@@ -1,10 +1,11 @@
-"""The model worker: imports the engine, loads models and lists the local ones."""
+"""Model loads (each on a daemon thread of its own) and the model worker that lists the local ones."""
 from __future__ import annotations
 
 import json
 import logging
 import os
 import sys
+import threading
 import time
 import traceback
 from dataclasses import dataclass
@@ -26,6 +27,73 @@ class ModelInfo:
     dtype: str
     context_length: int
     seconds: float
+    revision: str = ""  # the Hub commit of the weights, when they came from the Hugging Face cache
+
+
+def model_revision(model) -> str:
+    """The commit of a model's snapshot in the Hugging Face cache (…/snapshots/<commit>), or ""."""
+    path = getattr(model, "path", None)
+    if not path:
+        return ""
+    p = Path(str(path))
+    return p.name if p.parent.name == "snapshots" else ""
+
+
+TOKENIZER_FILES = ("tokenizer.json", "tokenizer_config.json", "vocab.txt", "vocab.json", "spiece.model",
+                   "sentencepiece.bpe.model", "tokenizer.model")
+
+
+def _runnable_type(model_type: str) -> bool:
+    if model_type in LOADABLE_TYPES:
+        return True
+    try:
+        from transformers.models.auto.modeling_auto import MODEL_FOR_MASKED_LM_MAPPING_NAMES
+    except Exception:  # noqa: BLE001 - without the table, let the engine's own message speak
+        return True
+    return model_type in MODEL_FOR_MASKED_LM_MAPPING_NAMES
+
+
+def refusal_reason(spec: str) -> str | None:
+    """Why a local model folder cannot be used, in plain words, or None when the
+    folder looks usable (or is no folder): no config, no tokenizer, or an
+    architecture Lacuna does not run (a GPT-2, say)."""
+    p = Path(os.path.expanduser(spec))
+    if not p.is_dir():
+        return None
+    cfg = p / "config.json"
+    if not cfg.is_file():
+        return "the folder has no config.json, so it is not a model folder"
+    try:
+        config = json.loads(cfg.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return "its config.json cannot be read"
+    model_type = str(config.get("model_type", "")).lower()
+    if model_type and not _runnable_type(model_type):
+        arch = (config.get("architectures") or [model_type])[0]
+        return (f"it is a {arch} model, an architecture Lacuna cannot run (it runs masked language "
+                "and masked diffusion models such as BERT, ModernBERT, LLaDA and Dream)")
+    if not any((p / f).is_file() for f in TOKENIZER_FILES):
+        return "it has no tokenizer (tokenizer.json or vocab.txt), so its text cannot be turned into tokens"
+    return None
+
+
+def load_failure_message(spec: str, exc: BaseException) -> str:
+    """One plain sentence (without its full stop) on why ``spec`` did not load:
+    never a raw transformers exception or a traceback."""
+    from .infill import readable_error
+
+    name = Path(spec).name if Path(os.path.expanduser(spec)).is_dir() else spec
+    reason = refusal_reason(spec)
+    if reason is None:
+        detail = readable_error(exc)
+        for prefix in ("The model could not be loaded: ", f"{spec}: "):
+            if detail.startswith(prefix):
+                detail = detail[len(prefix):]
+        detail = detail.splitlines()[0].strip() if detail.strip() else type(exc).__name__
+        if len(detail) > 160:
+            detail = detail[:157].rstrip() + "…"
+        reason = detail.rstrip(".")
+    return f"The model “{name}” could not be loaded: {reason}"
 
 
 def _hf_cache_dir() -> Path:
@@ -80,49 +148,76 @@ def list_local_models() -> list[tuple[str, str]]:
     return out
 
 
+def load_model_outcome(spec: str, loader=None, threads: int | None = None):
+    """Load a model: (model, ModelInfo), or the one message to show when it fails."""
+    t0 = time.perf_counter()
+    try:
+        if threads and (loader is None or "torch" in sys.modules):
+            import torch  # imported here, off the GUI thread
+
+            torch.set_num_threads(threads)
+        if loader is None:
+            from engine import load_model
+
+            loader = load_model
+        model = loader(spec)
+        info = ModelInfo(
+            spec=spec,
+            name=str(getattr(model, "name", spec)),
+            device=str(getattr(model, "device", "cpu")),
+            dtype=str(getattr(model, "dtype", "")).replace("torch.", ""),
+            context_length=int(getattr(model, "context_length", 0) or 0),
+            seconds=time.perf_counter() - t0,
+            revision=model_revision(model),
+        )
+        return model, info
+    except Exception as exc:  # noqa: BLE001
+        # the window shows one sentence; the details are for LACUNA_LOG=INFO
+        log.info("model load failed:\n%s", traceback.format_exc())
+        return load_failure_message(spec, exc)
+
+
+class ModelLoad:
+    """One model load, on a daemon thread of its own.
+
+    Loading is one long call into transformers that cannot be interrupted, so
+    it does not run on the engine thread the window joins when it closes: a
+    window closed mid-load closes at once and the load is abandoned (a daemon
+    thread does not keep the process alive). ``report(load, outcome)`` is
+    called on that thread with (model, ModelInfo) or the failure message; it
+    must only emit a queued signal.
+    """
+
+    def __init__(self, spec: str, report, loader=None, threads: int | None = None) -> None:
+        self.spec = spec
+        self._report = report
+        self._loader, self._threads = loader, threads
+        self.thread = threading.Thread(target=self._run, name=f"lacuna-load-{spec}", daemon=True)
+
+    def start(self) -> None:
+        self.thread.start()
+
+    def _run(self) -> None:
+        outcome = load_model_outcome(self.spec, self._loader, self._threads)
+        try:
+            self._report(self, outcome)
+        except RuntimeError:  # the window that asked is gone (its C++ object deleted)
+            pass
+
+
 class ModelWorker(QObject):
-    loaded = Signal(object, object)  # (model handle, ModelInfo)
-    failed = Signal(str, str)  # (spec, message)
+    """Lists the local models and cleans stale downloads, on the engine thread;
+    ``make_load`` prepares a load with the window's loader (see ModelLoad)."""
+
     listed = Signal(object)  # tuple of (label, spec)
-    progress = Signal(str)
 
     def __init__(self, loader=None, threads: int | None = None) -> None:
         super().__init__()
         self._loader = loader
         self._threads = threads
 
-    @Slot(str)
-    def load(self, spec: str) -> None:
-        t0 = time.perf_counter()
-        try:
-            self.progress.emit(f"Loading {spec}…")
-            loader = self._loader
-            if self._threads and (loader is None or "torch" in sys.modules):
-                import torch  # imported here, on the worker thread
-
-                torch.set_num_threads(self._threads)
-            if loader is None:
-                from engine import load_model
-
-                loader = load_model
-            model = loader(spec)
-            info = ModelInfo(
-                spec=spec,
-                name=str(getattr(model, "name", spec)),
-                device=str(getattr(model, "device", "cpu")),
-                dtype=str(getattr(model, "dtype", "")).replace("torch.", ""),
-                context_length=int(getattr(model, "context_length", 0) or 0),
-                seconds=time.perf_counter() - t0,
-            )
-            self.loaded.emit(model, info)
-        except Exception as exc:  # noqa: BLE001
-            log.error("model load failed:\n%s", traceback.format_exc())
-            from .infill import readable_error
-
-            msg = readable_error(exc)
-            if not msg.lower().startswith("the model could not be loaded"):
-                msg = f"The model {spec!r} could not be loaded: {msg}"
-            self.failed.emit(spec, msg)
+    def make_load(self, spec: str, report) -> ModelLoad:
+        return ModelLoad(spec, report, self._loader, self._threads)
 
     @Slot()
     def list_models(self) -> None:

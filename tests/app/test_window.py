@@ -193,8 +193,11 @@ def test_candidates_preview_reuse_seed_and_regenerate(window, qtbot):
     assert lst.count() == 3
     seeds = [c.seed for c in window._candidates]
     assert len(set(seeds)) == 3
-    for k in range(3):
+    # at temperature 0 the first is the greedy fill (no seed shown), the others are sampled
+    assert "greedy" in lst.item(0).text() and "seed" not in lst.item(0).text().split("“")[0]
+    for k in (1, 2):
         assert f"seed {seeds[k]}" in lst.item(k).text() and "low confidence" in lst.item(k).text()
+        assert "T=0.8" in lst.item(k).text()
     # click the third: previewed in place
     rect = lst.visualItemRect(lst.item(2))
     QTest.mouseClick(lst.viewport(), Qt.MouseButton.LeftButton, pos=rect.center())
