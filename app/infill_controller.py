@@ -1,13 +1,16 @@
 """Masks, runs and their results: start, live view, stop, candidates, timeline, accept or reject."""
 from __future__ import annotations
 
+import dataclasses
 import threading
 import time
+from collections import deque
+from pathlib import Path
 from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING
 
 from PySide6.QtCore import QMetaMethod, QObject, QPoint, Qt, QTimer, Signal, Slot
-from PySide6.QtWidgets import QListWidgetItem
+from PySide6.QtWidgets import QFileDialog, QListWidgetItem
 
 from . import positions
 from .editor import MaskPopup, document_text
@@ -38,13 +41,23 @@ class Candidate:
 
     def label(self) -> str:
         r = self.result
-        first = r.span_text(0).strip().replace("\n", " ") if r is not None and r.spans else ""
-        if len(first) > 60:
-            first = first[:57] + "…"
+        fills = [r.span_text(i) for i in range(len(r.spans))] if r is not None else []
         extra = f"{r.nfe} NFE · {r.seconds:.1f} s" if r is not None else ""
         seed = self.record.label() if self.record is not None else f"seed {self.seed}"
         same = f"  ·  same fill as #{self.same_as}" if self.same_as is not None else ""
-        return f"#{self.number}  {seed}  ·  {self.settings.describe()}  ·  {extra}{same}\n“{first}”"
+        return f"#{self.number}  {seed}  ·  {self.settings.describe()}  ·  {extra}{same}\n{fills_label(fills)}"
+
+
+def fills_label(fills: list[str], width: int = 90) -> str:
+    """Every span's fill, quoted and shortened so that all of them fit in about ``width`` characters."""
+    if not fills:
+        return ""
+    each = max(8, (width - 3 * (len(fills) - 1)) // len(fills))
+    parts = []
+    for text in fills:
+        text = " ".join(text.split())
+        parts.append(f"“{text if len(text) <= each else text[: each - 1] + '…'}”")
+    return " · ".join(parts)
 
 
 class InfillController(QObject):
@@ -70,6 +83,11 @@ class InfillController(QObject):
         self._last_frame = 0.0
         self._last_chart = 0.0
         self._frame_listeners = False
+        # Watch mode: events wait here and are shown one per pace tick; the finish waits for them.
+        self.watch_queue: deque = deque()
+        self.watch_timer = QTimer(self)
+        self.watch_timer.timeout.connect(self._watch_tick)
+        self._finish_waiting = None
         queued = Qt.ConnectionType.QueuedConnection
         self._run_requested.connect(worker.run, queued)
         worker.step.connect(self._on_step, queued)
@@ -200,6 +218,7 @@ class InfillController(QObject):
         w = self.w
         self.current = cand
         self.pending_event = None
+        self._drop_watch_queue()
         self._show_in_preview(cand)
         w.preview.verticalScrollBar().setValue(w.editor.verticalScrollBar().value())
         w._set_state("running")
@@ -216,6 +235,13 @@ class InfillController(QObject):
         if run_id != self.run_id or self.current is None:
             return
         self.current.events.extend(events)
+        pace = self.w.panel.watch_ms()
+        if pace > 0 or self.watch_queue:
+            self.watch_queue.extend(events)
+            if not self.watch_timer.isActive():
+                self.watch_timer.start(max(pace, 1))
+                self._watch_tick()
+            return
         for ev in events:
             self.w.panel.record(ev)
         self.pending_event = events[-1]
@@ -226,6 +252,26 @@ class InfillController(QObject):
             self.render_frame()  # draw now: no extra wake-up (each costs the engine a GIL hand-over)
         else:
             self.frame_timer.start(int(wait))
+
+    def _watch_tick(self) -> None:
+        if not self.watch_queue:
+            self.watch_timer.stop()
+            waiting, self._finish_waiting = self._finish_waiting, None
+            if waiting is not None:
+                self._on_finished(waiting)
+            return
+        ev = self.watch_queue.popleft()
+        self.w.panel.record(ev)
+        self.pending_event = ev
+        self.render_frame()
+        self.watch_timer.setInterval(max(self.w.panel.watch_ms(), 1))
+        if not self.watch_queue and self._finish_waiting is not None:
+            self.watch_timer.start()  # the last step also stays on screen for one pace
+
+    def _drop_watch_queue(self) -> None:
+        self.watch_queue.clear()
+        self.watch_timer.stop()
+        self._finish_waiting = None
 
     def render_frame(self) -> None:
         ev, self.pending_event = self.pending_event, None
@@ -247,6 +293,10 @@ class InfillController(QObject):
         run_id, result = payload
         if run_id != self.run_id or self.current is None:
             return
+        if self.watch_queue:
+            self._finish_waiting = payload  # watch mode: finish once the view has shown every step
+            return
+        self.watch_timer.stop()
         w, cand = self.w, self.current
         cand.result = result
         self.pending_event = None
@@ -288,6 +338,7 @@ class InfillController(QObject):
         if run_id != self.run_id:
             return
         self.frame_timer.stop()
+        self._drop_watch_queue()
         self.cancel = None
         self.current = None
         self.w._set_state("idle")
@@ -302,6 +353,7 @@ class InfillController(QObject):
             self.cancel.set()
         self.run_id += 1  # late events of the stopped run are ignored
         self.frame_timer.stop()
+        self._drop_watch_queue()
         self.pending_event = None
         self.current = None
         self.cancel = None
@@ -313,6 +365,7 @@ class InfillController(QObject):
         if self.cancel is not None:
             self.cancel.set()
         self.frame_timer.stop()
+        self._drop_watch_queue()
 
     def leave_run(self) -> None:
         if self.w.state == "running":
@@ -322,8 +375,10 @@ class InfillController(QObject):
 
     # -------------------------------------------------------- preview/result
     def clear_candidates(self) -> None:
+        """Forget every candidate and the run shown in the Denoising panel."""
         self.candidates.clear()
         self.w.candidates_list.clear()
+        self.w.panel.reset()
 
     def show_candidate(self, index: int) -> bool:
         w = self.w
@@ -425,6 +480,40 @@ class InfillController(QObject):
             return
         self.current = None
         self.w._set_state("idle")
+        self.w.panel.reset()
+
+    def export_run(self, base: str | None = None) -> tuple[Path, Path] | None:
+        """Save the previewed run as ``NAME.jsonl`` (its steps) and ``NAME.gif`` (the view,
+        one frame per step). ``base`` None asks for the name. Returns the two paths, or None."""
+        from .viz.export import write_events, write_gif
+
+        w, cand = self.w, self.current
+        if w.state != "preview" or cand is None or not cand.events:
+            return None
+        if base is None:
+            base, _ = QFileDialog.getSaveFileName(w, "Export this run", "lacuna-run.gif",
+                                                  "Animated GIF and JSON lines (*.gif)")
+            if not base:
+                return None
+        gif = Path(base).with_suffix(".gif")
+        lines = gif.with_suffix(".jsonl")
+        header = {"request": dataclasses.asdict(cand.request),
+                  "record": cand.record.describe() if cand.record is not None else ""}
+        slider = w.panel.slider
+        shown = slider.value()
+        frames = []
+        for step in range(1, len(cand.events) + 1):
+            self.on_timeline(step)
+            frames.append(w.preview.grab().toImage())
+        self.on_timeline(shown)
+        try:
+            write_events(cand.events, lines, header)
+            write_gif(frames, gif, ms_per_frame=round(1000 / w.panel.speed.value()))
+        except (OSError, ValueError) as exc:
+            w.show_error(f"The run could not be exported: {exc}")
+            return None
+        w.statusBar().showMessage(f"Exported {len(frames)} steps to {gif.name} and {lines.name}", 6000)
+        return gif, lines
 
     def toggle_tint(self, on: bool) -> None:
         w = self.w

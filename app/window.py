@@ -96,6 +96,7 @@ class MainWindow(QMainWindow):
         self.candidates_list.currentRowChanged.connect(lambda _: self._update_actions())
         self.reuse_seed_button.clicked.connect(self.infill.reuse_seed)
         self.panel.stepRequested.connect(self.infill.on_timeline)
+        self.panel.exportRequested.connect(lambda: self.infill.export_run())
         self.model_picker.activated.connect(self.models.on_picker_activated)
 
     def shutdown(self) -> None:

@@ -1,10 +1,11 @@
 """Denoising panel: step x of y, NFE, tokens/s, chart, timeline slider, legend."""
 from __future__ import annotations
 
-from PySide6.QtCore import QPointF, QRectF, QSize, Qt, Signal
+from PySide6.QtCore import QPointF, QRectF, QSize, Qt, QTimer, Signal
 from PySide6.QtGui import QColor, QFont, QPainter, QPen
 from PySide6.QtWidgets import (
-    QGridLayout, QHBoxLayout, QLabel, QSizePolicy, QSlider, QVBoxLayout, QWidget,
+    QGridLayout, QHBoxLayout, QLabel, QSizePolicy, QSlider, QSpinBox, QToolButton, QToolTip,
+    QVBoxLayout, QWidget,
 )
 
 from ..editor import colors
@@ -26,13 +27,47 @@ class StepChart(QWidget):
         self.means: list[float | None] = []
         self.total_steps = 0
         self.cursor: int | None = None  # step shown by the timeline (1-based)
+        self.tokens: list[list[str]] = []  # per step: the text of the tokens it committed
+        self.finished = False  # the run ended: steps past the last one were saved, not pending
+        self._plot = QRectF()
+        self.setMouseTracking(True)
 
     def sizeHint(self) -> QSize:  # noqa: N802
         return QSize(260, 130)
 
-    def set_data(self, counts: list[int], means: list[float | None], total_steps: int) -> None:
-        self.counts, self.means, self.total_steps = counts, means, total_steps
+    def set_data(self, counts: list[int], means: list[float | None], total_steps: int,
+                 tokens: list[list[str]] | None = None, finished: bool = False) -> None:
+        self.counts, self.means, self.total_steps, self.finished = counts, means, total_steps, finished
+        if tokens is not None:
+            self.tokens = tokens
         self.update()
+
+    def step_at(self, x: float) -> int | None:
+        """The 1-based step whose bar is under x (widget pixels), or None."""
+        n = max(self.total_steps, len(self.counts), 1)
+        plot = self._plot
+        if not self.counts or plot.width() <= 0 or not plot.left() <= x < plot.right():
+            return None
+        step = int((x - plot.left()) / (plot.width() / n)) + 1
+        return step if step <= len(self.counts) else None
+
+    def tooltip_for(self, step: int) -> str:
+        words = self.tokens[step - 1] if step - 1 < len(self.tokens) else []
+        mean = self.means[step - 1] if step - 1 < len(self.means) else None
+        head = f"Step {step}: {self.counts[step - 1]} committed"
+        if mean is not None:
+            head += f", mean confidence {mean:.0%}"
+        if not words:
+            return head
+        shown = ", ".join(repr(w.strip() or w) for w in words[:24])
+        return f"{head}\n{shown}{' …' if len(words) > 24 else ''}"
+
+    def mouseMoveEvent(self, event) -> None:  # noqa: N802
+        step = self.step_at(event.position().x())
+        if step is None:
+            QToolTip.hideText()
+        else:
+            QToolTip.showText(event.globalPosition().toPoint(), self.tooltip_for(step), self)
 
     def set_cursor(self, step: int | None) -> None:
         self.cursor = step
@@ -46,6 +81,7 @@ class StepChart(QWidget):
         fm = self.fontMetrics()
         left, right, top, bottom = fm.horizontalAdvance("000") + 6, fm.horizontalAdvance("100%") + 6, 6, fm.height() + 4
         plot = QRectF(left, top, max(10, self.width() - left - right), max(10, self.height() - top - bottom))
+        self._plot = plot
         p.setPen(QPen(pal.mid().color(), 1))
         p.drawRect(plot)
         n = max(self.total_steps, len(self.counts), 1)
@@ -86,6 +122,13 @@ class StepChart(QWidget):
         p.setPen(QPen(LINE, 2))
         if len(points) > 1:
             p.drawPolyline(points)
+        saved = self.total_steps - len(self.counts) if self.finished else 0
+        if saved > 0:
+            # steps the plan had room for that parallel (threshold) decoding did not need
+            region = QRectF(left + len(self.counts) * w, plot.top(), saved * w, height)
+            p.fillRect(region, QColor(22, 163, 74, 28))
+            p.setPen(LINE)
+            p.drawText(region, Qt.AlignmentFlag.AlignCenter | Qt.TextFlag.TextWordWrap, f"{saved} steps\nnot needed")
         if self.cursor is not None:
             x = plot.left() + (self.cursor - 0.5) * w
             p.setPen(QPen(CURSOR, 1, Qt.PenStyle.DashLine))
@@ -149,9 +192,15 @@ class Legend(QWidget):
 
 
 class DenoisePanel(QWidget):
-    """Figures of the current run, the chart and the timeline (enabled when it ends)."""
+    """Figures of the current run, the chart and the timeline (enabled when it ends).
+
+    Play animates a finished run step by step at ``speed`` steps per second
+    through the same path as dragging the slider, so the preview, its
+    confidence tint and the chart cursor follow.
+    """
 
     stepRequested = Signal(int)  # timeline moved to this step (1-based)
+    exportRequested = Signal()
 
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
@@ -168,11 +217,15 @@ class DenoisePanel(QWidget):
         self.masked_label = QLabel("– masked", objectName="maskedLabel")
         self.time_label = QLabel("– s", objectName="timeLabel")
         self.nfe_label.setToolTip("Network function evaluations: forward passes of the model so far")
+        self.saved_label = QLabel("", objectName="nfeSavedLabel")
+        self.saved_label.setToolTip("Forward passes the step plan allowed that parallel (threshold) decoding "
+                                    "did not need")
         grid.addWidget(self.step_label, 0, 0, 1, 2)
         grid.addWidget(self.nfe_label, 1, 0)
         grid.addWidget(self.speed_label, 1, 1)
         grid.addWidget(self.masked_label, 2, 0)
         grid.addWidget(self.time_label, 2, 1)
+        grid.addWidget(self.saved_label, 3, 0, 1, 2)
         lay.addLayout(grid)
         cap = QLabel("<small>Tokens committed per step (bars) and their mean confidence (line)</small>")
         cap.setWordWrap(True)
@@ -180,24 +233,61 @@ class DenoisePanel(QWidget):
         self.chart = StepChart(self)
         lay.addWidget(self.chart, 1)
         row = QHBoxLayout()
-        row.addWidget(QLabel("Timeline"))
+        self.play_button = QToolButton(objectName="timelinePlay")
+        self.play_button.setCheckable(True)
+        self.play_button.setEnabled(False)
+        self.play_button.setText("▶")
+        self.play_button.setToolTip("Play the finished run step by step")
+        self.play_button.toggled.connect(self._play_toggled)
+        row.addWidget(self.play_button)
         self.slider = QSlider(Qt.Orientation.Horizontal, objectName="timelineSlider")
         self.slider.setEnabled(False)
         self.slider.setRange(0, 0)
         self.slider.setToolTip("Replay any step of the finished run in the editor")
         self.slider.valueChanged.connect(self._slider_moved)
         row.addWidget(self.slider, 1)
+        self.speed = QSpinBox(objectName="timelineSpeed")
+        self.speed.setRange(2, 30)
+        self.speed.setValue(8)
+        self.speed.setSuffix(" steps/s")
+        self.speed.setToolTip("Replay speed")
+        self.speed.valueChanged.connect(self._speed_changed)
+        row.addWidget(self.speed)
+        self.watch = QSpinBox(objectName="watchPace")
+        self.watch.setRange(0, 2000)
+        self.watch.setSingleStep(50)
+        self.watch.setSpecialValueText("live: full speed")
+        self.watch.setPrefix("live: ")
+        self.watch.setSuffix(" ms/step")
+        self.watch.setToolTip("Watch mode: show each step of a live run for at least this long, so a fast "
+                              "fill can be seen resolving (the model still runs at full speed)")
+        row2 = QHBoxLayout()
+        row2.addStretch(1)
+        row2.addWidget(self.watch)
+        self.export_button = QToolButton(objectName="exportRunButton")
+        self.export_button.setText("Export…")
+        self.export_button.setEnabled(False)
+        self.export_button.setToolTip("Save this run's steps as JSON lines and an animated GIF of the view")
+        self.export_button.clicked.connect(self.exportRequested)
+        row2.addWidget(self.export_button)
         lay.addLayout(row)
+        lay.addLayout(row2)
+        self.play_timer = QTimer(self, objectName="timelinePlayTimer")
+        self.play_timer.timeout.connect(self._advance)
+        self._speed_changed(self.speed.value())
         self.legend = Legend(self)
         lay.addWidget(self.legend)
         self._counts: list[int] = []
         self._means: list[float | None] = []
+        self._tokens: list[list[str]] = []
         self._committed = 0
         self._quiet = False
 
     # ---- live ------------------------------------------------------------
     def reset(self, label: str = "") -> None:
-        self._counts, self._means, self._committed = [], [], 0
+        """Forget the shown run (a new run, another file, a rejected fill)."""
+        self._counts, self._means, self._tokens, self._committed = [], [], [], 0
+        self.saved_label.setText("")
         self.step_label.setText("Step – / –" + (f"  ·  {label}" if label else ""))
         self.nfe_label.setText("NFE –")
         self.speed_label.setText("– tok/s")
@@ -212,6 +302,7 @@ class DenoisePanel(QWidget):
         self._counts.append(len(ev.committed))
         confs = [c.confidence for c in ev.committed if c.confidence is not None]
         self._means.append(sum(confs) / len(confs) if confs else None)
+        self._tokens.append([c.text for c in ev.committed])
         self._committed += len(ev.committed)
 
     def show_event(self, ev, total_committed: int | None = None, chart: bool = True) -> None:
@@ -226,11 +317,14 @@ class DenoisePanel(QWidget):
         rate = done / ev.elapsed if ev.elapsed > 0 else 0.0
         self.speed_label.setText(f"{rate:.1f} tok/s")
         self.time_label.setText(f"{ev.elapsed:.2f} s")
-        self.chart.set_data(self._counts, self._means, ev.steps)
+        saved = ev.steps - ev.nfe if ev.done else 0
+        self.saved_label.setText(f"{saved} of {ev.steps} planned NFE saved" if saved > 0 else "")
+        self.chart.set_data(self._counts, self._means, ev.steps, self._tokens,
+                            finished=ev.done)
 
     def load_history(self, events: list) -> None:
         """Rebuild the figures from a finished candidate's events."""
-        self._counts, self._means, self._committed = [], [], 0
+        self._counts, self._means, self._tokens, self._committed = [], [], [], 0
         for ev in events:
             self.record(ev)
         if events:
@@ -238,6 +332,9 @@ class DenoisePanel(QWidget):
 
     # ---- timeline ----------------------------------------------------------
     def set_timeline(self, n_events: int) -> None:
+        self.play_button.setChecked(False)
+        self.play_button.setEnabled(n_events > 1)
+        self.export_button.setEnabled(n_events > 0)
         self._quiet = True
         self.slider.setEnabled(n_events > 0)
         self.slider.setRange(1 if n_events else 0, n_events)
@@ -250,3 +347,29 @@ class DenoisePanel(QWidget):
             return
         self.chart.set_cursor(value if value < self.slider.maximum() else None)
         self.stepRequested.emit(value)
+
+    def watch_ms(self) -> int:
+        """Minimum milliseconds each live step stays on screen (0: as fast as it comes)."""
+        return self.watch.value()
+
+    # ---- playback ----------------------------------------------------------
+    def _speed_changed(self, steps_per_second: int) -> None:
+        self.play_timer.setInterval(max(1, round(1000 / steps_per_second)))
+
+    def _play_toggled(self, on: bool) -> None:
+        self.play_button.setText("⏸" if on else "▶")
+        self.play_button.setToolTip("Pause" if on else "Play the finished run step by step")
+        if not on:
+            self.play_timer.stop()
+            return
+        if self.slider.value() >= self.slider.maximum():
+            self.slider.setValue(self.slider.minimum())  # from the start, as a player does
+        self.play_timer.start()
+
+    def _advance(self) -> None:
+        if not self.slider.isEnabled() or self.slider.value() >= self.slider.maximum():
+            self.play_button.setChecked(False)
+            return
+        self.slider.setValue(self.slider.value() + 1)
+        if self.slider.value() >= self.slider.maximum():
+            self.play_button.setChecked(False)
