@@ -1,0 +1,100 @@
+"""Checkpoints that exist only as a pickle (pytorch_model.bin, *.pth).
+
+A pickle can run code when it is unpickled, so Lacuna never loads one as a
+matter of course. With the user's consent it is read once through
+``torch.load(weights_only=True)`` (which refuses anything but tensors and
+plain containers) and written as safetensors to Lacuna's own cache; every
+later load reads the safetensors copy. The Hugging Face cache is left as it is.
+"""
+from __future__ import annotations
+
+import hashlib
+import re
+from collections.abc import Callable
+from pathlib import Path
+
+import torch
+
+from ..errors import ModelLoadError
+
+PICKLE_NAMES = ("pytorch_model.bin", "model.pth", "model.pt", "checkpoint.pth")
+_BLOB = re.compile(r"^[0-9a-f]{64}$")
+
+
+def pickle_checkpoint(folder: Path) -> Path | None:
+    """The pickle checkpoint of a folder, if it has one."""
+    for name in PICKLE_NAMES:
+        if (folder / name).is_file():
+            return folder / name
+    return None
+
+
+def _digest(file: Path) -> str:
+    real = file.resolve()
+    if _BLOB.match(real.name):  # an HF cache blob is named by its sha256 already
+        return real.name
+    h = hashlib.sha256()
+    with open(real, "rb") as fh:
+        for chunk in iter(lambda: fh.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def converted_path(file: Path) -> Path:
+    """Where the safetensors copy of this pickle lives (keyed by its sha256)."""
+    from ..hub.paths import data_dir
+
+    return data_dir() / "converted" / _digest(file)[:32] / "model.safetensors"
+
+
+def converted_files(name: str, folder: Path) -> list[Path]:
+    """The converted copy of ``folder``'s pickle; ModelLoadError if there is
+    none yet (saying how to allow the conversion) or no checkpoint at all."""
+    pickle = pickle_checkpoint(folder)
+    if pickle is None:
+        raise ModelLoadError(f"{name}: no model.safetensors in {folder}")
+    target = converted_path(pickle)
+    if target.is_file():
+        return [target]
+    raise ModelLoadError(
+        f"{name} has only a pickle checkpoint ({pickle.name}). Lacuna reads it once with "
+        "torch.load(weights_only=True) and keeps a safetensors copy, but only with your consent: "
+        f"run `lacuna-cli infill --convert-pickle --model {name} ...` or call "
+        "engine.models.pickles.convert(folder, consent=True)"
+    )
+
+
+def convert(folder: str | Path, consent: bool | Callable[[str], bool]) -> Path:
+    """Convert ``folder``'s pickle checkpoint to safetensors in Lacuna's cache.
+
+    consent: True, or a callable given a one-line question that returns True to
+    go ahead. Returns the safetensors path (at once if converted before).
+    Raises ModelLoadError when there is no pickle, consent is refused, or the
+    file holds anything but tensors."""
+    from safetensors.torch import save_file
+
+    folder = Path(folder)
+    pickle = pickle_checkpoint(folder)
+    if pickle is None:
+        raise ModelLoadError(f"{folder} has no pickle checkpoint to convert")
+    target = converted_path(pickle)
+    if target.is_file():
+        return target
+    question = (f"{folder.name}/{pickle.name} is a pickle. Read it once with torch.load(weights_only=True) "
+                "and keep a safetensors copy?")
+    allowed = consent(question) if callable(consent) else consent is True
+    if not allowed:
+        raise ModelLoadError(f"conversion of {pickle} was not allowed, so it cannot be loaded")
+    try:
+        state = torch.load(pickle, map_location="cpu", weights_only=True)
+    except Exception as exc:  # an unpickling error names the forbidden global
+        raise ModelLoadError(f"{pickle} cannot be read safely ({str(exc).splitlines()[0]})") from exc
+    if isinstance(state, dict) and isinstance(state.get("model"), dict):
+        state = state["model"]  # a training checkpoint: its model weights
+    if not isinstance(state, dict) or not all(isinstance(k, str) and isinstance(v, torch.Tensor) for k, v in state.items()):
+        raise ModelLoadError(f"{pickle} is not a plain state dict of tensors")
+    target.parent.mkdir(parents=True, exist_ok=True)
+    partial = target.with_suffix(".partial")
+    save_file({k: v.contiguous() for k, v in state.items()}, str(partial), metadata={"source": pickle.name})
+    partial.replace(target)
+    return target
