@@ -32,6 +32,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from .blocks import apply_rotary, attention, merge_heads
+
 FREQUENCY_DIM = 256  # width of the sinusoidal sigma embedding in both references
 ROTARY_BASE = 10_000
 
@@ -131,17 +133,6 @@ class StoredRotary(nn.Module):
         return angles.cos(), angles.sin()
 
 
-def _rotate_half(x: torch.Tensor) -> torch.Tensor:
-    x1, x2 = x.chunk(2, dim=-1)
-    return torch.cat((-x2, x1), dim=-1)
-
-
-def _rotate(x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor) -> torch.Tensor:
-    """x [B, H, L, d] rotated by float32 cos/sin [L, d], back in x's dtype."""
-    x32 = x.float()
-    return (x32 * cos + _rotate_half(x32) * sin).to(x.dtype)
-
-
 def _modulate(x: torch.Tensor, shift: torch.Tensor, scale: torch.Tensor) -> torch.Tensor:
     return x * (1 + scale) + shift
 
@@ -167,9 +158,8 @@ class DiTBlock(nn.Module):
         h = _modulate(self.norm1(x), shift_a, scale_a)
         # (three h d) packing: [B, L, 3, H, d] -> three [B, H, L, d]
         qkv = self.attn_qkv(h).view(b, length, 3, self.n_heads, dim // self.n_heads).permute(2, 0, 3, 1, 4)
-        q, k, v = _rotate(qkv[0], cos, sin), _rotate(qkv[1], cos, sin), qkv[2]
-        attn = F.scaled_dot_product_attention(q, k, v)
-        attn = attn.transpose(1, 2).reshape(b, length, dim)
+        q, k, v = apply_rotary(qkv[0], cos, sin), apply_rotary(qkv[1], cos, sin), qkv[2]
+        attn = merge_heads(attention(q, k, v))
         x = x + gate_a * self.attn_out(attn)
         return x + gate_m * self.mlp(_modulate(self.norm2(x), shift_m, scale_m))
 

@@ -9,7 +9,6 @@ hide the modulation from a comparison).
 from __future__ import annotations
 
 import json
-import zlib
 from pathlib import Path
 
 import torch
@@ -18,26 +17,19 @@ import torch
 SMALL = {"hidden_size": 64, "n_heads": 4, "n_blocks": 2, "cond_dim": 32}
 MDLM_VOCAB = 101  # 100 tokens + the mask
 SEDD_TOKENS = 100
+WEIGHT_STD = 0.15  # large enough that attention is far from uniform in 2 blocks
 
 
 def random_state(names_shapes: dict[str, tuple[int, ...]], seed: int) -> dict[str, torch.Tensor]:
-    """A float32 tensor per name: norm weights near 1, other weights and biases
-    N(0, 1/sqrt(fan_in)) scaled so activations stay O(1); inv_freq exact."""
-    state = {}
-    for name in sorted(names_shapes):
-        shape = names_shapes[name]
-        gen = torch.Generator().manual_seed(seed * 1_000_003 + zlib.crc32(name.encode()))
+    """tests/reference/recipe.py's seeded tensors, with the stored rotary
+    frequencies exact (they are a constant of the architecture, not a weight)."""
+    from tests.reference.recipe import seeded_state_dict
+
+    state = seeded_state_dict(names_shapes, seed, std=WEIGHT_STD)
+    for name, shape in names_shapes.items():
         if name.endswith("inv_freq"):
             head_dim = 2 * shape[0]
             state[name] = 1.0 / (10_000 ** (torch.arange(0, head_dim, 2, dtype=torch.float32) / head_dim))
-        elif "norm" in name:
-            state[name] = 1.0 + 0.1 * torch.randn(shape, generator=gen)
-        elif name.endswith("embedding"):
-            state[name] = torch.randn(shape, generator=gen)
-        else:
-            fan_in = shape[-1] if len(shape) > 1 else 1
-            scale = 0.5 / fan_in**0.5 if len(shape) > 1 else 0.1
-            state[name] = scale * torch.randn(shape, generator=gen)
     return state
 
 
