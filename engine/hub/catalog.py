@@ -20,7 +20,7 @@ from typing import Any
 from . import store
 
 USER_CATALOG = "catalog.json"
-LOADABLE_FAMILIES = frozenset({"bert", "modernbert"})
+LOADABLE_FAMILIES = frozenset({"bert", "modernbert", "mdlm", "sedd"})
 DEFAULT_FILES = (
     "*.safetensors",
     "*.safetensors.index.json",

@@ -115,9 +115,15 @@ def _check_config(name: str, path: Path) -> dict:
 def load_model(name: str, device: str | torch.device | None = None, dtype: str | torch.dtype | None = None):
     """Load a model for infilling. Offline: only local files are read."""
     path = resolve_path(name)
-    _check_config(name, path)
     dev = pick_device(device)
     dt = pick_dtype(dev, dtype)
+    config = json.loads((path / "config.json").read_text(encoding="utf-8"))
+    from . import mdlm, sedd
+
+    for family in (mdlm, sedd):
+        if family.detect(config):
+            return family.load(name, path, config, dev, dt, None)
+    _check_config(name, path)
     from transformers import AutoModelForMaskedLM, AutoTokenizer
 
     try:

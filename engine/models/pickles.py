@@ -47,19 +47,36 @@ def converted_path(file: Path) -> Path:
     return data_dir() / "converted" / _digest(file)[:32] / "model.safetensors"
 
 
+def consented_at_download(folder: Path) -> bool:
+    """True when ``folder`` is the snapshot of a repo that Lacuna downloaded
+    with the user's consent to its pickle weights (``models pull --allow-pickle``
+    or the Model manager's question), as the install record says."""
+    from ..hub import records
+
+    parts = folder.resolve().parts if folder.exists() else folder.parts
+    if len(parts) < 3 or parts[-2] != "snapshots" or not parts[-3].startswith("models--"):
+        return False
+    repo = parts[-3][len("models--"):].replace("--", "/", 1)
+    record = records.get_install(repo)
+    return bool(record and record.get("pickle") and record.get("commit") == parts[-1])
+
+
 def converted_files(name: str, folder: Path) -> list[Path]:
-    """The converted copy of ``folder``'s pickle; ModelLoadError if there is
-    none yet (saying how to allow the conversion) or no checkpoint at all."""
+    """The safetensors copy of ``folder``'s pickle, converting it now when the
+    user agreed to the pickle at download time; otherwise ModelLoadError saying
+    how to agree (or that there is no checkpoint at all)."""
     pickle = pickle_checkpoint(folder)
     if pickle is None:
         raise ModelLoadError(f"{name}: no model.safetensors in {folder}")
     target = converted_path(pickle)
     if target.is_file():
         return [target]
+    if consented_at_download(folder):
+        return [convert(folder, consent=True)]
     raise ModelLoadError(
         f"{name} has only a pickle checkpoint ({pickle.name}). Lacuna reads it once with "
         "torch.load(weights_only=True) and keeps a safetensors copy, but only with your consent: "
-        f"run `lacuna-cli infill --convert-pickle --model {name} ...` or call "
+        f"pull it with `lacuna-cli models pull {name} --allow-pickle`, or call "
         "engine.models.pickles.convert(folder, consent=True)"
     )
 

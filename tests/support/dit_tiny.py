@@ -101,13 +101,15 @@ def gpt2_like_tokenizer(vocab_size: int):
     return tok
 
 
-def write_tokenizer_repo(out: Path, vocab_size: int) -> Path:
-    """A folder laid out like openai-community/gpt2 (tokenizer.json and its config)."""
+def write_tokenizer_repo(out: Path, vocab_size: int, config: bool = True) -> Path:
+    """A folder laid out like openai-community/gpt2 (tokenizer.json, its config
+    and, unless ``config`` is False, a config.json)."""
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     gpt2_like_tokenizer(vocab_size).save(str(out / "tokenizer.json"))
     (out / "tokenizer_config.json").write_text(json.dumps({"model_max_length": 1024}))
-    (out / "config.json").write_text(json.dumps({"model_type": "gpt2", "vocab_size": vocab_size}))
+    if config:
+        (out / "config.json").write_text(json.dumps({"model_type": "gpt2", "vocab_size": vocab_size}))
     return out
 
 
@@ -122,7 +124,7 @@ def build_tiny_mdlm(out: Path, seed: int = 0, with_tokenizer: bool = False, **co
     save_file(dit_state(mdlm_shape(config), seed, prefix="backbone."), str(out / "model.safetensors"),
               metadata={"format": "pt"})
     if with_tokenizer:
-        write_tokenizer_repo(out, config["vocab_size"] - 1)
+        write_tokenizer_repo(out, config["vocab_size"] - 1, config=False)
     return out
 
 
@@ -141,5 +143,5 @@ def build_tiny_sedd(out: Path, seed: int = 0, pickle: bool = False, with_tokeniz
 
         save_file(state, str(out / "model.safetensors"), metadata={"format": "pt"})
     if with_tokenizer:
-        write_tokenizer_repo(out, config["tokens"])
+        write_tokenizer_repo(out, config["tokens"], config=False)
     return out
