@@ -100,18 +100,36 @@ def shape_from_config(config: dict[str, Any], parameters: int | None = None) -> 
     for nested in ("text_config", "llm_config"):
         if isinstance(cfg.get(nested), dict):
             cfg = {**cfg[nested], **{k: v for k, v in cfg.items() if k not in cfg[nested]}}
+    model = cfg.get("model")
+    if isinstance(model, dict) and isinstance(cfg.get("tokens"), int):
+        # SEDD's hydra-style config: the DiT's sizes under "model", the mask after the tokens
+        cfg = {"hidden_size": model.get("hidden_size"), "n_blocks": model.get("n_blocks"),
+               "cond_dim": model.get("cond_dim"), "vocab_size": cfg["tokens"] + 1,
+               "max_position_embeddings": model.get("length")}
     hidden = cfg.get("hidden_size") or cfg.get("d_model") or cfg.get("n_embd") or cfg.get("hidden_dim")
     inter = cfg.get("intermediate_size") or cfg.get("d_ff") or cfg.get("n_inner") or cfg.get("mlp_hidden_size")
-    layers = cfg.get("num_hidden_layers") or cfg.get("n_layers") or cfg.get("n_layer") or cfg.get("num_layers")
+    layers = (cfg.get("num_hidden_layers") or cfg.get("n_layers") or cfg.get("n_layer") or cfg.get("num_layers")
+              or cfg.get("n_blocks"))
     vocab = cfg.get("vocab_size") or cfg.get("embedding_size")
     ctx = (cfg.get("max_position_embeddings") or cfg.get("max_sequence_length") or cfg.get("n_positions")
-           or cfg.get("model_max_length"))
+           or cfg.get("model_max_length") or cfg.get("model_length"))
+    if parameters is None and cfg.get("n_blocks") and cfg.get("cond_dim") and hidden and vocab:
+        parameters = dit_parameters(int(hidden), int(cfg["n_blocks"]), int(cfg["cond_dim"]), int(vocab))
     if parameters is None:
         if not (hidden and layers and vocab):
             return None
         ff = inter or 4 * hidden
         parameters = int(layers * (4 * hidden * hidden + 2 * hidden * ff) + vocab * hidden)
     return Shape(int(parameters), vocab, hidden, inter, layers, ctx)
+
+
+def dit_parameters(hidden: int, blocks: int, cond_dim: int, vocab: int, mlp_ratio: int = 4) -> int:
+    """Parameters of MDLM's and SEDD's DiT (engine.models.dit.DiTShape.parameter_count):
+    input and output embeddings, a 256-wide sigma MLP, and per block attention,
+    MLP and a 6-way adaLN from cond_dim."""
+    d, c, r = hidden, cond_dim, mlp_ratio
+    block = 2 * d + 4 * d * d + 2 * r * d * d + r * d + d + 6 * c * d + 6 * d
+    return vocab * d + (256 * c + c + c * c + c) + blocks * block + d + d * vocab + vocab + 2 * c * d + 2 * d
 
 
 def count_safetensors_parameters(folder: Path) -> int | None:

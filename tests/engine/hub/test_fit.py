@@ -154,7 +154,7 @@ def test_fit_model_on_a_simulated_gpu_and_cpu(hub):
     assert on_small["bf16"].verdict == "won't fit" and on_small["int4"].verdict == "fits"
     on_cpu = {f.precision: f for f in fit.fit_model("llada-8b-instruct", [cpu])}
     assert on_cpu["int8"].verdict == "n/a" and "CUDA" in on_cpu["int8"].note
-    unknown = fit.fit_model("sedd-small", [cpu])
+    unknown = fit.fit_model({"id": "someone/size-unknown", "repo": "someone/size-unknown", "family": "unknown"}, [cpu])
     assert all(f.verdict == "n/a" for f in unknown)
 
 

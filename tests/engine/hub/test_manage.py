@@ -129,7 +129,7 @@ def test_catalog_has_the_issue_models_and_keeps_the_starter(hub):
     llada = catalog_entry("llada-8b-instruct")
     assert llada["memory"]["bf16"] > llada["memory"]["int8"] > llada["memory"]["int4"]
     for e in entries():
-        assert not e["loadable"] or e["family"] in ("bert", "modernbert")
+        assert not e["loadable"] or e["family"] in ("bert", "modernbert", "mdlm", "sedd")
 
 
 def test_users_add_repo_ids_and_local_folders(hub, tiny_bert_dir):
