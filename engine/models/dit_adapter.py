@@ -8,7 +8,6 @@ on both sides: the text looks like one document among others.
 """
 from __future__ import annotations
 
-import json
 import logging
 from pathlib import Path
 from typing import Any
@@ -62,16 +61,6 @@ def load_gpt2_tokenizer(name: str, path: Path, tokenizer_repo: str):
         tok.eos_token = "<|endoftext|>"
         tok.bos_token = "<|endoftext|>"
     return tok
-
-
-def read_json(path: Path, name: str) -> dict[str, Any]:
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError) as exc:
-        raise ModelLoadError(f"{name}: {path.name} cannot be read ({exc})") from exc
-    if not isinstance(data, dict):
-        raise ModelLoadError(f"{name}: {path.name} is not a JSON object")
-    return data
 
 
 def check_vocabulary(name: str, tokenizer, mask_id: int) -> None:
@@ -146,47 +135,20 @@ def network_vocab(network: torch.nn.Module) -> int:
     return dit.shape.vocab_size
 
 
-def safetensors_files(folder: Path) -> list[Path]:
-    """The safetensors shards of a checkpoint folder (its index first, if any)."""
-    index = folder / "model.safetensors.index.json"
-    if index.is_file():
-        data = read_json(index, folder.name)
-        names = sorted(set((data.get("weight_map") or {}).values()))
-        return [folder / n for n in names]
-    return sorted(folder.glob("*.safetensors"))
+def build_dit(name: str, factory, folder: Path, device: torch.device, dtype: torch.dtype) -> torch.nn.Module:
+    """Build a DiT family's network on the meta device and stream the
+    safetensors checkpoint in ``folder`` into it (engine.models.native.build_network:
+    names and shapes checked, no second copy). The stored rotary frequencies
+    are then re-read in float32: cast to bf16 they would misplace far positions."""
+    from .native import build_network
+    from .weights import checkpoint_tensors, iter_tensors
 
-
-def load_weights(name: str, network: torch.nn.Module, files: list[Path], dtype: torch.dtype,
-                 device: torch.device) -> None:
-    """Fill ``network`` (built on the meta device) from safetensors ``files``,
-    tensor by tensor, straight to ``device`` in ``dtype`` (stored rotary
-    frequencies stay float32). Every name and shape must match; a missing,
-    extra or misshapen tensor is refused with a ModelLoadError naming it."""
-    from safetensors import safe_open
-
-    expected = {k: tuple(v.shape) for k, v in network.state_dict(keep_vars=True).items()}
-    seen: set[str] = set()
-    for file in files:
-        try:
-            handle = safe_open(str(file), framework="pt", device="cpu")
-        except Exception as exc:  # safetensors raises its own error type
-            raise ModelLoadError(f"{name}: {file.name} is not a readable safetensors file ({exc})") from exc
-        part: dict[str, torch.Tensor] = {}
-        with handle:
-            for key in handle.keys():
-                if key not in expected:
-                    raise ModelLoadError(f"{name}: unexpected tensor {key!r} in {file.name}; not a checkpoint of this family")
-                shape = tuple(handle.get_slice(key).get_shape())
-                want = expected[key]
-                if shape != want:
-                    raise ModelLoadError(f"{name}: tensor {key!r} has shape {list(shape)}, expected {list(want)}")
-                keep = torch.float32 if key.endswith("inv_freq") else dtype
-                part[key] = handle.get_tensor(key).to(device=device, dtype=keep)
-                seen.add(key)
-        # assign=True swaps the meta tensors for these, so no second copy is made.
-        network.load_state_dict(part, strict=False, assign=True)
-        del part
-    missing = sorted(set(expected) - seen)
-    if missing:
-        more = f" and {len(missing) - 1} more" if len(missing) > 1 else ""
-        raise ModelLoadError(f"{name}: the checkpoint lacks tensor {missing[0]!r}{more}")
+    try:
+        network = build_network(factory, folder, device, dtype)
+        stored = {k: v for k, v in checkpoint_tensors(folder).items() if k.endswith("rotary_emb.inv_freq")}
+        for key, value in iter_tensors(stored):
+            owner = network.get_submodule(key.rpartition(".")[0])
+            owner._buffers["inv_freq"] = value.float().to(device)
+    except ModelLoadError as exc:
+        raise ModelLoadError(f"{name}: {exc}") from None
+    return network

@@ -21,9 +21,7 @@ from torch import nn
 
 from ..errors import ModelLoadError
 from .dit import DiT, DiTShape
-from .dit_adapter import (
-    DiTAdapter, check_vocabulary, load_gpt2_tokenizer, load_weights, safetensors_files, tokenizer_repo_for,
-)
+from .dit_adapter import DiTAdapter, build_dit, check_vocabulary, load_gpt2_tokenizer, tokenizer_repo_for
 
 log = logging.getLogger(__name__)
 
@@ -104,11 +102,7 @@ def load(name: str, path: Path, config: dict, device: torch.device, dtype: torch
     tokenizer = load_gpt2_tokenizer(name, path, tokenizer_repo_for(name))
     mask_id = shape.vocab_size - 1
     check_vocabulary(name, tokenizer, mask_id)
-    files = safetensors_files(path)
-    if not files:
-        raise ModelLoadError(f"{name}: no model.safetensors in {path}")
-    with torch.device("meta"):
-        network = MDLMNetwork(shape, bool(config.get("time_conditioning", False)))
-    load_weights(name, network, [f for f in files], dtype, device)
+    conditioned = bool(config.get("time_conditioning", False))
+    network = build_dit(name, lambda: MDLMNetwork(shape, conditioned), path, device, dtype)
     log.info("MDLM %s: %d blocks x %d, vocabulary %d", name, shape.n_blocks, shape.hidden_size, shape.vocab_size)
     return MDLMAdapter(name, network, tokenizer, mask_id, length, path=str(path))

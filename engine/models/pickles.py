@@ -17,13 +17,14 @@ import torch
 
 from ..errors import ModelLoadError
 
-PICKLE_NAMES = ("pytorch_model.bin", "model.pth", "model.pt", "checkpoint.pth")
 _BLOB = re.compile(r"^[0-9a-f]{64}$")
 
 
 def pickle_checkpoint(folder: Path) -> Path | None:
     """The pickle checkpoint of a folder, if it has one."""
-    for name in PICKLE_NAMES:
+    from .weights import PICKLES
+
+    for name in PICKLES:
         if (folder / name).is_file():
             return folder / name
     return None

@@ -26,9 +26,7 @@ import torch
 
 from ..errors import ModelLoadError
 from .dit import DiT, DiTShape
-from .dit_adapter import (
-    DiTAdapter, check_vocabulary, load_gpt2_tokenizer, load_weights, safetensors_files, tokenizer_repo_for,
-)
+from .dit_adapter import DiTAdapter, build_dit, check_vocabulary, load_gpt2_tokenizer, tokenizer_repo_for
 
 log = logging.getLogger(__name__)
 
@@ -131,9 +129,9 @@ def load(name: str, path: Path, config: dict, device: torch.device, dtype: torch
     shape, scale_by_sigma, length = shape_from_config(config)
     tokenizer = load_gpt2_tokenizer(name, path, tokenizer_repo_for(name))
     check_vocabulary(name, tokenizer, shape.vocab_size - 1)
-    files = safetensors_files(path) or pickles.converted_files(name, path)
-    with torch.device("meta"):
-        network = SEDDNetwork(shape, scale_by_sigma)
-    load_weights(name, network, files, dtype, device)
+    weights = path
+    if not any(path.glob("*.safetensors")) and pickles.pickle_checkpoint(path) is not None:
+        weights = pickles.converted_files(name, path)[0].parent
+    network = build_dit(name, lambda: SEDDNetwork(shape, scale_by_sigma), weights, device, dtype)
     log.info("SEDD %s: %d blocks x %d, vocabulary %d", name, shape.n_blocks, shape.hidden_size, shape.vocab_size)
     return SEDDAdapter(name, network, tokenizer, shape.vocab_size - 1, length, path=str(path))
