@@ -9,6 +9,7 @@ on both sides: the text looks like one document among others.
 from __future__ import annotations
 
 import logging
+import math
 from pathlib import Path
 from typing import Any
 
@@ -19,7 +20,16 @@ from ..errors import ModelLoadError
 log = logging.getLogger(__name__)
 
 GPT2_TOKENIZER_REPO = "openai-community/gpt2"
+LOGLINEAR_EPS = 1e-3  # the log-linear noise's eps in both references
 TOKENIZER_FILE = "tokenizer.json"
+
+
+def loglinear_sigma(masked_fraction: float, eps: float = LOGLINEAR_EPS) -> float:
+    """Total noise sigma at which the log-linear schedule (MDLM's and SEDD's
+    ``LogLinearNoise``: sigma(t) = -log(1 - (1 - eps) t)) masks this fraction
+    of tokens: 1 - e^-sigma = f, with f clamped to [0, 1 - eps] (t <= 1)."""
+    f = min(max(float(masked_fraction), 0.0), 1.0 - eps)
+    return -math.log1p(-f)
 
 
 def tokenizer_repo_for(name: str, default: str = GPT2_TOKENIZER_REPO) -> str:
@@ -107,6 +117,9 @@ class DiTAdapter:
     def sigma(self, ids: torch.Tensor) -> torch.Tensor:
         """The noise level the network is conditioned on, float32 [1]."""
         raise NotImplementedError
+
+    def masked_fraction(self, ids: torch.Tensor) -> float:
+        return float((ids == self.mask_id).sum()) / max(1, ids.numel())
 
     def _sampling_logits(self, out: torch.Tensor, ids: torch.Tensor, positions: torch.Tensor) -> torch.Tensor:
         raise NotImplementedError

@@ -21,7 +21,9 @@ from torch import nn
 
 from ..errors import ModelLoadError
 from .dit import DiT, DiTShape
-from .dit_adapter import DiTAdapter, build_dit, check_vocabulary, load_gpt2_tokenizer, tokenizer_repo_for
+from .dit_adapter import (
+    DiTAdapter, build_dit, check_vocabulary, load_gpt2_tokenizer, loglinear_sigma, tokenizer_repo_for,
+)
 
 log = logging.getLogger(__name__)
 
@@ -82,8 +84,11 @@ class MDLMAdapter(DiTAdapter):
     family = FAMILY
 
     def sigma(self, ids: torch.Tensor) -> torch.Tensor:
-        # mdlm-owt is not time-conditioned; the network zeroes sigma itself when so.
-        return torch.zeros(1)
+        # mdlm-owt is not time-conditioned (the network zeroes sigma); a model
+        # that is sees the log-linear sigma of the canvas's masked fraction.
+        if not self.network.time_conditioning:
+            return torch.zeros(1)
+        return torch.tensor([loglinear_sigma(self.masked_fraction(ids))], dtype=torch.float32)
 
     def _sampling_logits(self, out: torch.Tensor, ids: torch.Tensor, positions: torch.Tensor) -> torch.Tensor:
         return subs(out, ids[positions], self.mask_id)

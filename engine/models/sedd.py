@@ -26,12 +26,13 @@ import torch
 
 from ..errors import ModelLoadError
 from .dit import DiT, DiTShape
-from .dit_adapter import DiTAdapter, build_dit, check_vocabulary, load_gpt2_tokenizer, tokenizer_repo_for
+from .dit_adapter import (
+    DiTAdapter, build_dit, check_vocabulary, load_gpt2_tokenizer, loglinear_sigma, tokenizer_repo_for,
+)
 
 log = logging.getLogger(__name__)
 
 FAMILY = "sedd"
-LOGLINEAR_EPS = 1e-3  # noise_lib.LogLinearNoise's default
 
 
 def detect(config: dict) -> bool:
@@ -92,13 +93,6 @@ class SEDDNetwork(DiT):
         return torch.scatter(x, -1, own[..., None], torch.zeros_like(x[..., :1]))
 
 
-def loglinear_sigma(masked_fraction: float, eps: float = LOGLINEAR_EPS) -> float:
-    """Total noise sigma at which the log-linear schedule masks this fraction of
-    tokens: 1 - e^-sigma = f, f clamped to [0, 1 - eps] (t = 1 at most)."""
-    f = min(max(float(masked_fraction), 0.0), 1.0 - eps)
-    return -math.log1p(-f)
-
-
 class SEDDAdapter(DiTAdapter):
     family = FAMILY
     scores = True
@@ -107,8 +101,7 @@ class SEDDAdapter(DiTAdapter):
         return loglinear_sigma(masked_fraction)
 
     def sigma(self, ids: torch.Tensor) -> torch.Tensor:
-        fraction = float((ids == self.mask_id).sum()) / max(1, ids.numel())
-        return torch.tensor([self.sigma_at(fraction)], dtype=torch.float32)
+        return torch.tensor([self.sigma_at(self.masked_fraction(ids))], dtype=torch.float32)
 
     def _sampling_logits(self, out: torch.Tensor, ids: torch.Tensor, positions: torch.Tensor) -> torch.Tensor:
         out[:, self.mask_id] = float("-inf")

@@ -138,6 +138,18 @@ def test_bf16_keeps_rotary_frequencies_in_float32(mdlm_dir):
     assert model.network.backbone.rotary_emb.inv_freq.dtype == torch.float32
     ids, positions = _canvas(model)
     assert torch.isfinite(model.logits(ids, positions)[:, :-1]).all()
+    model.network.to(torch.float16)
+    assert model.network.backbone.rotary_emb.inv_freq.dtype == torch.float32, "a later cast keeps them too"
+
+
+def test_a_time_conditioned_mdlm_sees_the_canvas_sigma(tmp_path):
+    folder = build_tiny_mdlm(tmp_path / "m", with_tokenizer=True, vocab_size=VOCAB, time_conditioning=True)
+    model = load_model(str(folder), device="cpu", dtype="float32")
+    ids, positions = _canvas(model)
+    assert model.sigma(ids).item() == pytest.approx(-math.log1p(-4 / 20))
+    with torch.no_grad():
+        expected = subs(model.network(ids[None], model.sigma(ids)), ids[None], model.mask_id)[0, positions]
+    assert torch.allclose(model.logits(ids, positions), expected, atol=1e-5)
 
 
 @pytest.mark.parametrize("build", [build_tiny_mdlm, build_tiny_sedd])
