@@ -113,6 +113,14 @@ def convert(folder: str | Path, consent: bool | Callable[[str], bool]) -> Path:
         raise ModelLoadError(f"{pickle} is not a plain state dict of tensors")
     target.parent.mkdir(parents=True, exist_ok=True)
     partial = target.with_suffix(".partial")
-    save_file({k: v.contiguous() for k, v in state.items()}, str(partial), metadata={"source": pickle.name})
+    tensors, seen = {}, set()
+    for key, value in state.items():
+        value = value.contiguous()
+        # safetensors refuses tensors that share memory (tied weights): copy the later ones
+        if value.numel() and value.untyped_storage().data_ptr() in seen:
+            value = value.clone()
+        seen.add(value.untyped_storage().data_ptr())
+        tensors[key] = value
+    save_file(tensors, str(partial), metadata={"source": pickle.name})
     partial.replace(target)
     return target

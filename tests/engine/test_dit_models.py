@@ -253,3 +253,21 @@ def test_a_pickle_that_is_not_plain_tensors_is_refused(tmp_path, monkeypatch):
     torch.save({"weights": torch.zeros(2), "when": datetime.date(2024, 1, 1)}, folder / "pytorch_model.bin")
     with pytest.raises(ModelLoadError, match="cannot be read safely"):
         pickles.convert(folder, consent=True)
+
+
+def test_a_pickle_pulled_with_consent_is_converted_on_load(tmp_path, monkeypatch):
+    from engine.hub import records
+
+    monkeypatch.setenv("LACUNA_DATA_DIR", str(tmp_path / "data"))
+    commit = "c" * 40
+    snapshot = tmp_path / "hub" / "models--louaaron--sedd-small" / "snapshots" / commit
+    build_tiny_sedd(snapshot, pickle=True, with_tokenizer=True, tokens=VOCAB - 1)
+    state = torch.load(snapshot / "pytorch_model.bin", weights_only=True)
+    state["tied.copy"] = state["vocab_embed.embedding"]  # shared memory must not stop the conversion
+    torch.save(state, snapshot / "pytorch_model.bin")
+    records.put_install({"repo": "louaaron/sedd-small", "commit": commit, "pickle": False, "files": []})
+    with pytest.raises(ModelLoadError, match="--allow-pickle"):
+        load_model(str(snapshot), device="cpu")
+    records.put_install({"repo": "louaaron/sedd-small", "commit": commit, "pickle": True, "files": []})
+    with pytest.raises(ModelLoadError, match="has a tensor tied.copy that this model does not have"):
+        load_model(str(snapshot), device="cpu")
