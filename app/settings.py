@@ -21,6 +21,7 @@ SAMPLER_LABELS = {
     "threshold": "Threshold (parallel above confidence)",
     "ancestral": "Ancestral (MDLM ddpm)",
     "ancestral_nocache": "Ancestral, no cache",
+    "ancestral_analytic": "Ancestral, analytic (SEDD Tweedie)",
 }
 
 

@@ -84,6 +84,8 @@ def _add_infill(sub) -> None:
                    help="random seed (any integer a torch generator takes)")
     p.add_argument("--device", default=None, help="cpu, cuda, cuda:N or mps (default: the best available)")
     p.add_argument("--dtype", default=None, help="float32, bfloat16 or float16 (default: the best for the device)")
+    p.add_argument("--quant", choices=("int8", "nf4"), default=None,
+                   help="8-bit or 4-bit (NF4) weights via bitsandbytes, for LLaDA and Dream (pip install 'lacuna-editor[quant]')")
     p.add_argument("--json", action="store_true", help="print one JSON object: text, spans, nfe, seconds")
     p.add_argument("--events", metavar="FILE", help="write one JSON line per denoising step")
     p.set_defaults(func=_run_infill)
@@ -101,6 +103,14 @@ def _add_bench(sub) -> None:
     p.add_argument("--quality", action="store_true", help="also measure restore accuracy per sampler on held-out text")
     p.add_argument("--heldout", default=None, help="held-out text file for --quality (default: rebuilt corpus split)")
     p.add_argument("--examples", type=_int_arg(1, 10**6), default=200)
+    p.add_argument("--scale", metavar="FAMILY", default=None,
+                   help="instead: a random network with the family's real shapes (llada: LLaDA-8B), "
+                        "tokens/s and peak memory of a 256-token infill at 256, 64 and 32 steps, bf16 and 4-bit")
+    p.add_argument("--layers", type=_int_arg(1, 10**4), default=None, help="--scale: blocks to build (default: all on CUDA, 1 elsewhere)")
+    p.add_argument("--precisions", default="bf16,nf4", help="--scale: comma-separated, of bf16, fp32, int8, nf4")
+    p.add_argument("--scale-steps", default="256,64,32", help="--scale: comma-separated step counts")
+    p.add_argument("--measure-steps", type=_int_arg(1, MAX_STEPS), default=None,
+                   help="--scale: time only the first K steps of each run and project (default: all on CUDA, 2 elsewhere)")
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=_run_bench)
 
@@ -281,7 +291,7 @@ def _run_infill(args) -> int:
     from .canvas import token_count
     from .sampler import stream_infill
 
-    model = load_model(args.model, device=args.device, dtype=args.dtype)
+    model = load_model(args.model, device=args.device, dtype=args.dtype, quantization=args.quant)
     steps = args.steps or sum(s.length or token_count(model, text, s.start, s.end) for s in spans)
     if steps > MAX_STEPS:
         print(f"lacuna-cli: note: {steps} steps capped at {MAX_STEPS}", file=sys.stderr)

@@ -45,14 +45,16 @@ def stream_infill(model, request: InfillRequest, cancel: threading.Event | None 
     ancestral = request.sampler.startswith("ancestral")
     budgets = schedules.steps_per_block(sizes, request.steps, cap=not ancestral)
     planned = sum(budgets)
-    use_cache = request.sampler == "ancestral"
+    use_cache = request.sampler in ("ancestral", "ancestral_analytic")
+    # SEDD's analytic update needs scores (unnormalised); on other models it is plain ancestral.
+    analytic = request.sampler == "ancestral_analytic" and getattr(model, "scores", False)
 
     step = nfe = 0
     start = 0
     for size, budget in zip(sizes, budgets):
         rows = masked_slots[start : start + size].to(device)  # slot indices of this block, still masked
         start += size
-        cached = None
+        cached = mass = None
         for s in range(budget):
             if rows.numel() == 0:
                 break
@@ -61,6 +63,7 @@ def stream_infill(model, request: InfillRequest, cancel: threading.Event | None 
             if cached is None:
                 logits = _forward(model, ids, slots[rows])
                 nfe += 1
+                mass = torch.logsumexp(logits, dim=-1) if analytic else None
                 logits = sel.filter_top_k_top_p(sel.suppress(logits, special), request.top_k, request.top_p)
             else:
                 logits = cached
@@ -71,6 +74,8 @@ def stream_infill(model, request: InfillRequest, cancel: threading.Event | None 
             k = schedules.commit_count(rows.numel(), steps_left)
             if ancestral:
                 p = schedules.unmask_probability(s, budget)
+                if mass is not None and steps_left > 1:
+                    p = _tweedie_reveal(model, ids, mass, rows.numel() * p)
                 chosen = sel.pick_bernoulli(torch.ones_like(conf, dtype=torch.bool), p, gen)
             elif request.sampler == "threshold":
                 chosen = sel.pick_threshold(conf, torch.ones_like(conf, dtype=torch.bool), request.threshold, at_least=k)
@@ -113,6 +118,15 @@ def _forward(model, ids: torch.Tensor, positions: torch.Tensor) -> torch.Tensor:
             f"{model.name} ran out of memory on {model.device} with {ids.numel()} tokens; "
             "mask less text, use a shorter document window, or a smaller model or dtype"
         ) from exc
+
+
+def _tweedie_reveal(model, ids: torch.Tensor, mass: torch.Tensor, expected: float) -> torch.Tensor:
+    """Per-row reveal chances of SEDD's analytic step: sigma now from the
+    canvas's masked fraction, sigma next from that fraction once the
+    schedule's ``expected`` reveals are made (engine.select.tweedie_reveal)."""
+    length = ids.numel()
+    masked = int((ids == model.mask_id).sum())
+    return sel.tweedie_reveal(mass, model.sigma_at(masked / length), model.sigma_at((masked - expected) / length))
 
 
 def _scores(sampler: str, probs: torch.Tensor, conf: torch.Tensor, gen: torch.Generator) -> torch.Tensor:

@@ -6,6 +6,8 @@ hand-made logits.
 """
 from __future__ import annotations
 
+import math
+
 import torch
 
 NEG_INF = float("-inf")
@@ -91,7 +93,26 @@ def pick_threshold(scores: torch.Tensor, eligible: torch.Tensor, tau: float, at_
     return pick_top(scores, eligible, at_least)
 
 
-def pick_bernoulli(eligible: torch.Tensor, p: float, generator: torch.Generator | None) -> torch.Tensor:
-    """Each eligible row independently with probability p (MDLM's ddpm step)."""
+def pick_bernoulli(eligible: torch.Tensor, p: float | torch.Tensor, generator: torch.Generator | None) -> torch.Tensor:
+    """Each eligible row independently with probability p (MDLM's ddpm step);
+    p is one float or one per row."""
     draw = torch.rand(eligible.shape, generator=generator, device=eligible.device) < p
     return torch.nonzero(draw & eligible).squeeze(1)
+
+
+def tweedie_reveal(log_mass: torch.Tensor, sigma_now: float, sigma_next: float) -> torch.Tensor:
+    """SEDD's analytic (Tweedie tau-leaping) step on an absorbing graph, per
+    masked row: the chance it leaves the mask while the total noise falls
+    from sigma_now to sigma_next.
+
+    log_mass [m]: log of the summed scores over the real tokens (the
+    logsumexp of a row of log scores, mask column excluded). Upstream
+    (louaaron/Score-Entropy-Discrete-Diffusion, sampling.AnalyticPredictor
+    with graph_lib.Absorbing.staggered_score and transp_transition) gives
+    token y the weight (e^dsigma - 1) s_y and the mask the rest, so the
+    reveal chance is (e^dsigma - 1) * sum_y s_y, clamped to [0, 1] (a
+    negative weight for the mask never wins its categorical draw). Which
+    token is revealed is proportional to s_y: the softmax of the log scores.
+    """
+    dsigma = max(float(sigma_now) - float(sigma_next), 0.0)
+    return (math.expm1(dsigma) * log_mass.float().exp()).clamp(0.0, 1.0)

@@ -18,6 +18,7 @@ SAMPLERS = (
     "threshold",
     "ancestral",
     "ancestral_nocache",
+    "ancestral_analytic",
 )
 
 

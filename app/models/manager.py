@@ -70,7 +70,7 @@ class DownloadWorker(QObject):
     @Slot()
     def run(self) -> None:
         from engine.errors import LacunaError
-        from engine.hub.download import pull
+        from engine.hub.manage import pull_with_companions as pull
         from engine.hub.errors import Cancelled, Paused, PickleConsentRequired, RemoteCodeConsentRequired
 
         name = self._name

@@ -176,7 +176,8 @@ class _Printer:
 
 
 def _pull(args: argparse.Namespace) -> int:
-    from .download import PullOptions, pull
+    from .download import PullOptions
+    from .manage import pull_with_companions as pull
 
     options = PullOptions(stall_timeout=args.stall_timeout, max_retries=args.retries,
                           trust_remote_code=args.trust_remote_code, allow_pickle=args.allow_pickle)

@@ -18,6 +18,11 @@ keep no KV cache, so nothing grows with the number of steps):
 
 Checked on this machine's CPU against the measured peak RSS of real loads
 (tests/engine/hub/test_fit.py): within 20%.
+
+Native families (LLaDA, ...) count exactly from their config: ``family_split``
+gives the parameters 8/4-bit loading quantises (the Linear layers of the
+blocks) and those it keeps in 16-bit (embedding, head, norms); the loader
+quantises exactly those layers and checks this estimate before it loads.
 """
 from __future__ import annotations
 
@@ -41,12 +46,55 @@ DEFAULT_CONTEXT = 512
 DEFAULT_VOCAB = 50_000  # when the vocabulary is unknown (before download)
 
 
-def weight_bytes(parameters: int, precision: str) -> int:
+def weight_bytes(parameters: int, precision: str, quantized: int | None = None) -> int:
+    """Bytes of weights; ``quantized``: how many of the parameters 8/4-bit loading
+    quantises (known per family), else a typical share."""
     if precision in ("int8", "int4"):
-        kept = parameters * QUANT_KEPT_16BIT
-        quant = parameters - kept
+        quant = parameters * (1 - QUANT_KEPT_16BIT) if quantized is None else quantized
+        kept = parameters - quant
         return int(kept * 2 + quant * (BYTES_PER_PARAM[precision] + QUANT_EXTRA[precision]))
     return int(parameters * BYTES_PER_PARAM[precision])
+
+
+# per-family parameter counts -------------------------------------------------
+@dataclass(frozen=True)
+class ParamSplit:
+    quantized: int  # parameters in the Linear layers 8/4-bit loading quantises
+    kept: int       # parameters that stay 16-bit: embeddings, output head, norms
+
+    @property
+    def total(self) -> int:
+        return self.quantized + self.kept
+
+
+def _llada_split(cfg: dict[str, Any]) -> ParamSplit:
+    """LLaDA / iLLaDA (engine/models/llada.py): blocks of q, k, v, attn_out, ff_proj,
+    up_proj, ff_out (quantised) plus two norms; wte, ln_f and an untied head kept."""
+    d, layers, heads = int(cfg["d_model"]), int(cfg["n_layers"]), int(cfg["n_heads"])
+    kv = int(cfg.get("n_kv_heads") or heads)
+    ff = int(cfg.get("mlp_hidden_size") or int(cfg.get("mlp_ratio", 4)) * d)
+    vocab = int(cfg.get("embedding_size") or cfg["vocab_size"])
+    hd = d // heads
+    linear = d * heads * hd + 2 * d * kv * hd + heads * hd * d + 3 * d * ff
+    embeddings = vocab * d * (1 if cfg.get("weight_tying") else 2)
+    return ParamSplit(layers * linear, embeddings + (2 * layers + 1) * d)
+
+
+# family -> (does this config belong to it, its split). Other native families add theirs.
+FAMILY_SPLITS: dict[str, tuple[Any, Any]] = {
+    "llada": (lambda c: str(c.get("model_type", "")).lower() == "llada", _llada_split),
+}
+
+
+def family_split(config: dict[str, Any]) -> tuple[str, ParamSplit] | None:
+    """(family, split) for a native family's config, or None (unknown or incomplete config)."""
+    for family, (detect, split) in FAMILY_SPLITS.items():
+        if detect(config):
+            try:
+                return family, split(config)
+            except (KeyError, TypeError, ValueError, ZeroDivisionError):
+                return None
+    return None
 
 
 @dataclass(frozen=True)
@@ -57,6 +105,9 @@ class Shape:
     intermediate_size: int | None = None
     num_hidden_layers: int | None = None
     max_context: int | None = None
+    family: str | None = None
+    quantized: int | None = None  # parameters 8/4-bit loading quantises (native families)
+    largest_linear: int | None = None  # parameters of the biggest quantised matrix
 
     @property
     def exact(self) -> bool:
@@ -90,8 +141,20 @@ def estimate(shape: Shape, precision: str = "bf16", device: str = "cpu",
     else:
         hidden = int(0.02 * shape.parameters * act / 2)
     kind = device.split(":")[0]
-    return Estimate(precision, device, L, weight_bytes(shape.parameters, precision), logits + hidden,
-                    OVERHEAD.get(kind, OVERHEAD["cuda"]), shape.exact)
+    if precision in ("int8", "int4") and shape.largest_linear:
+        hidden += shape.largest_linear * act  # bitsandbytes dequantises one matrix at a time
+        if precision == "int4" and kind == "cpu":
+            # its CPU NF4 quantiser works over a whole matrix in float32 and int32 while loading
+            hidden += shape.largest_linear * 16
+    return Estimate(precision, device, L, weight_bytes(shape.parameters, precision, shape.quantized),
+                    logits + hidden, OVERHEAD.get(kind, OVERHEAD["cuda"]), shape.exact)
+
+
+def estimate_for_config(config: dict[str, Any], precision: str, device: str = "cpu",
+                        context: int | None = None) -> Estimate | None:
+    """The estimate for a model whose config.json is at hand (what the loader checks)."""
+    shape = shape_from_config(config)
+    return estimate(shape, precision, device, context) if shape is not None else None
 
 
 # shapes ----------------------------------------------------------------------
@@ -100,18 +163,43 @@ def shape_from_config(config: dict[str, Any], parameters: int | None = None) -> 
     for nested in ("text_config", "llm_config"):
         if isinstance(cfg.get(nested), dict):
             cfg = {**cfg[nested], **{k: v for k, v in cfg.items() if k not in cfg[nested]}}
+    model = cfg.get("model")
+    if isinstance(model, dict) and isinstance(cfg.get("tokens"), int):
+        # SEDD's hydra-style config: the DiT's sizes under "model", the mask after the tokens
+        cfg = {"hidden_size": model.get("hidden_size"), "n_blocks": model.get("n_blocks"),
+               "cond_dim": model.get("cond_dim"), "vocab_size": cfg["tokens"] + 1,
+               "max_position_embeddings": model.get("length")}
     hidden = cfg.get("hidden_size") or cfg.get("d_model") or cfg.get("n_embd") or cfg.get("hidden_dim")
     inter = cfg.get("intermediate_size") or cfg.get("d_ff") or cfg.get("n_inner") or cfg.get("mlp_hidden_size")
-    layers = cfg.get("num_hidden_layers") or cfg.get("n_layers") or cfg.get("n_layer") or cfg.get("num_layers")
+    layers = (cfg.get("num_hidden_layers") or cfg.get("n_layers") or cfg.get("n_layer") or cfg.get("num_layers")
+              or cfg.get("n_blocks"))
     vocab = cfg.get("vocab_size") or cfg.get("embedding_size")
     ctx = (cfg.get("max_position_embeddings") or cfg.get("max_sequence_length") or cfg.get("n_positions")
-           or cfg.get("model_max_length"))
+           or cfg.get("model_max_length") or cfg.get("model_length"))
+    native = family_split(cfg)
+    if native is not None:
+        family, split = native
+        vocab = cfg.get("embedding_size") or vocab
+        largest = int(hidden) * int(inter) if hidden and inter else None
+        # the formula is exact for the family; a counted total (safetensors headers) agrees with it
+        return Shape(split.total, vocab, hidden, inter, layers, ctx, family, split.quantized, largest)
+    if parameters is None and cfg.get("n_blocks") and cfg.get("cond_dim") and hidden and vocab:
+        parameters = dit_parameters(int(hidden), int(cfg["n_blocks"]), int(cfg["cond_dim"]), int(vocab))
     if parameters is None:
         if not (hidden and layers and vocab):
             return None
         ff = inter or 4 * hidden
         parameters = int(layers * (4 * hidden * hidden + 2 * hidden * ff) + vocab * hidden)
     return Shape(int(parameters), vocab, hidden, inter, layers, ctx)
+
+
+def dit_parameters(hidden: int, blocks: int, cond_dim: int, vocab: int, mlp_ratio: int = 4) -> int:
+    """Parameters of MDLM's and SEDD's DiT (engine.models.dit.DiTShape.parameter_count):
+    input and output embeddings, a 256-wide sigma MLP, and per block attention,
+    MLP and a 6-way adaLN from cond_dim."""
+    d, c, r = hidden, cond_dim, mlp_ratio
+    block = 2 * d + 4 * d * d + 2 * r * d * d + r * d + d + 6 * c * d + 6 * d
+    return vocab * d + (256 * c + c + c * c + c) + blocks * block + d + d * vocab + vocab + 2 * c * d + 2 * d
 
 
 def count_safetensors_parameters(folder: Path) -> int | None:
@@ -406,7 +494,8 @@ def fit_model(name_or_entry: str | dict[str, Any], devices: list[Device] | None 
         prec = precision
         if precision == "bf16" and not device.bf16:
             prec = "fp32" if device.kind == "cpu" else "fp16"
-        if precision in ("int8", "int4") and device.kind != "cuda":
+        cpu_quant = device.kind == "cpu" and shape.family is not None and bitsandbytes_available()
+        if precision in ("int8", "int4") and device.kind != "cuda" and not cpu_quant:
             out.append(Fit(precision, device.label, 0, device.available, device.total, "n/a",
                            "8/4-bit needs CUDA (bitsandbytes)", shape.exact))
             continue

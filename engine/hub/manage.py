@@ -149,7 +149,8 @@ def _status_for(entry: dict[str, Any]) -> ModelInfo:
 
 def list_models() -> list[ModelInfo]:
     """Catalog entries (bundled and user) plus repos Lacuna installed that are in neither."""
-    result = [_status_for(e) for e in catalog.entries()]
+    # Companions (a tokenizer that models fetch along) are not models of their own.
+    result = [_status_for(e) for e in catalog.entries() if not e.get("companion")]
     known = {(m.repo or "").lower() for m in result}
     for key, record in sorted(records.all_installs().items()):
         if key not in known:
@@ -286,3 +287,23 @@ def remove(name: str) -> int:
         shutil.rmtree(paths.hf_cache_dir() / ".locks" / paths.repo_folder_name(repo), ignore_errors=True)
     records.drop_install(repo)
     return max(0, before - cache.repo_size_on_disk(repo))
+
+
+def companions(name: str) -> list[str]:
+    """Repos a model needs beside its own: the tokenizer repo the catalog names
+    (``tokenizer_repo``; MDLM and SEDD use GPT-2's, which their repos lack)."""
+    entry = catalog.catalog_entry(name)
+    repo = (entry or {}).get("tokenizer_repo")
+    return [repo] if repo and repo != (entry or {}).get("repo") else []
+
+
+def pull_with_companions(name: str, revision: str | None = None, **kwargs: Any) -> dict[str, Any]:
+    """download.pull for ``name``, then for each of its companions (same
+    progress, cancel, pause and options; each verified by sha256 like the model).
+    Returns the model's install record."""
+    from .download import pull
+
+    record = pull(name, revision, **kwargs)
+    for repo in companions(name):
+        pull(repo, None, **kwargs)
+    return record

@@ -1,0 +1,167 @@
+"""What MDLM and SEDD share around their DiT network: the GPT-2 tokenizer
+(a companion download, since neither repository ships one), the weights by
+name, and the DiffusionModel adapter that the sampler drives.
+
+Both were trained on OpenWebText packed into fixed 1024-token rows with
+GPT-2's <|endoftext|> between documents, so a canvas is framed by that token
+on both sides: the text looks like one document among others.
+"""
+from __future__ import annotations
+
+import logging
+import math
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from ..errors import ModelLoadError
+
+log = logging.getLogger(__name__)
+
+GPT2_TOKENIZER_REPO = "openai-community/gpt2"
+LOGLINEAR_EPS = 1e-3  # the log-linear noise's eps in both references
+TOKENIZER_FILE = "tokenizer.json"
+
+
+def loglinear_sigma(masked_fraction: float, eps: float = LOGLINEAR_EPS) -> float:
+    """Total noise sigma at which the log-linear schedule (MDLM's and SEDD's
+    ``LogLinearNoise``: sigma(t) = -log(1 - (1 - eps) t)) masks this fraction
+    of tokens: 1 - e^-sigma = f, with f clamped to [0, 1 - eps] (t <= 1)."""
+    f = min(max(float(masked_fraction), 0.0), 1.0 - eps)
+    return -math.log1p(-f)
+
+
+def tokenizer_repo_for(name: str, default: str = GPT2_TOKENIZER_REPO) -> str:
+    """The Hub repo whose tokenizer a model uses: the catalog's ``tokenizer_repo``
+    for this model, else ``default`` (GPT-2's for both DiT families)."""
+    from ..hub import catalog_entry
+
+    entry = catalog_entry(name)
+    if entry is not None and entry.get("tokenizer_repo"):
+        return str(entry["tokenizer_repo"])
+    return default
+
+
+def load_gpt2_tokenizer(name: str, path: Path, tokenizer_repo: str):
+    """A fast tokenizer from ``path``'s own tokenizer.json if it has one, else
+    from the companion repo's snapshot in the local HF cache. Never remote code;
+    never the network. Raises ModelLoadError saying how to get it."""
+    from transformers import PreTrainedTokenizerFast
+
+    from ..hub import local_snapshot
+
+    source = path / TOKENIZER_FILE
+    if not source.is_file():
+        companion = local_snapshot(tokenizer_repo)
+        source = companion / TOKENIZER_FILE if companion is not None else None
+        if source is None or not source.is_file():
+            raise ModelLoadError(
+                f"{name} uses the tokenizer of {tokenizer_repo}, which is not downloaded: "
+                f"run `lacuna-cli models pull {name}` (it fetches the tokenizer too)"
+            )
+    try:
+        tok = PreTrainedTokenizerFast(tokenizer_file=str(source))
+    except Exception as exc:  # tokenizers raises its own exception types
+        raise ModelLoadError(f"{name}: cannot read the tokenizer {source} ({exc})") from exc
+    vocab = tok.get_vocab()
+    # GPT-2's tokenizer.json declares <|endoftext|> as its only special token;
+    # its tokenizer_config (GPT2TokenizerFast's defaults) names it bos/eos/unk.
+    if tok.eos_token is None and "<|endoftext|>" in vocab:
+        tok.eos_token = "<|endoftext|>"
+        tok.bos_token = "<|endoftext|>"
+    return tok
+
+
+def check_vocabulary(name: str, tokenizer, mask_id: int) -> None:
+    """The tokenizer must cover exactly the ids below the mask (GPT-2: 50257 + mask)."""
+    size = len(tokenizer)
+    if size != mask_id:
+        raise ModelLoadError(
+            f"{name}: the tokenizer has {size} tokens, but the model expects {mask_id} "
+            f"(plus its mask at id {mask_id}); is this the right tokenizer?"
+        )
+
+
+class DiTAdapter:
+    """DiffusionModel over a DiT network (MDLM, SEDD); subclasses turn the
+    network's output at the masked positions into sampling logits.
+
+    ``network(input_ids [B, L], sigma [B], positions [P]) -> [B, P, V]``.
+    One adapter serves one thread at a time.
+    """
+
+    family = "dit"
+    logit_shift = 0
+    scores = False  # True when logits() returns unnormalised log scores (SEDD)
+
+    def __init__(self, name: str, network: torch.nn.Module, tokenizer: Any, mask_id: int,
+                 context_length: int, path: str | None = None):
+        self.name = name
+        self.path = path
+        self.network = network.eval()
+        self.tokenizer = tokenizer
+        self.mask_id = int(mask_id)
+        self.vocab_size = int(network_vocab(network))
+        param = next(network.parameters())
+        self.device = param.device
+        self.dtype = param.dtype
+        self.context_length = int(context_length)
+        specials = {int(i) for i in tokenizer.all_special_ids if i is not None}
+        self.special_ids = frozenset(specials | {self.mask_id})
+        eos = tokenizer.eos_token_id
+        self.prefix_ids = (int(eos),) if eos is not None else ()
+        self.suffix_ids = (int(eos),) if eos is not None else ()
+        self._texts: dict[int, str] = {}
+
+    def sigma(self, ids: torch.Tensor) -> torch.Tensor:
+        """The noise level the network is conditioned on, float32 [1]."""
+        raise NotImplementedError
+
+    def masked_fraction(self, ids: torch.Tensor) -> float:
+        return float((ids == self.mask_id).sum()) / max(1, ids.numel())
+
+    def _sampling_logits(self, out: torch.Tensor, ids: torch.Tensor, positions: torch.Tensor) -> torch.Tensor:
+        raise NotImplementedError
+
+    @torch.inference_mode()
+    def logits(self, ids: torch.Tensor, positions: torch.Tensor) -> torch.Tensor:
+        """ids: LongTensor [L]; positions: LongTensor [P] -> float32 [P, V]."""
+        sigma = self.sigma(ids).to(self.device)
+        out = self.network(ids.unsqueeze(0), sigma, positions)[0].float()
+        return self._sampling_logits(out, ids, positions)
+
+    def token_text(self, token_id: int) -> str:
+        text = self._texts.get(token_id)
+        if text is None:
+            text = "" if token_id == self.mask_id else self.tokenizer.decode(
+                [token_id], clean_up_tokenization_spaces=False)
+            self._texts[token_id] = text
+        return text
+
+    def __repr__(self) -> str:
+        return f"<{type(self).__name__} {self.name} on {self.device} {self.dtype}>"
+
+
+def network_vocab(network: torch.nn.Module) -> int:
+    dit = getattr(network, "backbone", network)
+    return dit.shape.vocab_size
+
+
+def build_dit(name: str, factory, folder: Path, device: torch.device, dtype: torch.dtype) -> torch.nn.Module:
+    """Build a DiT family's network on the meta device and stream the
+    safetensors checkpoint in ``folder`` into it (engine.models.native.build_network:
+    names and shapes checked, no second copy). The stored rotary frequencies
+    are then re-read in float32: cast to bf16 they would misplace far positions."""
+    from .native import build_network
+    from .weights import checkpoint_tensors, iter_tensors
+
+    try:
+        network = build_network(factory, folder, device, dtype)
+        stored = {k: v for k, v in checkpoint_tensors(folder).items() if k.endswith("rotary_emb.inv_freq")}
+        for key, value in iter_tensors(stored):
+            owner = network.get_submodule(key.rpartition(".")[0])
+            owner._buffers["inv_freq"] = value.float().to(device)
+    except ModelLoadError as exc:
+        raise ModelLoadError(f"{name}: {exc}") from None
+    return network
