@@ -127,6 +127,10 @@ def main(argv: list[str] | None = None) -> int:
                              f"({time.perf_counter() - _T0:.3f} s after importing app.main); "
                              f"torch imported: {'torch' in sys.modules}\n")
         QTimer.singleShot(0, _report)
+
+        def _ready(info) -> None:
+            sys.stderr.write(f"lacuna: model {info.name} ready {time.time() - float(launched):.3f} s after launch\n")
+        window.modelReady.connect(_ready)
     QTimer.singleShot(0, window.offer_recovery)
     return app.exec()
 
