@@ -27,8 +27,14 @@ def show_help(parent: QWidget) -> None:
     QMessageBox.information(parent, "How to use Lacuna", HELP)
 
 
+def about_text() -> str:
+    from engine import __version__
+
+    return f"Lacuna {__version__}\n\n{ABOUT}"
+
+
 def show_about(parent: QWidget) -> None:
-    QMessageBox.about(parent, "About Lacuna", ABOUT)
+    QMessageBox.about(parent, "About Lacuna", about_text())
 
 
 def make_action(w: QWidget, text: str, name: str, slot=None, shortcut=None, tip: str = "",

@@ -6,8 +6,11 @@ import logging
 import os
 import sys
 import time
+from pathlib import Path
 
 _T0 = time.perf_counter()
+# The freedesktop/AppStream id: the .desktop file and metainfo in packaging/linux are named for it.
+APP_ID = "io.github.lacuna_editor.Lacuna"
 
 
 def _style_sheet() -> str:
@@ -44,10 +47,61 @@ def build_window(**kwargs):
     return MainWindow(**kwargs)
 
 
+def _parse(argv: list[str]):
+    import argparse
+
+    from engine import __version__
+
+    parser = argparse.ArgumentParser(
+        prog="lacuna", description="A desktop editor for infilling text with diffusion language models.")
+    parser.add_argument("file", nargs="?", help="a text file to open")
+    parser.add_argument("--version", action="version", version=f"Lacuna {__version__}")
+    parser.add_argument("--self-test", action="store_true",
+                        help="load the starter model, fill one span without a window, print versions, exit")
+    # Qt's own options (-platform, -style, ...) pass through to QApplication.
+    return parser.parse_known_args(argv[1:])
+
+
+def display_problem(env=os.environ, platform: str = sys.platform) -> str | None:
+    """Why Qt could not open a window here, in one line, or None.
+
+    Qt aborts (exit 134) when no display is reachable or when its xcb plugin
+    misses a system library; saying so first is kinder than a core dump.
+    """
+    if not platform.startswith("linux") or env.get("QT_QPA_PLATFORM"):
+        return None
+    if not env.get("DISPLAY") and not env.get("WAYLAND_DISPLAY"):
+        return ("lacuna: no display found (neither DISPLAY nor WAYLAND_DISPLAY is set); start it in a "
+                "desktop session, or use `lacuna --self-test` or `lacuna-cli` without one")
+    if not env.get("WAYLAND_DISPLAY") and not _have_xcb_cursor():
+        return ("lacuna: Qt needs the system library libxcb-cursor0 to open a window on X11; install it "
+                "(Debian/Ubuntu: sudo apt install libxcb-cursor0; Fedora: sudo dnf install xcb-util-cursor)")
+    return None
+
+
+def _have_xcb_cursor() -> bool:
+    import ctypes.util
+
+    bundle = getattr(sys, "_MEIPASS", None)
+    if bundle is not None and any(Path(bundle).rglob("libxcb-cursor.so*")):
+        return True
+    return ctypes.util.find_library("xcb-cursor") is not None
+
+
 def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv if argv is None else argv)
     logging.basicConfig(level=os.environ.get("LACUNA_LOG", "WARNING"),
                         format="%(asctime)s %(name)s %(levelname)s %(message)s")
+    options, qt_args = _parse(argv)
+    if options.self_test:
+        from .selftest import run
+
+        return run()
+    problem = display_problem()
+    if problem is not None:
+        print(problem, file=sys.stderr)
+        return 1
+    argv = argv[:1] + qt_args
     from PySide6.QtCore import QTimer
     from PySide6.QtWidgets import QApplication
 
@@ -55,7 +109,7 @@ def main(argv: list[str] | None = None) -> int:
     app.setApplicationName("Lacuna")
     app.setOrganizationName("lacuna")
     app.setApplicationDisplayName("Lacuna")
-    app.setDesktopFileName("lacuna")
+    app.setDesktopFileName(APP_ID)
     qss = _style_sheet()
     if qss:
         app.setStyleSheet(qss)
@@ -63,9 +117,8 @@ def main(argv: list[str] | None = None) -> int:
     if icon is not None:
         app.setWindowIcon(icon)
     window = build_window()
-    files = [a for a in argv[1:] if not a.startswith("-")]
-    if files:
-        window.open_path(files[0])
+    if options.file:
+        window.open_path(options.file)
     window.show()
     launched = os.environ.get("LACUNA_STARTUP_TIME")  # `date +%s.%N` at launch, to measure start-up
     if launched:
@@ -74,6 +127,10 @@ def main(argv: list[str] | None = None) -> int:
                              f"({time.perf_counter() - _T0:.3f} s after importing app.main); "
                              f"torch imported: {'torch' in sys.modules}\n")
         QTimer.singleShot(0, _report)
+
+        def _ready(info) -> None:
+            sys.stderr.write(f"lacuna: model {info.name} ready {time.time() - float(launched):.3f} s after launch\n")
+        window.modelReady.connect(_ready)
     QTimer.singleShot(0, window.offer_recovery)
     return app.exec()
 

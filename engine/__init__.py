@@ -5,6 +5,8 @@ that needs them is first used, so a GUI can import the types on its main thread.
 """
 from __future__ import annotations
 
+__version__ = "0.2.0"  # the one place the version is set (pyproject reads it)
+
 from .errors import Cancelled, ContextTooLong, InputError, LacunaError, ModelLoadError, OutOfMemory
 from .types import SAMPLERS, Commit, InfillRequest, InfillResult, Span, StepEvent, TokenPiece
 

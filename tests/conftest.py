@@ -16,6 +16,15 @@ from tests.support.tiny import build_tiny_bert, build_tiny_modernbert
 
 
 @pytest.fixture(scope="session")
+def built_wheel(tmp_path_factory):
+    """Lacuna's wheel, built once per session from a copy of this checkout."""
+    pytest.importorskip("setuptools")
+    from tests.support.wheel import build_wheel
+
+    return build_wheel(tmp_path_factory.mktemp("wheel"))
+
+
+@pytest.fixture(scope="session")
 def tiny_model_dir(tmp_path_factory):
     """A folder holding a tiny random ModernBERT with a byte-level BPE tokenizer."""
     return build_tiny_modernbert(tmp_path_factory.mktemp("tiny-modernbert"))
