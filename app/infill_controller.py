@@ -134,7 +134,7 @@ class InfillController(QObject):
             InfillRequest(text=text, spans=tuple(spans), steps=rs.steps, sampler=rs.sampler,
                           temperature=rs.temperature, top_p=rs.top_p,
                           block_length=rs.block_length or None, threshold=rs.threshold,
-                          seed=seed, revision=revision)
+                          seed=seed, revision=revision, allow_newlines=True if rs.allow_newlines else None)
             for seed in seeds
         ]
 

@@ -40,6 +40,7 @@ class RunSettings:
     threshold: float = 0.9
     insertion_length: int = 8
     candidates: int = 1
+    allow_newlines: bool = False  # False: only where the masked text had a line break
 
     def next_seed(self, rng: random.Random | None = None) -> int:
         if not self.random_seed:
@@ -136,6 +137,11 @@ class SettingsPanel(QWidget):
         self.candidates.setToolTip("How many samples (each with its own seed) one Infill produces")
         form.addRow("Candidates", self.candidates)
 
+        self.allow_newlines = QCheckBox("In every mask", objectName="allowNewlinesCheck")
+        self.allow_newlines.setToolTip(
+            "Let fills contain line breaks. Unticked: only a mask over text that had a line break may get one")
+        form.addRow("Line breaks", self.allow_newlines)
+
         self.reset = QPushButton("Restore defaults", objectName="resetSettingsButton")
         form.addRow(self.reset)
 
@@ -147,6 +153,7 @@ class SettingsPanel(QWidget):
                   self.insertion, self.candidates):
             w.valueChanged.connect(self._emit)
         self.random_seed.toggled.connect(self._emit)
+        self.allow_newlines.toggled.connect(self._emit)
         self.reset.clicked.connect(lambda: (self.set_settings(RunSettings()), self._emit()))
 
     def set_settings(self, s: RunSettings) -> None:
@@ -164,6 +171,7 @@ class SettingsPanel(QWidget):
             self.threshold.setEnabled(s.sampler == "threshold")
             self.insertion.setValue(s.insertion_length)
             self.candidates.setValue(s.candidates)
+            self.allow_newlines.setChecked(s.allow_newlines)
         finally:
             self._loading = False
 
@@ -179,6 +187,7 @@ class SettingsPanel(QWidget):
             threshold=round(self.threshold.value(), 4),
             insertion_length=self.insertion.value(),
             candidates=self.candidates.value(),
+            allow_newlines=self.allow_newlines.isChecked(),
         )
 
     def use_seed(self, seed: int) -> None:

@@ -40,6 +40,8 @@ def _add_infill(sub) -> None:
     p.add_argument("--block-length", type=int, default=None)
     p.add_argument("--threshold", type=float, default=0.9)
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--allow-newlines", action=argparse.BooleanOptionalAction, default=None,
+                   help="let fills contain line breaks (default: only where the masked text had one)")
     p.add_argument("--device", default=None, help="cpu, cuda, cuda:N or mps (default: the best available)")
     p.add_argument("--dtype", default=None, help="float32, bfloat16 or float16 (default: the best for the device)")
     p.add_argument("--json", action="store_true", help="print one JSON object: text, spans, nfe, seconds")
@@ -98,7 +100,8 @@ def _run_infill(args) -> int:
     # Validate everything the user typed before the slow model load.
     probe = InfillRequest(text=text, spans=spans, steps=max(1, args.steps or 1), sampler=args.sampler,
                           temperature=args.temperature, top_k=args.top_k, top_p=args.top_p,
-                          block_length=args.block_length, threshold=args.threshold, seed=args.seed)
+                          block_length=args.block_length, threshold=args.threshold, seed=args.seed,
+                          allow_newlines=args.allow_newlines)
     from . import load_model
     from .canvas import token_count
     from .sampler import stream_infill

@@ -112,10 +112,36 @@ def _check_config(name: str, path: Path) -> dict:
     return config
 
 
+# Files from which transformers can build a tokenizer.
+_TOKENIZER_FILES = ("tokenizer.json", "tokenizer_config.json", "vocab.txt", "vocab.json",
+                    "tokenizer.model", "spiece.model", "sentencepiece.bpe.model")
+
+
+def _require_tokenizer(name: str, path: Path) -> None:
+    if not any((path / f).is_file() for f in _TOKENIZER_FILES):
+        raise ModelLoadError(
+            f"{name}: the model folder has no tokenizer (tokenizer.json or vocab files), "
+            "so text cannot be turned into tokens; copy the tokenizer files into it"
+        )
+
+
+def _require_masked_lm(name: str, config: dict) -> None:
+    from transformers.models.auto.modeling_auto import MODEL_FOR_MASKED_LM_MAPPING_NAMES
+
+    model_type = str(config.get("model_type", "")).lower()
+    if model_type not in MODEL_FOR_MASKED_LM_MAPPING_NAMES:
+        raise ModelLoadError(
+            f"{name}: Lacuna cannot run {model_type or 'this'} models; it runs masked language models "
+            "(BERT, RoBERTa, ModernBERT, DistilBERT and their kin) and the diffusion LMs in its catalog"
+        )
+
+
 def load_model(name: str, device: str | torch.device | None = None, dtype: str | torch.dtype | None = None):
     """Load a model for infilling. Offline: only local files are read."""
     path = resolve_path(name)
-    _check_config(name, path)
+    config = _check_config(name, path)
+    _require_masked_lm(name, config)
+    _require_tokenizer(name, path)
     dev = pick_device(device)
     dt = pick_dtype(dev, dtype)
     from transformers import AutoModelForMaskedLM, AutoTokenizer

@@ -60,3 +60,25 @@ def test_infill_reads_stdin(capsys, monkeypatch, tiny_model_dir):
     code, out, _ = run(capsys, "infill", "--model", str(tiny_model_dir), "--device", "cpu", "-")
     assert code == 0
     assert out.startswith("Let there be ") and out.endswith(".\n")
+
+
+def test_literal_special_strings_stay_text_in_the_cli(capsys, tiny_model_dir):
+    code, out, err = run(capsys, "infill", "--model", str(tiny_model_dir), "--json",
+                         "The placeholder [MASK] marks a [[gap]]. </s> [SEP]")
+    assert code == 0, err
+    data = json.loads(out)
+    span = data["spans"][0]
+    assert data["text"].startswith("The placeholder [MASK] marks a ")
+    assert data["text"][span["end"]:] == ". </s> [SEP]"
+
+
+def test_allow_newlines_flag(capsys, tiny_model_dir, monkeypatch):
+    seen = []
+    import engine.sampler
+
+    real = engine.sampler.stream_infill
+    monkeypatch.setattr(engine.sampler, "stream_infill", lambda m, r, c=None: (seen.append(r), real(m, r, c))[1])
+    for flag, expected in (("--allow-newlines", True), ("--no-allow-newlines", False), (None, None)):
+        argv = ["infill", "--model", str(tiny_model_dir), "a [[1]] b"] + ([flag] if flag else [])
+        assert run(capsys, *argv)[0] == 0
+        assert seen[-1].allow_newlines is expected
