@@ -62,10 +62,6 @@ class Canvas:
     no_newline: torch.Tensor  # BoolTensor [n]: slot may not hold a line break
     no_lead_space: torch.Tensor  # BoolTensor [n]: slot may not start with whitespace
 
-    @property
-    def moved_space(self) -> tuple[bool, ...]:
-        return self.lead
-
 
 def moves_space(tokenizer) -> bool:
     """True when a word's leading space costs no token of its own (byte-level
