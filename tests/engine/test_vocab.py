@@ -44,7 +44,7 @@ def test_literal_special_strings_are_tokenised_as_text(fixture, request):
     ids = vocab.encode(tok, text, at_start=True)
     # WordPiece writes characters outside its vocabulary ("|") as [UNK]: text, not a control token.
     assert not set(ids) & (blocked - {tok.unk_token_id} if fixture == "tiny_bert" else blocked)
-    assert tok.mask_token_id not in ids and tok.convert_tokens_to_ids("[") in ids or fixture != "tiny_bert"
+    assert tok.mask_token_id not in ids
     if fixture != "tiny_bert":  # WordPiece lowercases and forgets spaces
         assert vocab.decode(tok, ids).lstrip() == text
 
