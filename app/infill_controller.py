@@ -162,7 +162,8 @@ class InfillController(QObject):
             req = InfillRequest(text=text, spans=tuple(spans), steps=rs.steps, sampler=rs.sampler,
                                 temperature=rs.temperature, top_p=rs.top_p,
                                 block_length=rs.block_length or None, threshold=rs.threshold,
-                                seed=seed, revision=revision)
+                                seed=seed, revision=revision,
+                                allow_newlines=True if rs.allow_newlines else None)
             settings = rs
             if (regenerate or k > 0) and not seed_matters(req):
                 req = replace(req, temperature=VARIETY_TEMPERATURE)

@@ -41,6 +41,7 @@ class RunSettings:
     threshold: float = 0.9
     insertion_length: int = 8
     candidates: int = 1
+    allow_newlines: bool = False  # False: only where the masked text had a line break
 
     def next_seed(self, rng: random.Random | None = None) -> int:
         if not self.random_seed:
@@ -138,6 +139,11 @@ class SettingsPanel(QWidget):
                                    "fill and the others are sampled (temperature 0.8) so that they differ")
         form.addRow("Candidates", self.candidates)
 
+        self.allow_newlines = QCheckBox("In every mask", objectName="allowNewlinesCheck")
+        self.allow_newlines.setToolTip(
+            "Let fills contain line breaks. Unticked: only a mask over text that had a line break may get one")
+        form.addRow("Line breaks", self.allow_newlines)
+
         self.reset = QPushButton("Restore defaults", objectName="resetSettingsButton")
         form.addRow(self.reset)
 
@@ -149,6 +155,7 @@ class SettingsPanel(QWidget):
                   self.insertion, self.candidates):
             w.valueChanged.connect(self._emit)
         self.random_seed.toggled.connect(self._emit)
+        self.allow_newlines.toggled.connect(self._emit)
         self.reset.clicked.connect(lambda: (self.set_settings(RunSettings()), self._emit()))
 
     def set_settings(self, s: RunSettings) -> None:
@@ -166,6 +173,7 @@ class SettingsPanel(QWidget):
             self.threshold.setEnabled(s.sampler == "threshold")
             self.insertion.setValue(s.insertion_length)
             self.candidates.setValue(s.candidates)
+            self.allow_newlines.setChecked(s.allow_newlines)
         finally:
             self._loading = False
 
@@ -181,6 +189,7 @@ class SettingsPanel(QWidget):
             threshold=round(self.threshold.value(), 4),
             insertion_length=self.insertion.value(),
             candidates=self.candidates.value(),
+            allow_newlines=self.allow_newlines.isChecked(),
         )
 
     def use_seed(self, seed: int, **changes) -> None:

@@ -2,14 +2,27 @@
 
 The text between spans is tokenised as separate segments and never decoded
 again: only the spans are decoded, so everything outside them comes back byte
-for byte.
+for byte. Text is always tokenised as text: a literal ``[MASK]`` or ``</s>``
+in the document is characters, not a control token (engine.models.vocab).
 
-Whitespace: byte-level BPE and SentencePiece tokenisers fold a word's leading
-space into the word's token (" heaven"), so a context ending in a lone space
-is something the model never saw in training. When the character just before
-a span is a space, that space is tokenised with the span (its first masked
-token may carry it), and it is taken back off the decoded fill, since the
-original space stays outside the span in the result.
+Word boundaries: each segment is tokenised the way the model saw such text in
+training. Byte-level BPE and SentencePiece fold a word's leading space into
+the word's token (" heaven"), so
+
+- when the character just before a span is a space, that space is tokenised
+  with the span (its first masked token may carry it), and taken back off the
+  decoded fill, since the original space stays outside the span;
+- an insertion at the start of a word (after whitespace or at the start of the
+  text, before a letter or digit) tokenises the word after it with its
+  leading space, as it would be after any other word, and the fill ends with
+  that separating space, so the fill never glues onto the word;
+- only the text that opens the document is tokenised as a document start
+  (SentencePiece's word-start marker ▁ there and nowhere else, taken back off
+  a fill); a span at the start of the text or of a line may not begin with a
+  space the text did not have there.
+
+WordPiece forgets whitespace; its fills are joined to their neighbours with
+spaces by decode_span.
 
 Long documents: when the canvas exceeds the model's context, the masked slots
 are kept whole and the context tokens nearest to any span (in tokens) fill the
@@ -18,11 +31,14 @@ of the result. If the masked slots alone do not fit, ContextTooLong is raised.
 """
 from __future__ import annotations
 
+from bisect import bisect_left
+from collections import Counter
 from dataclasses import dataclass
 
 import torch
 
 from .errors import ContextTooLong, InputError
+from .models import vocab
 from .types import InfillRequest, Span, TokenPiece
 
 # A token is rarely longer than this many characters; context beyond
@@ -31,14 +47,20 @@ from .types import InfillRequest, Span, TokenPiece
 _CHARS_PER_TOKEN = 32
 
 
+_LINE_BREAKS = "\n\r\v\f\x85\u2028\u2029"
+
+
 @dataclass
 class Canvas:
     ids: torch.Tensor  # LongTensor [L] on CPU, masks in the masked slots
     slots: torch.Tensor  # LongTensor [n]: canvas position of each span slot, document order
     slot_span: tuple[int, ...]  # request span index of each slot
     masked: torch.Tensor  # BoolTensor [n]: slot starts masked (False: kept by an edit)
-    moved_space: tuple[bool, ...]  # per request span: its leading space was tokenised with it
+    lead: tuple[bool, ...]  # per request span: its fill's first space is not in the text (moved or ▁)
+    trail: tuple[str, ...]  # per request span: separator its fill ends with ('' or ' ')
     span_slots: tuple[tuple[int, ...], ...]  # per request span: its slot indices
+    no_newline: torch.Tensor  # BoolTensor [n]: slot may not hold a line break
+    no_lead_space: torch.Tensor  # BoolTensor [n]: slot may not start with whitespace
 
 
 def moves_space(tokenizer) -> bool:
@@ -46,17 +68,13 @@ def moves_space(tokenizer) -> bool:
     BPE, SentencePiece, and WordPiece, which ignores spaces): then the space
     before a span is best tokenised with the span. Probed on common words, since
     a rare one may be split either way."""
-    cached = getattr(tokenizer, "_lacuna_moves_space", None)
+    cached = tokenizer.__dict__.get("_lacuna_moves_space")
     if cached is None:
         cached = any(
-            len(tokenizer.encode(" " + word, add_special_tokens=False))
-            == len(tokenizer.encode(word, add_special_tokens=False))
+            len(vocab.encode(tokenizer, " " + word)) == len(vocab.encode(tokenizer, word))
             for word in ("the", "a", "and", "of", "to", "in")
         )
-        try:
-            tokenizer._lacuna_moves_space = cached
-        except AttributeError:
-            pass
+        tokenizer.__dict__["_lacuna_moves_space"] = cached
     return cached
 
 
@@ -66,21 +84,16 @@ def drops_spaces(tokenizer) -> bool:
     return type(getattr(backend, "decoder", None)).__name__ == "WordPiece"
 
 
-def _encode(tokenizer, text: str) -> list[int]:
-    if not text:
-        return []
-    # The Rust tokenizer directly: no length warning for long documents (the
-    # canvas windows them itself) and no Python wrapper per call.
-    backend = getattr(tokenizer, "backend_tokenizer", None)
-    if backend is not None:
-        return backend.encode(text, add_special_tokens=False).ids
-    return list(tokenizer.encode(text, add_special_tokens=False))
-
-
 def _span_source(text: str, start: int, end: int, move: bool) -> tuple[str, bool]:
     """The text a span is tokenised as, and whether its leading space moved in."""
     moved = move and start > 0 and text[start - 1] == " "
     return ((" " if moved else "") + text[start:end]), moved
+
+
+def _at_word_start(text: str, span: Span) -> bool:
+    """An insertion between whitespace (or the text's start) and a word."""
+    return (span.is_insertion and span.end < len(text) and text[span.end].isalnum()
+            and (span.start == 0 or text[span.start - 1].isspace()))
 
 
 def token_count(model, text: str, start: int, end: int) -> int:
@@ -88,36 +101,53 @@ def token_count(model, text: str, start: int, end: int) -> int:
     the canvas counts them: the default length of a mask over that text."""
     if not (0 <= start <= end <= len(text)):
         raise InputError(f"span [{start}, {end}) is outside the text ({len(text)} characters)")
-    source, _ = _span_source(text, start, end, moves_space(model.tokenizer))
+    source, moved = _span_source(text, start, end, moves_space(model.tokenizer))
     if not source.strip() and start == end:
         return 0
-    return max(1, len(_encode(model.tokenizer, source)))
+    at_start = (start - 1 if moved else start) == 0
+    return max(1, len(vocab.encode(model.tokenizer, source, at_start)))
 
 
 def build(model, request: InfillRequest, generator: torch.Generator | None = None) -> Canvas:
     tok = model.tokenizer
     text = request.text
     move = moves_space(tok)
+    wordpiece = drops_spaces(tok)
     order = sorted(range(len(request.spans)), key=lambda i: (request.spans[i].start, request.spans[i].end))
+    starts = Counter(s.start for s in request.spans)
     reach = model.context_length * _CHARS_PER_TOKEN
 
     contexts: list[list[int]] = []  # tokens of the text before each span, then the tail
     span_tokens: list[list[int] | None] = [None] * len(request.spans)  # original ids (edits)
+    span_words: list[list[int] | None] = [None] * len(request.spans)
     lengths = [0] * len(request.spans)
-    moved = [False] * len(request.spans)
+    lead = [False] * len(request.spans)
+    trail = [""] * len(request.spans)
+    bare_start = [False] * len(request.spans)  # first token may not bring a space
     cursor = 0
+    carry = ""  # separator moved into the next segment
     for k, i in enumerate(order):
         span = request.spans[i]
-        source, moved[i] = _span_source(text, span.start, span.end, move)
-        left_end = span.start - 1 if moved[i] else span.start
+        source, moved = _span_source(text, span.start, span.end, move)
+        left_end = span.start - 1 if moved else span.start
         segment = text[cursor:left_end]
+        segment_at_start = k == 0 and cursor == 0
         if k == 0 and len(segment) > reach:
-            segment = segment[-reach:]
+            segment, segment_at_start = segment[-reach:], False
         elif len(segment) > 2 * reach:
             segment = segment[:reach] + segment[-reach:]
-        contexts.append(_encode(tok, segment))
+        contexts.append(vocab.encode(tok, carry + segment, segment_at_start) if (carry or segment) else [])
+        source_at_start = k == 0 and left_end == 0
+        prepended = source_at_start and not source.startswith(" ") and vocab.prepends_space(tok)
+        lead[i] = moved or prepended
+        if not wordpiece and not lead[i] and not text[span.start:span.end][:1].isspace():
+            bare_start[i] = span.start == 0 or text[span.start - 1] in _LINE_BREAKS
+        carry = ""
+        if not wordpiece and move and _at_word_start(text, span) and starts[span.end] == 1:
+            trail[i] = carry = " "
         # The covered text's own tokens matter only for its default length and for edits.
-        original = _encode(tok, source) if (span.length is None or span.strength < 1.0) else []
+        need = span.length is None or span.strength < 1.0
+        original, words = vocab.encode_words(tok, source, source_at_start) if need else ([], [])
         if span.strength < 1.0:
             if not original:
                 raise InputError(f"span [{span.start}, {span.end}) has no tokens to edit")
@@ -126,10 +156,10 @@ def build(model, request: InfillRequest, generator: torch.Generator | None = Non
                     f"an edit (strength < 1) keeps the span's {len(original)} tokens; "
                     f"length {span.length} was given"
                 )
-            span_tokens[i] = original
+            span_tokens[i], span_words[i] = original, words
         lengths[i] = span.length if span.length is not None else max(1, len(original))
         cursor = span.end
-    contexts.append(_encode(tok, text[cursor : cursor + reach]))
+    contexts.append(vocab.encode(tok, carry + text[cursor : cursor + reach]) if (carry or cursor < len(text)) else [])
 
     masked_total = sum(lengths)
     frame = len(model.prefix_ids) + len(model.suffix_ids)
@@ -145,15 +175,22 @@ def build(model, request: InfillRequest, generator: torch.Generator | None = Non
     slots: list[int] = []
     slot_span: list[int] = []
     masked: list[bool] = []
+    no_newline: list[bool] = []
+    no_lead_space: list[bool] = []
     span_slots: list[tuple[int, ...]] = [()] * len(request.spans)
     for k, i in enumerate(order):
         ids.extend(contexts[k])
         span = request.spans[i]
-        keep = _kept_slots(span, span_tokens[i], generator)
+        keep = _kept_slots(span, span_tokens[i], span_words[i], generator)
+        allow_nl = request.allow_newlines
+        if allow_nl is None:
+            allow_nl = any(c in _LINE_BREAKS for c in text[span.start:span.end])
         first = len(slots)
         for j in range(lengths[i]):
             slots.append(len(ids))
             slot_span.append(i)
+            no_newline.append(not allow_nl)
+            no_lead_space.append(j == 0 and bare_start[i])
             if j in keep:
                 ids.append(span_tokens[i][j])
                 masked.append(False)
@@ -168,19 +205,34 @@ def build(model, request: InfillRequest, generator: torch.Generator | None = Non
         slots=torch.tensor(slots, dtype=torch.long),
         slot_span=tuple(slot_span),
         masked=torch.tensor(masked, dtype=torch.bool),
-        moved_space=tuple(moved),
+        lead=tuple(lead),
+        trail=tuple(trail),
         span_slots=tuple(span_slots),
+        no_newline=torch.tensor(no_newline, dtype=torch.bool),
+        no_lead_space=torch.tensor(no_lead_space, dtype=torch.bool),
     )
 
 
-def _kept_slots(span: Span, original: list[int] | None, generator: torch.Generator | None) -> set[int]:
-    """For an edit, which of the span's own tokens stay (the rest are re-masked)."""
+def _kept_slots(span: Span, original: list[int] | None, words: list[int] | None,
+                generator: torch.Generator | None) -> set[int]:
+    """For an edit, which of the span's own tokens stay. Whole words (the
+    tokenizer's pre-tokens) are re-masked, in a random order, until at least
+    ``strength`` of the tokens are masked: never a piece of a word, hence never
+    a piece of a character (pre-tokenizers split on character boundaries)."""
     if original is None:
         return set()
     n = len(original)
-    remask = max(1, round(span.strength * n))
-    order = torch.randperm(n, generator=generator).tolist()
-    return set(order[remask:])
+    groups: dict[int, list[int]] = {}
+    for j, w in enumerate(words):
+        groups.setdefault(w if w >= 0 else -1 - j, []).append(j)
+    units = list(groups.values())
+    want = max(1, round(span.strength * n))
+    masked: set[int] = set()
+    for u in torch.randperm(len(units), generator=generator).tolist():
+        if len(masked) >= want:
+            break
+        masked.update(units[u])
+    return set(range(n)) - masked
 
 
 def _keep_nearest(contexts: list[list[int]], budget: int) -> list[list[int]]:
@@ -217,22 +269,21 @@ def _keep_nearest(contexts: list[list[int]], budget: int) -> list[list[int]]:
     return out
 
 
-def decode_span(model, token_ids: list[int], moved_space: bool, left: str, right: str) -> tuple[str, list[tuple[int, int]]]:
+def decode_span(model, token_ids: list[int], lead: bool, left: str, right: str,
+                trail: str = "") -> tuple[str, list[tuple[int, int]]]:
     """Decode one span's tokens as a whole; return its text and each token's
-    character range in it (for per-token tints). ``left``/``right`` are the
-    characters around the span in the original text ('' at the ends)."""
+    character range in it (for per-token tints). ``lead``: a leading space of
+    the fill is not the text's (see Canvas.lead); ``trail``: separator to end
+    the fill with. ``left``/``right`` are the characters around the span in
+    the original text ('' at the ends)."""
     tok = model.tokenizer
-    text = tok.decode(token_ids, clean_up_tokenization_spaces=False)
-    strip = 1 if moved_space and text.startswith(" ") else 0
-    bounds = []
-    previous = 0
-    for k in range(1, len(token_ids) + 1):
-        # Prefix decoding is exact for byte-level tokens once whole characters
-        # are complete; clamp so partial characters never produce negative ranges.
-        prefix = len(tok.decode(token_ids[:k], clean_up_tokenization_spaces=False)) if k < len(token_ids) else len(text)
-        prefix = max(previous, min(prefix, len(text)))
-        bounds.append((previous, prefix))
-        previous = prefix
+    table = vocab.profile(tok, model.vocab_size).token_bytes
+    pieces = [table[t] if (table is not None and 0 <= t < len(table)) else None for t in token_ids]
+    if table is not None and all(p is not None for p in pieces):
+        text, bounds = _decode_bytes(pieces)
+    else:
+        text, bounds = _decode_tokens(tok, token_ids)
+    strip = 1 if lead and text.startswith(" ") else 0
     text = text[strip:]
     bounds = [(max(0, a - strip), max(0, b - strip)) for a, b in bounds]
     if drops_spaces(tok):
@@ -247,6 +298,47 @@ def decode_span(model, token_ids: list[int], moved_space: bool, left: str, right
             bounds = [(a + 1, b + 1) for a, b in bounds]
         if text and right and right[0].isalnum() and text[-1].isalnum():
             text = text + " "
+    return text + trail, bounds
+
+
+def _decode_bytes(pieces: list[bytes]) -> tuple[str, list[tuple[int, int]]]:
+    """Join token bytes and decode once; a token's range runs between the
+    characters that start inside it (a token holding only the tail of a
+    character gets an empty range). The sampler's UTF-8 guard makes the bytes
+    valid; "replace" only keeps a foreign kept token from raising."""
+    data = b"".join(pieces)
+    text = data.decode("utf-8", errors="replace")
+    if len(text.encode("utf-8")) != len(data):  # replacement chars: no exact byte map
+        starts = None
+    else:
+        starts = [i for i, b in enumerate(data) if b & 0xC0 != 0x80]
+    bounds, offset = [], 0
+    for k, piece in enumerate(pieces):
+        end = offset + len(piece)
+        if starts is None:
+            bounds.append((0, len(text)) if k == len(pieces) - 1 else (0, 0))
+        else:
+            bounds.append((bisect_left(starts, offset), bisect_left(starts, end)))
+        offset = end
+    return text, bounds
+
+
+def _decode_tokens(tok, token_ids: list[int]) -> tuple[str, list[tuple[int, int]]]:
+    text = vocab.decode(tok, token_ids) if not drops_spaces(tok) else tok.decode(
+        token_ids, clean_up_tokenization_spaces=False)
+    bounds = []
+    previous = 0
+    for k in range(1, len(token_ids) + 1):
+        if k < len(token_ids):
+            prefix = token_ids[:k]
+            part = vocab.decode(tok, prefix) if not drops_spaces(tok) else tok.decode(
+                prefix, clean_up_tokenization_spaces=False)
+            end = len(part)
+        else:
+            end = len(text)
+        end = max(previous, min(end, len(text)))
+        bounds.append((previous, end))
+        previous = end
     return text, bounds
 
 
@@ -259,7 +351,7 @@ def assemble(model, request: InfillRequest, canvas: Canvas, slot_ids: list[int],
         ids = [slot_ids[s] for s in canvas.span_slots[i]]
         left = text[span.start - 1] if span.start > 0 else ""
         right = text[span.end] if span.end < len(text) else ""
-        fills[i] = decode_span(model, ids, canvas.moved_space[i], left, right)
+        fills[i] = decode_span(model, ids, canvas.lead[i], left, right, canvas.trail[i])
     order = sorted(range(len(request.spans)), key=lambda i: (request.spans[i].start, request.spans[i].end))
     parts: list[str] = []
     new_spans: list[Span | None] = [None] * len(request.spans)

@@ -82,6 +82,8 @@ def _add_infill(sub) -> None:
     p.add_argument("--threshold", type=_float_arg, default=0.9)
     p.add_argument("--seed", type=_int_arg(SEED_MIN, SEED_MAX), default=0,
                    help="random seed (any integer a torch generator takes)")
+    p.add_argument("--allow-newlines", action=argparse.BooleanOptionalAction, default=None,
+                   help="let fills contain line breaks (default: only where the masked text had one)")
     p.add_argument("--device", default=None, help="cpu, cuda, cuda:N or mps (default: the best available)")
     p.add_argument("--dtype", default=None, help="float32, bfloat16 or float16 (default: the best for the device)")
     p.add_argument("--quant", choices=("int8", "nf4"), default=None,
@@ -284,7 +286,8 @@ def _run_infill(args) -> int:
     # Validate everything the user typed before the slow model load.
     probe = InfillRequest(text=text, spans=spans, steps=min(args.steps or 1, MAX_STEPS), sampler=args.sampler,
                           temperature=args.temperature, top_k=args.top_k, top_p=args.top_p,
-                          block_length=args.block_length, threshold=args.threshold, seed=args.seed)
+                          block_length=args.block_length, threshold=args.threshold, seed=args.seed,
+                          allow_newlines=args.allow_newlines)
     _check_model_files(args.model)
     _quiet_transformers()
     from . import load_model

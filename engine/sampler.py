@@ -15,6 +15,8 @@ import torch
 from . import canvas as canvas_mod
 from . import schedules
 from . import select as sel
+from . import utf8
+from .models import vocab
 from .errors import Cancelled, OutOfMemory
 from .types import Commit, InfillRequest, InfillResult, StepEvent
 
@@ -38,7 +40,18 @@ def stream_infill(model, request: InfillRequest, cancel: threading.Event | None 
     texts: list[str | None] = [None if m else model.token_text(t) for m, t in zip(canvas.masked.tolist(), slot_ids)]
     confs: list[float | None] = [None] * n
     slot_span = canvas.slot_span
-    special = torch.tensor(sorted(model.special_ids | {model.mask_id}), dtype=torch.long, device=device)
+    # Never generated: the mask, the model's specials, and every id that is no text (engine.models.vocab).
+    profile = vocab.profile(model.tokenizer, model.vocab_size)
+    blocked = set(profile.blocked_ids.tolist()) | set(model.special_ids) | {model.mask_id}
+    special = torch.tensor(sorted(i for i in blocked if 0 <= i < model.vocab_size), dtype=torch.long, device=device)
+    no_newline = canvas.no_newline.to(device)
+    no_lead_space = canvas.no_lead_space.to(device)
+    newline_ids = profile.newline_ids.to(device)
+    lead_space = profile.lead_space.to(device)
+    guard = None
+    if profile.utf8 is not None:
+        guard = utf8.Guard(profile.utf8, canvas.span_slots, slot_span,
+                           [None if m else t for m, t in zip(canvas.masked.tolist(), slot_ids)])
 
     masked_slots = torch.nonzero(canvas.masked).squeeze(1)  # CPU, document order
     sizes = schedules.blocks(masked_slots.numel(), request.block_length)
@@ -64,7 +77,12 @@ def stream_infill(model, request: InfillRequest, cancel: threading.Event | None 
                 logits = _forward(model, ids, slots[rows])
                 nfe += 1
                 mass = torch.logsumexp(logits, dim=-1) if analytic else None
-                logits = sel.filter_top_k_top_p(sel.suppress(logits, special), request.top_k, request.top_p)
+                logits = sel.suppress(logits, special)
+                sel.forbid_in_rows(logits, no_newline[rows], newline_ids)
+                if guard is not None:
+                    guard.restrict(logits, rows.tolist())
+                sel.avoid_in_rows(logits, no_lead_space[rows], lead_space)
+                logits = sel.filter_top_k_top_p(logits, request.top_k, request.top_p)
             else:
                 logits = cached
             tokens = sel.sample_tokens(logits, request.temperature, gen)
@@ -88,6 +106,12 @@ def stream_infill(model, request: InfillRequest, cancel: threading.Event | None 
 
             new_rows = rows[chosen]
             new_tokens = tokens[chosen]
+            if guard is not None and chosen.numel():
+                # Slots committed together must still join into valid UTF-8.
+                fixed = guard.commit(new_rows.tolist(), new_tokens.tolist(), logits[chosen])
+                new_tokens = torch.tensor(fixed, dtype=torch.long, device=device)
+                conf = conf.clone()
+                conf[chosen] = sel.token_confidence(probs[chosen], new_tokens)
             ids[slots[new_rows]] = new_tokens
             keep = torch.ones(rows.numel(), dtype=torch.bool, device=device)
             keep[chosen] = False

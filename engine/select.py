@@ -22,6 +22,28 @@ def suppress(logits: torch.Tensor, token_ids: torch.Tensor | None) -> torch.Tens
     return logits
 
 
+def forbid_in_rows(logits: torch.Tensor, rows: torch.Tensor, token_ids: torch.Tensor) -> torch.Tensor:
+    """In place: -inf for ``token_ids`` (LongTensor [t]) in the rows where
+    ``rows`` (BoolTensor [m]) is True; e.g. line breaks in a one-line span."""
+    if token_ids.numel() and bool(rows.any()):
+        index = torch.nonzero(rows).squeeze(1)
+        logits[index.unsqueeze(1), token_ids.to(logits.device).unsqueeze(0)] = NEG_INF
+    return logits
+
+
+def avoid_in_rows(logits: torch.Tensor, rows: torch.Tensor, token_mask: torch.Tensor) -> torch.Tensor:
+    """In place: -inf where ``token_mask`` (BoolTensor [V]) is True, in the rows
+    where ``rows`` (BoolTensor [m]) is True, unless that would leave a row with
+    no token at all (then the row is left as it was)."""
+    if not bool(rows.any()):
+        return logits
+    index = torch.nonzero(rows).squeeze(1)
+    sub = logits[index].masked_fill(token_mask.to(logits.device), NEG_INF)
+    ok = torch.isfinite(sub).any(dim=1)
+    logits[index[ok]] = sub[ok]
+    return logits
+
+
 def filter_top_k_top_p(logits: torch.Tensor, top_k: int = 0, top_p: float = 1.0) -> torch.Tensor:
     """Keep the top_k tokens (0: all) and the smallest set of tokens whose
     probability reaches top_p (1: all); the rest get -inf. The most likely

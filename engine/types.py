@@ -70,6 +70,8 @@ class InfillRequest:
     ``threshold`` sampler commits a token. ``top_k == 0`` and ``top_p == 1``
     disable those filters. ``revision`` is opaque to the engine (the editor's
     document revision, echoed back so stale results can be recognised).
+    ``allow_newlines``: whether a fill may contain line breaks (None: only in
+    spans whose covered text has one; an insertion has none).
     """
 
     text: str
@@ -83,6 +85,7 @@ class InfillRequest:
     threshold: float = 0.9
     seed: int = 0
     revision: int = 0
+    allow_newlines: bool | None = None
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "spans", tuple(self.spans))
@@ -117,6 +120,8 @@ class InfillRequest:
             raise InputError(f"threshold must be in [0, 1], got {self.threshold!r}")
         if not isinstance(self.seed, int):
             raise InputError(f"seed must be an integer, got {self.seed!r}")
+        if self.allow_newlines not in (None, True, False):
+            raise InputError(f"allow_newlines must be None, True or False, got {self.allow_newlines!r}")
 
 
 @dataclass(frozen=True)

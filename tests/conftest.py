@@ -12,7 +12,9 @@ os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 
 import pytest
 
-from tests.support.tiny import build_tiny_bert, build_tiny_modernbert
+from tests.support.tiny import (
+    build_tiny_bert, build_tiny_modernbert, build_tiny_roberta_like, build_tiny_sentencepiece,
+)
 
 
 @pytest.fixture(scope="session")
@@ -56,3 +58,29 @@ def tiny_llada_dir(tmp_path_factory):
     from tests.support.tiny_llada import build_tiny_llada
 
     return build_tiny_llada(tmp_path_factory.mktemp("tiny-llada"))
+
+
+@pytest.fixture(scope="session")
+def tiny_sp_dir(tmp_path_factory):
+    """A tiny random ModernBERT with a Llama-style SentencePiece tokenizer (▁, byte fallback)."""
+    return build_tiny_sentencepiece(tmp_path_factory.mktemp("tiny-sentencepiece"))
+
+
+@pytest.fixture(scope="session")
+def tiny_sp(tiny_sp_dir):
+    from engine import load_model
+
+    return load_model(str(tiny_sp_dir), device="cpu", dtype="float32")
+
+
+@pytest.fixture(scope="session")
+def tiny_roberta_dir(tmp_path_factory):
+    """Byte-level BPE with RoBERTa's specials, unnamed added specials and 13 padded output rows."""
+    return build_tiny_roberta_like(tmp_path_factory.mktemp("tiny-roberta"))
+
+
+@pytest.fixture(scope="session")
+def tiny_roberta(tiny_roberta_dir):
+    from engine import load_model
+
+    return load_model(str(tiny_roberta_dir), device="cpu", dtype="float32")

@@ -157,6 +157,30 @@ def _check_masked_lm(name: str, config: dict) -> None:
         raise ModelLoadError(f"{name}: unsupported model type {model_type!r}{hint}")
 
 
+# Files from which transformers can build a tokenizer.
+_TOKENIZER_FILES = ("tokenizer.json", "tokenizer_config.json", "vocab.txt", "vocab.json",
+                    "tokenizer.model", "spiece.model", "sentencepiece.bpe.model")
+
+
+def _require_tokenizer(name: str, path: Path) -> None:
+    if not any((path / f).is_file() for f in _TOKENIZER_FILES):
+        raise ModelLoadError(
+            f"{name}: the model folder has no tokenizer (tokenizer.json or vocab files), "
+            "so text cannot be turned into tokens; copy the tokenizer files into it"
+        )
+
+
+def _require_masked_lm(name: str, config: dict) -> None:
+    from transformers.models.auto.modeling_auto import MODEL_FOR_MASKED_LM_MAPPING_NAMES
+
+    model_type = str(config.get("model_type", "")).lower()
+    if model_type not in MODEL_FOR_MASKED_LM_MAPPING_NAMES:
+        raise ModelLoadError(
+            f"{name}: Lacuna cannot run {model_type or 'this'} models; it runs masked language models "
+            "(BERT, RoBERTa, ModernBERT, DistilBERT and their kin) and the diffusion LMs in its catalog"
+        )
+
+
 def pick_quantization(quantization: str | None, device: torch.device) -> str | None:
     if quantization in (None, "", "none", "bf16", "fp16", "fp32"):
         return None
@@ -231,6 +255,8 @@ def load_model(name: str, device: str | torch.device | None = None, dtype: str |
         log.info("loaded %s (%s) from %s on %s as %s", name, model.family, path, dev, quant or dt)
         return model
     _check_masked_lm(name, config)
+    _require_masked_lm(name, config)
+    _require_tokenizer(name, path)
     if quant is not None:
         raise ModelLoadError(f"{name}: 8-bit and 4-bit loading is for the native families (LLaDA, Dream, ...)")
     from transformers import AutoModelForMaskedLM, AutoTokenizer

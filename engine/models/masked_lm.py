@@ -6,6 +6,8 @@ from typing import Any
 
 import torch
 
+from . import vocab
+
 
 class MaskedLMAdapter:
     """Wraps a loaded masked LM and its fast tokenizer behind DiffusionModel.
@@ -36,6 +38,8 @@ class MaskedLMAdapter:
         self.context_length = _context_length(model.config, tokenizer)
         self.special_ids = frozenset(int(i) for i in tokenizer.all_special_ids if i is not None)
         self.prefix_ids, self.suffix_ids = _special_frame(tokenizer)
+        vocab.check_tokenizer_fits(name, tokenizer, self.vocab_size, self.mask_id, self.prefix_ids + self.suffix_ids)
+        vocab.profile(tokenizer, self.vocab_size)  # at load, off the GUI thread, not at the first infill
         self._wordpiece = _decoder_kind(tokenizer) == "WordPiece"
         self._texts: dict[int, str] = {}
         self._positions: torch.Tensor | None = None

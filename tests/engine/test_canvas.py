@@ -5,6 +5,7 @@ from hypothesis import strategies as st
 
 from engine import ContextTooLong, InfillRequest, InputError, Span, infill, stream_infill, token_count
 from engine.canvas import build, drops_spaces, moves_space
+from engine.models import vocab
 
 PIECES = ["the", " ", "heaven", "earth", ".", ",", "\r\n", "\n", "\t", "Café", "e\u0301", "🙂", "👩‍👩‍👧",
           "日本語", "  ", "God", "light", "x", "[[", "'", "ﬁ", "\u200b"]
@@ -52,6 +53,13 @@ def check_invariant(model, req):
     new = [result.spans[i] for i in ordered]
     assert all(a.end <= b.start for a, b in zip(new, new[1:]))
     for i, span in enumerate(req.spans):
+        # An insertion at the start of a word never glues onto that word.
+        text = req.text
+        if (span.is_insertion and span.end < len(text) and text[span.end].isalnum()
+                and (span.start == 0 or text[span.start - 1].isspace())
+                and sum(s.start == span.end for s in req.spans) == 1):
+            fill = result.span_text(i)
+            assert not (fill and fill[-1].isalnum()), (fill, text)
         assert result.spans[i].length == (span.length or result.spans[i].length)
         assert all(p.start <= p.end for p in result.pieces[i])
         assert all(result.spans[i].start <= p.start and p.end <= result.spans[i].end for p in result.pieces[i])
@@ -156,3 +164,123 @@ def test_canvas_is_deterministic_for_a_seed(tiny_model):
     a = build(tiny_model, req, torch.Generator().manual_seed(4))
     b = build(tiny_model, req, torch.Generator().manual_seed(4))
     assert torch.equal(a.ids, b.ids) and torch.equal(a.masked, b.masked)
+
+
+# ------------------------------------------------------------ issue 8 kinds
+
+GENESIS = "In the beginning God created the heaven and the earth."
+MODELS = ["tiny_model", "tiny_sp", "tiny_roberta"]  # byte-level BPE, SentencePiece + byte fallback
+
+
+@pytest.mark.parametrize("fixture", MODELS + ["tiny_bert"])
+def test_an_insertion_before_a_word_does_not_glue_onto_it(fixture, request):
+    model = request.getfixturevalue(fixture)
+    at = GENESIS.index("heaven")
+    for seed in range(4):
+        req = InfillRequest(text=GENESIS, spans=[Span(at, at, length=2)], steps=1, temperature=1.0, seed=seed)
+        result = infill(model, req)
+        fill = result.span_text(0)
+        assert result.text.startswith("In the beginning God created the ")
+        assert result.text.endswith("heaven and the earth.")
+        if fill.strip():
+            assert fill[-1].isspace() or not fill[-1].isalnum(), (seed, fill)
+
+
+@pytest.mark.parametrize("fixture", MODELS)
+def test_the_word_after_an_insertion_is_tokenised_as_a_word(fixture, request):
+    model = request.getfixturevalue(fixture)
+    tok = model.tokenizer
+    at = GENESIS.index("heaven")
+    canvas = build(model, InfillRequest(text=GENESIS, spans=[Span(at, at, length=2)]))
+    after = canvas.ids[int(canvas.slots[-1]) + 1:].tolist()
+    assert after[: len(after) - len(model.suffix_ids)] == vocab.encode(tok, " heaven and the earth.")
+
+
+@pytest.mark.parametrize("fixture", MODELS + ["tiny_bert"])
+@pytest.mark.parametrize("text,word", [(GENESIS, "In"), ("First line.\nSecond line follows.", "Second")])
+def test_a_span_at_the_start_of_a_text_or_line_gains_no_leading_space(fixture, text, word, request):
+    model = request.getfixturevalue(fixture)
+    at = text.index(word)
+    for seed in range(4):
+        req = InfillRequest(text=text, spans=[Span(at, at + len(word), length=2)], steps=1, temperature=1.0,
+                            seed=seed)
+        result = infill(model, req)
+        assert not result.span_text(0)[:1].isspace(), (seed, result.text)
+        assert result.text[result.spans[0].end:] == text[at + len(word):]
+
+
+def test_sentencepiece_marks_a_word_start_only_where_the_text_has_one(tiny_sp):
+    tok = tiny_sp.tokenizer
+    text = "the heaven and"
+    canvas = build(tiny_sp, InfillRequest(text=text, spans=[Span(4, 8)]))  # "heav" of "heaven"
+    pieces = tok.convert_ids_to_tokens(canvas.ids.tolist())
+    first_after = pieces[int(canvas.slots[-1]) + 1]
+    assert not first_after.startswith("\u2581")  # "en" continues the masked word
+    assert pieces[0].startswith("\u2581")  # the document start is a word start, as in training
+
+
+def test_an_edit_remasks_whole_words_only(tiny_model):
+    text = "The old lighthouse stood in the ways of its"
+    for seed in range(20):
+        req = InfillRequest(text=text, spans=[Span(0, len(text), strength=0.44)], steps=2, seed=seed)
+        canvas = build(tiny_model, req, torch.Generator().manual_seed(seed))
+        ids, words = vocab.encode_words(tiny_model.tokenizer, text, at_start=True)
+        masked = canvas.masked.tolist()
+        for w in set(words):
+            group = [masked[j] for j in range(len(ids)) if words[j] == w]
+            assert all(group) or not any(group), (seed, w)
+        assert 0.44 * len(ids) <= sum(masked) < len(ids)
+        result = infill(tiny_model, req)
+        kept = [vocab.decode(tiny_model.tokenizer, [i]) for i, m in zip(ids, masked) if not m]
+        assert all(piece in result.text for piece in kept)
+
+
+CHAR_PIECES = ["She said ", "日本語", " twice.", "naïve", " café", "🙂", " the", " heaven", "\n", "é", "語",
+               "a", " ", "[MASK]", "</s>"]
+char_texts = st.lists(st.sampled_from(CHAR_PIECES), min_size=1, max_size=10).map("".join)
+
+
+@st.composite
+def unicode_requests(draw):
+    text = draw(char_texts)
+    a = draw(st.integers(0, len(text)))
+    b = draw(st.integers(a, len(text)))
+    edit = a < b and draw(st.booleans())
+    if a == b:
+        span = Span(a, a, length=draw(st.integers(1, 6)))
+    elif edit:
+        span = Span(a, b, strength=draw(st.sampled_from([0.3, 0.5, 0.9])))
+    else:
+        span = Span(a, b, length=draw(st.one_of(st.none(), st.integers(1, 6))))
+    return InfillRequest(text=text, spans=[span], steps=draw(st.integers(1, 3)), temperature=1.0,
+                         seed=draw(st.integers(0, 50)), sampler=draw(st.sampled_from(["low_confidence", "random"])))
+
+
+@pytest.mark.parametrize("fixture", MODELS)
+def test_edits_over_multibyte_text_never_write_replacement_characters(fixture, request):
+    model = request.getfixturevalue(fixture)
+    for text in ("She said 日本語 twice.", "naïve café"):
+        for seed in range(6):
+            req = InfillRequest(text=text, spans=[Span(0, len(text), strength=0.5)], steps=2,
+                                temperature=1.0, seed=seed)
+            assert "\ufffd" not in infill(model, req).text, (text, seed)
+
+
+@pytest.mark.parametrize("fixture", MODELS)
+def test_fills_are_valid_text_property(fixture, request):
+    model = request.getfixturevalue(fixture)
+
+    @settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+    @given(unicode_requests())
+    def check(req):
+        result = infill(model, req)
+        assert "\ufffd" not in result.text
+        assert outside_pieces(result.text, result.spans) == outside_pieces(req.text, req.spans)
+
+    check()
+
+
+@settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(requests())
+def test_outside_text_is_kept_byte_for_byte_sentencepiece(tiny_sp, req):
+    check_invariant(tiny_sp, req)

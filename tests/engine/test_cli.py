@@ -303,3 +303,25 @@ def test_property_markup_either_parses_or_says_why(marked):
         return
     assert sum(s.length or 0 for s in spans) <= MAX_HOLE
     assert all(s.length is None or s.length >= 1 for s in spans) and all(s.end <= len(text) for s in spans)
+
+
+def test_literal_special_strings_stay_text_in_the_cli(capsys, tiny_model_dir):
+    code, out, err = run(capsys, "infill", "--model", str(tiny_model_dir), "--json",
+                         "The placeholder [MASK] marks a [[gap]]. </s> [SEP]")
+    assert code == 0, err
+    data = json.loads(out)
+    span = data["spans"][0]
+    assert data["text"].startswith("The placeholder [MASK] marks a ")
+    assert data["text"][span["end"]:] == ". </s> [SEP]"
+
+
+def test_allow_newlines_flag(capsys, tiny_model_dir, monkeypatch):
+    seen = []
+    import engine.sampler
+
+    real = engine.sampler.stream_infill
+    monkeypatch.setattr(engine.sampler, "stream_infill", lambda m, r, c=None: (seen.append(r), real(m, r, c))[1])
+    for flag, expected in (("--allow-newlines", True), ("--no-allow-newlines", False), (None, None)):
+        argv = ["infill", "--model", str(tiny_model_dir), "a [[1]] b"] + ([flag] if flag else [])
+        assert run(capsys, *argv)[0] == 0
+        assert seen[-1].allow_newlines is expected

@@ -85,3 +85,44 @@ def test_corrupt_weights_are_a_clear_error(tiny_model_dir, tmp_path):
 def test_uncached_repo_id_names_the_pull_command():
     with pytest.raises(ModelLoadError, match="models pull"):
         load_model("nobody/nothing-here")
+
+
+def test_a_folder_without_a_tokenizer_is_refused(tiny_model_dir, tmp_path):
+    folder = tmp_path / "no-tokenizer"
+    shutil.copytree(tiny_model_dir, folder)
+    for f in folder.iterdir():
+        if "token" in f.name:
+            f.unlink()
+    with pytest.raises(ModelLoadError, match="no tokenizer"):
+        load_model(str(folder))
+
+
+def test_an_architecture_lacuna_cannot_run_is_one_plain_sentence(tiny_model_dir, tmp_path):
+    from transformers import GPT2Config, GPT2LMHeadModel
+
+    folder = tmp_path / "gpt2"
+    GPT2LMHeadModel(GPT2Config(n_layer=1, n_embd=8, n_head=2, vocab_size=len_of(tiny_model_dir))).save_pretrained(folder)
+    for f in tiny_model_dir.iterdir():
+        if "token" in f.name:
+            shutil.copy(f, folder / f.name)
+    with pytest.raises(ModelLoadError) as info:
+        load_model(str(folder))
+    message = str(info.value)
+    assert "cannot run gpt2 models" in message and "masked language models" in message
+    assert "\n" not in message and "Unrecognized" not in message
+
+
+def len_of(folder):
+    return json.loads((folder / "config.json").read_text())["vocab_size"]
+
+
+def test_a_tokenizer_bigger_than_the_model_is_refused_at_load(tiny_model_dir, tmp_path):
+    folder = tmp_path / "small-head"
+    shutil.copytree(tiny_model_dir, folder)
+    from transformers import AutoConfig, AutoModelForMaskedLM
+
+    config = AutoConfig.from_pretrained(folder)
+    config.vocab_size = 300  # the tokenizer has 400 ids
+    AutoModelForMaskedLM.from_config(config).save_pretrained(folder)
+    with pytest.raises(ModelLoadError, match="does not belong to this model"):
+        load_model(str(folder))

@@ -31,8 +31,17 @@ class FakeModel:
         self.lock = threading.Lock()
 
     def preferred(self, position: int) -> int:
-        # Skip the specials at the start of the vocabulary.
-        return 10 + (position * 7) % (self.vocab_size - 10)
+        # Whole-text tokens only (no specials, no pieces of a character, no
+        # line breaks), so the sampler's rules never override the preference.
+        if not hasattr(self, "_whole"):
+            from engine.models import vocab
+
+            profile = vocab.profile(self.tokenizer, self.vocab_size)
+            skip = set(profile.newline_ids.tolist()) | set(self.special_ids)
+            if profile.utf8 is not None:
+                skip |= set(profile.utf8.index)
+            self._whole = [i for i in range(10, self.vocab_size) if profile.generable[i] and i not in skip]
+        return self._whole[(position * 7) % len(self._whole)]
 
     def logits(self, ids: torch.Tensor, positions: torch.Tensor) -> torch.Tensor:
         self.calls.append(ids.clone())

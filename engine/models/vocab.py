@@ -1,0 +1,321 @@
+"""What a tokenizer's ids mean as text, computed once per tokenizer.
+
+Every model family uses this one module to decide
+
+- which output rows may be generated (``generable_mask``): only ids that
+  decode to text. Rows past ``len(tokenizer)`` (padded vocabularies), named
+  special tokens, added tokens marked special, and reserved, unused or
+  chat-marker slots (``[unused7]``, ``<|reserved_3|>``, ``<|im_start|>``) never
+  land in a document;
+- whether a tokenizer fits a model (``check_tokenizer_fits``), refused at load
+  with a ModelLoadError rather than an IndexError at the first forward pass;
+- how user text becomes ids (``text_encoders``): a literal ``[MASK]``,
+  ``<mask>`` or ``</s>`` typed in the document is ordinary characters, never
+  the control token (the Rust tokenizer's ``encode_special_tokens``);
+- the bytes of every token (byte-level BPE and byte-fallback SentencePiece
+  split one character over several tokens), so the sampler can keep fills
+  valid UTF-8 (engine.utf8) and the canvas can decode fills exactly.
+
+Everything is computed from the tokenizer's own vocabulary and pipeline
+configuration (tokenizers' JSON), not from guesses about the text.
+"""
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import dataclass
+from functools import lru_cache
+from typing import Any
+
+import torch
+
+from ..errors import ModelLoadError
+from .. import utf8
+
+# Added or reserved slots that stand for no text: BERT's [unused7], Gemma's
+# <unused7>, T5's <extra_id_7>, Llama 3's <|reserved_special_token_7|>, and
+# every <|...|> chat/control marker (<|im_start|>, <|endoftext|>, <|padding|>).
+_CONTROL = re.compile(
+    r"^(<\|[^|<>]*\|>|\[unused\d+\]|<unused\d+>|<extra_id_\d+>|<\|?reserved[^<>]*>|\[reserved[^\[\]]*\])$"
+)
+_BYTE_TOKEN = re.compile(r"^<0x([0-9A-Fa-f]{2})>$")
+_LINE_BREAKS = frozenset("\n\r\v\f\x85\u2028\u2029")
+
+
+@lru_cache(maxsize=1)
+def _byte_level_alphabet() -> dict[str, int]:
+    """GPT-2's byte <-> printable character map (ByteLevel pre-tokenizer), inverted."""
+    keep = list(range(ord("!"), ord("~") + 1)) + list(range(0xA1, 0xAC + 1)) + list(range(0xAE, 0xFF + 1))
+    chars = {b: b for b in keep}
+    extra = 0
+    for b in range(256):
+        if b not in chars:
+            chars[b] = 256 + extra
+            extra += 1
+    return {chr(c): b for b, c in chars.items()}
+
+
+def _decoder_types(backend: Any) -> list[str]:
+    decoder = getattr(backend, "decoder", None)
+    if decoder is None:
+        return []
+    state = json.loads(decoder.__getstate__())
+    items = state.get("decoders", [state]) if state.get("type") == "Sequence" else [state]
+    return [d.get("type", "") for d in items]
+
+
+def _mode(backend: Any) -> str:
+    """'bytes' for byte-level BPE, 'fallback' for SentencePiece with byte
+    fallback (<0xE6>), 'wordpiece', or 'text' (every token is whole text)."""
+    kinds = _decoder_types(backend)
+    if "ByteLevel" in kinds:
+        return "bytes"
+    if "ByteFallback" in kinds:
+        return "fallback"
+    if "WordPiece" in kinds:
+        return "wordpiece"
+    return "text"
+
+
+def _token_bytes(token: str, mode: str, alphabet: dict[str, int]) -> bytes | None:
+    if mode == "bytes":
+        try:
+            return bytes(alphabet[c] for c in token)
+        except KeyError:  # an added token written as plain text
+            return token.encode("utf-8")
+    if mode == "fallback":
+        m = _BYTE_TOKEN.match(token)
+        if m:
+            return bytes([int(m.group(1), 16)])
+    if mode == "wordpiece" and token.startswith("##"):
+        token = token[2:]
+    return token.replace("\u2581", " ").encode("utf-8")
+
+
+@dataclass(frozen=True)
+class VocabProfile:
+    """Per-id facts for one tokenizer and a model with ``n_rows`` output rows.
+
+    Tensors are on the CPU. ``blocked_ids`` (LongTensor [b]) are the rows never
+    generated; ``newline_ids`` (LongTensor) the generable ids whose text holds a
+    line break; ``lead_space`` (BoolTensor [n_rows]) the ids whose text starts
+    with whitespace. ``token_bytes[i]`` is id i's bytes (byte modes only, else
+    None): joined, they are the decoded text. ``utf8`` is None when every
+    generable token is whole text."""
+
+    n_rows: int
+    mode: str
+    generable: torch.Tensor
+    blocked_ids: torch.Tensor
+    newline_ids: torch.Tensor
+    lead_space: torch.Tensor
+    token_bytes: tuple[bytes | None, ...] | None
+    utf8: utf8.Table | None
+
+
+def _special_like(tokenizer: Any) -> set[int]:
+    """Named specials, added tokens marked special, and control-looking added tokens."""
+    out = {int(i) for i in getattr(tokenizer, "all_special_ids", []) if i is not None}
+    for i, added in getattr(tokenizer, "added_tokens_decoder", {}).items():
+        if getattr(added, "special", False) or _CONTROL.match(str(added)):
+            out.add(int(i))
+    return out
+
+
+def profile(tokenizer: Any, n_rows: int) -> VocabProfile:
+    """The VocabProfile of ``tokenizer`` for a model with ``n_rows`` output
+    rows; computed once and cached on the tokenizer (a few hundred ms for a
+    150k vocabulary, then free)."""
+    cache = tokenizer.__dict__.setdefault("_lacuna_profiles", {})
+    if n_rows in cache:
+        return cache[n_rows]
+    backend = getattr(tokenizer, "backend_tokenizer", None)
+    mode = _mode(backend) if backend is not None else "text"
+    vocab = tokenizer.get_vocab()
+    tokens: list[str | None] = [None] * n_rows
+    for token, i in vocab.items():
+        if 0 <= i < n_rows:
+            tokens[i] = token
+    blocked = _special_like(tokenizer)
+    alphabet = _byte_level_alphabet()
+    generable = torch.zeros(n_rows, dtype=torch.bool)
+    lead_space = torch.zeros(n_rows, dtype=torch.bool)
+    newline: list[int] = []
+    by_id: list[bytes | None] = [None] * n_rows
+    partial: dict[int, bytes] = {}
+    for i, token in enumerate(tokens):
+        if token is None or i in blocked or _CONTROL.match(token):
+            continue
+        raw = _token_bytes(token, mode, alphabet)
+        if not raw:
+            continue  # decodes to nothing
+        try:
+            text = raw.decode("utf-8")
+        except UnicodeDecodeError:
+            if mode not in ("bytes", "fallback") or b"\n" in raw or b"\r" in raw:
+                continue
+            partial[i] = raw
+            by_id[i] = raw
+            generable[i] = True
+            continue
+        by_id[i] = raw
+        generable[i] = True
+        if text[0].isspace():
+            lead_space[i] = True
+        if any(c in _LINE_BREAKS for c in text):
+            newline.append(i)
+    table = None
+    if partial:
+        table = utf8.Table.build(partial)
+        for i in table.dead:  # bytes no valid text can hold (0xFF, an orphan 0x80 run...)
+            generable[i] = False
+            by_id[i] = None
+        if table.ids.numel() == 0:
+            table = None
+    result = VocabProfile(
+        n_rows=n_rows, mode=mode, generable=generable,
+        blocked_ids=torch.nonzero(~generable).squeeze(1),
+        newline_ids=torch.tensor(newline, dtype=torch.long),
+        lead_space=lead_space,
+        token_bytes=tuple(by_id) if mode in ("bytes", "fallback") else None,
+        utf8=table,
+    )
+    cache[n_rows] = result
+    return result
+
+
+def generable_mask(tokenizer: Any, n_rows: int) -> torch.Tensor:
+    """BoolTensor [n_rows]: True for the ids a model may generate into text."""
+    return profile(tokenizer, n_rows).generable
+
+
+def text_ids(tokenizer: Any) -> set[int]:
+    """Every id that encoding user text can produce: the base vocabulary and
+    added tokens that are ordinary text (specials are encoded as characters)."""
+    blocked = _special_like(tokenizer)
+    ids = set(tokenizer.get_vocab().values()) - blocked
+    return ids
+
+
+def check_tokenizer_fits(name: str, tokenizer: Any, n_rows: int, mask_id: int,
+                         frame_ids: tuple[int, ...] = ()) -> None:
+    """Raise ModelLoadError unless the mask id, the frame tokens ([CLS] ...
+    [SEP]) and every text token are rows of the model's output (``n_rows``)."""
+    if mask_id is None or not (0 <= int(mask_id) < n_rows):
+        raise ModelLoadError(
+            f"{name}: the tokenizer's mask token (id {mask_id}) is not one of the model's {n_rows} tokens; "
+            "the tokenizer does not belong to this model"
+        )
+    outside = sorted(i for i in set(frame_ids) | text_ids(tokenizer) if i >= n_rows)
+    if outside:
+        raise ModelLoadError(
+            f"{name}: the tokenizer has {len(outside)} token ids the model cannot read (from id {outside[0]}; "
+            f"the model has {n_rows} rows); the tokenizer does not belong to this model"
+        )
+    if not (tokenizer.get_vocab() and _encoders(tokenizer)[1].encode("a b", add_special_tokens=False).ids):
+        raise ModelLoadError(f"{name}: the tokenizer turns text into no tokens, so it cannot be used")
+
+
+# ---------------------------------------------------------------- encoding
+
+def _edit_pipeline(state: dict, inner: bool) -> dict:
+    """Mark every non-text added token special (so encode_special_tokens turns
+    it into characters); for ``inner``, also stop the pipeline from adding a
+    word-start space: text inside a document continues what is before it."""
+    for added in state.get("added_tokens", []):
+        if added.get("special") or _CONTROL.match(added.get("content", "")):
+            added["special"] = True
+    if not inner:
+        return state
+
+    def fix(node):
+        if isinstance(node, dict):
+            kind = node.get("type")
+            if kind in ("Metaspace",):
+                if "prepend_scheme" in node:
+                    node["prepend_scheme"] = "never"
+                if "add_prefix_space" in node:
+                    node["add_prefix_space"] = False
+            if kind == "ByteLevel" and "add_prefix_space" in node:
+                node["add_prefix_space"] = False
+            for key in ("normalizers", "pretokenizers", "decoders"):
+                if isinstance(node.get(key), list):
+                    node[key] = [fix(n) for n in node[key] if not _adds_lead_space(n)]
+        return node
+
+    for key in ("normalizer", "pre_tokenizer", "decoder"):
+        node = state.get(key)
+        if node is not None and _adds_lead_space(node):
+            state[key] = None
+        else:
+            state[key] = fix(node)
+    return state
+
+
+def _adds_lead_space(node: Any) -> bool:
+    """A pipeline step that only adds (Prepend) or removes (Strip) a word-start space."""
+    if not isinstance(node, dict):
+        return False
+    if node.get("type") == "Prepend":
+        return True
+    return node.get("type") == "Strip" and node.get("content") == " " and node.get("stop", 0) == 0
+
+
+def _encoders(tokenizer: Any):
+    """(at_start, inner): Rust tokenizers for text at the start of a document
+    and for text that continues other text. Both encode special-token strings
+    as characters. Cached on the tokenizer."""
+    cached = tokenizer.__dict__.get("_lacuna_encoders")
+    if cached is not None:
+        return cached
+    from tokenizers import Tokenizer
+
+    backend = tokenizer.backend_tokenizer
+    base = json.loads(backend.to_str())
+    at_start = Tokenizer.from_str(json.dumps(_edit_pipeline(json.loads(json.dumps(base)), inner=False)))
+    inner = Tokenizer.from_str(json.dumps(_edit_pipeline(base, inner=True)))
+    for t in (at_start, inner):
+        t.encode_special_tokens = True
+        t.no_truncation()
+        t.no_padding()
+    cached = (at_start, inner)
+    tokenizer.__dict__["_lacuna_encoders"] = cached
+    return cached
+
+
+def encode(tokenizer: Any, text: str, at_start: bool = False) -> list[int]:
+    """Token ids of ``text`` as plain text (no special tokens added, none
+    recognised). ``at_start``: the text opens the document (SentencePiece
+    prepends its word-start marker there, and only there)."""
+    return encode_words(tokenizer, text, at_start)[0]
+
+
+def encode_words(tokenizer: Any, text: str, at_start: bool = False) -> tuple[list[int], list[int]]:
+    """(ids, word index of each id) of ``text`` as plain text; the words are
+    the tokenizer's pre-tokens, so a word never shares a token with another
+    and a multi-token character never spans two words."""
+    if not text:
+        return [], []
+    if getattr(tokenizer, "backend_tokenizer", None) is None:
+        ids = list(tokenizer.encode(text, add_special_tokens=False))
+        return ids, list(range(len(ids)))
+    enc = _encoders(tokenizer)[0 if at_start else 1].encode(text, add_special_tokens=False)
+    words = [w if w is not None else -1 for w in enc.word_ids]
+    return list(enc.ids), words
+
+
+def decode(tokenizer: Any, ids: list[int]) -> str:
+    """Text of ids inside a document (no word-start space removed)."""
+    if getattr(tokenizer, "backend_tokenizer", None) is None:
+        return tokenizer.decode(ids, clean_up_tokenization_spaces=False)
+    return _encoders(tokenizer)[1].decode(ids, skip_special_tokens=False)
+
+
+def prepends_space(tokenizer: Any) -> bool:
+    """True when the tokenizer marks the first word of a document with a
+    word-start space the text does not have (SentencePiece's ▁)."""
+    cached = tokenizer.__dict__.get("_lacuna_prepends")
+    if cached is None:
+        cached = decode(tokenizer, encode(tokenizer, "a", at_start=True)).startswith(" ")
+        tokenizer.__dict__["_lacuna_prepends"] = cached
+    return cached
