@@ -287,3 +287,114 @@ class DreamNetwork(nn.Module):
 
     def num_parameters(self) -> int:
         return sum(p.numel() for p in self.parameters())
+
+
+# family entry points (engine.models.loader) ----------------------------------
+FAMILY = "dream"
+# Dream's documented context (its README and generation code); the config's
+# max_position_embeddings (131072) is inherited from Qwen2.5 and never trained at.
+CONTEXT = 2048
+# Qwen2's pre-tokenizer split, as in Dream's tokenization_dream.py (a copy of
+# transformers' Qwen2Tokenizer): contractions, letters, single digits,
+# punctuation runs, newlines, whitespace.
+_QWEN2_SPLIT = (
+    r"""(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}| ?[^\s\p{L}\p{N}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+"""
+)
+
+
+def detect(config: dict) -> bool:
+    """True for Dream-architecture configs (model_type "Dream", architectures DreamModel)."""
+    model_type = str(config.get("model_type", "")).lower()
+    architectures = config.get("architectures") or []
+    return model_type == "dream" or (not model_type and "DreamModel" in architectures)
+
+
+def quantized_module(name: str) -> bool:
+    """True for the layers 8-bit/4-bit loading quantises: the Linear layers inside the
+    decoder layers. Embedding, lm_head and norms stay 16-bit (engine.hub.fit counts the same)."""
+    return ".layers." in f".{name}." and name.rsplit(".", 1)[-1] in (
+        "q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj")
+
+
+def qwen2_backend(path, name: str):
+    """A ``tokenizers.Tokenizer`` for a Qwen2 BPE given as vocab.json + merges.txt.
+
+    Dream ships its tokenizer as those two files plus a custom slow class
+    (tokenization_dream.py, never imported here); this rebuilds the same
+    tokenizer with the tokenizers library: NFC, Qwen2's split regex,
+    byte-level BPE, and the added tokens of tokenizer_config.json
+    (``added_tokens_decoder``) or added_tokens.json at their own ids.
+    Raises ModelLoadError when the files are missing or unreadable."""
+    import json
+    from pathlib import Path
+
+    from tokenizers import Regex, Tokenizer, decoders, models, normalizers, pre_tokenizers
+
+    from ..errors import ModelLoadError
+
+    path = Path(path)
+    vocab_file, merges_file = path / "vocab.json", path / "merges.txt"
+    if not (vocab_file.is_file() and merges_file.is_file()):
+        raise ModelLoadError(f"{name}: no tokenizer.json, and no vocab.json + merges.txt either, in {path}")
+    try:
+        vocab, merges = models.BPE.read_file(str(vocab_file), str(merges_file))
+    except Exception as exc:  # noqa: BLE001 - tokenizers raises a bare Exception
+        raise ModelLoadError(f"{name}: vocab.json / merges.txt cannot be read ({str(exc).splitlines()[0][:160]})") from None
+    added: dict[int, tuple[str, bool]] = {}
+    try:
+        config = json.loads((path / "tokenizer_config.json").read_text(encoding="utf-8"))
+        for key, item in (config.get("added_tokens_decoder") or {}).items():
+            added[int(key)] = (str(item["content"]), bool(item.get("special", True)))
+    except (OSError, ValueError, TypeError, KeyError, AttributeError):
+        pass
+    if not added:
+        try:
+            table = json.loads((path / "added_tokens.json").read_text(encoding="utf-8"))
+            added = {int(i): (str(t), True) for t, i in table.items()}
+        except (OSError, ValueError, TypeError, AttributeError):
+            pass
+    for token_id, (content, _special) in added.items():
+        holder = vocab.get(content)
+        if holder is not None and holder != token_id:
+            raise ModelLoadError(f"{name}: added token {content!r} has id {token_id} but vocab.json gives {holder}")
+        vocab[content] = token_id
+    backend = Tokenizer(models.BPE(vocab, merges, unk_token=None, fuse_unk=False, byte_fallback=False))
+    backend.normalizer = normalizers.NFC()
+    backend.pre_tokenizer = pre_tokenizers.Sequence([
+        pre_tokenizers.Split(Regex(_QWEN2_SPLIT), behavior="isolated", invert=False),
+        pre_tokenizers.ByteLevel(add_prefix_space=False, use_regex=False),
+    ])
+    backend.decoder = decoders.ByteLevel()
+    from tokenizers import AddedToken
+
+    ordered = sorted(added.items())
+    backend.add_special_tokens([AddedToken(c, special=True, normalized=False) for _, (c, s) in ordered if s])
+    backend.add_tokens([AddedToken(c, special=False, normalized=False) for _, (c, s) in ordered if not s])
+    return backend
+
+
+def load(name: str, path, config: dict, device: torch.device, dtype: torch.dtype, quantization: str | None = None):
+    """A DiffusionModel for a Dream-architecture checkpoint folder in the official layout.
+
+    The adapter applies Dream's logit shift (position i read from output row
+    i - 1, position 0 from its own row). Raises ModelLoadError for an
+    unsupported config, a missing or unreadable tokenizer, or weights whose
+    names or shapes do not match."""
+    from pathlib import Path
+
+    from ..errors import ModelLoadError
+    from .native import NativeAdapter, build_network, load_tokenizer
+
+    path = Path(path)
+    try:
+        cfg = DreamConfig.from_config(config)
+    except ValueError as exc:
+        raise ModelLoadError(f"{name}: {exc}") from None
+    context = min(CONTEXT, cfg.max_position_embeddings)
+    backend = None if (path / "tokenizer.json").is_file() else qwen2_backend(path, name)
+    tokenizer = load_tokenizer(path, config, name, context, backend=backend)
+    network = build_network(lambda: DreamNetwork(cfg), path, device, dtype, quantization,
+                            keep=lambda module: not quantized_module(module))
+    return NativeAdapter(name, FAMILY, network, tokenizer, cfg.mask_token_id, context, logit_shift=1,
+                         path=str(path), extra_special_ids=(cfg.eos_token_id, cfg.pad_token_id, cfg.bos_token_id),
+                         quantization=quantization)

@@ -443,8 +443,62 @@ class LLaDAMoENetwork(nn.Module):
         return sum(p.numel() for p in self.parameters())
 
     def active_parameters(self) -> int:
-        """Parameters one token runs through: all but the experts it was not routed to."""
+        """Parameters one token is multiplied through: all but the experts it was not
+        routed to and the embedding table (a lookup). 1.40e9 for the 7B-A1B shapes,
+        the model card's "1.4B active"."""
         c = self.config
         per_expert = 3 * c.hidden_size * c.expert_intermediate_size
         idle = sum(c.num_experts - c.num_experts_per_tok for i in range(c.num_hidden_layers) if c.is_moe(i))
-        return self.num_parameters() - idle * per_expert
+        return self.num_parameters() - idle * per_expert - c.vocab_size * c.hidden_size
+
+
+# family entry points (engine.models.loader) ----------------------------------
+FAMILY = "llada_moe"
+_MOE_KEYS = ("num_experts", "expert_intermediate_size", "moe_layer_freq")
+
+
+def detect(config: dict) -> bool:
+    """True for LLaDA-MoE configs: model_type "llada" (as released) or "lladamoe"/"llada_moe"
+    with mixture-of-experts keys, or the LLaDAMoEModelLM architecture."""
+    model_type = str(config.get("model_type", "")).lower()
+    architectures = [str(a) for a in config.get("architectures") or []]
+    if any(a.startswith("LLaDAMoE") for a in architectures):
+        return True
+    if model_type in ("lladamoe", "llada_moe", "llada-moe"):
+        return True
+    return model_type == "llada" and any(key in config for key in _MOE_KEYS)
+
+
+def quantized_module(name: str) -> bool:
+    """True for the layers 8-bit/4-bit loading quantises: attention projections, experts,
+    shared experts and dense MLPs. The router (``mlp.gate``), embedding, lm_head and
+    norms stay 16-bit: the routing decision is what a coarse weight would flip."""
+    if ".layers." not in f".{name}.":
+        return False
+    return name.rsplit(".", 1)[-1] in ("q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj")
+
+
+def load(name: str, path, config: dict, device: torch.device, dtype: torch.dtype, quantization: str | None = None):
+    """A DiffusionModel for a LLaDA-MoE checkpoint folder in the official layout.
+
+    The mask id comes from the config's ``mask_token_id`` when it has one,
+    else the released models' 156895. Raises ModelLoadError for an
+    unsupported config, a missing or unreadable tokenizer.json, or weights
+    whose names or shapes do not match."""
+    from pathlib import Path
+
+    from ..errors import ModelLoadError
+    from .native import NativeAdapter, build_network, load_tokenizer
+
+    path = Path(path)
+    try:
+        cfg = LLaDAMoEConfig.from_config(config)
+    except ValueError as exc:
+        raise ModelLoadError(f"{name}: {exc}") from None
+    context = cfg.max_position_embeddings
+    tokenizer = load_tokenizer(path, {**config, "mask_token_id": cfg.mask_token_id}, name, context)
+    network = build_network(lambda: LLaDAMoENetwork(cfg), path, device, dtype, quantization,
+                            keep=lambda module: not quantized_module(module))
+    return NativeAdapter(name, FAMILY, network, tokenizer, cfg.mask_token_id, context, logit_shift=0,
+                         path=str(path), extra_special_ids=(cfg.eos_token_id, cfg.pad_token_id),
+                         quantization=quantization)
