@@ -42,6 +42,8 @@ def _add_infill(sub) -> None:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--device", default=None, help="cpu, cuda, cuda:N or mps (default: the best available)")
     p.add_argument("--dtype", default=None, help="float32, bfloat16 or float16 (default: the best for the device)")
+    p.add_argument("--quant", choices=("int8", "nf4"), default=None,
+                   help="8-bit or 4-bit (NF4) weights via bitsandbytes, for LLaDA and Dream (pip install 'lacuna-editor[quant]')")
     p.add_argument("--json", action="store_true", help="print one JSON object: text, spans, nfe, seconds")
     p.add_argument("--events", metavar="FILE", help="write one JSON line per denoising step")
     p.set_defaults(func=_run_infill)
@@ -103,7 +105,7 @@ def _run_infill(args) -> int:
     from .canvas import token_count
     from .sampler import stream_infill
 
-    model = load_model(args.model, device=args.device, dtype=args.dtype)
+    model = load_model(args.model, device=args.device, dtype=args.dtype, quantization=args.quant)
     steps = args.steps or sum(s.length or token_count(model, text, s.start, s.end) for s in spans)
     request = dataclasses.replace(probe, steps=max(1, steps))
     events = open(args.events, "w", encoding="utf-8") if args.events else None

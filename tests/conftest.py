@@ -39,3 +39,11 @@ def tiny_bert(tiny_bert_dir):
     from engine import load_model
 
     return load_model(str(tiny_bert_dir), device="cpu", dtype="float32")
+
+
+@pytest.fixture(scope="session")
+def tiny_llada_dir(tmp_path_factory):
+    """A tiny random LLaDA in the official layout (config.json, safetensors, tokenizer.json)."""
+    from tests.support.tiny_llada import build_tiny_llada
+
+    return build_tiny_llada(tmp_path_factory.mktemp("tiny-llada"))

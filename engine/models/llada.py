@@ -57,7 +57,6 @@ _FIXED = {
     "layer_norm_with_affine": True,
     "rope": True,
     "scale_logits": False,
-    "weight_tying": False,
 }
 
 # The rest of the official key set, written by to_config for fidelity.
@@ -103,6 +102,7 @@ class LLaDAConfig:
     mask_token_id: int = 126336
     eos_token_id: int = 126081
     pad_token_id: int = 126081
+    weight_tying: bool = False  # iLLaDA: the head reuses wte (no model.transformer.ff_out)
     extra: dict[str, Any] = field(default_factory=dict, compare=False)  # other keys, kept for to_config
 
     @property
@@ -135,8 +135,11 @@ class LLaDAConfig:
             values["embedding_size"] = values.get("vocab_size", cls.vocab_size)
         known = {f.name for f in dataclasses.fields(cls)}
         values["extra"] = {k: v for k, v in d.items() if k not in known}
+        if not isinstance(values.get("weight_tying", False), bool):
+            raise ValueError(f"LLaDA config has weight_tying={values['weight_tying']!r}; it must be true or false")
         try:
-            config = cls(**{k: (v if k == "extra" else type(getattr(cls, k))(v)) for k, v in values.items()})
+            config = cls(**{k: (v if k in ("extra", "weight_tying") else type(getattr(cls, k))(v))
+                            for k, v in values.items()})
         except (TypeError, ValueError) as exc:
             raise ValueError(f"LLaDA config has a value of the wrong type ({exc})") from exc
         config.check()
@@ -225,7 +228,8 @@ class _Transformer(nn.Module):
         self.wte = nn.Embedding(config.embedding_size, config.d_model)
         self.blocks = nn.ModuleList(LLaDABlock(config) for _ in range(config.n_layers))
         self.ln_f = RMSNorm(config.d_model, config.rms_norm_eps)
-        self.ff_out = nn.Linear(config.d_model, config.embedding_size, bias=False)
+        if not config.weight_tying:
+            self.ff_out = nn.Linear(config.d_model, config.embedding_size, bias=False)
 
 
 class LLaDANetwork(nn.Module):
@@ -233,7 +237,7 @@ class LLaDANetwork(nn.Module):
 
     State-dict keys are the official ones (``model.transformer.wte.weight``,
     ``model.transformer.blocks.{i}.q_proj.weight``, ..., the untied head
-    ``model.transformer.ff_out.weight``), so a checkpoint loads with
+    ``model.transformer.ff_out.weight``, absent when ``weight_tying``), so a checkpoint loads with
     ``load_state_dict`` unchanged. Trainable: plain modules, autograd works.
     """
 
@@ -276,8 +280,12 @@ class LLaDANetwork(nn.Module):
         return t.ln_f(x)
 
     def head(self, hidden: torch.Tensor) -> torch.Tensor:
-        """[..., d_model] -> logits [..., embedding_size] (the untied output layer)."""
-        return self.transformer.ff_out(hidden)
+        """[..., d_model] -> logits [..., embedding_size]: the untied output layer
+        ``ff_out``, or ``wte``'s matrix when the config ties them (iLLaDA)."""
+        t = self.transformer
+        if self.config.weight_tying:
+            return F.linear(hidden, t.wte.weight)
+        return t.ff_out(hidden)
 
     def forward(self, input_ids: torch.Tensor, logits_at: torch.Tensor | None = None) -> torch.Tensor:
         """input_ids: LongTensor [B, L].
@@ -293,3 +301,44 @@ class LLaDANetwork(nn.Module):
 
     def num_parameters(self) -> int:
         return sum(p.numel() for p in self.parameters())
+
+
+# family entry points (engine.models.loader) ----------------------------------
+FAMILY = "llada"
+
+
+def detect(config: dict) -> bool:
+    """True for LLaDA and iLLaDA configs (model_type "llada" / LLaDAModelLM), not LLaDA-MoE."""
+    model_type = str(config.get("model_type", "")).lower()
+    architectures = config.get("architectures") or []
+    return model_type == "llada" or (not model_type and "LLaDAModelLM" in architectures)
+
+
+def quantized_module(name: str) -> bool:
+    """True for the layers 8-bit/4-bit loading quantises: the Linear layers inside
+    the blocks. Embedding, head and norms stay 16-bit (engine.hub.fit counts the same)."""
+    return ".blocks." in f".{name}." and name.rsplit(".", 1)[-1] in (
+        "q_proj", "k_proj", "v_proj", "attn_out", "ff_proj", "up_proj", "ff_out")
+
+
+def load(name: str, path, config: dict, device: torch.device, dtype: torch.dtype, quantization: str | None = None):
+    """A DiffusionModel for a LLaDA checkpoint folder in the official layout.
+
+    Raises ModelLoadError for an unsupported config, a missing or unreadable
+    tokenizer.json, or weights whose names or shapes do not match."""
+    from pathlib import Path
+
+    from ..errors import ModelLoadError
+    from .native import NativeAdapter, build_network, load_tokenizer
+
+    path = Path(path)
+    try:
+        cfg = LLaDAConfig.from_config(config)
+    except ValueError as exc:
+        raise ModelLoadError(f"{name}: {exc}") from None
+    tokenizer = load_tokenizer(path, config, name, cfg.max_sequence_length)
+    network = build_network(lambda: LLaDANetwork(cfg), path, device, dtype, quantization,
+                            keep=lambda module: not quantized_module(module))
+    return NativeAdapter(name, FAMILY, network, tokenizer, cfg.mask_token_id, cfg.max_sequence_length,
+                         logit_shift=0, path=str(path), extra_special_ids=(cfg.eos_token_id, cfg.pad_token_id),
+                         quantization=quantization)

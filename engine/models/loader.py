@@ -1,7 +1,15 @@
 """load_model: a catalog id, a Hugging Face repo id already in the local cache,
-or a local folder -> a DiffusionModel. Never runs remote code, never downloads."""
+or a local folder -> a DiffusionModel. Never runs remote code, never downloads.
+
+The family comes from config.json. Native families (Lacuna's own forward
+pass, engine.models.<module>) each expose ``detect(config) -> bool`` and
+``load(name, path, config, device, dtype, quantization) -> DiffusionModel``;
+everything else goes through transformers' masked-LM classes (family "bert").
+"""
 from __future__ import annotations
 
+import importlib
+import importlib.util
 import json
 import logging
 import os
@@ -16,8 +24,18 @@ from .masked_lm import MaskedLMAdapter
 
 log = logging.getLogger(__name__)
 
-# Families the catalog knows whose native loaders are not written yet.
-_PENDING_FAMILIES = {"llada", "llada_moe", "dream", "mdlm", "sedd"}
+# Native families, tried in this order: (family, module under engine.models).
+# A module that is not there yet leaves its family refused with a clear line.
+NATIVE_FAMILIES = (
+    ("llada_moe", "llada_moe"),  # before llada: its configs name LLaDA too
+    ("llada", "llada"),
+    ("dream", "dream"),
+    ("mdlm", "mdlm"),
+    ("sedd", "sedd"),
+)
+# model_type / architecture words of families whose module is not written yet.
+_PENDING_WORDS = ("llada", "dream", "mdlm", "sedd")
+QUANTIZATIONS = ("int8", "nf4")
 
 _DTYPES = {
     "float32": torch.float32, "fp32": torch.float32,
@@ -44,6 +62,14 @@ def pick_device(device: str | torch.device | None = None) -> torch.device:
     return torch.device("cpu")
 
 
+def _mps_has_bf16() -> bool:
+    try:  # bf16 on MPS needs macOS 14; older systems raise here
+        torch.ones(1, dtype=torch.bfloat16, device="mps")
+        return True
+    except (RuntimeError, TypeError):
+        return False
+
+
 def _cpu_has_bf16() -> bool:
     try:
         flags = Path("/proc/cpuinfo").read_text()
@@ -63,7 +89,7 @@ def pick_dtype(device: torch.device, dtype: str | torch.dtype | None = None) -> 
     if device.type == "cuda":
         return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
     if device.type == "mps":
-        return torch.float16
+        return torch.bfloat16 if _mps_has_bf16() else torch.float16
     # bf16 halves a forward pass on CPUs with native bf16 units; elsewhere it is emulated and slower.
     return torch.bfloat16 if _cpu_has_bf16() else torch.float32
 
@@ -96,28 +122,75 @@ def _looks_like_repo_id(name: str) -> bool:
     return len(parts) == 2 and all(parts) and not name.startswith((".", "~"))
 
 
-def _check_config(name: str, path: Path) -> dict:
+def _read_config(name: str, path: Path) -> dict:
     try:
         config = json.loads((path / "config.json").read_text(encoding="utf-8"))
     except (OSError, ValueError) as exc:
         raise ModelLoadError(f"{name}: config.json cannot be read ({exc})") from exc
+    if not isinstance(config, dict):
+        raise ModelLoadError(f"{name}: config.json is not a JSON object")
+    return config
+
+
+def native_family(config: dict):
+    """The family module whose ``detect`` accepts this config, or None."""
+    for _family, module_name in NATIVE_FAMILIES:
+        qualified = f"{__package__}.{module_name}"
+        if importlib.util.find_spec(qualified) is None:
+            continue
+        module = importlib.import_module(qualified)
+        if module.detect(config):
+            return module
+    return None
+
+
+def _check_masked_lm(name: str, config: dict) -> None:
     model_type = str(config.get("model_type", "")).lower()
-    if model_type in _PENDING_FAMILIES or any(f in model_type for f in _PENDING_FAMILIES):
-        raise ModelLoadError(f"{name}: the engine cannot load {model_type} models yet (a native loader is planned)")
+    words = " ".join([model_type, *map(str, config.get("architectures") or [])]).lower()
+    pending = next((w for w in _PENDING_WORDS if w in words), None)
+    if pending:
+        raise ModelLoadError(f"{name}: the engine cannot load {model_type or pending} models yet (a native loader is planned)")
     from transformers import CONFIG_MAPPING
 
     if model_type not in CONFIG_MAPPING:
         hint = " (it needs remote code, which Lacuna never runs)" if config.get("auto_map") else ""
         raise ModelLoadError(f"{name}: unsupported model type {model_type!r}{hint}")
-    return config
 
 
-def load_model(name: str, device: str | torch.device | None = None, dtype: str | torch.dtype | None = None):
-    """Load a model for infilling. Offline: only local files are read."""
+def pick_quantization(quantization: str | None, device: torch.device) -> str | None:
+    if quantization in (None, "", "none", "bf16", "fp16", "fp32"):
+        return None
+    q = str(quantization).lower()
+    q = {"8bit": "int8", "8-bit": "int8", "int4": "nf4", "4bit": "nf4", "4-bit": "nf4"}.get(q, q)
+    if q not in QUANTIZATIONS:
+        raise ModelLoadError(f"unknown quantization {quantization!r}: use int8 or nf4")
+    if device.type == "mps":
+        raise ModelLoadError(f"{q} weights need bitsandbytes, which does not run on Apple's MPS; use bf16")
+    return q
+
+
+def load_model(name: str, device: str | torch.device | None = None, dtype: str | torch.dtype | None = None,
+               quantization: str | None = None):
+    """Load a model for infilling. Offline: only local files are read.
+
+    quantization: None (the dtype), "int8" or "nf4" (bitsandbytes; native
+    families only). Raises ModelLoadError with one line a user can act on."""
     path = resolve_path(name)
-    _check_config(name, path)
+    config = _read_config(name, path)
     dev = pick_device(device)
     dt = pick_dtype(dev, dtype)
+    quant = pick_quantization(quantization, dev)
+    family = native_family(config)
+    if family is not None:
+        try:
+            model = family.load(name, path, config, dev, dt, quant)
+        except torch.OutOfMemoryError as exc:
+            raise ModelLoadError(f"{name}: out of memory loading on {dev} in {quant or dt}; try --quant nf4 or a smaller model") from exc
+        log.info("loaded %s (%s) from %s on %s as %s", name, model.family, path, dev, quant or dt)
+        return model
+    _check_masked_lm(name, config)
+    if quant is not None:
+        raise ModelLoadError(f"{name}: 8-bit and 4-bit loading is for the native families (LLaDA, Dream, ...)")
     from transformers import AutoModelForMaskedLM, AutoTokenizer
 
     try:

@@ -26,6 +26,7 @@ class MaskedLMAdapter:
         self.name = name
         self.path = path
         self.model = model.eval()
+        self.network = self.model  # the torch module, as every family names it
         self.tokenizer = tokenizer
         self.mask_id = int(tokenizer.mask_token_id)
         self.vocab_size = int(model.get_output_embeddings().out_features)

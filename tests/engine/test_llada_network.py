@@ -62,7 +62,19 @@ def test_config_round_trip_and_refusals():
     assert written["model_type"] == "llada" and written["architectures"] == ["LLaDAModelLM"]
     assert "auto_map" not in written
     assert LLaDAConfig.from_config(written) == config
-    with pytest.raises(ValueError, match="weight_tying"):
-        LLaDAConfig.from_config({**SMALL, "weight_tying": True})
+    with pytest.raises(ValueError, match="alibi"):
+        LLaDAConfig.from_config({**SMALL, "alibi": True})
+    with pytest.raises(ValueError, match="block_type"):
+        LLaDAConfig.from_config({**SMALL, "block_type": "sequential"})
     with pytest.raises(ValueError, match="n_kv_heads"):
         LLaDAConfig.from_config({**SMALL, "n_kv_heads": 3})
+
+
+def test_tied_head_reuses_the_embedding():
+    # iLLaDA ties its head to wte: no model.transformer.ff_out tensor.
+    net = _net(weight_tying=True)
+    assert "model.transformer.ff_out.weight" not in net.state_dict()
+    ids = torch.randint(0, 60, (1, 5))
+    with torch.no_grad():
+        h = net.hidden(ids)
+        torch.testing.assert_close(net(ids), h @ net.transformer.wte.weight.T)

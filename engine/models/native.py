@@ -1,0 +1,245 @@
+"""The DiffusionModel adapter for Lacuna's own token-in/logits-out networks
+(LLaDA, Dream, LLaDA-MoE), and the pieces every native family loads with:
+the tokenizer from tokenizer.json, the network streamed onto its device,
+optional 8-bit or 4-bit weights.
+
+No repository code is imported and nothing passes trust_remote_code: the
+tokenizer is built by ``PreTrainedTokenizerFast`` from tokenizer.json, its
+special tokens from the JSON configs beside it.
+"""
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+from ..errors import ModelLoadError
+from .masked_lm import _decoder_kind, _special_frame
+from .weights import QuantizeHook, load_into
+
+log = logging.getLogger(__name__)
+
+QUANTIZATIONS = ("int8", "nf4")
+_SPECIAL_KEYS = ("bos_token", "eos_token", "unk_token", "sep_token", "pad_token", "cls_token", "mask_token")
+
+
+class NativeAdapter:
+    """A native network behind DiffusionModel.
+
+    The network maps ``input_ids [B, L]`` to logits ``[B, L, V]``; when it
+    also offers ``hidden(ids) -> [B, L, d]`` and ``head(h) -> [..., V]`` the
+    adapter runs the head only on the rows it needs (the head is most of a
+    small model's cost). ``logit_shift`` 1 (Dream) reads position i from the
+    output row i-1; position 0 reuses its own row, as Dream's generation code
+    does. Logits are cut to the tokenizer's size: rows past it (padding of the
+    embedding) are tokens nothing can decode. One adapter serves one thread at
+    a time.
+    """
+
+    def __init__(
+        self,
+        name: str,
+        family: str,
+        network: nn.Module,
+        tokenizer: Any,
+        mask_id: int,
+        context_length: int,
+        logit_shift: int = 0,
+        path: str | None = None,
+        extra_special_ids: tuple[int, ...] = (),
+        quantization: str | None = None,
+    ):
+        self.name = name
+        self.family = family
+        self.network = network.eval()
+        self.tokenizer = tokenizer
+        self.mask_id = int(mask_id)
+        self.context_length = int(context_length)
+        self.logit_shift = int(logit_shift)
+        self.path = path
+        self.quantization = quantization
+        width = _logits_width(network)
+        self.vocab_size = min(width, len(tokenizer)) if width else len(tokenizer)
+        if not 0 <= self.mask_id < self.vocab_size:
+            raise ModelLoadError(f"{name}: mask id {self.mask_id} is outside the vocabulary of {self.vocab_size}")
+        tensor = next(iter(network.parameters()))
+        self.device = tensor.device
+        self.dtype = _compute_dtype(network, tensor.dtype)
+        ids = {int(i) for i in tokenizer.all_special_ids if i is not None} | {self.mask_id}
+        ids |= {int(i) for i in extra_special_ids if i is not None and 0 <= int(i) < self.vocab_size}
+        self.special_ids = frozenset(ids)
+        self.prefix_ids, self.suffix_ids = _special_frame(tokenizer)
+        self._wordpiece = _decoder_kind(tokenizer) == "WordPiece"
+        self._texts: dict[int, str] = {}
+
+    @torch.inference_mode()
+    def logits(self, ids: torch.Tensor, positions: torch.Tensor) -> torch.Tensor:
+        """ids: LongTensor [L]; positions: LongTensor [P] -> float32 [P, vocab_size]."""
+        rows = (positions - self.logit_shift).clamp(min=0) if self.logit_shift else positions
+        batch = ids.unsqueeze(0)
+        net = self.network
+        if hasattr(net, "hidden") and hasattr(net, "head"):
+            out = net.head(net.hidden(batch)[:, rows])
+        else:
+            out = net(batch)[:, rows]
+        return out[0, :, : self.vocab_size].float()
+
+    def token_text(self, token_id: int) -> str:
+        text = self._texts.get(token_id)
+        if text is None:
+            text = self.tokenizer.decode([token_id], clean_up_tokenization_spaces=False)
+            if self._wordpiece:
+                text = text[2:] if text.startswith("##") else " " + text
+            self._texts[token_id] = text
+        return text
+
+    def __repr__(self) -> str:
+        q = f" {self.quantization}" if self.quantization else ""
+        return f"<NativeAdapter {self.family} {self.name} on {self.device} {self.dtype}{q}>"
+
+
+def _logits_width(network: nn.Module) -> int | None:
+    config = getattr(network, "config", None)
+    for key in ("embedding_size", "vocab_size"):
+        value = getattr(config, key, None)
+        if value:
+            return int(value)
+    return None
+
+
+def _compute_dtype(network: nn.Module, fallback: torch.dtype) -> torch.dtype:
+    for p in network.parameters():
+        if p.is_floating_point():
+            return p.dtype
+    return fallback
+
+
+# tokenizer -------------------------------------------------------------------
+def _token_string(value: Any) -> str | None:
+    if isinstance(value, str):
+        return value
+    if isinstance(value, dict) and isinstance(value.get("content"), str):
+        return value["content"]
+    return None
+
+
+def _read_json(path: Path) -> dict:
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return {}
+    return data if isinstance(data, dict) else {}
+
+
+def load_tokenizer(path: Path, config: dict, name: str, context_length: int):
+    """A fast tokenizer from ``path/tokenizer.json``, no remote code.
+
+    Special tokens come from tokenizer_config.json and special_tokens_map.json;
+    the config's ``mask_token_id`` / ``eos_token_id`` / ``pad_token_id`` /
+    ``bos_token_id`` win over them (the config is what the network was
+    trained with). Raises ModelLoadError when tokenizer.json is missing or
+    unreadable."""
+    file = path / "tokenizer.json"
+    if not file.is_file():
+        raise ModelLoadError(f"{name}: no tokenizer.json in {path} (Lacuna needs a fast tokenizer file)")
+    from tokenizers import Tokenizer
+    from transformers import PreTrainedTokenizerFast
+
+    try:
+        backend = Tokenizer.from_file(str(file))
+    except Exception as exc:  # noqa: BLE001 - tokenizers raises a bare Exception
+        raise ModelLoadError(f"{name}: tokenizer.json cannot be read ({str(exc).splitlines()[0][:160]})") from None
+    specials: dict[str, Any] = {}
+    extra: list[str] = []
+    for source in (_read_json(path / "tokenizer_config.json"), _read_json(path / "special_tokens_map.json")):
+        for key in _SPECIAL_KEYS:
+            token = _token_string(source.get(key))
+            if token is not None and backend.token_to_id(token) is not None:
+                specials[key] = token
+        for item in source.get("additional_special_tokens") or []:
+            token = _token_string(item)
+            if token is not None and backend.token_to_id(token) is not None and token not in extra:
+                extra.append(token)
+    for key, id_key in (("mask_token", "mask_token_id"), ("eos_token", "eos_token_id"),
+                        ("pad_token", "pad_token_id"), ("bos_token", "bos_token_id")):
+        token_id = config.get(id_key)
+        if isinstance(token_id, int):
+            token = backend.id_to_token(token_id)
+            if token is not None:
+                specials[key] = token
+    tokenizer = PreTrainedTokenizerFast(
+        tokenizer_object=backend, model_max_length=context_length, **specials,
+        **({"additional_special_tokens": extra} if extra else {}),
+    )
+    return tokenizer
+
+
+# precision -------------------------------------------------------------------
+def quantize_hook(quantization: str | None, dtype: torch.dtype, keep: Callable[[str], bool]) -> QuantizeHook | None:
+    """A weights.load_into hook that puts Linear layers in 8-bit or NF4 through bitsandbytes.
+
+    ``keep(module_name)`` True leaves a layer in ``dtype`` (embeddings, the
+    output head and norms stay 16-bit, as transformers' bitsandbytes
+    integration does: the head's precision is what the sampler reads).
+    bitsandbytes quantises when the layer is moved to its device; from 0.45
+    it also runs on CPUs, which the CPU tests use."""
+    if quantization is None:
+        return None
+    if quantization not in QUANTIZATIONS:
+        raise ModelLoadError(f"unknown quantization {quantization!r}: use int8 or nf4")
+    try:
+        import bitsandbytes as bnb
+    except ImportError:
+        raise ModelLoadError(
+            f"{quantization} weights need bitsandbytes: pip install 'lacuna-editor[quant]'"
+        ) from None
+
+    if quantization == "int8":
+        # bitsandbytes logs a warning on every int8 matmul whose input is not fp16: it
+        # casts, as documented, and a user can do nothing about it.
+        logging.getLogger("bitsandbytes.autograd._functions").addFilter(_drop_cast_notice)
+
+    def hook(name: str, layer: nn.Linear, weight: torch.Tensor) -> nn.Module | None:
+        if keep(name):
+            return None
+        if quantization == "nf4":
+            q = bnb.nn.Linear4bit(layer.in_features, layer.out_features, bias=False, compute_dtype=dtype,
+                                  quant_type="nf4", compress_statistics=True, device="cpu")
+            q.weight = bnb.nn.Params4bit(weight, requires_grad=False, quant_type="nf4", compress_statistics=True)
+        else:
+            q = bnb.nn.Linear8bitLt(layer.in_features, layer.out_features, bias=False,
+                                    has_fp16_weights=False, device="cpu")
+            q.weight = bnb.nn.Int8Params(weight, requires_grad=False, has_fp16_weights=False)
+        return q
+
+    return hook
+
+
+def _drop_cast_notice(record: logging.LogRecord) -> bool:
+    return not str(record.msg).startswith("MatMul8bitLt: inputs will be cast")
+
+
+# loading ---------------------------------------------------------------------
+def build_network(factory: Callable[[], nn.Module], path: Path, device: torch.device, dtype: torch.dtype,
+                  quantization: str | None = None, keep: Callable[[str], bool] = lambda name: False,
+                  rename: Callable[[str], str] | None = None) -> nn.Module:
+    """Build a network on the meta device (no memory), then stream the checkpoint into it.
+
+    Raises ModelLoadError for a checkpoint that does not match, and for an
+    out-of-memory device with the sizes to try next."""
+    with torch.device("meta"):
+        network = factory()
+    hook = quantize_hook(quantization, dtype, keep)
+    try:
+        load_into(network, path, device, dtype, quantize=hook, rename=rename)
+    except torch.OutOfMemoryError:
+        raise ModelLoadError(
+            f"out of memory loading {path.name} on {device} in {quantization or dtype}; "
+            "try --quant nf4, a smaller model, or the CPU"
+        ) from None
+    return network.eval().requires_grad_(False)

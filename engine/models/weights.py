@@ -1,0 +1,243 @@
+"""Stream checkpoint weights into a network built on the meta device.
+
+Reads safetensors files (one ``model.safetensors``, or shards listed by
+``model.safetensors.index.json``) tensor by tensor with plain file reads:
+each tensor is read into its own buffer, cast, moved to the device (or
+quantised there) and put in place before the next is read. Peak host memory
+is therefore the weights already placed plus about one tensor, never a second
+full copy. (The safetensors library maps a whole file; its resident pages
+would count against a CPU load until the file is closed.) The file format is
+the documented one: an 8-byte little-endian header length, a JSON header of
+``{name: {dtype, shape, data_offsets}}``, then the raw little-endian data.
+
+Every checkpoint tensor must match a network tensor by name and shape and
+every network tensor must be covered: anything else is a ModelLoadError
+naming the tensor. Only data is read; no code file beside the weights is
+ever imported.
+"""
+from __future__ import annotations
+
+import json
+import logging
+import math
+import sys
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+from torch import nn
+
+from ..errors import ModelLoadError
+
+log = logging.getLogger(__name__)
+
+INDEX = "model.safetensors.index.json"
+SINGLE = "model.safetensors"
+PICKLES = ("pytorch_model.bin", "model.bin", "model.pt", "model.pth", "checkpoint.pt", "checkpoint.pth")
+_HEADER_LIMIT = 100 << 20  # a header larger than this is not a real checkpoint
+
+_DTYPES = {
+    "F64": torch.float64, "F32": torch.float32, "F16": torch.float16, "BF16": torch.bfloat16,
+    "I64": torch.int64, "I32": torch.int32, "I16": torch.int16, "I8": torch.int8, "U8": torch.uint8,
+    "BOOL": torch.bool,
+}
+
+
+@dataclass(frozen=True)
+class TensorInfo:
+    name: str
+    file: Path
+    dtype: torch.dtype
+    shape: tuple[int, ...]
+    start: int  # absolute byte offset in the file
+    nbytes: int
+
+
+def checkpoint_files(folder: Path) -> list[Path]:
+    """The safetensors files of a checkpoint folder, in shard order.
+
+    Raises ModelLoadError when there are none (naming a pickle if that is
+    what the folder has) or when the index names a missing shard."""
+    folder = Path(folder)
+    index = folder / INDEX
+    if index.is_file():
+        try:
+            weight_map = json.loads(index.read_text(encoding="utf-8"))["weight_map"]
+            shards = sorted(set(weight_map.values()))
+        except (OSError, ValueError, KeyError, TypeError, AttributeError) as exc:
+            raise ModelLoadError(f"{index.name} cannot be read ({exc})") from None
+        files = []
+        for shard in shards:
+            path = (folder / shard).resolve()
+            if path.parent != folder.resolve() or not path.is_file():
+                raise ModelLoadError(f"{index.name} names the shard {shard!r}, which is not in {folder}")
+            files.append(path)
+        return files
+    if (folder / SINGLE).is_file():
+        return [folder / SINGLE]
+    found = sorted(folder.glob("*.safetensors"))
+    if found:
+        return found
+    pickles = [p for p in PICKLES if (folder / p).is_file()]
+    if pickles:
+        refuse_pickle(folder / pickles[0])
+    raise ModelLoadError(f"{folder} has no weights (no *.safetensors file)")
+
+
+def read_header(file: Path) -> list[TensorInfo]:
+    """The tensors a safetensors file holds, from its header alone (no data read)."""
+    try:
+        size = file.stat().st_size
+        with open(file, "rb") as fh:
+            raw = fh.read(8)
+            if len(raw) < 8:
+                raise ValueError("the file is shorter than a header")
+            n = int.from_bytes(raw, "little")
+            if not 2 <= n <= min(_HEADER_LIMIT, size - 8):
+                raise ValueError("the header length is impossible")
+            header = json.loads(fh.read(n))
+    except (OSError, ValueError, UnicodeDecodeError) as exc:
+        raise ModelLoadError(f"{file.name} is not a safetensors file ({exc})") from None
+    if not isinstance(header, dict):
+        raise ModelLoadError(f"{file.name} is not a safetensors file (its header is not a table)")
+    base = 8 + n
+    out = []
+    for name, info in header.items():
+        if name == "__metadata__":
+            continue
+        try:
+            dtype = _DTYPES[info["dtype"]]
+            shape = tuple(int(d) for d in info["shape"])
+            begin, end = (int(x) for x in info["data_offsets"])
+        except (KeyError, TypeError, ValueError):
+            raise ModelLoadError(f"{file.name}: tensor {name} has an unreadable or unsupported entry") from None
+        nbytes = math.prod(shape) * torch.empty((), dtype=dtype).element_size()
+        if min(shape, default=0) < 0 or begin < 0 or end - begin != nbytes or base + end > size:
+            raise ModelLoadError(f"{file.name}: tensor {name} lies outside the file or has the wrong size")
+        out.append(TensorInfo(name, file, dtype, shape, base + begin, nbytes))
+    return out
+
+
+def checkpoint_tensors(folder: Path) -> dict[str, TensorInfo]:
+    """name -> TensorInfo over every file of the checkpoint; a name in two files is refused."""
+    tensors: dict[str, TensorInfo] = {}
+    for file in checkpoint_files(folder):
+        for info in read_header(file):
+            if info.name in tensors:
+                raise ModelLoadError(f"tensor {info.name} appears twice ({tensors[info.name].file.name}, {file.name})")
+            tensors[info.name] = info
+    return tensors
+
+
+def _read(info: TensorInfo, fh) -> torch.Tensor:
+    buf = bytearray(info.nbytes)
+    fh.seek(info.start)
+    view = memoryview(buf)
+    got = 0
+    while got < info.nbytes:
+        n = fh.readinto(view[got:])
+        if not n:
+            raise ModelLoadError(f"{info.file.name}: tensor {info.name} is cut short")
+        got += n
+    if info.nbytes == 0:
+        return torch.empty(info.shape, dtype=info.dtype)
+    t = torch.frombuffer(buf, dtype=info.dtype).reshape(info.shape)
+    if sys.byteorder != "little" and t.element_size() > 1:  # pragma: no cover - big-endian hosts
+        t = t.view(torch.uint8).reshape(*info.shape, -1).flip(-1).contiguous().view(info.dtype).reshape(info.shape)
+    return t
+
+
+def iter_tensors(tensors: dict[str, TensorInfo]) -> Iterator[tuple[str, torch.Tensor]]:
+    """(name, CPU tensor) one at a time, in file order, each in a fresh buffer."""
+    by_file: dict[Path, list[TensorInfo]] = {}
+    for info in tensors.values():
+        by_file.setdefault(info.file, []).append(info)
+    for file, infos in by_file.items():
+        with open(file, "rb") as fh:
+            for info in sorted(infos, key=lambda i: i.start):
+                yield info.name, _read(info, fh)
+
+
+# A hook that may replace a module's weight by a quantised module: called with
+# (module name, the nn.Linear on the meta device, its weight tensor already in
+# the target dtype on the CPU); returns the module to install, or None to keep
+# the plain layer.
+QuantizeHook = Callable[[str, nn.Linear, torch.Tensor], "nn.Module | None"]
+
+
+def load_into(
+    network: nn.Module,
+    folder: Path,
+    device: torch.device,
+    dtype: torch.dtype,
+    quantize: QuantizeHook | None = None,
+    rename: Callable[[str], str] | None = None,
+) -> None:
+    """Fill ``network`` (built on the meta device) from the checkpoint in ``folder``.
+
+    Floating-point tensors are cast to ``dtype``; integer tensors keep theirs.
+    ``rename`` maps checkpoint names to network names (identity by default).
+    Raises ModelLoadError naming the first tensor whose name or shape does not
+    match, or the first network tensor the checkpoint lacks.
+    """
+    expected = {name: tuple(t.shape) for name, t in _named_tensors(network)}
+    raw = checkpoint_tensors(Path(folder))
+    tensors = {}
+    for name, info in raw.items():
+        target = rename(name) if rename else name
+        if target not in expected:
+            raise ModelLoadError(f"the checkpoint has a tensor {name} that this model does not have")
+        if info.shape != expected[target]:
+            raise ModelLoadError(
+                f"tensor {name} has shape {list(info.shape)} in the checkpoint, "
+                f"the config implies {list(expected[target])}"
+            )
+        tensors[target] = info
+    missing = sorted(set(expected) - set(tensors))
+    if missing:
+        raise ModelLoadError(f"the checkpoint lacks tensor {missing[0]}" + (f" and {len(missing) - 1} more" if len(missing) > 1 else ""))
+    renamed = {target: TensorInfo(target, i.file, i.dtype, i.shape, i.start, i.nbytes) for target, i in tensors.items()}
+    for name, cpu in iter_tensors(renamed):
+        if cpu.is_floating_point():
+            cpu = cpu.to(dtype)
+        owner_name, _, attr = name.rpartition(".")
+        owner = network.get_submodule(owner_name)
+        if quantize is not None and attr == "weight" and isinstance(owner, nn.Linear) and owner.bias is None:
+            replacement = quantize(owner_name, owner, cpu)
+            if replacement is not None:
+                parent_name, _, child = owner_name.rpartition(".")
+                setattr(network.get_submodule(parent_name), child, replacement.to(device))
+                continue
+        value = cpu.to(device)
+        if attr in owner._parameters:
+            owner._parameters[attr] = nn.Parameter(value, requires_grad=False)
+        else:
+            owner._buffers[attr] = value
+        del cpu, value
+    left = [name for name, t in _named_tensors(network) if t.is_meta]
+    if left:
+        raise ModelLoadError(f"tensor {left[0]} was not filled by the checkpoint")
+
+
+def _named_tensors(network: nn.Module) -> Iterator[tuple[str, torch.Tensor]]:
+    yield from network.named_parameters()
+    yield from network.named_buffers()
+
+
+def refuse_pickle(path: Path) -> None:
+    """Raise one clean ModelLoadError for a pickled checkpoint, without torch's warnings.
+
+    A pickle is only ever opened with ``torch.load(weights_only=True)``, which
+    refuses anything but tensors and plain containers; Lacuna then asks for
+    safetensors weights rather than converting silently."""
+    import warnings
+
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            torch.load(path, map_location="meta", weights_only=True, mmap=False)
+    except Exception as exc:  # noqa: BLE001 - torch raises several unpickling error types
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise ModelLoadError(f"{path.name} is a pickle that holds more than tensors; refused ({first[:160]})") from None
+    raise ModelLoadError(f"{path.name} is a pickled checkpoint; Lacuna loads safetensors weights only")
