@@ -481,22 +481,32 @@ def quantized_module(name: str) -> bool:
 def load(name: str, path, config: dict, device: torch.device, dtype: torch.dtype, quantization: str | None = None):
     """A DiffusionModel for a LLaDA-MoE checkpoint folder in the official layout.
 
-    The mask id comes from the config's ``mask_token_id`` when it has one,
-    else the released models' 156895. Raises ModelLoadError for an
-    unsupported config, a missing or unreadable tokenizer.json, or weights
-    whose names or shapes do not match."""
+    The mask id is the config's ``mask_token_id`` when it has one (the
+    released config.json has none), else the tokenizer's mask token, else
+    the released models' 156895. Raises ModelLoadError for an unsupported
+    config, a missing or unreadable tokenizer.json, or weights whose names or
+    shapes do not match."""
     from pathlib import Path
 
     from ..errors import ModelLoadError
     from .native import NativeAdapter, build_network, load_tokenizer
 
     path = Path(path)
+    tokenizer = load_tokenizer(path, config, name, 0)
+    mask_id = config.get("mask_token_id")
+    if mask_id is None:
+        mask_id = tokenizer.mask_token_id if tokenizer.mask_token_id is not None else LLADA_MOE_MASK_ID
     try:
-        cfg = LLaDAMoEConfig.from_config(config)
+        cfg = LLaDAMoEConfig.from_config({**config, "mask_token_id": mask_id})
     except ValueError as exc:
         raise ModelLoadError(f"{name}: {exc}") from None
+    if tokenizer.mask_token_id != cfg.mask_token_id:
+        token = tokenizer.convert_ids_to_tokens(cfg.mask_token_id)
+        if token is None:
+            raise ModelLoadError(f"{name}: the tokenizer has no token with the mask id {cfg.mask_token_id}")
+        tokenizer.mask_token = token
     context = cfg.max_position_embeddings
-    tokenizer = load_tokenizer(path, {**config, "mask_token_id": cfg.mask_token_id}, name, context)
+    tokenizer.model_max_length = context
     network = build_network(lambda: LLaDAMoENetwork(cfg), path, device, dtype, quantization,
                             keep=lambda module: not quantized_module(module))
     return NativeAdapter(name, FAMILY, network, tokenizer, cfg.mask_token_id, context, logit_shift=0,
