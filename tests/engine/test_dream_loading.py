@@ -166,3 +166,45 @@ def test_cli_infill_with_a_model_folder(which, request, capsys):
     data = json.loads(out)
     assert data["nfe"] == 3 and len(data["spans"]) == 2
     assert data["text"].startswith("In the ") and data["text"].endswith(".")
+
+
+@pytest.mark.parametrize("fixture, repo, entry, family", [
+    ("tiny_dream_dir", "Dream-org/Dream-v0-Base-7B", "dream-7b-base", "dream"),
+    ("tiny_dream_dir", "apple/DiffuCoder-7B-Instruct", "diffucoder-7b-instruct", "dream"),
+    ("tiny_llada_moe_dir", "inclusionAI/LLaDA-MoE-7B-A1B-Base", "llada-moe-7b-a1b-base", "llada_moe"),
+])
+def test_catalog_entries_load_from_the_hf_cache(fixture, repo, entry, family, request, tmp_path, monkeypatch):
+    import shutil
+
+    from engine.hub import catalog_entry
+
+    assert catalog_entry(entry)["family"] == family and catalog_entry(entry)["loadable"]
+    monkeypatch.setenv("HF_HUB_CACHE", str(tmp_path / "hub"))
+    commit = "0123456789abcdef0123456789abcdef01234567"
+    folder = tmp_path / "hub" / ("models--" + repo.replace("/", "--"))
+    shutil.copytree(request.getfixturevalue(fixture), folder / "snapshots" / commit)
+    (folder / "refs").mkdir()
+    (folder / "refs" / "main").write_text(commit)
+    for name in (repo, entry):
+        model = load_model(name, device="cpu", dtype="float32")
+        assert model.family == family and model.path == str(folder / "snapshots" / commit)
+
+
+@pytest.mark.parametrize("which", ["dream", "moe"])
+def test_nf4_weights_on_cpu(which, dream, moe, tiny_dream_dir, tiny_llada_moe_dir):
+    bnb = pytest.importorskip("bitsandbytes")
+    ref, folder = (dream, tiny_dream_dir) if which == "dream" else (moe, tiny_llada_moe_dir)
+    model = load_model(str(folder), device="cpu", dtype="bfloat16", quantization="nf4")
+    layer = model.network.model.layers[1]
+    assert isinstance(layer.self_attn.o_proj, bnb.nn.Linear4bit)
+    assert isinstance(model.network.lm_head, torch.nn.Linear)  # the head stays 16-bit
+    if which == "moe":
+        assert isinstance(layer.mlp.experts[0].down_proj, bnb.nn.Linear4bit)
+        assert type(layer.mlp.gate) is torch.nn.Linear  # the router stays 16-bit
+    else:
+        assert isinstance(layer.mlp.gate_proj, bnb.nn.Linear4bit)
+    ids = torch.tensor([7, 8, model.mask_id, model.mask_id, 9, 10])
+    got = model.logits(ids, torch.tensor([2, 3]))
+    want = ref.logits(ids, torch.tensor([2, 3]))
+    assert torch.isfinite(got).all()
+    assert torch.corrcoef(torch.stack([got.flatten(), want.flatten()]))[0, 1] > 0.9
