@@ -496,8 +496,14 @@ def load(name: str, path, config: dict, device: torch.device, dtype: torch.dtype
     mask_id = config.get("mask_token_id")
     if mask_id is None:
         mask_id = tokenizer.mask_token_id if tokenizer.mask_token_id is not None else LLADA_MOE_MASK_ID
+    values = {**config, "mask_token_id": mask_id}
+    if values.get("moe_router_enable_expert_bias"):
+        from .weights import checkpoint_tensors
+
+        # Upstream's expert_bias buffer starts at zero, so a checkpoint without one routes as if unbiased.
+        values["moe_router_enable_expert_bias"] = any(n.endswith("mlp.expert_bias") for n in checkpoint_tensors(path))
     try:
-        cfg = LLaDAMoEConfig.from_config({**config, "mask_token_id": mask_id})
+        cfg = LLaDAMoEConfig.from_config(values)
     except ValueError as exc:
         raise ModelLoadError(f"{name}: {exc}") from None
     if tokenizer.mask_token_id != cfg.mask_token_id:

@@ -208,3 +208,18 @@ def test_nf4_weights_on_cpu(which, dream, moe, tiny_dream_dir, tiny_llada_moe_di
     want = ref.logits(ids, torch.tensor([2, 3]))
     assert torch.isfinite(got).all()
     assert torch.corrcoef(torch.stack([got.flatten(), want.flatten()]))[0, 1] > 0.9
+
+
+def test_moe_expert_bias_is_read_when_stored_and_zero_when_the_checkpoint_has_none(tmp_path):
+    folder = build_tiny_llada_moe(tmp_path / "bias", moe_router_enable_expert_bias=True)
+    state = load_file(str(folder / "model.safetensors"))
+    state["model.layers.0.mlp.expert_bias"] = torch.tensor([0.5, 0.0, 0.0, 0.0], dtype=torch.bfloat16)
+    save_file(state, str(folder / "model.safetensors"))
+    model = load_model(str(folder), device="cpu", dtype="float32")
+    assert model.network.model.layers[0].mlp.expert_bias[0] == 0.5
+    # A config that enables the bias over a checkpoint without it: upstream's zero buffer, i.e. no bias.
+    for key in [k for k in state if k.endswith("expert_bias")]:
+        del state[key]
+    save_file(state, str(folder / "model.safetensors"))
+    model = load_model(str(folder), device="cpu", dtype="float32")
+    assert model.network.model.layers[0].mlp.expert_bias is None
