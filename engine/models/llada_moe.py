@@ -43,8 +43,11 @@ from .blocks import RMSNorm, RotaryEmbedding, attention, merge_heads, split_head
 # The mask id of the released models: their generate(mask_id=156895); config.json has none.
 LLADA_MOE_MASK_ID = 156895
 
-# Shapes of inclusionAI/LLaDA-MoE-7B-A1B (paper and model card: 16 layers of
-# 64 experts, 8 active, 2048 wide, 7B parameters in all, 1.4B active).
+# Shapes of inclusionAI/LLaDA-MoE-7B-A1B: 16 layers of 64 experts, 8 active,
+# 2048 wide (paper and model card); vocabulary 157184, rope theta 50000 and
+# 8192 positions as third-party readings of its config.json give them (the
+# file itself was not at hand). Only benchmarks use this; loading always reads
+# the checkpoint's own config.json.
 _LLADA_MOE_7B = {
     "hidden_size": 2048,
     "num_hidden_layers": 16,
