@@ -223,3 +223,29 @@ def test_moe_expert_bias_is_read_when_stored_and_zero_when_the_checkpoint_has_no
     save_file(state, str(folder / "model.safetensors"))
     model = load_model(str(folder), device="cpu", dtype="float32")
     assert model.network.model.layers[0].mlp.expert_bias is None
+
+
+@pytest.mark.parametrize("entry", ["dream-7b-base", "dream-7b-instruct", "diffucoder-7b-base",
+                                   "diffucoder-7b-instruct", "llada-moe-7b-a1b-base", "llada-moe-7b-a1b-instruct"])
+def test_catalog_entries_get_a_fit_verdict_per_precision(entry):
+    from engine.hub import fit
+
+    gib = 1 << 30
+    big = fit.Device("cuda", 0, "Simulated 24GB", 24 * gib, 23 * gib, True)
+    small = fit.Device("cuda", 0, "Simulated 8GB", 8 * gib, 7 * gib, True)
+    on_big = {f.precision: f for f in fit.fit_model(entry, [big])}
+    on_small = {f.precision: f for f in fit.fit_model(entry, [small])}
+    assert set(on_big) == {"bf16", "int8", "int4"}
+    assert on_big["bf16"].verdict in ("fits", "tight") and on_big["int4"].verdict == "fits"
+    assert on_small["bf16"].verdict == "won't fit" and on_small["int4"].verdict == "fits"
+    assert on_big["bf16"].need > on_big["int8"].need > on_big["int4"].need > 3 * gib
+
+
+@pytest.mark.parametrize("fixture", ["tiny_dream_dir", "tiny_llada_moe_dir"])
+def test_a_downloaded_folder_is_sized_from_its_own_weights(fixture, request):
+    from engine.hub import fit
+
+    folder = request.getfixturevalue(fixture)
+    shape = fit.shape_for(str(folder))
+    counted = fit.count_safetensors_parameters(folder)
+    assert shape is not None and shape.exact and shape.parameters == counted
