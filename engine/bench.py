@@ -16,6 +16,8 @@ from time import perf_counter
 
 import torch
 
+from .errors import InputError
+
 _PARAGRAPH = (
     "It was the best of times, it was the worst of times, it was the age of wisdom, it was the age of "
     "foolishness, it was the epoch of belief, it was the epoch of incredulity, it was the season of Light, "
@@ -71,7 +73,10 @@ def overhead(model, context: int = 256, span: int = 32, steps: int = 16, repeats
     def full_vocab() -> None:
         with torch.inference_mode():
             for _ in shapes:
-                model.model(input_ids=ids.unsqueeze(0)).logits
+                if hasattr(model, "model"):  # transformers masked LMs
+                    model.model(input_ids=ids.unsqueeze(0)).logits
+                else:  # native networks: ids -> logits
+                    model.network(ids.unsqueeze(0))
 
     bare()
     engine_times, bare_times, full_times = [], [], []
@@ -114,9 +119,31 @@ def machine() -> str:
     return f"{cpu}, {os.cpu_count()} cores, torch {torch.__version__}, Python {platform.python_version()}"
 
 
+def _scale(args) -> int:
+    from .bench_native import format_scale, scale
+
+    try:
+        precisions = tuple(p.strip() for p in args.precisions.split(",") if p.strip())
+        steps = tuple(int(x) for x in args.scale_steps.split(",") if x.strip())
+    except ValueError:
+        raise InputError("--scale-steps takes comma-separated whole numbers, e.g. 256,64,32") from None
+    bad = [p for p in precisions if p not in ("bf16", "fp32", "int8", "nf4")]
+    if bad or not precisions or not steps or min(steps) < 1:
+        raise InputError("--precisions takes bf16, fp32, int8, nf4; --scale-steps positive numbers")
+    try:
+        report = scale(args.scale, args.layers, args.device, precisions, steps, measure_steps=args.measure_steps)
+    except (ModuleNotFoundError, ValueError) as exc:
+        raise InputError(f"--scale {args.scale}: no benchmark network for this family ({exc})") from None
+    report["machine"] = machine()
+    print(json.dumps(report, indent=2) if args.json else f"machine: {report['machine']}\n" + format_scale(report))
+    return 0
+
+
 def main(args) -> int:
     from . import load_model
 
+    if getattr(args, "scale", None):
+        return _scale(args)
     model = load_model(args.model, device=args.device, dtype=args.dtype)
     report = {"machine": machine(), "overhead": overhead(model, args.context, args.span, args.steps, args.repeats)}
     if args.quality:

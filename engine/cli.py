@@ -61,6 +61,14 @@ def _add_bench(sub) -> None:
     p.add_argument("--quality", action="store_true", help="also measure restore accuracy per sampler on held-out text")
     p.add_argument("--heldout", default=None, help="held-out text file for --quality (default: rebuilt corpus split)")
     p.add_argument("--examples", type=int, default=200)
+    p.add_argument("--scale", metavar="FAMILY", default=None,
+                   help="instead: a random network with the family's real shapes (llada: LLaDA-8B), "
+                        "tokens/s and peak memory of a 256-token infill at 256, 64 and 32 steps, bf16 and 4-bit")
+    p.add_argument("--layers", type=int, default=None, help="--scale: blocks to build (default: all on CUDA, 1 elsewhere)")
+    p.add_argument("--precisions", default="bf16,nf4", help="--scale: comma-separated, of bf16, fp32, int8, nf4")
+    p.add_argument("--scale-steps", default="256,64,32", help="--scale: comma-separated step counts")
+    p.add_argument("--measure-steps", type=int, default=None,
+                   help="--scale: time only the first K steps of each run and project (default: all on CUDA, 2 elsewhere)")
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=_run_bench)
 

@@ -20,7 +20,7 @@ from typing import Any
 from . import store
 
 USER_CATALOG = "catalog.json"
-LOADABLE_FAMILIES = frozenset({"bert", "modernbert", "dream", "llada_moe"})
+LOADABLE_FAMILIES = frozenset({"bert", "modernbert", "llada", "llada_moe", "dream"})
 DEFAULT_FILES = (
     "*.safetensors",
     "*.safetensors.index.json",
@@ -64,9 +64,11 @@ def _finish(entry: dict[str, Any], source: str) -> dict[str, Any]:
     out["loadable"] = out["family"] in LOADABLE_FAMILIES
     params = out.get("parameters")
     if params:
-        from .fit import weight_bytes
+        from .fit import shape_from_config, weight_bytes
 
-        out["memory"] = {p: weight_bytes(int(params), p) for p in ("bf16", "int8", "int4")}
+        shape = shape_from_config(out["shape"]) if isinstance(out.get("shape"), dict) else None
+        quantized = shape.quantized if shape is not None else None  # exact for native families
+        out["memory"] = {p: weight_bytes(int(params), p, quantized) for p in ("bf16", "int8", "int4")}
     else:
         out["memory"] = None
     return out

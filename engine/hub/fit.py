@@ -18,6 +18,11 @@ keep no KV cache, so nothing grows with the number of steps):
 
 Checked on this machine's CPU against the measured peak RSS of real loads
 (tests/engine/hub/test_fit.py): within 20%.
+
+Native families (LLaDA, ...) count exactly from their config: ``family_split``
+gives the parameters 8/4-bit loading quantises (the Linear layers of the
+blocks) and those it keeps in 16-bit (embedding, head, norms); the loader
+quantises exactly those layers and checks this estimate before it loads.
 """
 from __future__ import annotations
 
@@ -41,12 +46,105 @@ DEFAULT_CONTEXT = 512
 DEFAULT_VOCAB = 50_000  # when the vocabulary is unknown (before download)
 
 
-def weight_bytes(parameters: int, precision: str) -> int:
+def weight_bytes(parameters: int, precision: str, quantized: int | None = None) -> int:
+    """Bytes of weights; ``quantized``: how many of the parameters 8/4-bit loading
+    quantises (known per family), else a typical share."""
     if precision in ("int8", "int4"):
-        kept = parameters * QUANT_KEPT_16BIT
-        quant = parameters - kept
+        quant = parameters * (1 - QUANT_KEPT_16BIT) if quantized is None else quantized
+        kept = parameters - quant
         return int(kept * 2 + quant * (BYTES_PER_PARAM[precision] + QUANT_EXTRA[precision]))
     return int(parameters * BYTES_PER_PARAM[precision])
+
+
+# per-family parameter counts -------------------------------------------------
+@dataclass(frozen=True)
+class ParamSplit:
+    quantized: int  # parameters in the Linear layers 8/4-bit loading quantises
+    kept: int       # parameters that stay 16-bit: embeddings, output head, norms
+
+    @property
+    def total(self) -> int:
+        return self.quantized + self.kept
+
+
+def _llada_split(cfg: dict[str, Any]) -> ParamSplit:
+    """LLaDA / iLLaDA (engine/models/llada.py): blocks of q, k, v, attn_out, ff_proj,
+    up_proj, ff_out (quantised) plus two norms; wte, ln_f and an untied head kept."""
+    d, layers, heads = int(cfg["d_model"]), int(cfg["n_layers"]), int(cfg["n_heads"])
+    kv = int(cfg.get("n_kv_heads") or heads)
+    ff = int(cfg.get("mlp_hidden_size") or int(cfg.get("mlp_ratio", 4)) * d)
+    vocab = int(cfg.get("embedding_size") or cfg["vocab_size"])
+    hd = d // heads
+    linear = d * heads * hd + 2 * d * kv * hd + heads * hd * d + 3 * d * ff
+    embeddings = vocab * d * (1 if cfg.get("weight_tying") else 2)
+    return ParamSplit(layers * linear, embeddings + (2 * layers + 1) * d)
+
+
+def _dream_split(cfg: dict[str, Any]) -> ParamSplit:
+    """Dream / DiffuCoder (engine/models/dream.py): o_proj and the SwiGLU MLP quantised;
+    q/k/v (they carry biases, which the 8/4-bit hook leaves in 16-bit), norms,
+    embed_tokens and the untied lm_head kept."""
+    d, layers, heads = int(cfg["hidden_size"]), int(cfg["num_hidden_layers"]), int(cfg["num_attention_heads"])
+    kv = int(cfg.get("num_key_value_heads") or heads)
+    ff, vocab = int(cfg["intermediate_size"]), int(cfg["vocab_size"])
+    hd = d // heads
+    quantized = heads * hd * d + 3 * d * ff
+    kept = (d * heads * hd + 2 * d * kv * hd) + (heads * hd + 2 * kv * hd) + 2 * d
+    return ParamSplit(layers * quantized, layers * kept + 2 * vocab * d + d)
+
+
+def _llada_moe_split(cfg: dict[str, Any]) -> ParamSplit:
+    """LLaDA-MoE (engine/models/llada_moe.py): attention projections (without biases),
+    experts, shared experts and dense MLPs quantised; routers, expert biases,
+    norms, embed_tokens and lm_head kept. Every expert counts: all stay in memory."""
+    d, layers, heads = int(cfg["hidden_size"]), int(cfg["num_hidden_layers"]), int(cfg["num_attention_heads"])
+    kv = int(cfg.get("num_key_value_heads") or heads)
+    hd = d // heads
+    experts, vocab = int(cfg["num_experts"]), int(cfg["vocab_size"])
+    freq = cfg.get("moe_layer_freq") or [1] * layers
+    shared = cfg.get("shared_expert_intermediate_size")
+    attention = 2 * d * heads * hd + 2 * d * kv * hd
+    biased = bool(cfg.get("attention_bias"))
+    quantized = kept = 0
+    for i in range(layers):
+        kept += 2 * d + (2 * hd if cfg.get("qk_layernorm") else 0)
+        if biased:
+            kept += attention + 2 * heads * hd + 2 * kv * hd
+        else:
+            quantized += attention
+        if freq[i]:
+            quantized += experts * 3 * d * int(cfg["expert_intermediate_size"]) + (3 * d * int(shared) if shared else 0)
+            kept += experts * d + (experts if cfg.get("moe_router_enable_expert_bias") else 0)
+        else:
+            quantized += 3 * d * int(cfg["dense_intermediate_size"])
+    return ParamSplit(quantized, kept + 2 * vocab * d + d)
+
+
+def _family_is(name: str):
+    def detect(config: dict[str, Any]) -> bool:
+        from .catalog import family_from_config
+
+        return family_from_config(config) == name
+    return detect
+
+
+# family -> (does this config belong to it, its split), tried in this order. Other native families add theirs.
+FAMILY_SPLITS: dict[str, tuple[Any, Any]] = {
+    "llada_moe": (_family_is("llada_moe"), _llada_moe_split),  # before llada: released as model_type "llada"
+    "llada": (lambda c: str(c.get("model_type", "")).lower() == "llada", _llada_split),
+    "dream": (_family_is("dream"), _dream_split),
+}
+
+
+def family_split(config: dict[str, Any]) -> tuple[str, ParamSplit] | None:
+    """(family, split) for a native family's config, or None (unknown or incomplete config)."""
+    for family, (detect, split) in FAMILY_SPLITS.items():
+        if detect(config):
+            try:
+                return family, split(config)
+            except (KeyError, TypeError, ValueError, ZeroDivisionError):
+                return None
+    return None
 
 
 @dataclass(frozen=True)
@@ -57,6 +155,9 @@ class Shape:
     intermediate_size: int | None = None
     num_hidden_layers: int | None = None
     max_context: int | None = None
+    family: str | None = None
+    quantized: int | None = None  # parameters 8/4-bit loading quantises (native families)
+    largest_linear: int | None = None  # parameters of the biggest quantised matrix
 
     @property
     def exact(self) -> bool:
@@ -90,8 +191,20 @@ def estimate(shape: Shape, precision: str = "bf16", device: str = "cpu",
     else:
         hidden = int(0.02 * shape.parameters * act / 2)
     kind = device.split(":")[0]
-    return Estimate(precision, device, L, weight_bytes(shape.parameters, precision), logits + hidden,
-                    OVERHEAD.get(kind, OVERHEAD["cuda"]), shape.exact)
+    if precision in ("int8", "int4") and shape.largest_linear:
+        hidden += shape.largest_linear * act  # bitsandbytes dequantises one matrix at a time
+        if precision == "int4" and kind == "cpu":
+            # its CPU NF4 quantiser works over a whole matrix in float32 and int32 while loading
+            hidden += shape.largest_linear * 16
+    return Estimate(precision, device, L, weight_bytes(shape.parameters, precision, shape.quantized),
+                    logits + hidden, OVERHEAD.get(kind, OVERHEAD["cuda"]), shape.exact)
+
+
+def estimate_for_config(config: dict[str, Any], precision: str, device: str = "cpu",
+                        context: int | None = None) -> Estimate | None:
+    """The estimate for a model whose config.json is at hand (what the loader checks)."""
+    shape = shape_from_config(config)
+    return estimate(shape, precision, device, context) if shape is not None else None
 
 
 # shapes ----------------------------------------------------------------------
@@ -106,6 +219,13 @@ def shape_from_config(config: dict[str, Any], parameters: int | None = None) -> 
     vocab = cfg.get("vocab_size") or cfg.get("embedding_size")
     ctx = (cfg.get("max_position_embeddings") or cfg.get("max_sequence_length") or cfg.get("n_positions")
            or cfg.get("model_max_length"))
+    native = family_split(cfg)
+    if native is not None:
+        family, split = native
+        vocab = cfg.get("embedding_size") or vocab
+        largest = int(hidden) * int(inter) if hidden and inter else None
+        # the formula is exact for the family; a counted total (safetensors headers) agrees with it
+        return Shape(split.total, vocab, hidden, inter, layers, ctx, family, split.quantized, largest)
     if parameters is None:
         if not (hidden and layers and vocab):
             return None
@@ -406,7 +526,8 @@ def fit_model(name_or_entry: str | dict[str, Any], devices: list[Device] | None 
         prec = precision
         if precision == "bf16" and not device.bf16:
             prec = "fp32" if device.kind == "cpu" else "fp16"
-        if precision in ("int8", "int4") and device.kind != "cuda":
+        cpu_quant = device.kind == "cpu" and shape.family is not None and bitsandbytes_available()
+        if precision in ("int8", "int4") and device.kind != "cuda" and not cpu_quant:
             out.append(Fit(precision, device.label, 0, device.available, device.total, "n/a",
                            "8/4-bit needs CUDA (bitsandbytes)", shape.exact))
             continue

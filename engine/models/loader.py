@@ -169,6 +169,44 @@ def pick_quantization(quantization: str | None, device: torch.device) -> str | N
     return q
 
 
+def precision_name(dtype: torch.dtype, quantization: str | None) -> str:
+    """The fit check's name for what loading will hold: int8, int4, bf16, fp16 or fp32."""
+    if quantization is not None:
+        return "int4" if quantization == "nf4" else "int8"
+    return {torch.bfloat16: "bf16", torch.float16: "fp16"}.get(dtype, "fp32")
+
+
+def check_fit(name: str, config: dict, device: torch.device, dtype: torch.dtype, quantization: str | None) -> None:
+    """Refuse a load that cannot fit the device at all (engine.hub.fit's estimate, the
+    same formula as the model manager's verdict); warn in the log when it is tight."""
+    from ..hub import fit
+
+    precision = precision_name(dtype, quantization)
+    est = fit.estimate_for_config(config, precision, device.type)
+    if est is None:
+        return
+    total = available = 0
+    if device.type == "cpu":
+        total, available = fit.cpu_memory()
+    elif device.type == "cuda":
+        try:
+            available, total = torch.cuda.mem_get_info(device)
+        except RuntimeError:
+            return
+    if not total:
+        return
+    gib = 1 << 30
+    if est.total > total:
+        smaller = "; try --quant nf4" if quantization != "nf4" else ""
+        raise ModelLoadError(
+            f"{name} needs about {est.total / gib:.1f} GiB in {precision} on {device.type}, "
+            f"which has {total / gib:.1f} GiB{smaller}"
+        )
+    if est.total > available:
+        log.warning("%s needs about %.1f GiB in %s; %s has %.1f GiB free", name, est.total / gib, precision,
+                    device.type, available / gib)
+
+
 def load_model(name: str, device: str | torch.device | None = None, dtype: str | torch.dtype | None = None,
                quantization: str | None = None):
     """Load a model for infilling. Offline: only local files are read.
@@ -178,10 +216,14 @@ def load_model(name: str, device: str | torch.device | None = None, dtype: str |
     path = resolve_path(name)
     config = _read_config(name, path)
     dev = pick_device(device)
-    dt = pick_dtype(dev, dtype)
     quant = pick_quantization(quantization, dev)
+    if quant is not None and dtype in (None, "auto"):
+        # 8/4-bit keeps embeddings, head and norms in 16-bit, as the fit check counts them
+        dtype = torch.float16 if dev.type == "cuda" and not torch.cuda.is_bf16_supported() else torch.bfloat16
+    dt = pick_dtype(dev, dtype)
     family = native_family(config)
     if family is not None:
+        check_fit(name, config, dev, dt, quant)
         try:
             model = family.load(name, path, config, dev, dt, quant)
         except torch.OutOfMemoryError as exc:

@@ -212,19 +212,36 @@ def quantize_hook(quantization: str | None, dtype: torch.dtype, keep: Callable[[
         logging.getLogger("bitsandbytes.autograd._functions").addFilter(_drop_cast_notice)
 
     def hook(name: str, layer: nn.Linear, weight: torch.Tensor) -> nn.Module | None:
+        # built on the meta device: a CPU-built layer would first allocate and
+        # initialise a full-precision weight only to throw it away
         if keep(name):
             return None
         if quantization == "nf4":
             q = bnb.nn.Linear4bit(layer.in_features, layer.out_features, bias=False, compute_dtype=dtype,
-                                  quant_type="nf4", compress_statistics=True, device="cpu")
+                                  quant_type="nf4", compress_statistics=True, device="meta")
             q.weight = bnb.nn.Params4bit(weight, requires_grad=False, quant_type="nf4", compress_statistics=True)
         else:
             q = bnb.nn.Linear8bitLt(layer.in_features, layer.out_features, bias=False,
-                                    has_fp16_weights=False, device="cpu")
+                                    has_fp16_weights=False, device="meta")
             q.weight = bnb.nn.Int8Params(weight, requires_grad=False, has_fp16_weights=False)
         return q
 
+    hook.keep = keep  # type: ignore[attr-defined]  # lets the loader read kept layers without staging
     return hook
+
+
+def quantize_network(network: nn.Module, quantization: str, dtype: torch.dtype, keep: Callable[[str], bool]) -> None:
+    """Quantise, in place, the bias-free Linear layers of an already built network that
+    ``keep`` does not exempt (what loading does tensor by tensor; used by the benchmark)."""
+    hook = quantize_hook(quantization, dtype, keep)
+    targets = [(name, m) for name, m in network.named_modules() if isinstance(m, nn.Linear) and m.bias is None]
+    for name, layer in targets:
+        device = layer.weight.device
+        replacement = hook(name, layer, layer.weight.data.to("cpu", dtype))
+        if replacement is not None:
+            parent, _, child = name.rpartition(".")
+            setattr(network.get_submodule(parent), child, replacement.to(device))
+            del layer
 
 
 def _drop_cast_notice(record: logging.LogRecord) -> bool:

@@ -130,33 +130,45 @@ def checkpoint_tensors(folder: Path) -> dict[str, TensorInfo]:
     return tensors
 
 
-def _read(info: TensorInfo, fh) -> torch.Tensor:
-    buf = bytearray(info.nbytes)
+def _read_into(info: TensorInfo, fh, out: torch.Tensor) -> torch.Tensor:
+    """Read one tensor's bytes straight into ``out`` (a contiguous CPU tensor of at
+    least ``info.nbytes`` bytes); returns it viewed with the tensor's dtype and shape."""
+    raw = out.view(torch.uint8).reshape(-1)[: info.nbytes]
+    view = memoryview(raw.numpy()).cast("B")
     fh.seek(info.start)
-    view = memoryview(buf)
     got = 0
     while got < info.nbytes:
         n = fh.readinto(view[got:])
         if not n:
             raise ModelLoadError(f"{info.file.name}: tensor {info.name} is cut short")
         got += n
-    if info.nbytes == 0:
-        return torch.empty(info.shape, dtype=info.dtype)
-    t = torch.frombuffer(buf, dtype=info.dtype).reshape(info.shape)
+    t = raw.view(info.dtype).reshape(info.shape)
     if sys.byteorder != "little" and t.element_size() > 1:  # pragma: no cover - big-endian hosts
         t = t.view(torch.uint8).reshape(*info.shape, -1).flip(-1).contiguous().view(info.dtype).reshape(info.shape)
     return t
 
 
-def iter_tensors(tensors: dict[str, TensorInfo]) -> Iterator[tuple[str, torch.Tensor]]:
-    """(name, CPU tensor) one at a time, in file order, each in a fresh buffer."""
+def iter_tensors(tensors: dict[str, TensorInfo], staged: set[str] = frozenset()) -> Iterator[tuple[str, torch.Tensor]]:
+    """(name, CPU tensor) one at a time, in file order.
+
+    A tensor is read straight into its own new buffer, except those named in
+    ``staged``: they are read into one reused staging buffer and are valid only
+    until the next tensor is yielded (for tensors that are converted or
+    quantised anyway, so that no per-tensor buffer is allocated and freed)."""
     by_file: dict[Path, list[TensorInfo]] = {}
     for info in tensors.values():
         by_file.setdefault(info.file, []).append(info)
+    biggest = max((i.nbytes for i in tensors.values() if i.name in staged), default=0)
+    staging = torch.empty(biggest, dtype=torch.uint8) if biggest else None
     for file, infos in by_file.items():
         with open(file, "rb") as fh:
             for info in sorted(infos, key=lambda i: i.start):
-                yield info.name, _read(info, fh)
+                if info.nbytes == 0:
+                    yield info.name, torch.empty(info.shape, dtype=info.dtype)
+                elif info.name in staged:
+                    yield info.name, _read_into(info, fh, staging)
+                else:
+                    yield info.name, _read_into(info, fh, torch.empty(info.nbytes, dtype=torch.uint8))
 
 
 # A hook that may replace a module's weight by a quantised module: called with
@@ -198,18 +210,26 @@ def load_into(
     if missing:
         raise ModelLoadError(f"the checkpoint lacks tensor {missing[0]}" + (f" and {len(missing) - 1} more" if len(missing) > 1 else ""))
     renamed = {target: TensorInfo(target, i.file, i.dtype, i.shape, i.start, i.nbytes) for target, i in tensors.items()}
-    for name, cpu in iter_tensors(renamed):
-        if cpu.is_floating_point():
+    # Tensors that are cast, moved off the CPU or may be quantised are read through one
+    # staging buffer: a fresh buffer each, freed after the copy, would fragment the heap.
+    staged = {name for name, i in renamed.items()
+              if (i.dtype.is_floating_point and i.dtype != dtype) or device.type != "cpu"
+              or _may_quantize(network, name, quantize)}
+    for name, cpu in iter_tensors(renamed, staged):
+        read_at = cpu.data_ptr()
+        if cpu.is_floating_point() and cpu.dtype != dtype:
             cpu = cpu.to(dtype)
         owner_name, _, attr = name.rpartition(".")
         owner = network.get_submodule(owner_name)
-        if quantize is not None and attr == "weight" and isinstance(owner, nn.Linear) and owner.bias is None:
+        if _may_quantize(network, name, quantize):
             replacement = quantize(owner_name, owner, cpu)
             if replacement is not None:
                 parent_name, _, child = owner_name.rpartition(".")
                 setattr(network.get_submodule(parent_name), child, replacement.to(device))
                 continue
         value = cpu.to(device)
+        if name in staged and value.data_ptr() == read_at:
+            value = value.clone()  # still a view of the staging buffer
         if attr in owner._parameters:
             owner._parameters[attr] = nn.Parameter(value, requires_grad=False)
         else:
@@ -218,6 +238,19 @@ def load_into(
     left = [name for name, t in _named_tensors(network) if t.is_meta]
     if left:
         raise ModelLoadError(f"tensor {left[0]} was not filled by the checkpoint")
+
+
+def _may_quantize(network: nn.Module, name: str, quantize: QuantizeHook | None) -> bool:
+    """Whether the hook may replace the layer owning tensor ``name`` (its ``keep``
+    attribute, when it has one, names the layers it always leaves alone)."""
+    if quantize is None or not name.endswith(".weight"):
+        return False
+    owner_name = name[: -len(".weight")]
+    owner = network.get_submodule(owner_name)
+    if not isinstance(owner, nn.Linear) or owner.bias is not None:
+        return False
+    keep = getattr(quantize, "keep", None)
+    return not (keep is not None and keep(owner_name))
 
 
 def _named_tensors(network: nn.Module) -> Iterator[tuple[str, torch.Tensor]]:

@@ -249,3 +249,38 @@ def test_a_downloaded_folder_is_sized_from_its_own_weights(fixture, request):
     shape = fit.shape_for(str(folder))
     counted = fit.count_safetensors_parameters(folder)
     assert shape is not None and shape.exact and shape.parameters == counted
+
+
+@pytest.mark.parametrize("family, config", [
+    ("dream", None),
+    ("dream", dict(hidden_size=32, intermediate_size=48, num_hidden_layers=2, num_attention_heads=4,
+                   num_key_value_heads=2, vocab_size=64, mask_token_id=63)),
+    ("llada_moe", None),
+    ("llada_moe", dict(hidden_size=32, num_hidden_layers=3, num_attention_heads=4, num_key_value_heads=2,
+                       dense_intermediate_size=48, expert_intermediate_size=16, num_experts=4,
+                       num_experts_per_tok=2, moe_layer_freq=[0, 1, 1], vocab_size=64, mask_token_id=63,
+                       shared_expert_intermediate_size=24, moe_router_enable_expert_bias=True,
+                       attention_bias=True)),
+])
+def test_fit_split_counts_exactly_what_loading_holds_and_quantises(family, config):
+    from torch import nn
+
+    from engine.hub import fit
+    from engine.models import dream as dream_module
+    from engine.models import llada_moe as moe_module
+
+    module = dream_module if family == "dream" else moe_module
+    if family == "dream":
+        cfg = dream_module.DreamConfig.dream_7b() if config is None else dream_module.DreamConfig.from_config(config)
+        factory = dream_module.DreamNetwork
+    else:
+        cfg = moe_module.LLaDAMoEConfig.llada_moe_7b() if config is None else moe_module.LLaDAMoEConfig.from_config(config)
+        factory = moe_module.LLaDAMoENetwork
+    with torch.device("meta"):
+        net = factory(cfg)
+    found, split = fit.family_split(cfg.to_config())
+    assert found == family
+    assert split.total == sum(t.numel() for t in [*net.parameters(), *net.buffers()])
+    quantised = sum(m.weight.numel() for name, m in net.named_modules()
+                    if isinstance(m, nn.Linear) and m.bias is None and module.quantized_module(name))
+    assert split.quantized == quantised

@@ -144,16 +144,21 @@ def test_weights_per_precision_and_verdicts():
     assert fit.verdict(30 * GIB, 22 * GIB, 24 * GIB) == "won't fit"
 
 
-def test_fit_model_on_a_simulated_gpu_and_cpu(hub):
+def test_fit_model_on_a_simulated_gpu_and_cpu(hub, monkeypatch):
     gpu = fit.Device("cuda", 0, "Simulated 24GB", 24 * GIB, 23 * GIB, True)
     cpu = fit.Device("cpu", 0, "cpu", 16 * GIB, 12 * GIB, True)
     on_gpu = {f.precision: f for f in fit.fit_model("llada-8b-instruct", [gpu, cpu])}
     assert on_gpu["bf16"].verdict in ("fits", "tight") and on_gpu["int4"].verdict == "fits"
-    small_gpu = fit.Device("cuda", 0, "Simulated 8GB", 8 * GIB, 7 * GIB, True)
+    small_gpu = fit.Device("cuda", 0, "Simulated 8GB", 8 * GIB, int(7.5 * GIB), True)
     on_small = {f.precision: f for f in fit.fit_model("llada-8b-instruct", [small_gpu, cpu])}
     assert on_small["bf16"].verdict == "won't fit" and on_small["int4"].verdict == "fits"
+    monkeypatch.setattr(fit, "bitsandbytes_available", lambda: False)
     on_cpu = {f.precision: f for f in fit.fit_model("llada-8b-instruct", [cpu])}
     assert on_cpu["int8"].verdict == "n/a" and "CUDA" in on_cpu["int8"].note
+    # bitsandbytes >= 0.45 runs 8/4-bit on CPUs too: the native families get a verdict there
+    monkeypatch.setattr(fit, "bitsandbytes_available", lambda: True)
+    on_cpu = {f.precision: f for f in fit.fit_model("llada-8b-instruct", [cpu])}
+    assert on_cpu["int4"].verdict == "fits" and on_cpu["int4"].need < on_cpu["int8"].need < on_cpu["bf16"].need
     unknown = fit.fit_model("sedd-small", [cpu])
     assert all(f.verdict == "n/a" for f in unknown)
 
@@ -198,3 +203,21 @@ def test_a_cpu_without_bf16_is_sized_in_float32():
     on_new = fit.fit_model("modernbert-large-chat", [new])[0]
     assert (on_old.precision, on_new.precision) == ("fp32", "bf16")
     assert on_old.need > on_new.need
+
+
+def test_llada_counts_are_exact_and_match_what_loading_quantises(tmp_path):
+    """The per-family formula against the network itself and the layers nf4 loading replaces."""
+    import torch
+
+    from engine.models.llada import LLaDAConfig, LLaDANetwork, quantized_module
+
+    for config in (LLaDAConfig.llada_8b(), LLaDAConfig.llada_8b(n_kv_heads=8, mlp_hidden_size=14336,
+                                                                embedding_size=155136, weight_tying=True)):
+        family, split = fit.family_split(config.to_config())
+        with torch.device("meta"):
+            net = LLaDANetwork(config)
+        quantised = sum(m.weight.numel() for n, m in net.named_modules()
+                        if isinstance(m, torch.nn.Linear) and quantized_module(n))
+        assert family == "llada"
+        assert split.total == net.num_parameters() and split.quantized == quantised
+    assert fit.shape_for("llada-8b-base").parameters == 8_015_581_184

@@ -1,0 +1,267 @@
+"""Benchmarks of the native families at real scale, and of loading memory.
+
+``scale``: a randomly initialised network with the exact shapes of LLaDA-8B
+(or another family's reference model, when its module offers
+``bench_network``), fewer layers on a CPU, runs the engine's real sampler on
+a 256-token infill at 256, 64 and 32 steps, in bf16 and in 4-bit (NF4), and
+reports tokens per second and peak memory. Where a full run would take too
+long (a CPU), only the first ``measure_steps`` steps of each run are timed
+and the rate is projected from them: every step runs the whole canvas
+through the blocks and the head on at most one block of masked positions,
+so step cost is flat across a run; the report says which figures are
+projected.
+
+``load_memory``: peak host memory (RSS) while loading a checkpoint and over
+one forward pass, against the weights' size and engine.hub.fit's estimate.
+
+They measure; nothing passes or fails on time. Usage:
+``lacuna-cli bench --scale llada [--layers N]`` and
+``python -m engine.bench_native load FOLDER [--dtype D] [--quant Q]``.
+"""
+from __future__ import annotations
+
+import argparse
+import gc
+import importlib
+import json
+import sys
+import threading
+from pathlib import Path
+from time import perf_counter
+
+import torch
+
+from .errors import Cancelled
+
+GIB = 1 << 30
+
+
+# process memory ----------------------------------------------------------------
+def _status() -> dict[str, int]:
+    out = {}
+    try:
+        with open("/proc/self/status", encoding="ascii") as fh:
+            for line in fh:
+                key, _, rest = line.partition(":")
+                if key in ("VmRSS", "VmHWM"):
+                    out[key] = int(rest.split()[0]) * 1024
+    except OSError:
+        pass
+    return out
+
+
+def _trim() -> None:
+    gc.collect()
+    try:
+        import ctypes
+
+        ctypes.CDLL("libc.so.6").malloc_trim(0)
+    except (OSError, AttributeError):
+        pass
+
+
+def reset_peak() -> int:
+    """Reset the process's peak RSS (Linux) and return the current RSS, in bytes (0 elsewhere)."""
+    _trim()
+    try:
+        with open("/proc/self/clear_refs", "w", encoding="ascii") as fh:
+            fh.write("5")
+    except OSError:
+        return 0
+    return _status().get("VmRSS", 0)
+
+
+def peak_rss() -> int:
+    return _status().get("VmHWM", 0)
+
+
+def tensor_bytes(module: torch.nn.Module) -> int:
+    """Bytes held by a module's parameters and buffers, quantisation state included."""
+    total = 0
+    for t in list(module.parameters()) + list(module.buffers()):
+        total += t.numel() * t.element_size()
+        state = getattr(t, "quant_state", None)
+        if state is not None:
+            for name in ("absmax", "code"):
+                v = getattr(state, name, None)
+                if isinstance(v, torch.Tensor):
+                    total += v.numel() * v.element_size()
+            nested = getattr(state, "state2", None)
+            if nested is not None and isinstance(getattr(nested, "absmax", None), torch.Tensor):
+                total += nested.absmax.numel() * nested.absmax.element_size()
+        scb = getattr(t, "SCB", None)
+        if isinstance(scb, torch.Tensor):
+            total += scb.numel() * scb.element_size()
+    return total
+
+
+# loading memory -----------------------------------------------------------------
+def load_memory(folder: str, dtype: str = "float32", quantization: str | None = None, context: int = 256) -> dict:
+    """Peak RSS over a load of ``folder`` on the CPU and over one forward pass of
+    ``context`` tokens (all masked), both over the RSS just before loading."""
+    from .hub import fit
+    from .models.loader import load_model, precision_name
+
+    torch.set_num_threads(max(1, min(2, torch.get_num_threads())))
+    config = json.loads((Path(folder) / "config.json").read_text(encoding="utf-8"))
+    _warm_up(folder, config, dtype, quantization)
+    base = reset_peak()
+    t = perf_counter()
+    model = load_model(folder, device="cpu", dtype=dtype, quantization=quantization)
+    load_s = perf_counter() - t
+    load_peak = peak_rss() - base
+    ids = torch.full((context,), model.mask_id, dtype=torch.long)
+    model.logits(ids, torch.arange(context))
+    run_peak = peak_rss() - base
+    weights = tensor_bytes(model.network)
+    est = fit.estimate_for_config(config, precision_name(model.dtype, quantization), "cpu", context)
+    return {
+        "folder": str(folder), "dtype": str(model.dtype).replace("torch.", ""), "quantization": quantization,
+        "context": context, "weights_bytes": weights, "load_seconds": round(load_s, 2),
+        "peak_over_baseline_bytes": load_peak, "load_peak_ratio": round(load_peak / weights, 3),
+        "run_peak_bytes": run_peak, "fit_estimate_bytes": est.total if est else None,
+        "fit_error_pct": round(100 * (est.total - run_peak) / run_peak, 1) if est else None,
+    }
+
+
+def _warm_up(folder: str, config: dict, dtype: str, quantization: str | None) -> None:
+    """Import and exercise the code a load uses on a one-layer toy, so that library
+    memory is in the baseline and not counted as the model's."""
+    from .models.loader import native_family
+
+    family = native_family(config)
+    if family is not None and hasattr(family, "bench_network"):
+        net = family.bench_network(1, torch.device("cpu"), getattr(torch, dtype), toy=True)
+        with torch.inference_mode():
+            net(torch.zeros(1, 8, dtype=torch.long))
+        del net
+    if quantization is not None:
+        import bitsandbytes  # noqa: F401
+    from .models.native import load_tokenizer
+
+    load_tokenizer(Path(folder), config, "warm-up", 16)
+    _trim()
+
+
+# speed at scale -------------------------------------------------------------------
+def _synthetic_tokenizer(vocab: int, mask_id: int):
+    """A word-level tokenizer with ``vocab`` entries "w0" ... (no download needed);
+    the mask id is its mask token."""
+    from tokenizers import Tokenizer, models, pre_tokenizers
+    from transformers import PreTrainedTokenizerFast
+
+    words = {f"w{i}": i for i in range(vocab)}
+    backend = Tokenizer(models.WordLevel(words, unk_token="w0"))
+    backend.pre_tokenizer = pre_tokenizers.WhitespaceSplit()
+    return PreTrainedTokenizerFast(tokenizer_object=backend, mask_token=f"w{mask_id}", unk_token="w0")
+
+
+def scale(family: str = "llada", layers: int | None = None, device: str | None = None,
+          precisions: tuple[str, ...] = ("bf16", "nf4"), steps_list: tuple[int, ...] = (256, 64, 32),
+          length: int = 256, prompt: int = 64, block_length: int = 32, measure_steps: int | None = None) -> dict:
+    """Tokens/s and peak memory of a ``length``-token infill after a ``prompt``-token
+    context, per precision and step count, on a random network of the family's
+    reference shapes (``layers`` blocks; all of them by default on CUDA, 1 on a CPU)."""
+    from .models.loader import pick_device, pick_dtype
+    from .models.native import NativeAdapter, quantize_network
+    from .sampler import stream_infill
+    from .types import InfillRequest, Span
+
+    module = importlib.import_module(f"engine.models.{family}")
+    if not hasattr(module, "bench_network"):
+        raise ValueError(f"the {family} module offers no bench_network")
+    dev = pick_device(device)
+    reference_layers = _layers(module.bench_network(None, torch.device("meta"), torch.bfloat16).config)
+    if layers is None and dev.type != "cuda":
+        layers = 1
+    layers = layers or reference_layers
+    if measure_steps is None:
+        measure_steps = 0 if dev.type == "cuda" else 2
+    rows = []
+    for precision in precisions:
+        # the engine's own choice: bf16 (fp16) on GPUs and bf16-capable CPUs, else float32
+        dtype = torch.float32 if precision == "fp32" else pick_dtype(dev)
+        base = reset_peak()
+        if dev.type == "cuda":
+            torch.cuda.reset_peak_memory_stats(dev)
+        t = perf_counter()
+        net = module.bench_network(layers, dev, dtype)
+        if precision in ("nf4", "int8"):
+            quantize_network(net, precision, dtype, keep=lambda name: not module.quantized_module(name))
+        build_s = perf_counter() - t
+        cfg = net.config
+        vocab = int(getattr(cfg, "embedding_size", None) or cfg.vocab_size)
+        mask_id = int(getattr(cfg, "mask_token_id"))
+        tok = _synthetic_tokenizer(vocab, mask_id)
+        model = NativeAdapter(f"random {family}", family, net, tok, mask_id, 4096,
+                              logit_shift=int(getattr(module, "LOGIT_SHIFT", 0)), quantization=None)
+        text = " ".join(f"w{1000 + i}" for i in range(prompt))
+        for steps in steps_list:
+            request = InfillRequest(text=text, spans=(Span(len(text), len(text), length=length),), steps=steps,
+                                    block_length=block_length, seed=0)
+            cancel = threading.Event()
+            limit = measure_steps or steps
+            times: list[float] = []
+            start = perf_counter()
+            last = start
+            try:
+                for event in stream_infill(model, request, cancel):
+                    now = perf_counter()
+                    times.append(now - last)
+                    last = now
+                    if len(times) >= limit:
+                        cancel.set()
+            except Cancelled:
+                pass
+            planned = event.steps
+            per_step = sum(times) / len(times)
+            projected = len(times) < planned
+            seconds = per_step * planned if projected else sum(times)
+            peak = (torch.cuda.max_memory_allocated(dev) if dev.type == "cuda" else peak_rss() - base)
+            rows.append({
+                "precision": precision, "dtype": str(dtype).replace("torch.", ""), "steps": planned, "measured_steps": len(times), "projected": projected,
+                "seconds_per_step": round(per_step, 3), "seconds": round(seconds, 2),
+                "tokens_per_s": round(length / seconds, 3), "peak_memory_bytes": peak,
+                "build_seconds": round(build_s, 1),
+            })
+        del model, net
+        _trim()
+        if dev.type == "cuda":
+            torch.cuda.empty_cache()
+    return {
+        "family": family, "device": str(dev), "layers": layers, "reference_layers": reference_layers,
+        "threads": torch.get_num_threads(), "length": length, "prompt": prompt, "block_length": block_length,
+        "rows": rows,
+    }
+
+
+def _layers(config) -> int:
+    return int(getattr(config, "n_layers", None) or getattr(config, "num_hidden_layers"))
+
+
+def format_scale(report: dict) -> str:
+    lines = [f"{report['family']} at its reference shapes, {report['layers']} of {report['reference_layers']} layers, "
+             f"on {report['device']} ({report['threads']} threads): {report['length']}-token infill after "
+             f"{report['prompt']} tokens, block {report['block_length']}"]
+    for r in report["rows"]:
+        how = f"projected from {r['measured_steps']} measured steps" if r["projected"] else "measured"
+        lines.append(f"  {r['precision']:>5} ({r['dtype']}) {r['steps']:4d} steps: {r['tokens_per_s']:9.3f} tok/s "
+                     f"({r['seconds_per_step']:.3f} s/step, {how}); peak {r['peak_memory_bytes'] / GIB:.2f} GiB")
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m engine.bench_native")
+    sub = parser.add_subparsers(dest="what", required=True)
+    p = sub.add_parser("load", help="peak host memory while loading a checkpoint folder on the CPU")
+    p.add_argument("folder")
+    p.add_argument("--dtype", default="float32")
+    p.add_argument("--quant", default=None)
+    p.add_argument("--context", type=int, default=256)
+    args = parser.parse_args(argv)
+    print(json.dumps(load_memory(args.folder, args.dtype, args.quant, args.context)))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
