@@ -241,7 +241,6 @@ def quantize_network(network: nn.Module, quantization: str, dtype: torch.dtype, 
         if replacement is not None:
             parent, _, child = name.rpartition(".")
             setattr(network.get_submodule(parent), child, replacement.to(device))
-            del layer
 
 
 def _drop_cast_notice(record: logging.LogRecord) -> bool:

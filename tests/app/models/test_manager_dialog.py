@@ -126,15 +126,21 @@ def test_cancel_discards_the_partial_download(dialog, manager, tiny_repo, hub, h
     assert local_snapshot(REPO) is None
 
 
-def test_table_shows_families_fit_and_what_cannot_load(dialog, manager, qtbot):
+def test_table_shows_families_fit_and_what_cannot_load(dialog, manager, qtbot, monkeypatch):
+    monkeypatch.setattr(fit, "bitsandbytes_available", lambda: False)
     with qtbot.waitSignal(manager.fitsReady, timeout=TIMEOUT):
         manager.compute_fits()
     model = dialog.table_model
     llada = model.row_of("llada-8b-instruct")
-    assert model.data(model.index(llada, NOTE)) == "the engine cannot load this family yet"
+    assert model.data(model.index(llada, NOTE)) != "the engine cannot load this family yet"  # native LLaDA
     assert model.data(model.index(llada, FAMILY)).startswith("llada")
     assert model.data(model.index(llada, BF16)) == "won't fit"          # 16 GB of weights, 12 GB free
-    assert model.data(model.index(llada, INT4)) == "—"                  # 4-bit needs CUDA
+    assert model.data(model.index(llada, INT4)) == "—"                  # 4-bit on a CPU needs bitsandbytes
+    from engine.hub import catalog
+
+    pending = [e["id"] for e in catalog.entries() if not e["loadable"]]
+    for entry_id in pending[:1]:  # a family whose native loader is not written yet, if any is left
+        assert model.data(model.index(model.row_of(entry_id), NOTE)) == "the engine cannot load this family yet"
     small = model.row_of("modernbert-base-chat")
     assert model.data(model.index(small, BF16)) == "fits"
     assert _status(dialog, "llada-8b-instruct") == "available"
