@@ -84,3 +84,19 @@ def tiny_roberta(tiny_roberta_dir):
     from engine import load_model
 
     return load_model(str(tiny_roberta_dir), device="cpu", dtype="float32")
+
+
+@pytest.fixture(scope="session")
+def tiny_dream_dir(tmp_path_factory):
+    """A tiny random Dream as Dream-org ships it (vocab.json + merges.txt, code files that must not run)."""
+    from tests.support.tiny_dream import build_tiny_dream
+
+    return build_tiny_dream(tmp_path_factory.mktemp("tiny-dream"))
+
+
+@pytest.fixture(scope="session")
+def tiny_llada_moe_dir(tmp_path_factory):
+    """A tiny random LLaDA-MoE in the official layout (tokenizer.json, code files that must not run)."""
+    from tests.support.tiny_dream import build_tiny_llada_moe
+
+    return build_tiny_llada_moe(tmp_path_factory.mktemp("tiny-llada-moe"))

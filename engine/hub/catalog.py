@@ -20,7 +20,7 @@ from typing import Any
 from . import store
 
 USER_CATALOG = "catalog.json"
-LOADABLE_FAMILIES = frozenset({"bert", "modernbert", "llada", "mdlm", "sedd"})
+LOADABLE_FAMILIES = frozenset({"bert", "modernbert", "llada", "llada_moe", "dream", "mdlm", "sedd"})
 DEFAULT_FILES = (
     "*.safetensors",
     "*.safetensors.index.json",
@@ -217,6 +217,8 @@ def family_from_config(config: dict[str, Any]) -> str:
         return "modernbert"
     if model_type in {"bert", "roberta", "distilbert", "xlm-roberta", "electra", "deberta", "deberta-v2"}:
         return "bert"
+    if "lladamoe" in archs or ("llada" in model_type and ("moe" in model_type or "num_experts" in config)):
+        return "llada_moe"  # released with model_type "llada": the experts tell it from dense LLaDA
     for fam in ("llada", "dream", "mdlm", "sedd"):
         if fam in model_type or fam in archs:
             return fam

@@ -80,9 +80,59 @@ def _llada_split(cfg: dict[str, Any]) -> ParamSplit:
     return ParamSplit(layers * linear, embeddings + (2 * layers + 1) * d)
 
 
-# family -> (does this config belong to it, its split). Other native families add theirs.
+def _dream_split(cfg: dict[str, Any]) -> ParamSplit:
+    """Dream / DiffuCoder (engine/models/dream.py): o_proj and the SwiGLU MLP quantised;
+    q/k/v (they carry biases, which the 8/4-bit hook leaves in 16-bit), norms,
+    embed_tokens and the untied lm_head kept."""
+    d, layers, heads = int(cfg["hidden_size"]), int(cfg["num_hidden_layers"]), int(cfg["num_attention_heads"])
+    kv = int(cfg.get("num_key_value_heads") or heads)
+    ff, vocab = int(cfg["intermediate_size"]), int(cfg["vocab_size"])
+    hd = d // heads
+    quantized = heads * hd * d + 3 * d * ff
+    kept = (d * heads * hd + 2 * d * kv * hd) + (heads * hd + 2 * kv * hd) + 2 * d
+    return ParamSplit(layers * quantized, layers * kept + 2 * vocab * d + d)
+
+
+def _llada_moe_split(cfg: dict[str, Any]) -> ParamSplit:
+    """LLaDA-MoE (engine/models/llada_moe.py): attention projections (without biases),
+    experts, shared experts and dense MLPs quantised; routers, expert biases,
+    norms, embed_tokens and lm_head kept. Every expert counts: all stay in memory."""
+    d, layers, heads = int(cfg["hidden_size"]), int(cfg["num_hidden_layers"]), int(cfg["num_attention_heads"])
+    kv = int(cfg.get("num_key_value_heads") or heads)
+    hd = d // heads
+    experts, vocab = int(cfg["num_experts"]), int(cfg["vocab_size"])
+    freq = cfg.get("moe_layer_freq") or [1] * layers
+    shared = cfg.get("shared_expert_intermediate_size")
+    attention = 2 * d * heads * hd + 2 * d * kv * hd
+    biased = bool(cfg.get("attention_bias"))
+    quantized = kept = 0
+    for i in range(layers):
+        kept += 2 * d + (2 * hd if cfg.get("qk_layernorm") else 0)
+        if biased:
+            kept += attention + 2 * heads * hd + 2 * kv * hd
+        else:
+            quantized += attention
+        if freq[i]:
+            quantized += experts * 3 * d * int(cfg["expert_intermediate_size"]) + (3 * d * int(shared) if shared else 0)
+            kept += experts * d + (experts if cfg.get("moe_router_enable_expert_bias") else 0)
+        else:
+            quantized += 3 * d * int(cfg["dense_intermediate_size"])
+    return ParamSplit(quantized, kept + 2 * vocab * d + d)
+
+
+def _family_is(name: str):
+    def detect(config: dict[str, Any]) -> bool:
+        from .catalog import family_from_config
+
+        return family_from_config(config) == name
+    return detect
+
+
+# family -> (does this config belong to it, its split), tried in this order. Other native families add theirs.
 FAMILY_SPLITS: dict[str, tuple[Any, Any]] = {
+    "llada_moe": (_family_is("llada_moe"), _llada_moe_split),  # before llada: released as model_type "llada"
     "llada": (lambda c: str(c.get("model_type", "")).lower() == "llada", _llada_split),
+    "dream": (_family_is("dream"), _dream_split),
 }
 
 

@@ -136,24 +136,19 @@ def _read_json(path: Path) -> dict:
     return data if isinstance(data, dict) else {}
 
 
-def load_tokenizer(path: Path, config: dict, name: str, context_length: int):
+def load_tokenizer(path: Path, config: dict, name: str, context_length: int, backend: Any = None):
     """A fast tokenizer from ``path/tokenizer.json``, no remote code.
 
     Special tokens come from tokenizer_config.json and special_tokens_map.json;
     the config's ``mask_token_id`` / ``eos_token_id`` / ``pad_token_id`` /
     ``bos_token_id`` win over them (the config is what the network was
-    trained with). Raises ModelLoadError when tokenizer.json is missing or
-    unreadable."""
-    file = path / "tokenizer.json"
-    if not file.is_file():
-        raise ModelLoadError(f"{name}: no tokenizer.json in {path} (Lacuna needs a fast tokenizer file)")
-    from tokenizers import Tokenizer
+    trained with). ``backend``: a ``tokenizers.Tokenizer`` the family built
+    itself (Dream's vocab.json + merges.txt), used instead of tokenizer.json.
+    Raises ModelLoadError when tokenizer.json is missing or unreadable."""
     from transformers import PreTrainedTokenizerFast
 
-    try:
-        backend = Tokenizer.from_file(str(file))
-    except Exception as exc:  # noqa: BLE001 - tokenizers raises a bare Exception
-        raise ModelLoadError(f"{name}: tokenizer.json cannot be read ({str(exc).splitlines()[0][:160]})") from None
+    if backend is None:
+        backend = _read_tokenizer_json(path, name)
     specials: dict[str, Any] = {}
     extra: list[str] = []
     for source in (_read_json(path / "tokenizer_config.json"), _read_json(path / "special_tokens_map.json")):
@@ -177,6 +172,18 @@ def load_tokenizer(path: Path, config: dict, name: str, context_length: int):
         **({"additional_special_tokens": extra} if extra else {}),
     )
     return tokenizer
+
+
+def _read_tokenizer_json(path: Path, name: str):
+    file = path / "tokenizer.json"
+    if not file.is_file():
+        raise ModelLoadError(f"{name}: no tokenizer.json in {path} (Lacuna needs a fast tokenizer file)")
+    from tokenizers import Tokenizer
+
+    try:
+        return Tokenizer.from_file(str(file))
+    except Exception as exc:  # noqa: BLE001 - tokenizers raises a bare Exception
+        raise ModelLoadError(f"{name}: tokenizer.json cannot be read ({str(exc).splitlines()[0][:160]})") from None
 
 
 # precision -------------------------------------------------------------------

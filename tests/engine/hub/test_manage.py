@@ -117,7 +117,8 @@ def test_catalog_has_the_issue_models_and_keeps_the_starter(hub):
 
     ids = {e.get("repo") or e["id"] for e in entries()}
     for repo in ("starter", "GSAI-ML/LLaDA-8B-Instruct", "GSAI-ML/LLaDA-8B-Base", "GSAI-ML/LLaDA-1.5",
-                 "inclusionAI/LLaDA-MoE-7B-A1B-Instruct", "Dream-org/Dream-v0-Instruct-7B",
+                 "inclusionAI/LLaDA-MoE-7B-A1B-Instruct", "inclusionAI/LLaDA-MoE-7B-A1B-Base",
+                 "apple/DiffuCoder-7B-Base", "apple/DiffuCoder-7B-Instruct", "Dream-org/Dream-v0-Instruct-7B",
                  "Dream-org/Dream-v0-Base-7B", "kuleshov-group/mdlm-owt", "louaaron/sedd-small",
                  "louaaron/sedd-medium", "dllm-hub/ModernBERT-base-chat-v0.1",
                  "dllm-hub/ModernBERT-large-chat-v0.1", "JaydeepR/ldm-modernbert-base-pretrain"):
@@ -128,8 +129,16 @@ def test_catalog_has_the_issue_models_and_keeps_the_starter(hub):
     assert catalog_entry("dllm-collection/ModernBERT-base-chat-v0.1")["repo"] == "dllm-hub/ModernBERT-base-chat-v0.1"
     llada = catalog_entry("llada-8b-instruct")
     assert llada["memory"]["bf16"] > llada["memory"]["int8"] > llada["memory"]["int4"]
+    # loadable means the engine has a loader for the family: masked LMs or a native module
+    import importlib.util
+
+    from engine.models.loader import NATIVE_FAMILIES
+
+    native = {fam for fam, module in NATIVE_FAMILIES if importlib.util.find_spec(f"engine.models.{module}")}
     for e in entries():
-        assert not e["loadable"] or e["family"] in ("bert", "modernbert", "llada", "mdlm", "sedd")
+        assert not e["loadable"] or e["family"] in {"bert", "modernbert"} | native, e["id"]
+    for fam in ("dream", "llada_moe"):
+        assert any(e["family"] == fam and e["loadable"] for e in entries()), fam
 
 
 def test_users_add_repo_ids_and_local_folders(hub, tiny_bert_dir):
