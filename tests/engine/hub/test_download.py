@@ -265,7 +265,7 @@ def test_catalog_families_do_not_fetch_code(hub, hub_model_files, tmp_path, monk
     from engine.hub.manage import model_info
 
     info = model_info("llada-8b-instruct")
-    assert info.status == "installed" and not info.loadable
+    assert info.status == "installed" and info.loadable  # LLaDA loads natively, without its code
 
 
 def test_pickle_only_repo_needs_agreement(hub, hub_model_files):

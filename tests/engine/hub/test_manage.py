@@ -8,6 +8,7 @@ import socket
 import pytest
 
 from engine.hub import cache, catalog_entry, local_snapshot, records
+from engine.hub.catalog import LOADABLE_FAMILIES
 from engine.hub.download import pull
 from engine.hub.errors import NotInstalled
 from engine.hub.manage import list_models, model_info, remove, verify
@@ -36,7 +37,7 @@ def test_listing_and_loading_paths_never_touch_the_network(installed, no_network
     models = {m.id: m for m in list_models()}
     assert models[REPO].status == "installed" and models[REPO].commit == installed
     assert models[REPO].family == "bert" and models[REPO].loadable
-    assert models["dream-7b-instruct"].status == "available" and not models["dream-7b-instruct"].loadable
+    assert models["llada-8b-instruct"].status == "available" and models["llada-8b-instruct"].loadable
     assert local_snapshot(REPO).name == installed
     assert verify(REPO).ok
 
