@@ -8,7 +8,6 @@ import socket
 import pytest
 
 from engine.hub import cache, catalog_entry, local_snapshot, records
-from engine.hub.catalog import LOADABLE_FAMILIES
 from engine.hub.download import pull
 from engine.hub.errors import NotInstalled
 from engine.hub.manage import list_models, model_info, remove, verify
