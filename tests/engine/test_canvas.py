@@ -65,13 +65,13 @@ def check_invariant(model, req):
         assert all(result.spans[i].start <= p.start and p.end <= result.spans[i].end for p in result.pieces[i])
 
 
-@settings(max_examples=1000, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(requests())
 def test_outside_text_is_kept_byte_for_byte_bpe(tiny_model, req):
     check_invariant(tiny_model, req)
 
 
-@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(requests())
 def test_outside_text_is_kept_byte_for_byte_wordpiece(tiny_bert, req):
     check_invariant(tiny_bert, req)
