@@ -398,7 +398,7 @@ def test_mask_selection_leaves_edge_spaces_outside(window):
 def test_the_line_break_setting_reaches_the_request(window):
     set_text_and_masks(window, TEXT, ["heaven"])
     controller = window.infill
-    assert controller._make_requests(1, fresh_seeds=False)[0].allow_newlines is None
+    assert controller._make_requests(1, regenerate=False)[0][0].allow_newlines is None
     window.settings_panel.allow_newlines.setChecked(True)
     assert window.run_settings.allow_newlines
-    assert controller._make_requests(1, fresh_seeds=False)[0].allow_newlines is True
+    assert controller._make_requests(1, regenerate=False)[0][0].allow_newlines is True
