@@ -237,7 +237,7 @@ def test_catalog_entries_get_a_fit_verdict_per_precision(entry):
     on_small = {f.precision: f for f in fit.fit_model(entry, [small])}
     assert set(on_big) == {"bf16", "int8", "int4"}
     assert on_big["bf16"].verdict in ("fits", "tight") and on_big["int4"].verdict == "fits"
-    assert on_small["bf16"].verdict == "won't fit" and on_small["int4"].verdict == "fits"
+    assert on_small["bf16"].verdict == "won't fit" and on_small["int4"].verdict in ("fits", "tight")
     assert on_big["bf16"].need > on_big["int8"].need > on_big["int4"].need > 3 * gib
 
 

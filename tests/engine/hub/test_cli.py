@@ -29,11 +29,11 @@ def test_pull_list_verify_rm(tiny_repo, hub, capsys):
     assert run("models", "list", "--json") == 0
     rows = {r["id"]: r for r in json.loads(capsys.readouterr().out)}
     assert rows[REPO]["status"] == "installed" and rows[REPO]["commit"] == tiny_repo
-    assert rows["dream-7b-instruct"]["note"] == "the engine cannot load this family yet"
+    assert rows["dream-7b-instruct"]["note"] != "the engine cannot load this family yet"  # native now
 
     assert run("models", "list") == 0
     table = capsys.readouterr().out
-    assert "llada-8b-instruct" in table and "cannot load this family yet" in table
+    assert "llada-8b-instruct" in table and "dream-7b-instruct" in table
 
     assert run("models", "verify", REPO) == 0
     assert "files verified" in capsys.readouterr().out
@@ -65,10 +65,11 @@ def test_remote_code_needs_the_flag(hub, hub_model_files, capsys):
     assert run("models", "pull", "user-org/custom", "--trust-remote-code") == 0
 
 
-def test_pending_family_pull_says_it_cannot_load(hub, hub_model_files, capsys):
+def test_a_native_family_pull_does_not_say_it_cannot_load(hub, hub_model_files, capsys):
     hub.add_repo("Dream-org/Dream-v0-Instruct-7B", hub_model_files)
     assert run("models", "pull", "dream-7b-instruct") == 0
-    assert "the engine cannot load this family yet" in capsys.readouterr().out
+    out = capsys.readouterr().out
+    assert "installed and verified" in out and "cannot load" not in out
 
 
 @pytest.mark.parametrize("bf16, shown", [(True, "bf16"), (False, "fp32")])
