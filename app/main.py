@@ -58,8 +58,23 @@ def _parse(argv: list[str]):
     parser.add_argument("--version", action="version", version=f"Lacuna {__version__}")
     parser.add_argument("--self-test", action="store_true",
                         help="load the starter model, fill one span without a window, print versions, exit")
-    # Qt's own options (-platform, -style, ...) pass through to QApplication.
-    return parser.parse_known_args(argv[1:])
+    # Qt's own options (-platform offscreen, -style fusion, ...) pass through to QApplication;
+    # those taking a value are set aside first, or their value would be read as the file.
+    ours, qt = [], []
+    args = iter(argv[1:])
+    for arg in args:
+        if arg in _QT_VALUE_OPTIONS:
+            qt += [arg, next(args, "")]
+        else:
+            ours.append(arg)
+    options, rest = parser.parse_known_args(ours)
+    return options, qt + rest
+
+
+_QT_VALUE_OPTIONS = frozenset({
+    "-platform", "-platformpluginpath", "-platformtheme", "-plugin", "-style", "-stylesheet", "-session",
+    "-display", "-geometry", "-qwindowgeometry", "-qwindowtitle", "-qwindowicon", "-qmljsdebugger",
+})
 
 
 def display_problem(env=os.environ, platform: str = sys.platform) -> str | None:

@@ -75,3 +75,11 @@ def test_self_test_runs_headless():
     assert run.returncode == 0, run.stderr[-2000:]
     assert "self-test passed" in run.stdout
     assert f"lacuna: {engine.__version__}" in run.stdout
+
+
+def test_qt_options_pass_through_and_the_file_is_still_the_file():
+    options, qt = app_main._parse(["lacuna", "-platform", "offscreen", "story.txt", "-reverse"])
+    assert options.file == "story.txt"
+    assert qt == ["-platform", "offscreen", "-reverse"]
+    options, qt = app_main._parse(["lacuna", "-style", "fusion"])
+    assert options.file is None and qt == ["-style", "fusion"]
