@@ -31,6 +31,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from .blocks import RMSNorm, RotaryEmbedding, attention, merge_heads, split_heads
+from .configs import official_config
 
 # Shapes and ids of Dream-org/Dream-v0-Base-7B (its config.json; Qwen2.5-7B shapes).
 _DREAM_7B = {
@@ -150,16 +151,7 @@ class DreamConfig:
         """An official-style config.json dict (model_type "Dream", the Dream-7B key set).
 
         No ``auto_map``: Lacuna ships no modelling code beside the weights."""
-        out: dict[str, Any] = {}
-        out.update(_FIXED)
-        out.update(_INERT)
-        out.update({k: v for k, v in self.extra.items() if k != "auto_map"})
-        for f in dataclasses.fields(self):
-            if f.name != "extra":
-                out[f.name] = getattr(self, f.name)
-        out["architectures"] = ["DreamModel"]
-        out["model_type"] = "Dream"
-        return dict(sorted(out.items()))
+        return official_config(self, _FIXED, _INERT, architectures=["DreamModel"], model_type="Dream")
 
     @classmethod
     def dream_7b(cls, **overrides: Any) -> "DreamConfig":

@@ -24,6 +24,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from .blocks import RMSNorm, RotaryEmbedding, attention, merge_heads, split_heads
+from .configs import official_config
 
 # Shapes and ids of GSAI-ML/LLaDA-8B-Base (its config.json).
 _LLADA_8B = {
@@ -167,17 +168,8 @@ class LLaDAConfig:
         """An official-style config.json dict (model_type "llada", the LLaDA-8B key set).
 
         No ``auto_map``: Lacuna ships no modelling code beside the weights."""
-        out: dict[str, Any] = {"architectures": ["LLaDAModelLM"], "model_type": "llada"}
-        out.update(_FIXED)
-        out.update(_INERT)
-        out.update({k: v for k, v in self.extra.items() if k not in ("auto_map",)})
-        for f in dataclasses.fields(self):
-            if f.name != "extra":
-                out[f.name] = getattr(self, f.name)
-        out["mlp_ratio"] = max(1, self.mlp_hidden_size // self.d_model)
-        out["architectures"] = ["LLaDAModelLM"]
-        out["model_type"] = "llada"
-        return dict(sorted(out.items()))
+        return official_config(self, _FIXED, _INERT, mlp_ratio=max(1, self.mlp_hidden_size // self.d_model),
+                               architectures=["LLaDAModelLM"], model_type="llada")
 
     @classmethod
     def llada_8b(cls, **overrides: Any) -> "LLaDAConfig":

@@ -39,6 +39,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from .blocks import RMSNorm, RotaryEmbedding, attention, merge_heads, split_heads
+from .configs import official_config
 
 # The mask id of the released models: their generate(mask_id=156895); config.json has none.
 LLADA_MOE_MASK_ID = 156895
@@ -214,16 +215,7 @@ class LLaDAMoEConfig:
 
         The released config.json carries no mask_token_id; this one does, which
         the upstream config class accepts and ignores. No ``auto_map``."""
-        out: dict[str, Any] = {}
-        out.update(_FIXED)
-        out.update(_INERT)
-        out.update({k: v for k, v in self.extra.items() if k != "auto_map"})
-        for f in dataclasses.fields(self):
-            if f.name != "extra":
-                out[f.name] = getattr(self, f.name)
-        out["architectures"] = ["LLaDAMoEModelLM"]
-        out["model_type"] = "llada"
-        return dict(sorted(out.items()))
+        return official_config(self, _FIXED, _INERT, architectures=["LLaDAMoEModelLM"], model_type="llada")
 
     @classmethod
     def llada_moe_7b(cls, **overrides: Any) -> "LLaDAMoEConfig":

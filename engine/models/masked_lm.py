@@ -61,13 +61,7 @@ class MaskedLMAdapter:
         return out[0].float()
 
     def token_text(self, token_id: int) -> str:
-        text = self._texts.get(token_id)
-        if text is None:
-            text = self.tokenizer.decode([token_id], clean_up_tokenization_spaces=False)
-            if self._wordpiece:
-                text = text[2:] if text.startswith("##") else " " + text
-            self._texts[token_id] = text
-        return text
+        return cached_token_text(self, token_id)
 
     def __repr__(self) -> str:
         return f"<MaskedLMAdapter {self.name} on {self.device} {self.dtype}>"
@@ -95,6 +89,18 @@ def _special_frame(tokenizer: Any) -> tuple[tuple[int, ...], tuple[int, ...]]:
         if full[i : i + len(bare)] == bare:
             return tuple(full[:i]), tuple(full[i + len(bare) :])
     return (), ()
+
+
+def cached_token_text(adapter: Any, token_id: int) -> str:
+    """One token's text for the live view, cached on ``adapter`` (its ``_texts`` dict);
+    WordPiece pieces lose their ``##`` or gain the space that separates words."""
+    text = adapter._texts.get(token_id)
+    if text is None:
+        text = adapter.tokenizer.decode([token_id], clean_up_tokenization_spaces=False)
+        if adapter._wordpiece:
+            text = text[2:] if text.startswith("##") else " " + text
+        adapter._texts[token_id] = text
+    return text
 
 
 def _decoder_kind(tokenizer: Any) -> str:

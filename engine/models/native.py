@@ -19,7 +19,7 @@ import torch
 from torch import nn
 
 from ..errors import ModelLoadError
-from .masked_lm import _decoder_kind, _special_frame
+from .masked_lm import _decoder_kind, _special_frame, cached_token_text
 from .weights import QuantizeHook, load_into
 
 log = logging.getLogger(__name__)
@@ -90,13 +90,7 @@ class NativeAdapter:
         return out[0, :, : self.vocab_size].float()
 
     def token_text(self, token_id: int) -> str:
-        text = self._texts.get(token_id)
-        if text is None:
-            text = self.tokenizer.decode([token_id], clean_up_tokenization_spaces=False)
-            if self._wordpiece:
-                text = text[2:] if text.startswith("##") else " " + text
-            self._texts[token_id] = text
-        return text
+        return cached_token_text(self, token_id)
 
     def __repr__(self) -> str:
         q = f" {self.quantization}" if self.quantization else ""
