@@ -20,11 +20,11 @@ from torch import nn
 
 from ..errors import ModelLoadError
 from .masked_lm import _decoder_kind, _special_frame, cached_token_text
-from .weights import QuantizeHook, load_into
+from .quantize import QUANTIZATIONS, quantize_hook, quantize_network  # noqa: F401
+from .weights import load_into
 
 log = logging.getLogger(__name__)
 
-QUANTIZATIONS = ("int8", "nf4")
 _SPECIAL_KEYS = ("bos_token", "eos_token", "unk_token", "sep_token", "pad_token", "cls_token", "mask_token")
 
 
@@ -180,65 +180,7 @@ def _read_tokenizer_json(path: Path, name: str):
         raise ModelLoadError(f"{name}: tokenizer.json cannot be read ({str(exc).splitlines()[0][:160]})") from None
 
 
-# precision -------------------------------------------------------------------
-def quantize_hook(quantization: str | None, dtype: torch.dtype, keep: Callable[[str], bool]) -> QuantizeHook | None:
-    """A weights.load_into hook that puts Linear layers in 8-bit or NF4 through bitsandbytes.
-
-    ``keep(module_name)`` True leaves a layer in ``dtype`` (embeddings, the
-    output head and norms stay 16-bit, as transformers' bitsandbytes
-    integration does: the head's precision is what the sampler reads).
-    bitsandbytes quantises when the layer is moved to its device; from 0.45
-    it also runs on CPUs, which the CPU tests use."""
-    if quantization is None:
-        return None
-    if quantization not in QUANTIZATIONS:
-        raise ModelLoadError(f"unknown quantization {quantization!r}: use int8 or nf4")
-    try:
-        import bitsandbytes as bnb
-    except ImportError:
-        raise ModelLoadError(
-            f"{quantization} weights need bitsandbytes: pip install 'lacuna-editor[quant]'"
-        ) from None
-
-    if quantization == "int8":
-        # bitsandbytes logs a warning on every int8 matmul whose input is not fp16: it
-        # casts, as documented, and a user can do nothing about it.
-        logging.getLogger("bitsandbytes.autograd._functions").addFilter(_drop_cast_notice)
-
-    def hook(name: str, layer: nn.Linear, weight: torch.Tensor) -> nn.Module | None:
-        # built on the meta device: a CPU-built layer would first allocate and
-        # initialise a full-precision weight only to throw it away
-        if keep(name):
-            return None
-        if quantization == "nf4":
-            q = bnb.nn.Linear4bit(layer.in_features, layer.out_features, bias=False, compute_dtype=dtype,
-                                  quant_type="nf4", compress_statistics=True, device="meta")
-            q.weight = bnb.nn.Params4bit(weight, requires_grad=False, quant_type="nf4", compress_statistics=True)
-        else:
-            q = bnb.nn.Linear8bitLt(layer.in_features, layer.out_features, bias=False,
-                                    has_fp16_weights=False, device="meta")
-            q.weight = bnb.nn.Int8Params(weight, requires_grad=False, has_fp16_weights=False)
-        return q
-
-    hook.keep = keep  # type: ignore[attr-defined]  # lets the loader read kept layers without staging
-    return hook
-
-
-def quantize_network(network: nn.Module, quantization: str, dtype: torch.dtype, keep: Callable[[str], bool]) -> None:
-    """Quantise, in place, the bias-free Linear layers of an already built network that
-    ``keep`` does not exempt (what loading does tensor by tensor; used by the benchmark)."""
-    hook = quantize_hook(quantization, dtype, keep)
-    targets = [(name, m) for name, m in network.named_modules() if isinstance(m, nn.Linear) and m.bias is None]
-    for name, layer in targets:
-        device = layer.weight.device
-        replacement = hook(name, layer, layer.weight.data.to("cpu", dtype))
-        if replacement is not None:
-            parent, _, child = name.rpartition(".")
-            setattr(network.get_submodule(parent), child, replacement.to(device))
-
-
-def _drop_cast_notice(record: logging.LogRecord) -> bool:
-    return not str(record.msg).startswith("MatMul8bitLt: inputs will be cast")
+# precision: engine.models.quantize (re-exported for the families and the benchmark)
 
 
 # loading ---------------------------------------------------------------------
