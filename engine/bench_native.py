@@ -135,6 +135,10 @@ def _warm_up(folder: str, config: dict, dtype: str, quantization: str | None) ->
     family = native_family(config)
     if family is not None and hasattr(family, "bench_network"):
         net = family.bench_network(1, torch.device("cpu"), getattr(torch, dtype), toy=True)
+        if quantization is not None:  # bitsandbytes' first use (kernels, lazy imports) is library cost too
+            from .models.quantize import quantize_network
+
+            quantize_network(net, quantization, getattr(torch, dtype), keep=lambda n: not family.quantized_module(n))
         with torch.inference_mode():
             net(torch.zeros(1, 8, dtype=torch.long))
         del net
@@ -142,8 +146,6 @@ def _warm_up(folder: str, config: dict, dtype: str, quantization: str | None) ->
         model = load_model(folder, device="cpu", dtype=dtype, quantization=quantization)
         model.logits(torch.full((8,), model.mask_id, dtype=torch.long), torch.arange(8))
         del model
-    if quantization is not None:
-        import bitsandbytes  # noqa: F401
     from .models.native import load_tokenizer
 
     load_tokenizer(Path(folder), config, "warm-up", 16)

@@ -200,7 +200,8 @@ def _check_model_files(name: str) -> None:
     try:
         data = json.loads(config.read_text(encoding="utf-8"))
     except (OSError, ValueError) as exc:
-        raise ModelLoadError(f"{name}: {config} cannot be read ({type(exc).__name__})") from None
+        what = "is not valid JSON" if isinstance(exc, ValueError) else "cannot be read"
+        raise ModelLoadError(f"{config} {what} ({exc})") from None
     if not isinstance(data, dict):
         raise ModelLoadError(f"{name}: {config} is not a JSON object, so this is not a model folder")
 

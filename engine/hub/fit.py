@@ -43,6 +43,10 @@ BYTES_PER_PARAM = {"fp32": 4.0, "bf16": 2.0, "fp16": 2.0, "int8": 1.0, "int4": 0
 # bitsandbytes quantises the Linear layers only; ~8% of a typical LM stays in 16-bit
 QUANT_KEPT_16BIT = 0.08
 QUANT_EXTRA = {"int8": 0.0, "int4": 0.03}  # nf4 block scales (double quantised)
+# Bytes per parameter of the largest quantised matrix that bitsandbytes' CPU kernels hold
+# while a forward pass dequantises it (measured on a 2048 x 5632 matrix: 4.5-11 for NF4,
+# varying from pass to pass, and about 9 for int8; docs/benchmarks.md).
+DEQUANT_BYTES_CPU = {"int8": 9, "int4": 8}
 ACT_BYTES = {"fp32": 4, "bf16": 2, "fp16": 2, "int8": 2, "int4": 2}
 OVERHEAD = {"cpu": 8 * MIB, "cuda": 300 * MIB, "mps": 300 * MIB}
 DEFAULT_CONTEXT = 512
@@ -200,9 +204,9 @@ def estimate(shape: Shape, precision: str = "bf16", device: str = "cpu",
         hidden = int(0.02 * shape.parameters * act / 2)
     kind = device.split(":")[0]
     if precision in ("int8", "int4") and shape.largest_linear:
-        # bitsandbytes dequantises one matrix at a time (loading quantises in chunks of
-        # about 1M parameters, engine.models.quantize, which this term covers)
-        hidden += shape.largest_linear * act
+        # bitsandbytes dequantises one matrix at a time: to the compute dtype on a GPU, through
+        # int32/float32 copies on a CPU (loading quantises in small chunks, engine.models.quantize)
+        hidden += shape.largest_linear * (DEQUANT_BYTES_CPU[precision] if kind == "cpu" else act)
     overhead = OVERHEAD.get(kind, OVERHEAD["cuda"]) + (tokenizer_bytes(vocab) if kind == "cpu" else 0)
     return Estimate(precision, device, L, weight_bytes(shape.parameters, precision, shape.quantized),
                     logits + hidden, overhead, shape.exact)

@@ -250,6 +250,10 @@ def load_model(name: str, device: str | torch.device | None = None, dtype: str |
         check_fit(name, config, dev, dt, quant)
         try:
             model = family.load(name, path, config, dev, dt, quant)
+        except ModelLoadError as exc:
+            if str(exc).startswith(name):
+                raise
+            raise ModelLoadError(f"{name}: {exc}") from None  # say which model, as every other load error does
         except torch.OutOfMemoryError as exc:
             raise ModelLoadError(f"{name}: out of memory loading on {dev} in {quant or dt}; try --quant nf4 or a smaller model") from exc
         log.info("loaded %s (%s) from %s on %s as %s", name, model.family, path, dev, quant or dt)

@@ -1,11 +1,13 @@
 """Stream checkpoint weights into a network built on the meta device.
 
 Reads safetensors files (one ``model.safetensors``, or shards listed by
-``model.safetensors.index.json``) tensor by tensor with plain file reads:
-each tensor is read into its own buffer, cast, moved to the device (or
-quantised there) and put in place before the next is read. Peak host memory
-is therefore the weights already placed plus about one tensor, never a second
-full copy. (The safetensors library maps a whole file; its resident pages
+``model.safetensors.index.json``) tensor by tensor with plain file reads.
+A tensor kept as stored on the CPU is read straight into its own buffer; one
+that is cast, moved to another device or quantised is read a few rows at a
+time (``CHUNK_BYTES`` of the file) through one small staging buffer into its
+target or the quantiser. Peak host memory is therefore the weights already
+placed plus a few MiB, never a second copy of the model nor of one tensor in
+the file's dtype. (The safetensors library maps a whole file; its resident pages
 would count against a CPU load until the file is closed.) The file format is
 the documented one: an 8-byte little-endian header length, a JSON header of
 ``{name: {dtype, shape, data_offsets}}``, then the raw little-endian data.
@@ -92,10 +94,13 @@ def read_header(file: Path) -> list[TensorInfo]:
         with open(file, "rb") as fh:
             raw = fh.read(8)
             if len(raw) < 8:
-                raise ValueError("the file is shorter than a header")
+                raise ModelLoadError(f"{file.name} is cut short ({size} bytes, less than a header): download it again")
             n = int.from_bytes(raw, "little")
-            if not 2 <= n <= min(_HEADER_LIMIT, size - 8):
+            if not 2 <= n <= _HEADER_LIMIT:
                 raise ValueError("the header length is impossible")
+            if n > size - 8:
+                raise ModelLoadError(f"{file.name} is cut short ({size} bytes, inside its {n}-byte header): "
+                                     "download it again")
             header = json.loads(fh.read(n))
     except (OSError, ValueError, UnicodeDecodeError) as exc:
         raise ModelLoadError(f"{file.name} is not a safetensors file ({exc})") from None
@@ -113,9 +118,13 @@ def read_header(file: Path) -> list[TensorInfo]:
         except (KeyError, TypeError, ValueError):
             raise ModelLoadError(f"{file.name}: tensor {name} has an unreadable or unsupported entry") from None
         nbytes = math.prod(shape) * torch.empty((), dtype=dtype).element_size()
-        if min(shape, default=0) < 0 or begin < 0 or end - begin != nbytes or base + end > size:
-            raise ModelLoadError(f"{file.name}: tensor {name} lies outside the file or has the wrong size")
+        if min(shape, default=0) < 0 or begin < 0 or end - begin != nbytes:
+            raise ModelLoadError(f"{file.name}: tensor {name} has the wrong size for its shape and dtype")
         out.append(TensorInfo(name, file, dtype, shape, base + begin, nbytes))
+    need = max((i.start + i.nbytes for i in out), default=base)
+    if need > size:
+        raise ModelLoadError(f"{file.name} is cut short ({size} of the {need} bytes its header describes): "
+                             "download it again")
     return out
 
 
@@ -173,7 +182,7 @@ def iter_tensors(tensors: dict[str, TensorInfo], staged: set[str] = frozenset())
 
 # Bytes of the file read per chunk when a tensor is cast, moved off the CPU or
 # quantised: the largest transient a load holds beside the weights it has placed.
-CHUNK_BYTES = 8 << 20
+CHUNK_BYTES = 1 << 20
 # Rows a quantiser may ask for at once: NF4's blocks of 64 values must not straddle two reads.
 MIN_CHUNK_ROWS = 64
 
@@ -212,12 +221,17 @@ class Rows:
         dtype = dtype or tensor.dtype
         flat = tensor.reshape(1, -1) if tensor.dim() == 0 else tensor
         per_row = max(1, flat[0].numel() * tensor.element_size())
-        return cls(tuple(tensor.shape), dtype, max(MIN_CHUNK_ROWS, CHUNK_BYTES // per_row),
-                   lambda a, b: flat[a:b].to("cpu", dtype).contiguous().reshape((b - a, *tensor.shape[1:]) if tensor.dim() else ()))
+
+        def read(start: int, stop: int) -> torch.Tensor:
+            part = flat[start:stop].to("cpu", dtype).contiguous()
+            return part if tensor.dim() else part.reshape(())
+
+        return cls(tuple(tensor.shape), dtype, max(MIN_CHUNK_ROWS, CHUNK_BYTES // per_row), read)
 
 
 def _file_rows(info: TensorInfo, fh, staging: torch.Tensor, dtype: torch.dtype) -> Rows:
-    """Rows of ``info`` read from the open file ``fh`` through the ``staging`` byte buffer."""
+    """Rows of ``info`` read from the open file ``fh`` through the ``staging`` byte buffer
+    (``dtype`` = ``info.dtype`` reads them as stored, a view of the buffer)."""
     rows = info.shape[0] if info.shape else 1
     row_bytes = info.nbytes // rows if rows else 0
     tail = info.shape[1:]
@@ -270,6 +284,7 @@ def load_into(
     match, or the first network tensor the checkpoint lacks.
     """
     expected = {name: tuple(t.shape) for name, t in _named_tensors(network)}
+    kinds = {name: t.dtype for name, t in _named_tensors(network)}
     raw = checkpoint_tensors(Path(folder))
     tensors = {}
     for name, info in raw.items():
@@ -280,6 +295,11 @@ def load_into(
             raise ModelLoadError(
                 f"tensor {name} has shape {list(info.shape)} in the checkpoint, "
                 f"the config implies {list(expected[target])}"
+            )
+        if info.dtype.is_floating_point != kinds[target].is_floating_point:
+            raise ModelLoadError(
+                f"tensor {name} is stored as {str(info.dtype).removeprefix('torch.')}, where the model needs "
+                + ("floating-point" if kinds[target].is_floating_point else "integer") + " values"
             )
         tensors[target] = info
     missing = sorted(set(expected) - set(tensors))
@@ -315,10 +335,12 @@ def load_into(
                         parent_name, _, child = owner_name.rpartition(".")
                         setattr(network.get_submodule(parent_name), child, replacement)
                         continue
-                value = torch.empty(info.shape, dtype=rows.dtype, device=device)
-                flat = value.view(rows.rows, -1)
-                for start, stop in rows.spans():
-                    flat[start:stop].copy_(rows.read(start, stop).view(stop - start, -1))
+                # read as stored: copy_ casts and moves in one pass, with no converted chunk between
+                stored = _file_rows(info, fh, staging, info.dtype)
+                value = torch.empty(info.shape, dtype=target_dtype(info), device=device)
+                flat = value.view(stored.rows, -1)
+                for start, stop in stored.spans():
+                    flat[start:stop].copy_(stored.read(start, stop).view(stop - start, -1))
                 _put(owner, attr, value)
                 del value, flat
     left = [name for name, t in _named_tensors(network) if t.is_meta]

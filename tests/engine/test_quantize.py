@@ -81,3 +81,35 @@ def test_a_biased_layer_quantises_with_its_bias(kind, cls):
     assert torch.corrcoef(torch.stack([got.flatten(), want.flatten()]))[0, 1] > 0.98
     # the bias is added: without it the output is off by about the bias
     assert (got - no_bias - layer.bias.float()).abs().max() < 0.1
+
+
+@pytest.mark.parametrize("dtype", ["bfloat16", "float32"])
+def test_a_load_read_in_many_small_chunks_holds_exactly_the_stored_weights(dtype, tiny_dream_dir, monkeypatch):
+    """Casting (the tiny Dream is stored in bf16) and copying row chunk by row chunk,
+    with chunks far smaller than any tensor, changes no value."""
+    from safetensors.torch import load_file
+
+    from engine import load_model
+    from engine.models import weights
+
+    monkeypatch.setattr(weights, "CHUNK_BYTES", 16)  # every tensor of 64+ rows is read in several chunks
+    model = load_model(str(tiny_dream_dir), device="cpu", dtype=dtype)
+    stored = load_file(str(tiny_dream_dir / "model.safetensors"))
+    state = model.network.state_dict()
+    assert set(stored) <= set(state)
+    for name, value in stored.items():
+        assert torch.equal(state[name], value.to(getattr(torch, dtype))), name
+
+
+def test_nf4_load_in_small_chunks_equals_bitsandbytes_on_whole_matrices(tiny_dream_dir, monkeypatch):
+    from engine import load_model
+    from engine.models import weights
+
+    monkeypatch.setattr(weights, "CHUNK_BYTES", 16)
+    monkeypatch.setattr(quantize, "CHUNK_PARAMETERS", 64)
+    model = load_model(str(tiny_dream_dir), device="cpu", dtype="bfloat16", quantization="nf4")
+    from safetensors.torch import load_file
+
+    stored = load_file(str(tiny_dream_dir / "model.safetensors"))
+    layer = model.network.model.layers[0].mlp.down_proj
+    _assert_same_nf4(layer.weight, _whole_nf4(stored["model.layers.0.mlp.down_proj.weight"].to(torch.bfloat16)))
