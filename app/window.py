@@ -98,6 +98,7 @@ class MainWindow(QMainWindow):
         self.panel.stepRequested.connect(self.infill.on_timeline)
         self.panel.exportRequested.connect(lambda: self.infill.export_run())
         self.model_picker.activated.connect(self.models.on_picker_activated)
+        self.modelReady.connect(lambda info: self.settings_panel.set_context_length(info.context_length))
 
     def shutdown(self) -> None:
         """Stop the run, end the engine thread (quit + wait; never terminate)."""
