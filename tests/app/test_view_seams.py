@@ -72,3 +72,58 @@ def test_max_mask_length_leaves_room_for_context(n):
     assert 1 <= m <= 4096
     if n > 32:
         assert m <= n - 16 and n - m >= n // 4 or m == 4096
+
+
+# ---- model loads report progress in the status bar, not on stderr -------------------------
+def test_load_progress_shows_in_the_status_bar(make_window, qtbot):
+    def slow_loader(spec, progress=None):
+        for k in range(5):
+            progress("Loading weights", k, 4)
+        return FakeModel()
+
+    w = make_window(loader=slow_loader)
+    messages = []
+    w.statusBar().messageChanged.connect(messages.append)
+    with qtbot.waitSignal(w.modelReady, timeout=5000):
+        w.load_model("slow")
+    assert "Loading slow: loading weights 2/4 (50%)" in messages
+    assert messages.index("Loading slow: loading weights 4/4 (100%)") < len(messages) - 1  # then "Loaded …"
+    assert w.statusBar().currentMessage().startswith("Loaded fake-model")
+
+
+def test_real_load_reports_in_the_status_bar_and_draws_nothing_on_stderr(make_window, qtbot, tiny_model_dir, capfd):
+    from engine import load_model
+
+    w = make_window(loader=load_model)
+    messages = []
+    w.statusBar().messageChanged.connect(messages.append)
+    capfd.readouterr()
+    with qtbot.waitSignal(w.modelReady, timeout=30000):
+        w.load_model(str(tiny_model_dir))
+    err = capfd.readouterr().err
+    assert "Loading weights" not in err and "%|" not in err, err
+    name = tiny_model_dir.name
+    assert any(m.startswith(f"Loading {name}: loading weights") and m.endswith("(100%)") for m in messages), messages
+    assert f"Loading {name}: reading the tokenizer…" in messages
+
+
+def test_a_stale_load_does_not_report(make_window, qtbot):
+    import threading
+
+    go = threading.Event()
+
+    def loader(spec, progress=None):
+        if spec == "old":
+            go.wait(5)
+            progress("Loading weights", 1, 2)
+        return FakeModel()
+
+    w = make_window(loader=loader)
+    messages = []
+    w.statusBar().messageChanged.connect(messages.append)
+    w.load_model("old")
+    with qtbot.waitSignal(w.modelReady, timeout=5000):
+        w.load_model("new")
+    go.set()
+    qtbot.waitUntil(lambda: not w.models._loads, timeout=5000)
+    assert not any(m.startswith("Loading old") for m in messages)
