@@ -2,7 +2,7 @@
 insertion popup shows only what an insertion has."""
 from __future__ import annotations
 
-from hypothesis import given, settings as hsettings, strategies as st
+from hypothesis import HealthCheck, given, settings as hsettings, strategies as st
 
 from app.settings import max_mask_length
 from tests.app.conftest import set_text_and_masks
@@ -127,3 +127,108 @@ def test_a_stale_load_does_not_report(make_window, qtbot):
     go.set()
     qtbot.waitUntil(lambda: not w.models._loads, timeout=5000)
     assert not any(m.startswith("Loading old") for m in messages)
+
+
+# ---- an insertion mask's chip never hides text ----------------------------------------------
+def _glyph_rects(ed):
+    """The box of every character of the document as laid out: from where it starts,
+    its own advance wide (no wider than the room the layout gave it: a character from
+    a fallback font is measured by the layout), the line high. Letter spacing that
+    opens a gap after a character is not part of its box. (Walks with movePosition,
+    which returns a bool: see the note on void calls in app/editor/widget.py.)"""
+    from PySide6.QtCore import QRect
+    from PySide6.QtGui import QTextCursor
+
+    doc, fm, rects = ed.document(), ed.fontMetrics(), []
+    c = QTextCursor(doc)
+    while not c.atEnd():
+        q, r = c.position(), ed.cursorRect(c)
+        c.movePosition(QTextCursor.MoveOperation.NextCharacter)
+        units = "".join(doc.characterAt(k) for k in range(q, c.position()))
+        glyph = units.encode("utf-16-le", "surrogatepass").decode("utf-16-le")
+        # a tab draws nothing and is as wide as its tab stop says: only ink can be hidden
+        if glyph in ("\u2029", "\n", "\t"):
+            continue
+        width = fm.horizontalAdvance(glyph)
+        nxt = ed.cursorRect(c)
+        if nxt.top() == r.top() and nxt.left() > r.left():
+            width = min(width, nxt.left() - r.left())
+        rects.append((q, glyph, QRect(r.left(), r.top(), max(1, width), r.height())))
+    return rects
+
+
+def _assert_chips_clear(ed):
+    for m in ed.masks:
+        chip = ed.insertion_rect(m)
+        assert chip.width() > 0
+        for q, ch, g in _glyph_rects(ed):
+            assert not chip.intersects(g), (m.start, ch, q, chip, g)
+
+
+TEXTS = ["The old man stood by the door.\nHe looked out at the rain 🙂 and sighed.\n"]
+
+
+def test_insertion_chip_in_a_word_and_between_words_hides_no_text(window, qtbot):
+    ed = window.editor
+    text = TEXTS[0]
+    ed.setPlainText(text)
+    s = text.index("stood")
+    ed.add_mask(s + 1, s + 1, length=8)  # inside "stood": "s|tood", the case of the issue
+    ed.add_mask(text.index(" by"), text.index(" by"), length=128)  # between words
+    ed.add_mask(text.index("🙂") + 1, text.index("🙂") + 1, length=3)  # after a character outside the BMP
+    ed.add_mask(text.index("\n"), text.index("\n"), length=5)  # at the end of a line
+    ed.add_mask(text.index("He"), text.index("He"), length=4)  # at the start of a line: a bar in the margin
+    qtbot.waitUntil(lambda: ed.isVisible())
+    _assert_chips_clear(ed)
+    assert ed.toPlainText() == text and not ed.document().isModified()
+    assert not ed.document().isUndoAvailable()
+    # the chip sits between "s" and "tood"
+    from PySide6.QtGui import QTextCursor
+
+    m = ed.mask_at(s + 1)
+    c = QTextCursor(ed.document())
+    c.setPosition(s)
+    s_left = ed.cursorRect(c).left()
+    c.setPosition(s + 1)
+    t_left = ed.cursorRect(c).left()
+    chip = ed.insertion_rect(m)
+    assert s_left < chip.left() and chip.right() < t_left
+    # a longer label widens its gap; removing a mask closes it
+    m.length = 1024
+    ed.refresh_selections()
+    _assert_chips_clear(ed)
+    ed.remove_mask(m)
+    c.setPosition(s + 1)
+    assert ed.cursorRect(c).left() - s_left == ed.fontMetrics().horizontalAdvance("s")
+
+
+def test_chips_stay_clear_while_typing_and_wrapping(window, qtbot):
+    from PySide6.QtCore import Qt
+    from PySide6.QtGui import QTextCursor
+
+    ed = window.editor
+    ed.setPlainText("word " * 60)
+    for k in (7, 33, 101, 200):
+        ed.add_mask(k, k, length=16)
+    _assert_chips_clear(ed)
+    c = QTextCursor(ed.document())
+    c.setPosition(0)
+    c.insertText("typed before them all, so they move and wrap elsewhere ")
+    ed.setTextCursor(c)
+    qtbot.keyClicks(ed, "more")
+    qtbot.keyClick(ed, Qt.Key.Key_Return)
+    _assert_chips_clear(ed)
+    assert [m.start for m in ed.masks] == sorted(m.start for m in ed.masks)
+
+
+@hsettings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(st.lists(st.integers(0, 10_000), min_size=1, max_size=4),
+       st.text(st.sampled_from("ab é日🙂\n\t"), min_size=1, max_size=80))
+def test_chips_never_hide_text_property(window, where, text):
+    ed = window.editor
+    ed.clear_masks()
+    ed.setPlainText(text)
+    for k in where:
+        p = k % (len(text) + 1)
+        ed.add_mask(p, p, length=k % 300 + 1)
+    _assert_chips_clear(ed)
