@@ -2,8 +2,8 @@
 
 A file opens as (text, TextFormat): the encoding (UTF-8 or UTF-16 by default;
 Windows-1252 or Latin-1 when the user reopens a file with one, see ENCODINGS),
-whether it had a byte-order mark, its majority line ending, and the ending of every line break that
-differs from it (``LineEndings``). The editor holds the text with "\n" breaks;
+whether it had a byte-order mark, its majority line ending, and the ending of
+every line break that differs from it (``LineEndings``). The editor holds the text with "\n" breaks;
 writing it back gives the same bytes, so an unedited file saves
 byte-identically, mixed endings, lone CRs and U+2029 included. Lines the user
 edited or added take the file's majority ending; lines left alone keep theirs
@@ -164,7 +164,7 @@ def decode(data: bytes, name: str = "the file", encoding: str | None = None) -> 
     ENCODINGS' codecs, chosen by the user: bytes it cannot decode raise
     EncodingError (0x81 in Windows-1252, say); Latin-1 decodes any bytes."""
     if encoding is not None and encoding not in dict(ENCODINGS) and encoding not in LABELS:
-        raise FileError(f"Lacuna cannot read {encoding}; it reads {', '.join(l for _, l in ENCODINGS)}.")
+        raise FileError(f"Lacuna cannot read {encoding}; it reads {', '.join(label for _, label in ENCODINGS)}.")
     bom = False
     marks = _BOMS if encoding in (None, "utf-8", "utf-16", "utf-16-le", "utf-16-be") else ()
     for mark, enc in marks:

@@ -25,6 +25,9 @@ SAMPLER_LABELS = {
 }
 
 
+MAX_MASK_TOKENS = 4096  # with no model loaded yet
+
+
 def max_mask_length(context_length: int) -> int:
     """The most tokens one mask may ask for with a model of ``context_length``
     tokens (0: unknown): a quarter of the context (at least 16 tokens) stays for
@@ -33,9 +36,6 @@ def max_mask_length(context_length: int) -> int:
     if context_length <= 0:
         return MAX_MASK_TOKENS
     return max(1, min(MAX_MASK_TOKENS, context_length - max(16, context_length // 4)))
-
-
-MAX_MASK_TOKENS = 4096  # with no model loaded yet
 
 
 def qsettings() -> QSettings:

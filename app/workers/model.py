@@ -216,7 +216,6 @@ class ModelLoad:
         except RuntimeError:  # the window that asked is gone (its C++ object deleted)
             pass
 
-
     def _on_progress(self, stage: str, done: int, total) -> None:
         try:
             self._progress(self, stage, done, total)

@@ -84,9 +84,9 @@ class _ReportingBar:
 def _hook(previous):
     def hook(factory, args, kwargs):
         if getattr(_local, "quiet", False):
-            kwargs = dict(kwargs)
-            iterable = args[0] if args else kwargs.pop("iterable", None)
-            return _ReportingBar(getattr(_local, "report", None), iterable, **kwargs)
+            # tqdm's positional order: iterable, desc, total
+            kwargs = {**dict(zip(("iterable", "desc", "total"), args)), **kwargs}
+            return _ReportingBar(getattr(_local, "report", None), **kwargs)
         if previous is not None:
             return previous(factory, args, kwargs)
         return factory(*args, **kwargs)

@@ -68,3 +68,19 @@ def test_a_failing_progress_callback_does_not_break_the_load(tiny_model_dir):
         raise RuntimeError("display gone")
 
     assert load_model(str(tiny_model_dir), device="cpu", dtype="float32", progress=broken).context_length > 0
+
+
+def test_positional_and_keyword_bars_report_inside_a_load():
+    from transformers.utils import logging as hf_logging
+
+    seen = []
+    with quiet_load(lambda stage, done, total: seen.append((stage, done, total))):
+        for _ in hf_logging.tqdm(range(3), "Positional desc"):
+            pass
+        bar = hf_logging.tqdm(total=4, desc="Manual:")
+        bar.update(2)
+        bar.update(2)
+        bar.set_postfix(x=1)  # anything else tqdm has is a no-op
+        bar.close()
+    assert ("Positional desc", 3, 3) in seen
+    assert [d for s, d, _ in seen if s == "Manual"] == [0, 2, 4]
