@@ -44,8 +44,7 @@ class Editor(QPlainTextEdit):
         self._applying = False
         positions.for_document(self.document())  # first to hear of a change: positions are fresh for the slots below
         self.document().contentsChange.connect(self._on_contents_change)
-        self._gaps = InsertionGaps(self.document(), self._gap_widths)
-        self._gap_key: tuple = ()  # the gaps the layout has now
+        self._gaps = InsertionGaps(self.document())
         self._chip_cache: tuple[float, QFont, QFontMetrics] | None = None
 
     # ---- masks ---------------------------------------------------------
@@ -192,10 +191,7 @@ class Editor(QPlainTextEdit):
                 for m in self.masks if m.insertion and not self._at_block_start(m) and not self._after_tab(m)}
 
     def _relayout_gaps(self) -> None:
-        key = tuple(sorted(self._gap_widths().items()))
-        if key != self._gap_key:
-            self._gap_key = key
-            self._gaps.refresh()
+        self._gaps.set(self._gap_widths())
 
     def insertion_rect(self, mask: Mask) -> QRect:
         """Where the chip of an insertion mask is drawn, in viewport pixels: in the gap
@@ -286,6 +282,7 @@ class Editor(QPlainTextEdit):
             self._tint = []
         if gone or removed or added:
             self.refresh_selections()
+            self._gaps.set(self._gap_widths(), force=True)
         if gone:
             self.masksChanged.emit()
 

@@ -218,6 +218,14 @@ def test_chips_stay_clear_while_typing_and_wrapping(window, qtbot):
     qtbot.keyClicks(ed, "more")
     qtbot.keyClick(ed, Qt.Key.Key_Return)
     _assert_chips_clear(ed)
+    # typing after a mask in its own line leaves its offset alone: the gap must stay
+    c.setPosition(ed.masks[0].cursor().position() + 3)
+    ed.setTextCursor(c)
+    qtbot.keyClicks(ed, "xyz")
+    _assert_chips_clear(ed)
+    ed.undo()
+    ed.undo()
+    _assert_chips_clear(ed)
     assert [m.start for m in ed.masks] == sorted(m.start for m in ed.masks)
 
 
