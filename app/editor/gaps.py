@@ -7,19 +7,16 @@ QTextLayout (what QSyntaxHighlighter does, without running Python for every
 block of the document): it changes how the line is laid out (text after the
 point moves right, and wraps as usual) but not the document's text, its undo
 stack or its modified flag. Qt does not move such formats with edits, so they
-are set again at every change of the text or the masks (a few blocks: cheap). An insertion at the start of a line
-has no character before it; its chip is a thin bar in the document margin
-instead (see Editor).
+are set again at every change of the text or the masks (a few blocks: cheap).
+An insertion at the start of a line has no character before it; its chip is a
+thin bar in the document margin instead (see Editor).
 """
 from __future__ import annotations
 
 from PySide6.QtGui import QFont, QTextCharFormat, QTextDocument, QTextLayout
 
 from .. import positions
-
-
-def utf16_len(s: str) -> int:
-    return len(s.encode("utf-16-le")) // 2
+from ..positions import utf16_len
 
 
 class InsertionGaps:

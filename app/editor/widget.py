@@ -183,8 +183,8 @@ class Editor(QPlainTextEdit):
         return c.selectedText() == "\t"
 
     def _gap_widths(self) -> dict[tuple[int, int], int]:
-        """{(block number, offset in it): gap width} of every insertion mask with a character before it
-        on its line. A tab absorbs letter spacing (it still ends at its tab stop), so the
+        """{(block number, UTF-16 offset in it): gap width} of every insertion mask with a
+        character before it on its line. A tab absorbs letter spacing (it still ends at its tab stop), so the
         chip of an insertion after a tab goes in the tab's own blank space instead."""
         # one insertion mask per position (add_mask replaces one at the same place)
         return {(m.anchor().blockNumber(), m.anchor().positionInBlock()): self._chip_width(m) + 2 * CHIP_PAD
