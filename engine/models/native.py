@@ -77,17 +77,55 @@ class NativeAdapter:
         self._wordpiece = _decoder_kind(tokenizer) == "WordPiece"
         self._texts: dict[int, str] = {}
 
+    # Candidates of one request share a forward pass (engine.sampler batches them).
+    batches = True
+    # The dual context cache (engine.models.kvcache): the networks' attention
+    # reads the CacheStep made active around their forward pass. Fast-dLLM's tau.
+    cache_modes = ("dual",)
+    default_cache = "dual"
+    default_threshold = 0.9
+
     @torch.inference_mode()
     def logits(self, ids: torch.Tensor, positions: torch.Tensor) -> torch.Tensor:
-        """ids: LongTensor [L]; positions: LongTensor [P] -> float32 [P, vocab_size]."""
+        """ids: LongTensor [L] or [B, L] (B canvases of one layout); positions:
+        LongTensor [P] -> float32 [P, vocab_size] (or [B, P, vocab_size])."""
         rows = (positions - self.logit_shift).clamp(min=0) if self.logit_shift else positions
-        batch = ids.unsqueeze(0)
+        batch = ids if ids.dim() == 2 else ids.unsqueeze(0)
         net = self.network
         if hasattr(net, "hidden") and hasattr(net, "head"):
             out = net.head(net.hidden(batch)[:, rows])
         else:
             out = net(batch)[:, rows]
-        return out[0, :, : self.vocab_size].float()
+        out = out[..., : self.vocab_size].float()
+        return out if ids.dim() == 2 else out[0]
+
+    @torch.inference_mode()
+    def prefill(self, ids: torch.Tensor, positions: torch.Tensor):
+        """The refresh of the dual cache: a full forward over ids [B, L] that
+        keeps every layer's keys/values. Returns (float32 logits
+        [B, P, vocab_size] at positions [P], the kvcache.DualCache)."""
+        from .kvcache import CacheStep, DualCache, active
+
+        rows = (positions - self.logit_shift).clamp(min=0) if self.logit_shift else positions
+        with active(CacheStep(DualCache(), record=True)) as step:
+            hidden = self.network.hidden(ids)
+        return self.network.head(hidden[:, rows])[..., : self.vocab_size].float(), step.cache
+
+    @torch.inference_mode()
+    def logits_cached(self, ids: torch.Tensor, block: torch.Tensor, positions: torch.Tensor, cache) -> torch.Tensor:
+        """A cached step: run only the canvas positions ``block`` [K] (and, with
+        a logit shift, the rows that predict ``positions``) at their true rotary
+        positions, attending to ``cache`` (whose entries for them are
+        overwritten). ids [B, L]; positions [P] within block. Returns float32
+        logits [B, P, vocab_size]."""
+        from .kvcache import CacheStep, active, run_positions
+
+        run = run_positions(block, positions, self.logit_shift, ids.shape[1])
+        rows = (positions - self.logit_shift).clamp(min=0) if self.logit_shift else positions
+        with active(CacheStep(cache, run=run)):
+            hidden = self.network.hidden(ids[:, run], positions=run)
+        out = self.network.head(hidden[:, torch.searchsorted(run, rows)])
+        return out[..., : self.vocab_size].float()
 
     def token_text(self, token_id: int) -> str:
         return cached_token_text(self, token_id)
