@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from time import perf_counter
 
 import torch
@@ -71,6 +71,11 @@ class _Candidate:
     rows: torch.Tensor | None = None  # slot indices of the current block still masked
     logits: torch.Tensor | None = None  # this step's constrained logits [m, V]; kept by MDLM's cache
     mass: torch.Tensor | None = None  # SEDD's log score mass per row (analytic step)
+    sizes: list[int] = field(default_factory=list)  # masked slots per block
+    budgets: list[int] = field(default_factory=list)  # steps per block
+    planned: int = 0
+    budget: int = 0  # steps of the current block
+    last_block: bool = False
     step: int = 0
     nfe: int = 0
     done: bool = False
@@ -155,32 +160,34 @@ def _run(model, request: InfillRequest, seeds: tuple[int, ...],
         newline_ids=profile.newline_ids.to(device), lead_space=profile.lead_space.to(device),
     )
 
-    sizes = schedules.blocks(cands[0].masked_slots.numel(), request.block_length)
     ancestral = request.sampler.startswith("ancestral")
-    budgets = schedules.steps_per_block(sizes, request.steps, cap=not ancestral)
-    planned = sum(budgets)
     reuse = request.sampler in ("ancestral", "ancestral_analytic")
     # SEDD's analytic update needs scores (unnormalised); on other models it is plain ancestral.
     analytic = request.sampler == "ancestral_analytic" and getattr(model, "scores", False)
     batched = batch > 1 and getattr(model, "batches", False)
+    # Edits mask a different number of slots per seed, so each candidate has its
+    # own blocks and step budgets; block i of every candidate runs together.
+    for c in cands:
+        c.sizes = schedules.blocks(c.masked_slots.numel(), request.block_length)
+        c.budgets = schedules.steps_per_block(c.sizes, request.steps, cap=not ancestral)
+        c.planned = sum(c.budgets)
 
-    start = 0
-    for size, budget in zip(sizes, budgets):
+    for i in range(max(len(c.sizes) for c in cands)):
         for c in cands:
-            c.rows = c.masked_slots[start : start + size].to(device)
+            start = sum(c.sizes[:i])
+            c.rows = c.masked_slots[start : start + c.sizes[i]].to(device) if i < len(c.sizes) else slots[:0]
+            c.budget = c.budgets[i] if i < len(c.sizes) else 0
+            c.last_block = i >= len(c.sizes) - 1
             c.logits = None
-        start += size
-        last_block = start >= cands[0].masked_slots.numel()
         # Every slot of this block, for any candidate: what a cached step runs.
         block = torch.unique(torch.cat([slots[c.rows] for c in cands]))
         context = None
-        for s in range(budget):
-            active = [c for c in cands if c.rows.numel()]
-            if not active:
+        for s in range(max(c.budget for c in cands)):
+            if not any(c.rows.numel() and s < c.budget for c in cands):
                 break
             if cancel is not None and cancel.is_set():
                 return
-            need = [b for b, c in enumerate(cands) if c.rows.numel() and c.logits is None]
+            need = [b for b, c in enumerate(cands) if c.rows.numel() and s < c.budget and c.logits is None]
             if need:
                 if cache_mode == "dual":
                     want = torch.unique(torch.cat([slots[cands[b].rows] for b in need]))
@@ -202,9 +209,9 @@ def _run(model, request: InfillRequest, seeds: tuple[int, ...],
                     c.logits = _constrain(raw.float(), c, rules, request)
             events: list[StepEvent | None] = [None] * batch
             for b, c in enumerate(cands):
-                if c.rows.numel():
-                    events[b] = _step(model, request, c, ids[b], slots, slot_span, tau, s, budget,
-                                      ancestral, reuse, analytic, last_block, planned, t0)
+                if c.rows.numel() and s < c.budget:
+                    events[b] = _step(model, request, c, ids[b], slots, slot_span, tau, s,
+                                      ancestral, reuse, analytic, t0)
             yield tuple(events)
 
 
@@ -240,10 +247,9 @@ def _constrain(logits: torch.Tensor, c: _Candidate, rules: _Rules, request: Infi
 
 
 def _step(model, request: InfillRequest, c: _Candidate, ids: torch.Tensor, slots, slot_span, tau: float,
-          s: int, budget: int, ancestral: bool, reuse: bool, analytic: bool, last_block: bool,
-          planned: int, t0: float) -> StepEvent:
+          s: int, ancestral: bool, reuse: bool, analytic: bool, t0: float) -> StepEvent:
     """One denoising step of one candidate on its logits; commits into ``ids`` (its row of the batch)."""
-    logits, rows = c.logits, c.rows
+    logits, rows, budget = c.logits, c.rows, c.budget
     tokens = sel.sample_tokens(logits, request.temperature, c.gen)
     probs = sel.probabilities(logits)
     conf = sel.token_confidence(probs, tokens)
@@ -283,10 +289,10 @@ def _step(model, request: InfillRequest, c: _Candidate, ids: torch.Tensor, slots
         c.slot_ids[slot], c.texts[slot], c.confs[slot] = token, text, p
         committed.append(Commit(slot, slot_span[slot], token, text, p))
     c.step += 1
-    c.done = last_block and c.rows.numel() == 0
+    c.done = c.last_block and c.rows.numel() == 0
     result = _result(model, request, c, t0) if c.done else None
     return StepEvent(
-        step=c.step, steps=planned, nfe=c.nfe, elapsed=perf_counter() - t0,
+        step=c.step, steps=c.planned, nfe=c.nfe, elapsed=perf_counter() - t0,
         committed=tuple(committed), tokens=tuple(c.texts), confidence=tuple(c.confs),
         slot_span=slot_span, done=c.done, result=result,
     )
