@@ -384,7 +384,13 @@ def _run_bench(args) -> int:
 
 
 def _quiet_transformers() -> None:
-    """No progress bars or advice from transformers on a model load (imported only when one comes)."""
+    """No progress bars or advice from transformers on a model load. Not yet
+    imported: by environment, read at its import (importing it here would cost
+    seconds of start-up for the native families, which never need it)."""
+    if "transformers" not in sys.modules:
+        os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
+        os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
+        return
     try:
         from transformers.utils import logging as hf_logging
 

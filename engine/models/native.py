@@ -4,11 +4,14 @@ the tokenizer from tokenizer.json, the network streamed onto its device,
 optional 8-bit or 4-bit weights.
 
 No repository code is imported and nothing passes trust_remote_code: the
-tokenizer is built by ``PreTrainedTokenizerFast`` from tokenizer.json, its
-special tokens from the JSON configs beside it.
+tokenizer is built by ``FastTokenizer`` (engine.models.tokenizer: what Lacuna
+uses of transformers' PreTrainedTokenizerFast, without importing
+transformers) from tokenizer.json, its special tokens from the JSON configs
+beside it.
 """
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 from collections.abc import Callable
@@ -177,7 +180,7 @@ def load_tokenizer(path: Path, config: dict, name: str, context_length: int, bac
     trained with). ``backend``: a ``tokenizers.Tokenizer`` the family built
     itself (Dream's vocab.json + merges.txt), used instead of tokenizer.json.
     Raises ModelLoadError when tokenizer.json is missing or unreadable."""
-    from transformers import PreTrainedTokenizerFast
+    from .tokenizer import FastTokenizer
 
     if backend is None:
         backend = _read_tokenizer_json(path, name)
@@ -199,11 +202,8 @@ def load_tokenizer(path: Path, config: dict, name: str, context_length: int, bac
             token = backend.id_to_token(token_id)
             if token is not None:
                 specials[key] = token
-    tokenizer = PreTrainedTokenizerFast(
-        tokenizer_object=backend, model_max_length=context_length, **specials,
-        **({"additional_special_tokens": extra} if extra else {}),
-    )
-    return tokenizer
+    # transformers' PreTrainedTokenizerFast, minus the seconds its import costs at start-up.
+    return FastTokenizer(backend, context_length, specials, extra)
 
 
 def _read_tokenizer_json(path: Path, name: str):
@@ -280,6 +280,24 @@ def _drop_cast_notice(record: logging.LogRecord) -> bool:
 
 
 # loading ---------------------------------------------------------------------
+@contextlib.contextmanager
+def _no_init():
+    """Skip weight initialisation while a network is built on the meta device:
+    the checkpoint overwrites every weight, and torch's meta ``normal_``
+    imports torch._dynamo, seconds of start-up (accelerate's
+    init_empty_weights and transformers' no_init_weights skip it the same way)."""
+    names = ("normal_", "uniform_", "kaiming_uniform_", "kaiming_normal_", "trunc_normal_", "xavier_uniform_",
+             "xavier_normal_", "ones_", "zeros_", "constant_")
+    saved = {name: getattr(nn.init, name) for name in names}
+    try:
+        for name in names:
+            setattr(nn.init, name, lambda tensor, *args, **kwargs: tensor)
+        yield
+    finally:
+        for name, fn in saved.items():
+            setattr(nn.init, name, fn)
+
+
 def build_network(factory: Callable[[], nn.Module], path: Path, device: torch.device, dtype: torch.dtype,
                   quantization: str | None = None, keep: Callable[[str], bool] = lambda name: False,
                   rename: Callable[[str], str] | None = None) -> nn.Module:
@@ -287,7 +305,7 @@ def build_network(factory: Callable[[], nn.Module], path: Path, device: torch.de
 
     Raises ModelLoadError for a checkpoint that does not match, and for an
     out-of-memory device with the sizes to try next."""
-    with torch.device("meta"):
+    with torch.device("meta"), _no_init():
         network = factory()
     hook = quantize_hook(quantization, dtype, keep)
     try:

@@ -162,3 +162,25 @@ def test_mask_two_spans_infill_accept_undo_save_starter(make_window, qtbot, tmp_
     assert [s.length for s in result.spans] == [sum(1 for j in w._current.events[-1].slot_span if j == i)
                                                 for i in range(2)]
     check_accept_undo_save(w, path, text)
+
+
+def test_candidates_run_in_one_batch_and_equal_separate_runs(make_window, qtbot, tiny_model_dir, tmp_path):
+    """The engine's own stream runs candidates that differ only in the seed as
+    one batch (one forward pass per step for all); each equals a separate run."""
+    import dataclasses
+
+    from engine import infill
+
+    w = real_window(make_window, qtbot, tiny_model_dir)
+    assert w.infill_worker.can_batch
+    w.settings_panel.candidates.setValue(3)
+    w.settings_panel.temperature.setValue(1.0)
+    mask_two_and_fill(w, qtbot, tmp_path, steps=4)
+    cands = w._candidates
+    assert len(cands) == 3 and w.candidates_list.count() == 3
+    assert len(w.infill._group) == 3  # the three ran together
+    model = w.models.model
+    for cand in cands:
+        alone = infill(model, dataclasses.replace(cand.request, seed=cand.seed))
+        assert cand.result.text == alone.text
+        assert cand.events and cand.events[-1].done
