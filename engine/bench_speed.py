@@ -188,21 +188,28 @@ def candidates(model, context: int = 2000, span: int = 32, steps: int = 32, coun
 
 def cold_start(model: str = "starter", repeats: int = 3,
                text: str = "In the beginning God created the [[1]] and the [[2]].") -> dict:
-    """Wall seconds from starting ``python -m engine.cli infill`` to its exit
-    (imports, model load, fill), median of ``repeats`` fresh processes."""
+    """Wall and CPU seconds (user + system, of the child process) from starting
+    ``python -m engine.cli infill`` to its exit (imports, model load, fill),
+    medians of ``repeats`` fresh processes."""
     import os
+    import resource
     import subprocess
 
     cmd = [sys.executable, "-m", "engine.cli", "infill", "--model", model, "--json", text]
-    walls, fills = [], []
+    walls, cpus, fills = [], [], []
     for _ in range(repeats):
+        before = resource.getrusage(resource.RUSAGE_CHILDREN)
         t = perf_counter()
         out = subprocess.run(cmd, capture_output=True, text=True, env={**os.environ}, check=False)
         walls.append(perf_counter() - t)
+        after = resource.getrusage(resource.RUSAGE_CHILDREN)
+        cpus.append(after.ru_utime - before.ru_utime + after.ru_stime - before.ru_stime)
         if out.returncode == 0:
             fills.append(json.loads(out.stdout)["seconds"])
     return {"model": model, "repeats": repeats, "wall_s": round(statistics.median(walls), 3),
-            "all_wall_s": [round(w, 3) for w in walls], "fill_s": round(statistics.median(fills), 4) if fills else None}
+            "all_wall_s": [round(w, 3) for w in walls], "cpu_s": round(statistics.median(cpus), 3),
+            "all_cpu_s": [round(c, 3) for c in cpus],
+            "fill_s": round(statistics.median(fills), 4) if fills else None}
 
 
 def main(args) -> int:
@@ -233,8 +240,9 @@ def main(args) -> int:
         report["cold_start"] = cold_start(args.model or "starter", args.cold_start)
         c = report["cold_start"]
         if not args.json:
-            print(f"cold start of `lacuna-cli infill` on {c['model']}: {c['wall_s']:.2f} s to the result "
-                  f"(median of {c['repeats']}: {c['all_wall_s']}), of which the fill {c['fill_s']} s")
+            print(f"cold start of `lacuna-cli infill` on {c['model']}: {c['wall_s']:.2f} s wall to the result "
+                  f"(median of {c['repeats']}: {c['all_wall_s']}), {c['cpu_s']:.2f} s CPU ({c['all_cpu_s']}), "
+                  f"of which the fill {c['fill_s']} s")
     if args.json:
         print(json.dumps(report, indent=2))
     else:
