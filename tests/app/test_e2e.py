@@ -186,3 +186,23 @@ def test_candidates_run_in_one_batch_and_equal_separate_runs(make_window, qtbot,
         alone = infill(model, dataclasses.replace(cand.request, seed=cand.seed))
         assert cand.result.text == alone.text
         assert cand.events and cand.events[-1].done
+
+
+def test_stopping_a_batch_of_candidates_frees_the_worker_and_keeps_the_text(make_window, qtbot, tiny_model_dir):
+    w = real_window(make_window, qtbot, tiny_model_dir)
+    _long_run(w)
+    w.settings_panel.candidates.setValue(4)
+    w.settings_panel.temperature.setValue(1.0)
+    text = w.editor.toPlainText()
+    stopped = []
+
+    def stop_once():
+        if not stopped and w.state == "running":
+            stopped.append(True)
+            w.stop_action.trigger()
+
+    w.frameRendered.connect(stop_once)
+    with qtbot.waitSignal(w.workerCancelled, timeout=60000):
+        assert w.start_infill()
+    assert len(w.infill._group) == 4 and stopped
+    assert w.state == "idle" and w.editor.toPlainText() == text and not w._candidates
