@@ -14,6 +14,7 @@ from __future__ import annotations
 import contextlib
 import json
 import logging
+import threading
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -285,17 +286,22 @@ def _no_init():
     """Skip weight initialisation while a network is built on the meta device:
     the checkpoint overwrites every weight, and torch's meta ``normal_``
     imports torch._dynamo, seconds of start-up (accelerate's
-    init_empty_weights and transformers' no_init_weights skip it the same way)."""
+    init_empty_weights and transformers' no_init_weights skip it the same way).
+    nn.init is patched for the whole process, so builds take a lock."""
     names = ("normal_", "uniform_", "kaiming_uniform_", "kaiming_normal_", "trunc_normal_", "xavier_uniform_",
              "xavier_normal_", "ones_", "zeros_", "constant_")
-    saved = {name: getattr(nn.init, name) for name in names}
-    try:
-        for name in names:
-            setattr(nn.init, name, lambda tensor, *args, **kwargs: tensor)
-        yield
-    finally:
-        for name, fn in saved.items():
-            setattr(nn.init, name, fn)
+    with _INIT_LOCK:
+        saved = {name: getattr(nn.init, name) for name in names}
+        try:
+            for name in names:
+                setattr(nn.init, name, lambda tensor, *args, **kwargs: tensor)
+            yield
+        finally:
+            for name, fn in saved.items():
+                setattr(nn.init, name, fn)
+
+
+_INIT_LOCK = threading.Lock()
 
 
 def build_network(factory: Callable[[], nn.Module], path: Path, device: torch.device, dtype: torch.dtype,
