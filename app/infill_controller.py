@@ -340,7 +340,7 @@ class InfillController(QObject):
         for other, (events, other_result) in zip(self._group[1:], payload[2] if len(payload) > 2 else ()):
             other.events = list(events)
             self._add_candidate(other, other_result)
-            cand = other
+            cand, result = other, other_result
         idx = self.batch.index(cand)
         if idx + 1 < len(self.batch):
             w.preview.render_result(result)
