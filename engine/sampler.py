@@ -110,7 +110,9 @@ def stream_candidates(model, request: InfillRequest, seeds: Sequence[int],
     Yields, per shared step, a tuple with one entry per seed: that candidate's
     StepEvent, or None when it took no step (it finished, or finished its
     block and waits for the others: all candidates change block together, so
-    they share the cache refresh). Each candidate's tokens equal those of
+    they share the cache refresh; with edits, whose masked slots differ per
+    seed, each then runs its own block's cached steps against its row of the
+    cache). Each candidate's tokens equal those of
     ``stream_infill`` on ``replace(request, seed=seed)``: the same random
     draws from its own generator, on logits of the same canvas, under its own
     UTF-8 guard. They can differ only where batched matrix products round
@@ -179,8 +181,11 @@ def _run(model, request: InfillRequest, seeds: tuple[int, ...],
             c.budget = c.budgets[i] if i < len(c.sizes) else 0
             c.last_block = i >= len(c.sizes) - 1
             c.logits = None
-        # Every slot of this block, for any candidate: what a cached step runs.
-        block = torch.unique(torch.cat([slots[c.rows] for c in cands]))
+        # What a cached step runs: the canvas positions of the block's slots.
+        # Edits mask different slots per seed; then each candidate runs its own
+        # block against its row of the cache, as its separate run would.
+        blocks = [slots[c.rows] for c in cands]
+        block = blocks[0] if all(torch.equal(blocks[0], x) for x in blocks[1:]) else None
         context = None
         for s in range(max(c.budget for c in cands)):
             if not any(c.rows.numel() and s < c.budget for c in cands):
@@ -193,9 +198,13 @@ def _run(model, request: InfillRequest, seeds: tuple[int, ...],
                     want = torch.unique(torch.cat([slots[cands[b].rows] for b in need]))
                     if context is None:
                         logits, context = _guarded(model, ids, lambda: model.prefill(ids, want))
-                    else:
+                        per = [logits[b, torch.searchsorted(want, slots[cands[b].rows])] for b in need]
+                    elif block is not None:
                         logits = _guarded(model, ids, lambda: model.logits_cached(ids, block, want, context))
-                    per = [logits[b, torch.searchsorted(want, slots[cands[b].rows])] for b in need]
+                        per = [logits[b, torch.searchsorted(want, slots[cands[b].rows])] for b in need]
+                    else:
+                        per = [_guarded(model, ids, lambda: model.logits_cached(
+                            ids[b : b + 1], blocks[b], slots[cands[b].rows], context.row(b))[0]) for b in need]
                 elif batched:
                     want = torch.unique(torch.cat([slots[cands[b].rows] for b in need]))
                     logits = _guarded(model, ids, lambda: model.logits(ids, want))

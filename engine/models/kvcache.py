@@ -75,6 +75,11 @@ class DualCache:
     def nbytes(self) -> int:
         return sum(t.numel() * t.element_size() for t in (*self.keys, *self.values))
 
+    def row(self, b: int) -> "DualCache":
+        """Candidate b's cache: views [1, H_kv, L, D] of each layer, so a cached
+        step on them writes through to this cache."""
+        return DualCache([k[b : b + 1] for k in self.keys], [v[b : b + 1] for v in self.values])
+
 
 @dataclass
 class CacheStep:

@@ -7,7 +7,7 @@ import dataclasses
 
 import pytest
 import torch
-from hypothesis import given, settings
+from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from engine import InfillRequest, InputError, Span, infill, stream_infill
@@ -215,3 +215,35 @@ def test_property_candidates_equal_separate_runs_on_the_fake(tiny_model, lengths
                         temperature=temperature, threshold=0.3)
     batched = infill_candidates(fake, req, seeds)
     assert [r.text for r in batched] == [r.text for r in _separate(fake, req, seeds)]
+
+
+@pytest.fixture(scope="module")
+def native_bytes(tiny_sp):
+    """A tiny random LLaDA on a byte-fallback tokenizer: characters split over tokens."""
+    return native_adapter("llada", tiny_sp.tokenizer, seed=5)
+
+
+PIECES = ["日本", "語", " naïve", " café", " the", " earth", ".", " ", "x"]
+
+
+@settings(max_examples=12, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(
+    words=st.lists(st.sampled_from(PIECES), min_size=2, max_size=8),
+    where=st.floats(0, 1),
+    edit=st.booleans(),
+    length=st.integers(1, 5),
+    block=st.one_of(st.none(), st.integers(1, 3)),
+    cache=st.sampled_from(["none", "dual"]),
+    sampler=st.sampled_from(["low_confidence", "threshold", "random"]),
+    seeds=st.lists(st.integers(0, 10**6), min_size=2, max_size=3, unique=True),
+)
+def test_property_batched_candidates_with_byte_tokens_equal_separate_runs(native_bytes, words, where, edit, length,
+                                                                           block, cache, sampler, seeds):
+    text = "".join(words)
+    cut = min(len(text), int(where * len(text)))
+    span = Span(0, len(text), strength=0.5) if edit else Span(cut, cut, length=length)
+    req = InfillRequest(text=text, spans=[span], steps=4, block_length=block, sampler=sampler, temperature=1.5,
+                        threshold=0.2, cache=cache)
+    batched = infill_candidates(native_bytes, req, seeds)
+    assert [r.text for r in batched] == [r.text for r in _separate(native_bytes, req, seeds)]
+    assert not any("\ufffd" in r.text for r in batched)
