@@ -122,7 +122,8 @@ class InfillController(QObject):
 
     def edit_mask(self, mask, global_pos: QPoint | None = None) -> MaskPopup:
         w, editor = self.w, self.w.editor
-        popup = MaskPopup(mask, self.token_count(mask.start, mask.end), w)
+        popup = MaskPopup(mask, self.token_count(mask.start, mask.end), w,
+                          max_length=w.settings_panel.max_mask_length)
         popup.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
         popup.changed.connect(lambda: (editor.refresh_selections(), w._update_actions()))
         popup.removeRequested.connect(lambda m: (editor.remove_mask(m), w._update_actions()))

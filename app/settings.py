@@ -32,6 +32,19 @@ CACHE_LABELS = {
 }
 
 
+MAX_MASK_TOKENS = 4096  # with no model loaded yet
+
+
+def max_mask_length(context_length: int) -> int:
+    """The most tokens one mask may ask for with a model of ``context_length``
+    tokens (0: unknown): a quarter of the context (at least 16 tokens) stays for
+    the text around the masks, which the fill is conditioned on; a 256-token
+    model takes masks of up to 192 tokens."""
+    if context_length <= 0:
+        return MAX_MASK_TOKENS
+    return max(1, min(MAX_MASK_TOKENS, context_length - max(16, context_length // 4)))
+
+
 def qsettings() -> QSettings:
     return QSettings(QSettings.Format.IniFormat, QSettings.Scope.UserScope, "lacuna", "lacuna")
 
@@ -139,7 +152,7 @@ class SettingsPanel(QWidget):
         self.threshold.setToolTip("Threshold sampler: commit every token at least this confident")
         form.addRow("Threshold", self.threshold)
 
-        self.insertion = QSpinBox(objectName="insertionSpin", minimum=1, maximum=1024)
+        self.insertion = QSpinBox(objectName="insertionSpin", minimum=1, maximum=MAX_MASK_TOKENS)
         self.insertion.setSuffix(" tokens")
         self.insertion.setToolTip("Length of a mask inserted at the cursor (Ctrl+M with no selection)")
         form.addRow("Insertion length", self.insertion)
@@ -177,7 +190,28 @@ class SettingsPanel(QWidget):
         self.allow_newlines.toggled.connect(self._emit)
         self.reset.clicked.connect(lambda: (self.set_settings(RunSettings()), self._emit()))
 
+    @property
+    def max_mask_length(self) -> int:
+        """The most tokens a mask may ask for with the loaded model."""
+        return self.insertion.maximum()
+
+    def set_context_length(self, context_length: int) -> None:
+        """Bound the insertion length by the loaded model's context (see
+        max_mask_length). The length the user chose comes back when a model
+        with a longer context is loaded."""
+        self._loading = True
+        try:
+            self.insertion.setMaximum(max_mask_length(context_length))
+            self.insertion.setValue(self._insertion_wanted)
+        finally:
+            self._loading = False
+        self.insertion.setToolTip(
+            "Length of a mask inserted at the cursor (Ctrl+M with no selection); at most "
+            f"{self.insertion.maximum()} tokens, so the model's context keeps room for the text around it")
+        self._emit()
+
     def set_settings(self, s: RunSettings) -> None:
+        self._insertion_wanted = s.insertion_length  # kept while a short-context model clamps the spin
         self._loading = True
         try:
             self.sampler.setCurrentIndex(max(0, self.sampler.findData(s.sampler)))
@@ -216,14 +250,18 @@ class SettingsPanel(QWidget):
     def use_seed(self, seed: int, **changes) -> None:
         """"Reuse seed": fix the seed to a candidate's (and ``changes``, such as the
         temperature it was sampled at)."""
-        self.set_settings(replace(self.settings(), random_seed=False, seed=int(seed), **changes))
+        self.set_settings(replace(self.settings(), random_seed=False, seed=int(seed),
+                                  insertion_length=self._insertion_wanted, **changes))
         self._emit()
 
     def _emit(self, *_: object) -> None:
         if self._loading:
             return
+        if self.sender() is self.insertion:
+            self._insertion_wanted = self.insertion.value()
         self.seed.setEnabled(not self.random_seed.isChecked())
         self.threshold.setEnabled(self.sampler.currentData() == "threshold")
         s = self.settings()
-        s.save(qsettings())
+        # what the user chose is kept, not what a short-context model clamps it to
+        replace(s, insertion_length=self._insertion_wanted).save(qsettings())
         self.changed.emit(s)
