@@ -25,6 +25,13 @@ SAMPLER_LABELS = {
 }
 
 
+CACHE_LABELS = {
+    "auto": "Automatic (the model's default)",
+    "dual": "Dual cache (fast, approximate)",
+    "none": "Off (recompute every token)",
+}
+
+
 MAX_MASK_TOKENS = 4096  # with no model loaded yet
 
 
@@ -55,6 +62,7 @@ class RunSettings:
     insertion_length: int = 8
     candidates: int = 1
     allow_newlines: bool = False  # False: only where the masked text had a line break
+    cache: str = "auto"  # "auto": the model family's default; else one of engine.types.CACHES
 
     def next_seed(self, rng: random.Random | None = None) -> int:
         if not self.random_seed:
@@ -93,6 +101,8 @@ class RunSettings:
             values[f.name] = v
         if values["sampler"] not in SAMPLERS:
             values["sampler"] = base.sampler
+        if values["cache"] not in CACHE_LABELS:
+            values["cache"] = base.cache
         return cls(**values)
 
 
@@ -157,12 +167,21 @@ class SettingsPanel(QWidget):
             "Let fills contain line breaks. Unticked: only a mask over text that had a line break may get one")
         form.addRow("Line breaks", self.allow_newlines)
 
+        self.cache = QComboBox(objectName="cacheCombo")
+        for name, label in CACHE_LABELS.items():
+            self.cache.addItem(label, name)
+        self.cache.setToolTip("Context cache: keep the keys/values of the text around the masks between steps "
+                              "(Fast-dLLM's dual cache), refreshed at every block. Much faster on long "
+                              "documents; may differ slightly from recomputing everything. LLaDA, Dream and "
+                              "LLaDA-MoE have it (on by default); other models recompute.")
+        form.addRow("Context cache", self.cache)
+
         self.reset = QPushButton("Restore defaults", objectName="resetSettingsButton")
         form.addRow(self.reset)
 
         self._loading = False
         self.set_settings(settings)
-        for w in (self.sampler,):
+        for w in (self.sampler, self.cache):
             w.currentIndexChanged.connect(self._emit)
         for w in (self.steps, self.block, self.temperature, self.top_p, self.seed, self.threshold,
                   self.insertion, self.candidates):
@@ -208,6 +227,7 @@ class SettingsPanel(QWidget):
             self.insertion.setValue(s.insertion_length)
             self.candidates.setValue(s.candidates)
             self.allow_newlines.setChecked(s.allow_newlines)
+            self.cache.setCurrentIndex(max(0, self.cache.findData(s.cache)))
         finally:
             self._loading = False
 
@@ -224,6 +244,7 @@ class SettingsPanel(QWidget):
             insertion_length=self.insertion.value(),
             candidates=self.candidates.value(),
             allow_newlines=self.allow_newlines.isChecked(),
+            cache=self.cache.currentData(),
         )
 
     def use_seed(self, seed: int, **changes) -> None:

@@ -11,6 +11,7 @@ logging untouched.
 from __future__ import annotations
 
 import contextlib
+import sys
 import threading
 from typing import Callable, Iterator
 
@@ -93,10 +94,14 @@ def _hook(previous):
     return hook
 
 
-def _install() -> None:
+def _install(import_transformers: bool = False) -> None:
     global _installed
     with _install_lock:
         if _installed:
+            return
+        if not import_transformers and "transformers" not in sys.modules:
+            # A native family never imports transformers (seconds of start-up);
+            # the transformers families call install() before they load.
             return
         try:
             from transformers.utils import logging as hf_logging
@@ -108,6 +113,11 @@ def _install() -> None:
             previous = set_hook(None)
             set_hook(_hook(previous))
         _installed = True
+
+
+def install() -> None:
+    """Put the hook in transformers (importing it): before a transformers family loads."""
+    _install(import_transformers=True)
 
 
 @contextlib.contextmanager

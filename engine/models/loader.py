@@ -20,6 +20,7 @@ import torch
 from .. import resources
 from ..errors import ModelLoadError
 from ..hub import catalog_entry, local_snapshot
+from . import load_progress
 from .load_progress import Progress, quiet_load, report
 from .masked_lm import MaskedLMAdapter
 
@@ -276,6 +277,7 @@ def _load_model(name, device, dtype, quantization, progress):
         raise ModelLoadError(f"{name}: 8-bit and 4-bit loading is for the native families (LLaDA, Dream, ...)")
     from transformers import AutoModelForMaskedLM, AutoTokenizer
 
+    load_progress.install()
     try:
         report(progress, "Reading the tokenizer")
         tokenizer = AutoTokenizer.from_pretrained(path, local_files_only=True, trust_remote_code=False)

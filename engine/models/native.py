@@ -4,13 +4,17 @@ the tokenizer from tokenizer.json, the network streamed onto its device,
 optional 8-bit or 4-bit weights.
 
 No repository code is imported and nothing passes trust_remote_code: the
-tokenizer is built by ``PreTrainedTokenizerFast`` from tokenizer.json, its
-special tokens from the JSON configs beside it.
+tokenizer is built by ``FastTokenizer`` (engine.models.tokenizer: what Lacuna
+uses of transformers' PreTrainedTokenizerFast, without importing
+transformers) from tokenizer.json, its special tokens from the JSON configs
+beside it.
 """
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
+import threading
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -77,17 +81,55 @@ class NativeAdapter:
         self._wordpiece = _decoder_kind(tokenizer) == "WordPiece"
         self._texts: dict[int, str] = {}
 
+    # Candidates of one request share a forward pass (engine.sampler batches them).
+    batches = True
+    # The dual context cache (engine.models.kvcache): the networks' attention
+    # reads the CacheStep made active around their forward pass. Fast-dLLM's tau.
+    cache_modes = ("dual",)
+    default_cache = "dual"
+    default_threshold = 0.9
+
     @torch.inference_mode()
     def logits(self, ids: torch.Tensor, positions: torch.Tensor) -> torch.Tensor:
-        """ids: LongTensor [L]; positions: LongTensor [P] -> float32 [P, vocab_size]."""
+        """ids: LongTensor [L] or [B, L] (B canvases of one layout); positions:
+        LongTensor [P] -> float32 [P, vocab_size] (or [B, P, vocab_size])."""
         rows = (positions - self.logit_shift).clamp(min=0) if self.logit_shift else positions
-        batch = ids.unsqueeze(0)
+        batch = ids if ids.dim() == 2 else ids.unsqueeze(0)
         net = self.network
         if hasattr(net, "hidden") and hasattr(net, "head"):
             out = net.head(net.hidden(batch)[:, rows])
         else:
             out = net(batch)[:, rows]
-        return out[0, :, : self.vocab_size].float()
+        out = out[..., : self.vocab_size].float()
+        return out if ids.dim() == 2 else out[0]
+
+    @torch.inference_mode()
+    def prefill(self, ids: torch.Tensor, positions: torch.Tensor):
+        """The refresh of the dual cache: a full forward over ids [B, L] that
+        keeps every layer's keys/values. Returns (float32 logits
+        [B, P, vocab_size] at positions [P], the kvcache.DualCache)."""
+        from .kvcache import CacheStep, DualCache, active
+
+        rows = (positions - self.logit_shift).clamp(min=0) if self.logit_shift else positions
+        with active(CacheStep(DualCache(), record=True)) as step:
+            hidden = self.network.hidden(ids)
+        return self.network.head(hidden[:, rows])[..., : self.vocab_size].float(), step.cache
+
+    @torch.inference_mode()
+    def logits_cached(self, ids: torch.Tensor, block: torch.Tensor, positions: torch.Tensor, cache) -> torch.Tensor:
+        """A cached step: run only the canvas positions ``block`` [K] (and, with
+        a logit shift, the rows that predict ``positions``) at their true rotary
+        positions, attending to ``cache`` (whose entries for them are
+        overwritten). ids [B, L]; positions [P] within block. Returns float32
+        logits [B, P, vocab_size]."""
+        from .kvcache import CacheStep, active, run_positions
+
+        run = run_positions(block, positions, self.logit_shift, ids.shape[1])
+        rows = (positions - self.logit_shift).clamp(min=0) if self.logit_shift else positions
+        with active(CacheStep(cache, run=run)):
+            hidden = self.network.hidden(ids[:, run], positions=run)
+        out = self.network.head(hidden[:, torch.searchsorted(run, rows)])
+        return out[..., : self.vocab_size].float()
 
     def token_text(self, token_id: int) -> str:
         return cached_token_text(self, token_id)
@@ -139,7 +181,7 @@ def load_tokenizer(path: Path, config: dict, name: str, context_length: int, bac
     trained with). ``backend``: a ``tokenizers.Tokenizer`` the family built
     itself (Dream's vocab.json + merges.txt), used instead of tokenizer.json.
     Raises ModelLoadError when tokenizer.json is missing or unreadable."""
-    from transformers import PreTrainedTokenizerFast
+    from .tokenizer import FastTokenizer
 
     if backend is None:
         backend = _read_tokenizer_json(path, name)
@@ -161,11 +203,8 @@ def load_tokenizer(path: Path, config: dict, name: str, context_length: int, bac
             token = backend.id_to_token(token_id)
             if token is not None:
                 specials[key] = token
-    tokenizer = PreTrainedTokenizerFast(
-        tokenizer_object=backend, model_max_length=context_length, **specials,
-        **({"additional_special_tokens": extra} if extra else {}),
-    )
-    return tokenizer
+    # transformers' PreTrainedTokenizerFast, minus the seconds its import costs at start-up.
+    return FastTokenizer(backend, context_length, specials, extra)
 
 
 def _read_tokenizer_json(path: Path, name: str):
@@ -184,6 +223,29 @@ def _read_tokenizer_json(path: Path, name: str):
 
 
 # loading ---------------------------------------------------------------------
+@contextlib.contextmanager
+def _no_init():
+    """Skip weight initialisation while a network is built on the meta device:
+    the checkpoint overwrites every weight, and torch's meta ``normal_``
+    imports torch._dynamo, seconds of start-up (accelerate's
+    init_empty_weights and transformers' no_init_weights skip it the same way).
+    nn.init is patched for the whole process, so builds take a lock."""
+    names = ("normal_", "uniform_", "kaiming_uniform_", "kaiming_normal_", "trunc_normal_", "xavier_uniform_",
+             "xavier_normal_", "ones_", "zeros_", "constant_")
+    with _INIT_LOCK:
+        saved = {name: getattr(nn.init, name) for name in names}
+        try:
+            for name in names:
+                setattr(nn.init, name, lambda tensor, *args, **kwargs: tensor)
+            yield
+        finally:
+            for name, fn in saved.items():
+                setattr(nn.init, name, fn)
+
+
+_INIT_LOCK = threading.Lock()
+
+
 def build_network(factory: Callable[[], nn.Module], path: Path, device: torch.device, dtype: torch.dtype,
                   quantization: str | None = None, keep: Callable[[str], bool] = lambda name: False,
                   rename: Callable[[str], str] | None = None) -> nn.Module:
@@ -191,7 +253,7 @@ def build_network(factory: Callable[[], nn.Module], path: Path, device: torch.de
 
     Raises ModelLoadError for a checkpoint that does not match, and for an
     out-of-memory device with the sizes to try next."""
-    with torch.device("meta"):
+    with torch.device("meta"), _no_init():
         network = factory()
     hook = quantize_hook(quantization, dtype, keep)
     try:
