@@ -10,7 +10,10 @@ keep no KV cache, so nothing grows with the number of steps):
               float32 copy the sampler works on
     hidden    L x (4 x hidden + 2 x intermediate) x activation bytes: the live
               activations of one layer (inference keeps no others); attention
-              goes through SDPA, which does not materialise L x L scores
+              goes through SDPA, which does not materialise L x L scores; 8/4-bit
+              adds the largest quantised matrix as bitsandbytes dequantises it
+              (the compute dtype on a GPU, 8-9 bytes per parameter through its
+              CPU kernels' int32/float32 copies)
     overhead  a fixed runtime share: 8 MiB on a CPU, 300 MiB on CUDA/MPS (CUDA and MPS
               not measured here: no GPU on the test machines), plus the tokenizer
               in host memory, about 500 bytes per vocabulary entry (measured: a

@@ -42,7 +42,7 @@ NESTED_BLOCKSIZE = 256  # bitsandbytes' block for the double-quantised NF4 scale
 CHUNK_PARAMETERS = 1 << 16
 
 
-def bitsandbytes():
+def import_bitsandbytes():
     """The bitsandbytes module, or a ModelLoadError saying how to install it."""
     try:
         import bitsandbytes as bnb
@@ -86,7 +86,7 @@ def nf4_weight(rows: Rows, device: torch.device):
 
     Returns the parameter (packed uint8 ``[ceil(out*in/2), 1]`` on ``device``) with its
     ``quant_state``."""
-    bnb = bitsandbytes()
+    bnb = import_bitsandbytes()
     F = bnb.functional
     n = math.prod(rows.shape)
     per_row = max(1, math.prod(rows.shape[1:]))
@@ -117,7 +117,7 @@ def int8_weight(rows: Rows, device: torch.device):
     """bitsandbytes ``Int8Params`` (LLM.int8(), one scale per row, no outliers held back)
     of the matrix ``rows`` gives, quantised on ``device`` a few rows at a time: int8
     ``[out, in]`` with ``SCB`` float32 ``[out]``."""
-    bnb = bitsandbytes()
+    bnb = import_bitsandbytes()
     out_features = rows.shape[0]
     rows = _chunk_rows(rows, 1)
     cb = torch.empty(rows.shape, dtype=torch.int8, device=device)
@@ -142,7 +142,7 @@ def quantized_linear(quantization: str, layer: nn.Linear, rows: Rows, device: to
     on any device, typically meta), its weight from ``rows``, on ``device``. A bias of
     ``layer`` that is already filled is kept; one still on the meta device stays there
     for the loader to fill."""
-    bnb = bitsandbytes()
+    bnb = import_bitsandbytes()
     biased = layer.bias is not None
     if quantization == "nf4":
         q = bnb.nn.Linear4bit(layer.in_features, layer.out_features, bias=biased, compute_dtype=compute_dtype,
@@ -173,7 +173,7 @@ def quantize_hook(quantization: str | None, dtype: torch.dtype, keep: Callable[[
         return None
     if quantization not in QUANTIZATIONS:
         raise ModelLoadError(f"unknown quantization {quantization!r}: use int8 or nf4")
-    bitsandbytes()
+    import_bitsandbytes()
     if quantization == "int8":
         # bitsandbytes logs a warning on every int8 matmul whose input is not fp16: it
         # casts, as documented, and a user can do nothing about it.
