@@ -113,3 +113,35 @@ def test_nf4_load_in_small_chunks_equals_bitsandbytes_on_whole_matrices(tiny_dre
     stored = load_file(str(tiny_dream_dir / "model.safetensors"))
     layer = model.network.model.layers[0].mlp.down_proj
     _assert_same_nf4(layer.weight, _whole_nf4(stored["model.layers.0.mlp.down_proj.weight"].to(torch.bfloat16)))
+
+
+@pytest.mark.parametrize("kind", ["nf4", "int8"])
+def test_a_bias_stored_after_its_weight_reaches_the_quantised_layer(kind, tiny_dream_dir, tmp_path):
+    """The biases in a later shard than the weights: the quantised layer is installed
+    first, and its bias is filled when the loader reaches it. Same logits as the
+    one-file checkpoint (where each bias comes before its weight)."""
+    import json
+    import shutil
+
+    from safetensors.torch import load_file, save_file
+
+    from engine import load_model
+
+    folder = tmp_path / "sharded"
+    shutil.copytree(tiny_dream_dir, folder)
+    state = load_file(str(folder / "model.safetensors"))
+    (folder / "model.safetensors").unlink()
+    biases = {k: v for k, v in state.items() if k.endswith(".bias")}
+    rest = {k: v for k, v in state.items() if k not in biases}
+    save_file(rest, str(folder / "model-00001-of-00002.safetensors"))
+    save_file(biases, str(folder / "model-00002-of-00002.safetensors"))
+    weight_map = {**{k: "model-00001-of-00002.safetensors" for k in rest},
+                  **{k: "model-00002-of-00002.safetensors" for k in biases}}
+    (folder / "model.safetensors.index.json").write_text(json.dumps({"metadata": {}, "weight_map": weight_map}))
+    one_file = load_model(str(tiny_dream_dir), device="cpu", dtype="bfloat16", quantization=kind)
+    sharded = load_model(str(folder), device="cpu", dtype="bfloat16", quantization=kind)
+    q = sharded.network.model.layers[0].self_attn.q_proj
+    assert type(q).__name__ in ("Linear4bit", "Linear8bitLt") and not q.bias.is_meta
+    assert torch.equal(q.bias.data, biases["model.layers.0.self_attn.q_proj.bias"].to(torch.bfloat16))
+    ids = torch.tensor([7, 8, sharded.mask_id, sharded.mask_id, 9, 10])
+    assert torch.equal(sharded.logits(ids, torch.tensor([2, 3])), one_file.logits(ids, torch.tensor([2, 3])))
