@@ -142,13 +142,14 @@ def _warm_up(folder: str, config: dict, dtype: str, quantization: str | None) ->
         with torch.inference_mode():
             net(torch.zeros(1, 8, dtype=torch.long))
         del net
-    else:
+        if (Path(folder) / "tokenizer.json").is_file():
+            from .models.native import load_tokenizer
+
+            load_tokenizer(Path(folder), config, "warm-up", 16)
+    else:  # this loads the family's own tokenizer too, whatever its files (Dream: vocab.json + merges.txt)
         model = load_model(folder, device="cpu", dtype=dtype, quantization=quantization)
         model.logits(torch.full((8,), model.mask_id, dtype=torch.long), torch.arange(8))
         del model
-    from .models.native import load_tokenizer
-
-    load_tokenizer(Path(folder), config, "warm-up", 16)
     _trim()
 
 
