@@ -24,7 +24,7 @@ from torch import nn
 
 from ..errors import ModelLoadError
 from .masked_lm import _decoder_kind, _special_frame, cached_token_text
-from .quantize import QUANTIZATIONS, quantize_hook, quantize_network  # noqa: F401
+from .quantize import quantize_hook
 from .weights import load_into
 
 log = logging.getLogger(__name__)
@@ -217,9 +217,6 @@ def _read_tokenizer_json(path: Path, name: str):
         return Tokenizer.from_file(str(file))
     except Exception as exc:  # noqa: BLE001 - tokenizers raises a bare Exception
         raise ModelLoadError(f"{name}: tokenizer.json cannot be read ({str(exc).splitlines()[0][:160]})") from None
-
-
-# precision: engine.models.quantize (re-exported for the families and the benchmark)
 
 
 # loading ---------------------------------------------------------------------
