@@ -96,24 +96,30 @@ STARTER = Path(__file__).resolve().parents[2] / "resources" / "models" / "starte
 
 class StallProbe:
     """A QTimer ticking every few milliseconds on the GUI thread: the longest
-    gap between two ticks is the worst event-loop stall."""
+    gap between two ticks is the worst event-loop stall (wall clock: it grows
+    with the machine's load), and ``busy`` holds the GUI thread's own CPU time
+    spent in each gap (``time.thread_time``: the work our handlers do there,
+    which the load does not inflate)."""
 
     def __init__(self, interval_ms: int = 5) -> None:
         from PySide6.QtCore import QTimer
 
         self.gaps: list[float] = []
+        self.busy: list[float] = []
         self._last = 0.0
+        self._last_cpu = 0.0
         self.timer = QTimer()
         self.timer.setInterval(interval_ms)
         self.timer.timeout.connect(self._tick)
 
     def _tick(self) -> None:
-        now = time.perf_counter()
+        now, cpu = time.perf_counter(), time.thread_time()
         self.gaps.append(now - self._last)
-        self._last = now
+        self.busy.append(cpu - self._last_cpu)
+        self._last, self._last_cpu = now, cpu
 
     def start(self) -> None:
-        self._last = time.perf_counter()
+        self._last, self._last_cpu = time.perf_counter(), time.thread_time()
         self.timer.start()
 
     def stop(self) -> None:
