@@ -44,6 +44,10 @@ def test_bars_outside_a_load_and_errors_inside_one_are_untouched(capfd):
     handler.emit = records.append
     logger = logging.getLogger("transformers.modeling_utils")
     logger.addHandler(handler)
+    # the verbosity may have been set by an earlier in-process CLI run (it quietens
+    # transformers by environment before the import); this test is about quiet_load
+    verbosity = hf_logging.get_verbosity()
+    hf_logging.set_verbosity_warning()
 
     def other_thread():
         for _ in hf_logging.tqdm(range(2), desc="Other thread"):
@@ -58,6 +62,7 @@ def test_bars_outside_a_load_and_errors_inside_one_are_untouched(capfd):
             pass
         logger.warning("a real warning stays loud")
     logger.removeHandler(handler)
+    hf_logging.set_verbosity(verbosity)
     err = capfd.readouterr().err
     assert inside and "Other thread" in err and "Quiet here" not in err
     assert [r.getMessage() for r in records] == ["a real warning stays loud"]
