@@ -66,13 +66,15 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--corpus", type=Path, default=None)
     ap.add_argument("--work", type=Path, default=DEFAULT_WORK, help="tokenizer, ids, checkpoints, logs")
     ap.add_argument("--vocab", type=int, default=8192)
-    ap.add_argument("--shape", default="s4")
+    ap.add_argument("--shape", default="m4")
     ap.add_argument("--context", type=int, default=512)
-    ap.add_argument("--batch", type=int, default=8)
+    ap.add_argument("--window", type=int, default=128, help="window length of most training steps")
+    ap.add_argument("--long-frac", type=float, default=0.15, help="fraction of steps on full-context windows")
+    ap.add_argument("--batch", type=int, default=64)
     ap.add_argument("--lr", type=float, default=3e-3)
-    ap.add_argument("--warmup", type=int, default=100)
+    ap.add_argument("--warmup", type=int, default=200)
     ap.add_argument("--mixture", default="mixed")
-    ap.add_argument("--threads", type=int, default=1)
+    ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--workers", type=int, default=1, help="data-parallel training processes (see train.py)")
     ap.add_argument("--ckpt-minutes", type=float, default=5.0)
     ap.add_argument("--examples", type=int, default=200, help="held-out examples per evaluation row")
@@ -103,6 +105,7 @@ def main(argv: list[str] | None = None) -> int:
         "--run-dir", str(args.work / "run"), "--tokenizer", str(args.work / "tokenizer"),
         "--train-ids", str(args.work / "train_ids.npy"), "--heldout-ids", str(args.work / "heldout_ids.npy"),
         "--shape", args.shape, "--context", str(args.context), "--batch", str(args.batch),
+        "--window", str(args.window), "--long-frac", str(args.long_frac),
         "--lr", str(args.lr), "--warmup", str(args.warmup), "--minutes", str(args.minutes),
         "--mixture", args.mixture, "--seed", str(args.seed), "--threads", str(args.threads),
         "--ckpt-minutes", str(args.ckpt_minutes), "--workers", str(args.workers),
