@@ -68,7 +68,8 @@ class Trainer:
     def __init__(self, model, stream: np.ndarray, is_start: np.ndarray, *, context: int, batch: int,
                  lr: float, warmup: int, seed: int, mixture: masking.Mixture,
                  budget_s: float | None = None, steps: int | None = None, short_frac: float = 0.0,
-                 mask_id: int = MASK_ID, window: int | None = None, long_frac: float = 0.0):
+                 mask_id: int = MASK_ID, window: int | None = None, long_frac: float = 0.0,
+                 weight_decay: float = 0.1):
         if budget_s is None and steps is None:
             raise ValueError("give a time budget or a step count")
         self.model = model
@@ -89,7 +90,7 @@ class Trainer:
         decay = [p for p in model.parameters() if p.ndim >= 2]
         no_decay = [p for p in model.parameters() if p.ndim < 2]
         self.opt = torch.optim.AdamW(
-            [{"params": decay, "weight_decay": 0.01}, {"params": no_decay, "weight_decay": 0.0}],
+            [{"params": decay, "weight_decay": weight_decay}, {"params": no_decay, "weight_decay": 0.0}],
             lr=lr, betas=(0.9, 0.98), eps=1e-8)
         self.step = 0
         self.seconds = 0.0  # training seconds spent, across resumes
@@ -263,7 +264,7 @@ def run(args) -> dict:
                       warmup=args.warmup, seed=args.seed, mixture=mixture,
                       budget_s=None if args.minutes is None else 60 * args.minutes,
                       steps=args.steps, short_frac=args.short_frac, window=args.window,
-                      long_frac=args.long_frac)
+                      long_frac=args.long_frac, weight_decay=args.weight_decay)
     ckpt = run_dir / "ckpt.pt"
     meta = {"config": config.to_config(), "shape": shape, "mixture": args.mixture,
             "args": {k: v for k, v in vars(args).items()}, "params": count_params(model)}
@@ -384,6 +385,8 @@ def build_parser() -> argparse.ArgumentParser:
                     help="window length of most steps (default: --context); cheaper steps, more of them")
     ap.add_argument("--long-frac", type=float, default=0.0,
                     help="with --window: fraction of steps on full-context windows (fewer rows, same tokens)")
+    ap.add_argument("--weight-decay", type=float, default=0.1,
+                    help="AdamW decay of the matrices (it also bounds the growth of q and k)")
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--workers", type=int, default=1,
                     help="training processes on this machine (data parallel over gloo, each in its own session)")
