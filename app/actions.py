@@ -85,6 +85,9 @@ def _file_menu(w: MainWindow) -> None:
     w.open_action = make_action(w, "&Open…", "openAction", files.open_dialog, K.Open)
     w.recent_menu = m.addMenu("Open &Recent")
     w.recent_menu.setObjectName("recentMenu")
+    w.reopen_encoding_action = make_action(
+        w, "Reopen with &Encoding…", "reopenEncodingAction", lambda: files.reopen_with_encoding(),
+        tip="Read the file again as UTF-8, UTF-16, Windows-1252 or Latin-1; saving keeps that encoding")
     w.save_action = make_action(w, "&Save", "saveAction", files.save, K.Save)
     w.save_as_action = make_action(w, "Save &As…", "saveAsAction", files.save_as, K.SaveAs)
     w.recover_action = make_action(w, "Recover &Unsaved Work…", "recoverAction", files.offer_recovery,
@@ -92,6 +95,7 @@ def _file_menu(w: MainWindow) -> None:
     w.quit_action = make_action(w, "&Quit", "quitAction", w.close, K.Quit)
     m.insertAction(w.recent_menu.menuAction(), w.new_action)
     m.insertAction(w.recent_menu.menuAction(), w.open_action)
+    m.addAction(w.reopen_encoding_action)
     m.addSeparator()
     m.addActions([w.save_action, w.save_as_action])
     m.addSeparator()

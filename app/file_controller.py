@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING
 
 from PySide6.QtCore import QObject, QTimer
 from PySide6.QtGui import QTextCursor
-from PySide6.QtWidgets import QFileDialog, QMessageBox
+from PySide6.QtWidgets import QFileDialog, QInputDialog, QMessageBox
 
 from . import autosave, fileio, paths
 from .editor import document_text
@@ -38,6 +38,7 @@ class FileController(QObject):
         self.path: str | None = None
         self.fmt = fileio.TextFormat()
         self.stamp: fileio.FileStamp | None = None  # the file on disk as last read or written
+        self.refused: tuple[str, str | None] | None = None  # (path, suggested codec) of the last file not decoded
         root = Path(state_dir) if state_dir is not None else None
         self.journal = (root or paths.state_dir()) / "saving"
         self.store = autosave.AutosaveStore(None if root is None else root / "autosave")
@@ -82,20 +83,57 @@ class FileController(QObject):
         if path:
             self.open_path(path)
 
-    def open_path(self, path: str) -> bool:
+    def open_path(self, path: str, encoding: str | None = None) -> bool:
+        """Open ``path``; ``encoding`` None: UTF-8 or what a BOM names, else a codec of
+        fileio.ENCODINGS. A file that is not text in it is refused with an offer to
+        reopen it with another encoding."""
         self.w.infill.leave_run()
         if not self.confirm_discard():
             return False
         try:
-            text, fmt, stamp = fileio.open_text(path)
+            text, fmt, stamp = fileio.open_text(path, encoding)
+        except fileio.EncodingError as exc:
+            self.refused = (str(Path(path).resolve()), exc.suggestion)
+            self.w.show_error(str(exc), ("Reopen with Encoding…",
+                                         lambda: self.reopen_with_encoding(*self.refused)))
+            return False
         except fileio.FileError as exc:
             self.w.show_error(str(exc))
             self._remove_recent(path)
             return False
+        self.refused = None
         self._set_text(text, str(Path(path).resolve()), fmt)
         self.stamp = stamp
         self._add_recent(self.path)
         return True
+
+    def ask_encoding(self, name: str, current: str | None) -> str | None:
+        """Which encoding to read ``name`` with: a codec of fileio.ENCODINGS, or None (cancelled)."""
+        codecs_, labels = zip(*fileio.ENCODINGS)
+        k = codecs_.index(current) if current in codecs_ else 0
+        label, ok = QInputDialog.getItem(self.w, "Reopen with Encoding", f"Read “{name}” as:", list(labels), k, False)
+        return codecs_[labels.index(label)] if ok and label in labels else None
+
+    def reopen_with_encoding(self, path: str | None = None, suggestion: str | None = None) -> bool:
+        """Read the file again in an encoding the user picks (the open one, or the one just
+        refused). Saving writes that encoding back."""
+        if path is None:
+            path = self.path
+            if path is None and self.refused is not None:
+                path, suggestion = self.refused
+        if path is None:
+            self.w.show_error("Open a file first: Reopen with Encoding reads the open file again in another encoding.")
+            return False
+        if suggestion is None and path == self.path:
+            suggestion = "utf-16" if self.fmt.encoding.startswith("utf-16") else self.fmt.encoding
+        encoding = self.w.ask_encoding(Path(path).name, suggestion)
+        if encoding is None:
+            return False
+        return self.open_path(path, encoding)
+
+    def _encoding_to_reread(self) -> str | None:
+        # UTF-8 is also what a file without a BOM opens as; the others were chosen, or named by a BOM
+        return None if self.fmt.encoding == "utf-8" else self.fmt.encoding
 
     def reload(self) -> bool:
         """Read the file again (it changed on disk), as one undoable edit: Ctrl+Z gives back
@@ -104,7 +142,7 @@ class FileController(QObject):
             return False
         self.w.infill.leave_run()
         try:
-            text, fmt, stamp = fileio.open_text(self.path)
+            text, fmt, stamp = fileio.open_text(self.path, self._encoding_to_reread())
         except fileio.FileError as exc:
             self.w.show_error(str(exc))
             return False
@@ -254,7 +292,8 @@ class FileController(QObject):
 
     def restore(self, rec: autosave.Recovered) -> None:
         """Load recovered work as unsaved changes to its file (or an untitled text)."""
-        fmt = fileio.TextFormat(rec.encoding, rec.bom, rec.newline)
+        encoding = rec.encoding if rec.encoding in fileio.LABELS else "utf-8"
+        fmt = fileio.TextFormat(encoding, rec.bom, rec.newline)
         self._set_text("", rec.path, fmt)
         c = QTextCursor(self.w.editor.document())
         c.insertText(rec.text)  # undoable, and the document is modified

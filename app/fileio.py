@@ -1,8 +1,9 @@
 """Reading and writing text files exactly.
 
-A file opens as (text, TextFormat): the encoding, whether it had a byte-order
-mark, its majority line ending, and the ending of every line break that
-differs from it (``LineEndings``). The editor holds the text with "\n" breaks;
+A file opens as (text, TextFormat): the encoding (UTF-8 or UTF-16 by default;
+Windows-1252 or Latin-1 when the user reopens a file with one, see ENCODINGS),
+whether it had a byte-order mark, its majority line ending, and the ending of
+every line break that differs from it (``LineEndings``). The editor holds the text with "\n" breaks;
 writing it back gives the same bytes, so an unedited file saves
 byte-identically, mixed endings, lone CRs and U+2029 included. Lines the user
 edited or added take the file's majority ending; lines left alone keep theirs
@@ -41,6 +42,15 @@ class FileError(Exception):
     """A file could not be read or written; the message is fit to show as is."""
 
 
+class EncodingError(FileError):
+    """A file's bytes are not text in the encoding it was read with; another
+    encoding may read it (``suggestion``: a codec of ENCODINGS, or None)."""
+
+    def __init__(self, message: str, suggestion: str | None = None) -> None:
+        super().__init__(message)
+        self.suggestion = suggestion
+
+
 @dataclass(frozen=True)
 class LineEndings:
     """The line endings of ``text`` (normalised to "\n") as read or last saved:
@@ -51,9 +61,16 @@ class LineEndings:
     others: tuple[tuple[int, str], ...]
 
 
+# What "Reopen with encoding…" offers: (codec or "utf-16", label). "utf-16" takes its
+# byte order from the BOM, or guesses it from where the NUL bytes of ASCII text fall.
+ENCODINGS = (("utf-8", "UTF-8"), ("utf-16", "UTF-16"), ("cp1252", "Windows-1252"), ("latin-1", "Latin-1"))
+LABELS = {"utf-8": "UTF-8", "utf-16-le": "UTF-16 LE", "utf-16-be": "UTF-16 BE", "cp1252": "Windows-1252",
+          "latin-1": "Latin-1"}
+
+
 @dataclass(frozen=True)
 class TextFormat:
-    encoding: str = "utf-8"  # "utf-8", "utf-16-le" or "utf-16-be"
+    encoding: str = "utf-8"  # a key of LABELS: "utf-8", "utf-16-le", "utf-16-be", "cp1252" or "latin-1"
     bom: bool = False
     newline: str = "\n"  # the majority ending: "\n", "\r\n", "\r" or "\u2029"
     endings: LineEndings | None = None  # None: every break has ``newline``
@@ -64,7 +81,7 @@ class TextFormat:
 
     @property
     def label(self) -> str:
-        enc = {"utf-8": "UTF-8", "utf-16-le": "UTF-16 LE", "utf-16-be": "UTF-16 BE"}[self.encoding]
+        enc = LABELS.get(self.encoding, self.encoding)
         nl = _NAMES[self.newline]
         return f"{enc}{' BOM' if self.bom else ''} · {nl}{' (mixed)' if self.mixed else ''}"
 
@@ -115,28 +132,72 @@ def _layout(text: str, ends: list[str], newline: str) -> LineEndings | None:
     return LineEndings(text, others) if others else None
 
 
-def decode(data: bytes, name: str = "the file") -> tuple[str, TextFormat]:
+def _utf16_order(data: bytes) -> str:
+    """The byte order of UTF-16 text without a BOM: ASCII characters have their
+    NUL byte second in little-endian, first in big-endian."""
+    even, odd = data[0::2].count(0), data[1::2].count(0)
+    return "utf-16-be" if even > odd else "utf-16-le"
+
+
+def suggest_encoding(data: bytes) -> str | None:
+    """Which of ENCODINGS most likely reads ``data`` that is not UTF-8: UTF-16
+    when NULs fall on every other byte, else Windows-1252 when it decodes (the
+    Western default of Windows), else Latin-1 (which decodes every byte). A
+    choice among four, so no statistical detector is needed."""
+    sample = data[:65536]
+    if sample.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)):
+        return "utf-16"
+    if len(sample) >= 2 and max(sample[0::2].count(0), sample[1::2].count(0)) > len(sample) // 8:
+        return "utf-16"
+    try:
+        data.decode("cp1252")
+        return "cp1252"
+    except UnicodeDecodeError:
+        return "latin-1"
+
+
+def decode(data: bytes, name: str = "the file", encoding: str | None = None) -> tuple[str, TextFormat]:
     """Decode bytes into text with its line breaks as "\n"; the format records
-    the encoding, the BOM and every break's ending."""
-    encoding, bom = "utf-8", False
-    for mark, enc in _BOMS:
-        if data.startswith(mark):
+    the encoding, the BOM and every break's ending.
+
+    ``encoding`` None: UTF-8, or UTF-16/UTF-8 named by a BOM. Otherwise one of
+    ENCODINGS' codecs, chosen by the user: bytes it cannot decode raise
+    EncodingError (0x81 in Windows-1252, say); Latin-1 decodes any bytes."""
+    if encoding is not None and encoding not in dict(ENCODINGS) and encoding not in LABELS:
+        raise FileError(f"Lacuna cannot read {encoding}; it reads {', '.join(label for _, label in ENCODINGS)}.")
+    bom = False
+    marks = _BOMS if encoding in (None, "utf-8", "utf-16", "utf-16-le", "utf-16-be") else ()
+    for mark, enc in marks:
+        if data.startswith(mark) and (encoding is None or enc.startswith(encoding) or encoding.startswith(enc)):
             encoding, bom = enc, True
             data = data[len(mark):]
             break
-    if not bom and _looks_binary(data):
+    if encoding == "utf-16":
+        encoding = _utf16_order(data)
+    chosen = encoding is not None
+    encoding = encoding or "utf-8"
+    if not bom and not encoding.startswith("utf-16") and _looks_binary(data):
+        if not chosen and suggest_encoding(data) == "utf-16":
+            raise EncodingError(
+                f"{name} looks like UTF-16 text without a byte-order mark (every other byte is NUL). "
+                "Reopen it with its encoding: File ▸ Reopen with Encoding…", "utf-16")
         raise FileError(
             f"{name} looks like a binary file (it contains NUL or control bytes), not text. "
-            "Lacuna opens UTF-8 and UTF-16 text files only."
+            "Lacuna opens text files only."
         )
     try:
         raw = data.decode(encoding)
     except UnicodeDecodeError as exc:
-        raise FileError(
-            f"{name} is not valid {encoding.upper()} text (undecodable byte at offset {exc.start}). "
-            "Lacuna opens UTF-8 (with or without BOM) and UTF-16 files with a BOM; "
-            "convert it to UTF-8 first."
-        ) from None
+        label = LABELS.get(encoding, encoding)
+        if chosen:
+            raise EncodingError(
+                f"{name} is not {label} text: the byte 0x{data[exc.start]:02X} at offset {exc.start} has no "
+                f"character in {label}. Reopen it with another encoding.", None) from None
+        suggestion = suggest_encoding(data)
+        hint = f" (it looks like {dict(ENCODINGS)[suggestion]})" if suggestion else ""
+        raise EncodingError(
+            f"{name} is not valid UTF-8 text (undecodable byte at offset {exc.start}){hint}. "
+            "Reopen it with its encoding: File ▸ Reopen with Encoding…", suggestion) from None
     cr, lf, ps = raw.count("\r"), raw.count("\n"), raw.count("\u2029")
     if not cr and not ps:  # the usual cases first: one kind of ending, no regex over the text
         return raw, TextFormat(encoding, bom, "\n")
@@ -247,11 +308,12 @@ def _read_regular(p: Path) -> tuple[bytes, os.stat_result]:
     return data, st
 
 
-def open_text(path: str | os.PathLike) -> tuple[str, TextFormat, FileStamp]:
-    """Read a text file: its text, format, and a stamp to see later changes on disk by."""
+def open_text(path: str | os.PathLike, encoding: str | None = None) -> tuple[str, TextFormat, FileStamp]:
+    """Read a text file: its text, format, and a stamp to see later changes on disk by.
+    ``encoding``: see decode."""
     p = Path(path)
     data, st = _read_regular(p)
-    text, fmt = decode(data, p.name)
+    text, fmt = decode(data, p.name, encoding)
     return text, fmt, stamp(data, st)
 
 
@@ -368,7 +430,11 @@ def write_text_atomic(path: str | os.PathLike, text: str, fmt: TextFormat,
     try:
         data, settled = encode_with_format(text, fmt)
     except UnicodeEncodeError as exc:
-        raise FileError(f"The text cannot be saved as {fmt.encoding}: {exc.reason}") from None
+        bad = exc.object[exc.start:exc.end]
+        line = exc.object.count("\n", 0, exc.start) + 1
+        label = LABELS.get(fmt.encoding, fmt.encoding)
+        raise FileError(f"The text cannot be saved as {label}, the file's encoding: “{bad}” (line {line}) "
+                        f"has no {label} byte. Remove or replace it, then save again.") from None
     folder = p.parent if str(p.parent) else Path(".")
     try:
         mode = p.stat().st_mode & 0o777 if p.exists() else None

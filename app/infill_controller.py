@@ -83,6 +83,8 @@ class InfillController(QObject):
         self._last_frame = 0.0
         self._last_chart = 0.0
         self._frame_listeners = False
+        self._can_batch = bool(getattr(worker, "can_batch", False))
+        self._group: list[Candidate] = []  # the candidates the running pass computes together
         # Watch mode: events wait here and are shown one per pace tick; the finish waits for them.
         self.watch_queue: deque = deque()
         self.watch_timer = QTimer(self)
@@ -120,7 +122,8 @@ class InfillController(QObject):
 
     def edit_mask(self, mask, global_pos: QPoint | None = None) -> MaskPopup:
         w, editor = self.w, self.w.editor
-        popup = MaskPopup(mask, self.token_count(mask.start, mask.end), w)
+        popup = MaskPopup(mask, self.token_count(mask.start, mask.end), w,
+                          max_length=w.settings_panel.max_mask_length)
         popup.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
         popup.changed.connect(lambda: (editor.refresh_selections(), w._update_actions()))
         popup.removeRequested.connect(lambda m: (editor.remove_mask(m), w._update_actions()))
@@ -163,7 +166,8 @@ class InfillController(QObject):
                                 temperature=rs.temperature, top_p=rs.top_p,
                                 block_length=rs.block_length or None, threshold=rs.threshold,
                                 seed=seed, revision=revision,
-                                allow_newlines=True if rs.allow_newlines else None)
+                                allow_newlines=True if rs.allow_newlines else None,
+                                cache=None if rs.cache == "auto" else rs.cache)
             settings = rs
             if (regenerate or k > 0) and not seed_matters(req):
                 req = replace(req, temperature=VARIETY_TEMPERATURE)
@@ -228,7 +232,22 @@ class InfillController(QObject):
         self.cancel = threading.Event()
         # frameRendered is for tests and automation: skip the emit (a GIL round trip) when unused
         self._frame_listeners = w.isSignalConnected(QMetaMethod.fromSignal(w.frameRendered))
-        self._run_requested.emit(self.run_id, w.models.model, cand.request, self.cancel)
+        # Candidates whose requests differ only in the seed share every forward
+        # pass (engine.sampler.stream_candidates); the live view follows the first.
+        self._group = self._batchable(cand)
+        payload = tuple(c.request for c in self._group) if len(self._group) > 1 else cand.request
+        self._run_requested.emit(self.run_id, w.models.model, payload, self.cancel)
+
+    def _batchable(self, cand: Candidate) -> list[Candidate]:
+        """``cand`` and the candidates after it in the batch that run the same request but for the seed."""
+        group = [cand]
+        if not self._can_batch:
+            return group
+        for other in self.batch[self.batch.index(cand) + 1:]:
+            if replace(other.request, seed=cand.request.seed) != cand.request:
+                break
+            group.append(other)
+        return group
 
     @Slot(object)
     def _on_step(self, payload) -> None:
@@ -289,20 +308,8 @@ class InfillController(QObject):
         if self._frame_listeners:
             self.w.frameRendered.emit()
 
-    @Slot(object)
-    def _on_finished(self, payload) -> None:
-        run_id, result = payload
-        if run_id != self.run_id or self.current is None:
-            return
-        if self.watch_queue:
-            self._finish_waiting = payload  # watch mode: finish once the view has shown every step
-            return
-        self.watch_timer.stop()
-        w, cand = self.w, self.current
+    def _add_candidate(self, cand: Candidate, result) -> None:
         cand.result = result
-        self.pending_event = None
-        if cand.events:
-            w.panel.show_event(cand.events[-1])
         fill = tuple(result.span_text(i) for i in range(len(result.spans)))
         for other in self.candidates:
             if other.result is not None and other.key == cand.key and \
@@ -315,7 +322,26 @@ class InfillController(QObject):
         reuse = ("Reuse seed fixes this seed and temperature in the settings" if cand.record.used
                  else "Reuse seed sets the greedy settings that give it")
         item.setToolTip(f"{cand.record.describe()}\nClick to preview; {reuse}.")
-        w.candidates_list.addItem(item)
+        self.w.candidates_list.addItem(item)
+
+    @Slot(object)
+    def _on_finished(self, payload) -> None:
+        run_id, result = payload[0], payload[1]
+        if run_id != self.run_id or self.current is None:
+            return
+        if self.watch_queue:
+            self._finish_waiting = payload  # watch mode: finish once the view has shown every step
+            return
+        self.watch_timer.stop()
+        w, cand = self.w, self.current
+        self.pending_event = None
+        if cand.events:
+            w.panel.show_event(cand.events[-1])
+        self._add_candidate(cand, result)
+        for other, (events, other_result) in zip(self._group[1:], payload[2] if len(payload) > 2 else ()):
+            other.events = list(events)
+            self._add_candidate(other, other_result)
+            cand, result = other, other_result
         idx = self.batch.index(cand)
         if idx + 1 < len(self.batch):
             w.preview.render_result(result)

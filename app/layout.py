@@ -63,9 +63,13 @@ def _banner(w: MainWindow) -> QFrame:
     bl.setContentsMargins(10, 6, 6, 6)
     w.banner_label = QLabel(objectName="errorLabel", wordWrap=True)
     w.banner_label.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+    # an action the message offers (File ▸ Reopen with Encoding… for a file refused as not UTF-8)
+    w.banner_action = QPushButton(objectName="bannerActionButton")
+    w.banner_action.hide()
     close = QToolButton(text="✕", toolTip="Dismiss")
     close.clicked.connect(w.banner.hide)
     bl.addWidget(w.banner_label, 1)
+    bl.addWidget(w.banner_action)
     bl.addWidget(close)
     w.banner.hide()
     return w.banner

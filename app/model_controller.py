@@ -27,6 +27,7 @@ def spec_label(spec: str) -> str:
 class ModelController(QObject):
     _load_requested = Signal(str)
     _load_reported = Signal(object, object)  # (ModelLoad, (model, ModelInfo) or message), from its thread
+    _load_progressed = Signal(object, str, int, object)  # (ModelLoad, stage, done, total or None), from its thread
     _list_requested = Signal()
     _clean_requested = Signal()
 
@@ -45,6 +46,7 @@ class ModelController(QObject):
         queued = Qt.ConnectionType.QueuedConnection
         self._load_requested.connect(self._start_load)
         self._load_reported.connect(self._on_load_reported, queued)
+        self._load_progressed.connect(self._on_load_progressed, queued)
         self._list_requested.connect(worker.list_models, queued)
         self._clean_requested.connect(worker.clean_stale_partials, queued)
         worker.listed.connect(self.on_models_listed, queued)
@@ -70,7 +72,7 @@ class ModelController(QObject):
         self._load_requested.emit(spec)
 
     def _start_load(self, spec: str) -> None:
-        job = self._worker.make_load(spec, self._load_reported.emit)
+        job = self._worker.make_load(spec, self._load_reported.emit, self._load_progressed.emit)
         self._loads.add(job)
         job.start()
 
@@ -83,6 +85,20 @@ class ModelController(QObject):
             self._on_failed(job.spec, outcome)
         else:
             self._on_loaded(*outcome)
+
+    @Slot(object, str, int, object)
+    def _on_load_progressed(self, job, stage: str, done: int, total) -> None:
+        """A long load says how far it is, in the status bar (transformers' bars on stderr are silenced)."""
+        if job.spec != self.loading_spec or job not in self._loads:
+            return
+        if total:
+            where = f"{stage.lower()} {done}/{total} ({100 * done // total}%)"
+        else:
+            where = f"{stage.lower()}…"
+        label = spec_label(job.spec)
+        self.w.statusBar().showMessage(f"Loading {label}: {where}")
+        self.w.model_label.setText(f"Model: {label} (loading… {100 * done // total}%)" if total
+                                   else f"Model: {label} (loading…)")
 
     def abandon_loads(self) -> None:
         """The window closes: loads under way are left to end on their own, unheard."""

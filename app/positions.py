@@ -17,7 +17,7 @@ import re
 from bisect import bisect_left
 
 from PySide6.QtCore import QObject
-from PySide6.QtGui import QTextCursor, QTextDocument
+from PySide6.QtGui import QTextBlock, QTextCursor, QTextDocument
 
 _ASTRAL = re.compile("[\U00010000-\U0010ffff]")
 _HELPER_NAME = "lacunaPositions"
@@ -143,3 +143,8 @@ def qt_cursor(doc: QTextDocument, qt_start: int, qt_end: int) -> QTextCursor:
     c.setPosition(qt_start)
     c.setPosition(qt_end, QTextCursor.MoveMode.KeepAnchor)
     return c
+
+
+def relayout(block: QTextBlock) -> None:
+    """Lay ``block`` out again (its layout's formats changed; its text did not)."""
+    block.document().markContentsDirty(block.position(), block.length())

@@ -25,6 +25,26 @@ SAMPLER_LABELS = {
 }
 
 
+CACHE_LABELS = {
+    "auto": "Automatic (the model's default)",
+    "dual": "Dual cache (fast, approximate)",
+    "none": "Off (recompute every token)",
+}
+
+
+MAX_MASK_TOKENS = 4096  # with no model loaded yet
+
+
+def max_mask_length(context_length: int) -> int:
+    """The most tokens one mask may ask for with a model of ``context_length``
+    tokens (0: unknown): a quarter of the context (at least 16 tokens) stays for
+    the text around the masks, which the fill is conditioned on; a 256-token
+    model takes masks of up to 192 tokens."""
+    if context_length <= 0:
+        return MAX_MASK_TOKENS
+    return max(1, min(MAX_MASK_TOKENS, context_length - max(16, context_length // 4)))
+
+
 def qsettings() -> QSettings:
     return QSettings(QSettings.Format.IniFormat, QSettings.Scope.UserScope, "lacuna", "lacuna")
 
@@ -42,6 +62,7 @@ class RunSettings:
     insertion_length: int = 8
     candidates: int = 1
     allow_newlines: bool = False  # False: only where the masked text had a line break
+    cache: str = "auto"  # "auto": the model family's default; else one of engine.types.CACHES
 
     def next_seed(self, rng: random.Random | None = None) -> int:
         if not self.random_seed:
@@ -80,6 +101,8 @@ class RunSettings:
             values[f.name] = v
         if values["sampler"] not in SAMPLERS:
             values["sampler"] = base.sampler
+        if values["cache"] not in CACHE_LABELS:
+            values["cache"] = base.cache
         return cls(**values)
 
 
@@ -129,7 +152,7 @@ class SettingsPanel(QWidget):
         self.threshold.setToolTip("Threshold sampler: commit every token at least this confident")
         form.addRow("Threshold", self.threshold)
 
-        self.insertion = QSpinBox(objectName="insertionSpin", minimum=1, maximum=1024)
+        self.insertion = QSpinBox(objectName="insertionSpin", minimum=1, maximum=MAX_MASK_TOKENS)
         self.insertion.setSuffix(" tokens")
         self.insertion.setToolTip("Length of a mask inserted at the cursor (Ctrl+M with no selection)")
         form.addRow("Insertion length", self.insertion)
@@ -144,12 +167,21 @@ class SettingsPanel(QWidget):
             "Let fills contain line breaks. Unticked: only a mask over text that had a line break may get one")
         form.addRow("Line breaks", self.allow_newlines)
 
+        self.cache = QComboBox(objectName="cacheCombo")
+        for name, label in CACHE_LABELS.items():
+            self.cache.addItem(label, name)
+        self.cache.setToolTip("Context cache: keep the keys/values of the text around the masks between steps "
+                              "(Fast-dLLM's dual cache), refreshed at every block. Much faster on long "
+                              "documents; may differ slightly from recomputing everything. LLaDA, Dream and "
+                              "LLaDA-MoE have it (on by default); other models recompute.")
+        form.addRow("Context cache", self.cache)
+
         self.reset = QPushButton("Restore defaults", objectName="resetSettingsButton")
         form.addRow(self.reset)
 
         self._loading = False
         self.set_settings(settings)
-        for w in (self.sampler,):
+        for w in (self.sampler, self.cache):
             w.currentIndexChanged.connect(self._emit)
         for w in (self.steps, self.block, self.temperature, self.top_p, self.seed, self.threshold,
                   self.insertion, self.candidates):
@@ -158,7 +190,28 @@ class SettingsPanel(QWidget):
         self.allow_newlines.toggled.connect(self._emit)
         self.reset.clicked.connect(lambda: (self.set_settings(RunSettings()), self._emit()))
 
+    @property
+    def max_mask_length(self) -> int:
+        """The most tokens a mask may ask for with the loaded model."""
+        return self.insertion.maximum()
+
+    def set_context_length(self, context_length: int) -> None:
+        """Bound the insertion length by the loaded model's context (see
+        max_mask_length). The length the user chose comes back when a model
+        with a longer context is loaded."""
+        self._loading = True
+        try:
+            self.insertion.setMaximum(max_mask_length(context_length))
+            self.insertion.setValue(self._insertion_wanted)
+        finally:
+            self._loading = False
+        self.insertion.setToolTip(
+            "Length of a mask inserted at the cursor (Ctrl+M with no selection); at most "
+            f"{self.insertion.maximum()} tokens, so the model's context keeps room for the text around it")
+        self._emit()
+
     def set_settings(self, s: RunSettings) -> None:
+        self._insertion_wanted = s.insertion_length  # kept while a short-context model clamps the spin
         self._loading = True
         try:
             self.sampler.setCurrentIndex(max(0, self.sampler.findData(s.sampler)))
@@ -174,6 +227,7 @@ class SettingsPanel(QWidget):
             self.insertion.setValue(s.insertion_length)
             self.candidates.setValue(s.candidates)
             self.allow_newlines.setChecked(s.allow_newlines)
+            self.cache.setCurrentIndex(max(0, self.cache.findData(s.cache)))
         finally:
             self._loading = False
 
@@ -190,19 +244,24 @@ class SettingsPanel(QWidget):
             insertion_length=self.insertion.value(),
             candidates=self.candidates.value(),
             allow_newlines=self.allow_newlines.isChecked(),
+            cache=self.cache.currentData(),
         )
 
     def use_seed(self, seed: int, **changes) -> None:
         """"Reuse seed": fix the seed to a candidate's (and ``changes``, such as the
         temperature it was sampled at)."""
-        self.set_settings(replace(self.settings(), random_seed=False, seed=int(seed), **changes))
+        self.set_settings(replace(self.settings(), random_seed=False, seed=int(seed),
+                                  insertion_length=self._insertion_wanted, **changes))
         self._emit()
 
     def _emit(self, *_: object) -> None:
         if self._loading:
             return
+        if self.sender() is self.insertion:
+            self._insertion_wanted = self.insertion.value()
         self.seed.setEnabled(not self.random_seed.isChecked())
         self.threshold.setEnabled(self.sampler.currentData() == "threshold")
         s = self.settings()
-        s.save(qsettings())
+        # what the user chose is kept, not what a short-context model clamps it to
+        replace(s, insertion_length=self._insertion_wanted).save(qsettings())
         self.changed.emit(s)

@@ -98,6 +98,9 @@ class MainWindow(QMainWindow):
         self.panel.stepRequested.connect(self.infill.on_timeline)
         self.panel.exportRequested.connect(lambda: self.infill.export_run())
         self.model_picker.activated.connect(self.models.on_picker_activated)
+        self._banner_callback = None
+        self.banner_action.clicked.connect(self._on_banner_action)
+        self.modelReady.connect(lambda info: self.settings_panel.set_context_length(info.context_length))
 
     def shutdown(self) -> None:
         """Stop the run, end the engine thread (quit + wait; never terminate)."""
@@ -123,6 +126,7 @@ class MainWindow(QMainWindow):
     restore = _forward("files", "restore")
     offer_recovery = _forward("files", "offer_recovery")
     reload = _forward("files", "reload")
+    reopen_with_encoding = _forward("files", "reopen_with_encoding")
 
     frames = _forward("infill", "frames")
     _batch = _forward("infill", "batch")
@@ -188,7 +192,8 @@ class MainWindow(QMainWindow):
         self.accept_action.setEnabled(preview and current is not None and current.result is not None)
         self.reject_action.setEnabled(preview)
         self.regenerate_action.setEnabled((idle or preview) and has_masks)
-        for a in (self.cut_action, self.paste_action, self.new_action, self.open_action, self.replace_action):
+        for a in (self.cut_action, self.paste_action, self.new_action, self.open_action, self.replace_action,
+                  self.reopen_encoding_action):
             a.setEnabled(idle)
         doc = self.editor.document()
         self.undo_action.setEnabled(idle and doc.isUndoAvailable())
@@ -233,12 +238,26 @@ class MainWindow(QMainWindow):
     def _on_settings_changed(self, s: RunSettings) -> None:
         self.run_settings = s
 
-    def show_error(self, message: str) -> None:
-        """Every error ends here: a readable banner above the text (non-modal)."""
+    def show_error(self, message: str, action: tuple[str, object] | None = None) -> None:
+        """Every error ends here: a readable banner above the text (non-modal).
+        ``action``: (button text, callable) that the banner offers as a way out."""
         log.warning("%s", message)
         self.banner_label.setText(message)
+        self._banner_callback = action[1] if action else None
+        self.banner_action.setText(action[0] if action else "")
+        self.banner_action.setVisible(action is not None)
         self.banner.show()
         self.statusBar().showMessage(message.split("\n")[0], 8000)
+
+    def _on_banner_action(self) -> None:
+        callback, self._banner_callback = self._banner_callback, None
+        self.banner.hide()
+        if callback is not None:
+            callback()
+
+    def ask_encoding(self, name: str, current: str | None) -> str | None:
+        # like ask_save_changes: a codec of app.fileio.ENCODINGS, or None
+        return self.files.ask_encoding(name, current)
 
     def copy(self) -> None:
         (self.preview if self.stack.currentWidget() is self.preview else self.editor).copy()

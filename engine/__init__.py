@@ -14,6 +14,8 @@ _LAZY = {
     "load_model": ("engine.models.loader", "load_model"),
     "stream_infill": ("engine.sampler", "stream_infill"),
     "infill": ("engine.sampler", "infill"),
+    "stream_candidates": ("engine.sampler", "stream_candidates"),
+    "infill_candidates": ("engine.sampler", "infill_candidates"),
     "token_count": ("engine.canvas", "token_count"),
 }
 

@@ -125,21 +125,31 @@ def load_memory(folder: str, dtype: str = "float32", quantization: str | None = 
 
 
 def _warm_up(folder: str, config: dict, dtype: str, quantization: str | None) -> None:
-    """Import and exercise the code a load uses on a one-layer toy, so that library
-    memory is in the baseline and not counted as the model's."""
-    from .models.loader import native_family
+    """Import and exercise the code a load uses, so that library memory and first-use
+    caches are in the baseline and not counted as the model's: a one-layer toy of the
+    family when its module offers ``bench_network``, else one load of ``folder`` itself
+    (freed and trimmed before the measured load; the tokenizer is loaded again there
+    and counted)."""
+    from .models.loader import load_model, native_family
 
     family = native_family(config)
     if family is not None and hasattr(family, "bench_network"):
         net = family.bench_network(1, torch.device("cpu"), getattr(torch, dtype), toy=True)
+        if quantization is not None:  # bitsandbytes' first use (kernels, lazy imports) is library cost too
+            from .models.quantize import quantize_network
+
+            quantize_network(net, quantization, getattr(torch, dtype), keep=lambda n: not family.quantized_module(n))
         with torch.inference_mode():
             net(torch.zeros(1, 8, dtype=torch.long))
         del net
-    if quantization is not None:
-        import bitsandbytes  # noqa: F401
-    from .models.native import load_tokenizer
+        if (Path(folder) / "tokenizer.json").is_file():
+            from .models.native import load_tokenizer
 
-    load_tokenizer(Path(folder), config, "warm-up", 16)
+            load_tokenizer(Path(folder), config, "warm-up", 16)
+    else:  # this loads the family's own tokenizer too, whatever its files (Dream: vocab.json + merges.txt)
+        model = load_model(folder, device="cpu", dtype=dtype, quantization=quantization)
+        model.logits(torch.full((8,), model.mask_id, dtype=torch.long), torch.arange(8))
+        del model
     _trim()
 
 
@@ -163,7 +173,8 @@ def scale(family: str = "llada", layers: int | None = None, device: str | None =
     context, per precision and step count, on a random network of the family's
     reference shapes (``layers`` blocks; all of them by default on CUDA, 1 on a CPU)."""
     from .models.loader import pick_device, pick_dtype
-    from .models.native import NativeAdapter, quantize_network
+    from .models.native import NativeAdapter
+    from .models.quantize import quantize_network
     from .sampler import stream_infill
     from .types import InfillRequest, Span
 

@@ -18,7 +18,7 @@ import threading
 from pathlib import Path
 
 from .errors import InputError, LacunaError, ModelLoadError
-from .types import SAMPLERS
+from .types import CACHES, SAMPLERS
 
 MAX_STEPS = 1024            # planned steps run at most (more changes next to nothing); capped with a note
 MAX_STEPS_ACCEPTED = 10**9  # larger --steps is not a step count but a typo
@@ -79,7 +79,11 @@ def _add_infill(sub) -> None:
     p.add_argument("--top-k", type=_int_arg(0, 10**9), default=0)
     p.add_argument("--top-p", type=_float_arg, default=1.0)
     p.add_argument("--block-length", type=_int_arg(1, 10**9), default=None)
-    p.add_argument("--threshold", type=_float_arg, default=0.9)
+    p.add_argument("--threshold", type=_float_arg, default=None,
+                   help="threshold sampler: commit every token at least this confident (default: the family's tau)")
+    p.add_argument("--cache", choices=CACHES, default=None,
+                   help="context cache: none (recompute every token each step) or dual (Fast-dLLM's, "
+                        "approximate; default: the family's, dual for LLaDA, Dream and LLaDA-MoE)")
     p.add_argument("--seed", type=_int_arg(SEED_MIN, SEED_MAX), default=0,
                    help="random seed (any integer a torch generator takes)")
     p.add_argument("--allow-newlines", action=argparse.BooleanOptionalAction, default=None,
@@ -94,26 +98,44 @@ def _add_infill(sub) -> None:
 
 
 def _add_bench(sub) -> None:
-    p = sub.add_parser("bench", help="measure engine overhead (and sampler quality on held-out text)")
+    p = sub.add_parser("bench", help="measure engine overhead (and sampler quality on held-out text), or speed")
+    p.add_argument("mode", nargs="?", default="overhead", choices=("overhead", "speed"),
+                   help="overhead: engine cost over bare forward passes; speed: plain loop vs threshold vs "
+                        "dual cache vs both, candidates, cold start (engine.bench_speed)")
     p.add_argument("--model", default="starter")
     p.add_argument("--device", default=None)
     p.add_argument("--dtype", default=None)
-    p.add_argument("--context", type=_int_arg(1, 10**6), default=256, help="context tokens around the span")
+    p.add_argument("--context", type=_int_arg(1, 10**6), default=None,
+                   help="context tokens around the span (256; speed: 2000)")
     p.add_argument("--span", type=_int_arg(1, 10**6), default=32, help="masked tokens")
-    p.add_argument("--steps", type=_int_arg(1, MAX_STEPS), default=16)
-    p.add_argument("--repeats", type=_int_arg(1, 10**4), default=7)
+    p.add_argument("--steps", type=_int_arg(1, MAX_STEPS), default=None, help="denoising steps (16; speed: 32)")
+    p.add_argument("--repeats", type=_int_arg(1, 10**4), default=None, help="timed repetitions (7; speed: 3)")
     p.add_argument("--quality", action="store_true", help="also measure restore accuracy per sampler on held-out text")
     p.add_argument("--heldout", default=None, help="held-out text file for --quality (default: rebuilt corpus split)")
-    p.add_argument("--examples", type=_int_arg(1, 10**6), default=200)
+    p.add_argument("--examples", type=_int_arg(1, 10**6), default=None,
+                   help="held-out examples per task (200; speed: 100)")
     p.add_argument("--scale", metavar="FAMILY", default=None,
                    help="instead: a random network with the family's real shapes (llada: LLaDA-8B), "
                         "tokens/s and peak memory of a 256-token infill at 256, 64 and 32 steps, bf16 and 4-bit")
-    p.add_argument("--layers", type=_int_arg(1, 10**4), default=None, help="--scale: blocks to build (default: all on CUDA, 1 elsewhere)")
+    p.add_argument("--layers", type=_int_arg(1, 10**4), default=None,
+                   help="--scale: blocks to build (default: all on CUDA, 1 elsewhere); "
+                        "speed --random-layout: blocks of the random network (default 4)")
     p.add_argument("--precisions", default="bf16,nf4", help="--scale: comma-separated, of bf16, fp32, int8, nf4")
     p.add_argument("--scale-steps", default="256,64,32", help="--scale: comma-separated step counts")
     p.add_argument("--measure-steps", type=_int_arg(1, MAX_STEPS), default=None,
                    help="--scale: time only the first K steps of each run and project (default: all on CUDA, 2 elsewhere)")
     p.add_argument("--json", action="store_true")
+    speed = p.add_argument_group("speed mode")
+    speed.add_argument("--random-layout", action="store_true",
+                       help="also a randomly initialised network in LLaDA's layout (compute-bound)")
+    speed.add_argument("--width", type=_int_arg(64, 10**5), default=512, help="d_model of the random network")
+    speed.add_argument("--threshold", type=_float_arg, default=None, help="tau for (b) and (d) (default: the family's)")
+    speed.add_argument("--block-length", type=_int_arg(1, 10**6), default=None)
+    speed.add_argument("--candidates", default=None, metavar="N,N,...",
+                       help="batched candidates against separate runs, e.g. 1,4,8")
+    speed.add_argument("--threads", type=_int_arg(1, 1024), default=None, help="torch threads (default: torch's)")
+    speed.add_argument("--cold-start", type=_int_arg(0, 100), default=0, metavar="N",
+                       help="time N fresh `lacuna-cli infill` processes on --model")
     p.set_defaults(func=_run_bench)
 
 
@@ -200,7 +222,8 @@ def _check_model_files(name: str) -> None:
     try:
         data = json.loads(config.read_text(encoding="utf-8"))
     except (OSError, ValueError) as exc:
-        raise ModelLoadError(f"{name}: {config} cannot be read ({type(exc).__name__})") from None
+        what = "is not valid JSON" if isinstance(exc, ValueError) else "cannot be read"
+        raise ModelLoadError(f"{config} {what} ({exc})") from None
     if not isinstance(data, dict):
         raise ModelLoadError(f"{name}: {config} is not a JSON object, so this is not a model folder")
 
@@ -287,7 +310,7 @@ def _run_infill(args) -> int:
     probe = InfillRequest(text=text, spans=spans, steps=min(args.steps or 1, MAX_STEPS), sampler=args.sampler,
                           temperature=args.temperature, top_k=args.top_k, top_p=args.top_p,
                           block_length=args.block_length, threshold=args.threshold, seed=args.seed,
-                          allow_newlines=args.allow_newlines)
+                          allow_newlines=args.allow_newlines, cache=args.cache)
     _check_model_files(args.model)
     _quiet_transformers()
     from . import load_model
@@ -343,11 +366,32 @@ def _run_bench(args) -> int:
 
     _check_model_name(args.model)
     _quiet_transformers()
+    speed = args.mode == "speed"
+    for name, overhead, fast in (("context", 256, 2000), ("steps", 16, 32), ("repeats", 7, 3), ("examples", 200, 100)):
+        if getattr(args, name) is None:
+            setattr(args, name, fast if speed else overhead)
+    if speed:
+        from .bench_speed import main as speed_main
+
+        if args.candidates is not None:
+            try:
+                counts = tuple(int(n) for n in args.candidates.split(","))
+            except ValueError:
+                counts = ()
+            if not counts or min(counts) < 1:
+                raise InputError(f"--candidates takes comma-separated positive counts, e.g. 1,4,8, not {args.candidates!r}")
+        return speed_main(args)
     return bench_main(args)
 
 
 def _quiet_transformers() -> None:
-    """No progress bars or advice from transformers on a model load (imported only when one comes)."""
+    """No progress bars or advice from transformers on a model load. Not yet
+    imported: by environment, read at its import (importing it here would cost
+    seconds of start-up for the native families, which never need it)."""
+    if "transformers" not in sys.modules:
+        os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
+        os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
+        return
     try:
         from transformers.utils import logging as hf_logging
 

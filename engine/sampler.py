@@ -3,11 +3,24 @@
 stream_infill -> infill, as in MLX-LM's generate_step -> generate: the loop
 owns the canvas and the model calls; every per-step decision is delegated to
 the pure functions of engine.select and engine.schedules.
+
+Candidates: stream_candidates runs N samples of one request (one seed each)
+in lockstep, sharing every forward pass through the batch dimension of
+``model.logits`` (models that set ``batches``); each candidate keeps its own
+generator, UTF-8 guard and canvas rules, so it makes exactly the random draws,
+and the choices, of a separate run with its seed.
+
+Context cache (``request.cache``, engine.models.kvcache): with "dual" the
+masked slots are decoded block by block (``block_length``; one block when
+None); the first step of a block is a full forward pass that also keeps every
+layer's keys and values, each further step runs only the block's slots (their
+canvas positions need not be contiguous) against that cache.
 """
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
 from time import perf_counter
 
 import torch
@@ -16,11 +29,67 @@ from . import canvas as canvas_mod
 from . import schedules
 from . import select as sel
 from . import utf8
+from .errors import Cancelled, InputError, OutOfMemory
 from .models import vocab
-from .errors import Cancelled, OutOfMemory
 from .types import Commit, InfillRequest, InfillResult, StepEvent
 
-_SCORED = {"low_confidence", "margin", "entropy", "random"}
+DEFAULT_THRESHOLD = 0.9  # Fast-dLLM's tau, for families that declare none
+
+
+def resolve_cache(model, request: InfillRequest) -> str:
+    """The context cache a run uses: the request's, else the family's default.
+    Raises InputError when the model cannot run the cache asked for."""
+    modes = ("none", *getattr(model, "cache_modes", ()))
+    mode = request.cache if request.cache is not None else getattr(model, "default_cache", "none")
+    if mode not in modes:
+        raise InputError(
+            f"{model.name} ({model.family} family) has no {mode!r} context cache; "
+            f"use one of: {', '.join(modes)}"
+        )
+    return mode
+
+
+def resolve_threshold(model, request: InfillRequest) -> float:
+    """The threshold sampler's tau: the request's, else the family's default."""
+    if request.threshold is not None:
+        return float(request.threshold)
+    return float(getattr(model, "default_threshold", DEFAULT_THRESHOLD))
+
+
+@dataclass
+class _Candidate:
+    """The mutable state of one sample during a run (never leaves the loop)."""
+
+    seed: int
+    canvas: canvas_mod.Canvas
+    gen: torch.Generator
+    guard: utf8.Guard | None
+    slot_ids: list[int]
+    texts: list[str | None]
+    confs: list[float | None]
+    masked_slots: torch.Tensor  # CPU, document order
+    rows: torch.Tensor | None = None  # slot indices of the current block still masked
+    logits: torch.Tensor | None = None  # this step's constrained logits [m, V]; kept by MDLM's cache
+    mass: torch.Tensor | None = None  # SEDD's log score mass per row (analytic step)
+    sizes: list[int] = field(default_factory=list)  # masked slots per block
+    budgets: list[int] = field(default_factory=list)  # steps per block
+    planned: int = 0
+    budget: int = 0  # steps of the current block
+    last_block: bool = False
+    step: int = 0
+    nfe: int = 0
+    done: bool = False
+
+
+@dataclass(frozen=True)
+class _Rules:
+    """What every candidate's logits are constrained by (tensors on the device)."""
+
+    special: torch.Tensor  # ids never generated
+    no_newline: torch.Tensor  # BoolTensor [n] per slot
+    no_lead_space: torch.Tensor
+    newline_ids: torch.Tensor
+    lead_space: torch.Tensor  # BoolTensor [V]
 
 
 def stream_infill(model, request: InfillRequest, cancel: threading.Event | None = None) -> Iterator[StepEvent]:
@@ -28,119 +97,225 @@ def stream_infill(model, request: InfillRequest, cancel: threading.Event | None 
 
     The cancel event is checked before every forward pass; once it is set the
     generator returns without another event. Inputs are never mutated.
+    Raises InputError for a context cache the model does not have.
     """
+    for events in _run(model, request, (request.seed,), cancel):
+        yield events[0]
+
+
+def stream_candidates(model, request: InfillRequest, seeds: Sequence[int],
+                      cancel: threading.Event | None = None) -> Iterator[tuple[StepEvent | None, ...]]:
+    """N candidates of one request, one per seed, sharing every forward pass.
+
+    Yields, per shared step, a tuple with one entry per seed: that candidate's
+    StepEvent, or None when it took no step (it finished, or finished its
+    block and waits for the others: all candidates change block together, so
+    they share the cache refresh; with edits, whose masked slots differ per
+    seed, each then runs its own block's cached steps against its row of the
+    cache). Each candidate's tokens equal those of
+    ``stream_infill`` on ``replace(request, seed=seed)``: the same random
+    draws from its own generator, on logits of the same canvas, under its own
+    UTF-8 guard. They can differ only where batched matrix products round
+    differently from unbatched ones (the last bits of float32/bf16) and that
+    flips an argmax or a threshold. An event's ``nfe`` counts the passes its
+    candidate took part in, as a separate run would; ``step`` its own steps.
+    """
+    if not seeds:
+        raise InputError("give at least one seed")
+    yield from _run(model, request, tuple(int(s) for s in seeds), cancel)
+
+
+def infill_candidates(model, request: InfillRequest, seeds: Sequence[int],
+                      cancel: threading.Event | None = None) -> tuple[InfillResult, ...]:
+    """Run N candidates to the end (see stream_candidates); raises Cancelled if stopped."""
+    results: list[InfillResult | None] = [None] * len(seeds)
+    for events in stream_candidates(model, request, seeds, cancel):
+        for c, ev in enumerate(events):
+            if ev is not None and ev.result is not None:
+                results[c] = ev.result
+    if any(r is None for r in results):
+        raise Cancelled("the infill was stopped before it finished")
+    return tuple(results)  # type: ignore[arg-type]
+
+
+def _run(model, request: InfillRequest, seeds: tuple[int, ...],
+         cancel: threading.Event | None) -> Iterator[tuple[StepEvent | None, ...]]:
     t0 = perf_counter()
     device = model.device
-    canvas = canvas_mod.build(model, request, torch.Generator().manual_seed(request.seed))
-    gen = torch.Generator(device=device).manual_seed(request.seed)
-    ids = canvas.ids.to(device)
-    slots = canvas.slots.to(device)
-    n = slots.numel()
-    slot_ids: list[int] = canvas.ids[canvas.slots].tolist()
-    texts: list[str | None] = [None if m else model.token_text(t) for m, t in zip(canvas.masked.tolist(), slot_ids)]
-    confs: list[float | None] = [None] * n
-    slot_span = canvas.slot_span
+    cache_mode = resolve_cache(model, request)
+    tau = resolve_threshold(model, request)
     # Never generated: the mask, the model's specials, and every id that is no text (engine.models.vocab).
     profile = vocab.profile(model.tokenizer, model.vocab_size)
+    # Only edits (strength < 1) draw from the seed while building the canvas.
+    edits = any(span.strength < 1.0 for span in request.spans)
+    shared = None if edits else canvas_mod.build(model, request, None)
+    cands = [_new_candidate(model, request, seed, shared, profile) for seed in seeds]
+    batch = len(cands)
+    first = cands[0].canvas  # every seed has the same layout
+    ids = torch.stack([c.canvas.ids for c in cands]).to(device)  # [B, L]
+    slots = first.slots.to(device)
+    slot_span = first.slot_span
     blocked = set(profile.blocked_ids.tolist()) | set(model.special_ids) | {model.mask_id}
-    special = torch.tensor(sorted(i for i in blocked if 0 <= i < model.vocab_size), dtype=torch.long, device=device)
-    no_newline = canvas.no_newline.to(device)
-    no_lead_space = canvas.no_lead_space.to(device)
-    newline_ids = profile.newline_ids.to(device)
-    lead_space = profile.lead_space.to(device)
-    guard = None
-    if profile.utf8 is not None:
-        guard = utf8.Guard(profile.utf8, canvas.span_slots, slot_span,
-                           [None if m else t for m, t in zip(canvas.masked.tolist(), slot_ids)])
+    rules = _Rules(
+        special=torch.tensor(sorted(i for i in blocked if 0 <= i < model.vocab_size), dtype=torch.long, device=device),
+        no_newline=first.no_newline.to(device), no_lead_space=first.no_lead_space.to(device),
+        newline_ids=profile.newline_ids.to(device), lead_space=profile.lead_space.to(device),
+    )
 
-    masked_slots = torch.nonzero(canvas.masked).squeeze(1)  # CPU, document order
-    sizes = schedules.blocks(masked_slots.numel(), request.block_length)
     ancestral = request.sampler.startswith("ancestral")
-    budgets = schedules.steps_per_block(sizes, request.steps, cap=not ancestral)
-    planned = sum(budgets)
-    use_cache = request.sampler in ("ancestral", "ancestral_analytic")
+    reuse = request.sampler in ("ancestral", "ancestral_analytic")
     # SEDD's analytic update needs scores (unnormalised); on other models it is plain ancestral.
     analytic = request.sampler == "ancestral_analytic" and getattr(model, "scores", False)
+    batched = batch > 1 and getattr(model, "batches", False)
+    # Edits mask a different number of slots per seed, so each candidate has its
+    # own blocks and step budgets; block i of every candidate runs together.
+    for c in cands:
+        c.sizes = schedules.blocks(c.masked_slots.numel(), request.block_length)
+        c.budgets = schedules.steps_per_block(c.sizes, request.steps, cap=not ancestral)
+        c.planned = sum(c.budgets)
 
-    step = nfe = 0
-    start = 0
-    for size, budget in zip(sizes, budgets):
-        rows = masked_slots[start : start + size].to(device)  # slot indices of this block, still masked
-        start += size
-        cached = mass = None
-        for s in range(budget):
-            if rows.numel() == 0:
+    for i in range(max(len(c.sizes) for c in cands)):
+        for c in cands:
+            start = sum(c.sizes[:i])
+            c.rows = c.masked_slots[start : start + c.sizes[i]].to(device) if i < len(c.sizes) else slots[:0]
+            c.budget = c.budgets[i] if i < len(c.sizes) else 0
+            c.last_block = i >= len(c.sizes) - 1
+            c.logits = None
+        # What a cached step runs: the canvas positions of the block's slots.
+        # Edits mask different slots per seed; then each candidate runs its own
+        # block against its row of the cache, as its separate run would.
+        blocks = [slots[c.rows] for c in cands]
+        block = blocks[0] if all(torch.equal(blocks[0], x) for x in blocks[1:]) else None
+        context = None
+        for s in range(max(c.budget for c in cands)):
+            if not any(c.rows.numel() and s < c.budget for c in cands):
                 break
             if cancel is not None and cancel.is_set():
                 return
-            if cached is None:
-                logits = _forward(model, ids, slots[rows])
-                nfe += 1
-                mass = torch.logsumexp(logits, dim=-1) if analytic else None
-                logits = sel.suppress(logits, special)
-                sel.forbid_in_rows(logits, no_newline[rows], newline_ids)
-                if guard is not None:
-                    guard.restrict(logits, rows.tolist())
-                sel.avoid_in_rows(logits, no_lead_space[rows], lead_space)
-                logits = sel.filter_top_k_top_p(logits, request.top_k, request.top_p)
-            else:
-                logits = cached
-            tokens = sel.sample_tokens(logits, request.temperature, gen)
-            probs = sel.probabilities(logits)
-            conf = sel.token_confidence(probs, tokens)
-            steps_left = budget - s
-            k = schedules.commit_count(rows.numel(), steps_left)
-            if ancestral:
-                p = schedules.unmask_probability(s, budget)
-                if mass is not None and steps_left > 1:
-                    p = _tweedie_reveal(model, ids, mass, rows.numel() * p)
-                chosen = sel.pick_bernoulli(torch.ones_like(conf, dtype=torch.bool), p, gen)
-            elif request.sampler == "threshold":
-                chosen = sel.pick_threshold(conf, torch.ones_like(conf, dtype=torch.bool), request.threshold, at_least=k)
-            else:
-                scores = _scores(request.sampler, probs, conf, gen)
-                chosen = sel.pick_top(scores, torch.ones_like(conf, dtype=torch.bool), k)
-            # MDLM's cache: with nothing committed the canvas is unchanged and the
-            # model is not time-conditioned, so the next step may reuse these logits.
-            cached = logits if (use_cache and chosen.numel() == 0) else None
-
-            new_rows = rows[chosen]
-            new_tokens = tokens[chosen]
-            if guard is not None and chosen.numel():
-                # Slots committed together must still join into valid UTF-8.
-                fixed = guard.commit(new_rows.tolist(), new_tokens.tolist(), logits[chosen])
-                new_tokens = torch.tensor(fixed, dtype=torch.long, device=device)
-                conf = conf.clone()
-                conf[chosen] = sel.token_confidence(probs[chosen], new_tokens)
-            ids[slots[new_rows]] = new_tokens
-            keep = torch.ones(rows.numel(), dtype=torch.bool, device=device)
-            keep[chosen] = False
-            rows = rows[keep]
-
-            committed = []
-            for slot, token, c in zip(new_rows.tolist(), new_tokens.tolist(), conf[chosen].tolist()):
-                text = model.token_text(token)
-                slot_ids[slot], texts[slot], confs[slot] = token, text, c
-                committed.append(Commit(slot, slot_span[slot], token, text, c))
-            step += 1
-            done = start >= masked_slots.numel() and rows.numel() == 0
-            result = _result(model, request, canvas, slot_ids, confs, nfe, step, t0) if done else None
-            yield StepEvent(
-                step=step, steps=planned, nfe=nfe, elapsed=perf_counter() - t0,
-                committed=tuple(committed), tokens=tuple(texts), confidence=tuple(confs),
-                slot_span=slot_span, done=done, result=result,
-            )
+            need = [b for b, c in enumerate(cands) if c.rows.numel() and s < c.budget and c.logits is None]
+            if need:
+                if cache_mode == "dual":
+                    want = torch.unique(torch.cat([slots[cands[b].rows] for b in need]))
+                    if context is None:
+                        logits, context = _guarded(model, ids, lambda: model.prefill(ids, want))
+                        per = [logits[b, torch.searchsorted(want, slots[cands[b].rows])] for b in need]
+                    elif block is not None:
+                        logits = _guarded(model, ids, lambda: model.logits_cached(ids, block, want, context))
+                        per = [logits[b, torch.searchsorted(want, slots[cands[b].rows])] for b in need]
+                    else:
+                        per = [_guarded(model, ids, lambda: model.logits_cached(
+                            ids[b : b + 1], blocks[b], slots[cands[b].rows], context.row(b))[0]) for b in need]
+                elif batched:
+                    want = torch.unique(torch.cat([slots[cands[b].rows] for b in need]))
+                    logits = _guarded(model, ids, lambda: model.logits(ids, want))
+                    per = [logits[b, torch.searchsorted(want, slots[cands[b].rows])] for b in need]
+                else:
+                    per = [_guarded(model, ids, lambda: model.logits(ids[b], slots[cands[b].rows])) for b in need]
+                for b, raw in zip(need, per):
+                    c = cands[b]
+                    c.nfe += 1
+                    c.mass = torch.logsumexp(raw, dim=-1) if analytic else None
+                    c.logits = _constrain(raw.float(), c, rules, request)
+            events: list[StepEvent | None] = [None] * batch
+            for b, c in enumerate(cands):
+                if c.rows.numel() and s < c.budget:
+                    events[b] = _step(model, request, c, ids[b], slots, slot_span, tau, s,
+                                      ancestral, reuse, analytic, t0)
+            yield tuple(events)
 
 
-def _forward(model, ids: torch.Tensor, positions: torch.Tensor) -> torch.Tensor:
+def _new_candidate(model, request: InfillRequest, seed: int, canvas: canvas_mod.Canvas | None,
+                   profile) -> _Candidate:
+    if canvas is None:
+        canvas = canvas_mod.build(model, request, torch.Generator().manual_seed(seed))
+    slot_ids: list[int] = canvas.ids[canvas.slots].tolist()
+    masked = canvas.masked.tolist()
+    guard = None
+    if profile.utf8 is not None:
+        guard = utf8.Guard(profile.utf8, canvas.span_slots, canvas.slot_span,
+                           [None if m else t for m, t in zip(masked, slot_ids)])
+    return _Candidate(
+        seed=seed, canvas=canvas, guard=guard,
+        gen=torch.Generator(device=model.device).manual_seed(seed),
+        slot_ids=slot_ids,
+        texts=[None if m else model.token_text(t) for m, t in zip(masked, slot_ids)],
+        confs=[None] * canvas.slots.numel(),
+        masked_slots=torch.nonzero(canvas.masked).squeeze(1),
+    )
+
+
+def _constrain(logits: torch.Tensor, c: _Candidate, rules: _Rules, request: InfillRequest) -> torch.Tensor:
+    """The canvas rules on one candidate's logits [m, V] (row r: slot c.rows[r])."""
+    rows = c.rows
+    logits = sel.suppress(logits, rules.special)
+    sel.forbid_in_rows(logits, rules.no_newline[rows], rules.newline_ids)
+    if c.guard is not None:
+        c.guard.restrict(logits, rows.tolist())
+    sel.avoid_in_rows(logits, rules.no_lead_space[rows], rules.lead_space)
+    return sel.filter_top_k_top_p(logits, request.top_k, request.top_p)
+
+
+def _step(model, request: InfillRequest, c: _Candidate, ids: torch.Tensor, slots, slot_span, tau: float,
+          s: int, ancestral: bool, reuse: bool, analytic: bool, t0: float) -> StepEvent:
+    """One denoising step of one candidate on its logits; commits into ``ids`` (its row of the batch)."""
+    logits, rows, budget = c.logits, c.rows, c.budget
+    tokens = sel.sample_tokens(logits, request.temperature, c.gen)
+    probs = sel.probabilities(logits)
+    conf = sel.token_confidence(probs, tokens)
+    steps_left = budget - s
+    k = schedules.commit_count(rows.numel(), steps_left)
+    everyone = torch.ones_like(conf, dtype=torch.bool)
+    if ancestral:
+        p = schedules.unmask_probability(s, budget)
+        if analytic and c.mass is not None and steps_left > 1:
+            p = _tweedie_reveal(model, ids, c.mass, rows.numel() * p)
+        chosen = sel.pick_bernoulli(everyone, p, c.gen)
+    elif request.sampler == "threshold":
+        chosen = sel.pick_threshold(conf, everyone, tau, at_least=k)
+    else:
+        chosen = sel.pick_top(_scores(request.sampler, probs, conf, c.gen), everyone, k)
+    # MDLM's cache: with nothing committed the canvas is unchanged and the
+    # model is not time-conditioned, so the next step may reuse these logits.
+    if not (reuse and chosen.numel() == 0):
+        c.logits = None
+
+    new_rows = rows[chosen]
+    new_tokens = tokens[chosen]
+    if c.guard is not None and chosen.numel():
+        # Slots committed together must still join into valid UTF-8.
+        fixed = c.guard.commit(new_rows.tolist(), new_tokens.tolist(), logits[chosen])
+        new_tokens = torch.tensor(fixed, dtype=torch.long, device=rows.device)
+        conf = conf.clone()
+        conf[chosen] = sel.token_confidence(probs[chosen], new_tokens)
+    ids[slots[new_rows]] = new_tokens
+    keep = torch.ones(rows.numel(), dtype=torch.bool, device=rows.device)
+    keep[chosen] = False
+    c.rows = rows[keep]
+
+    committed = []
+    for slot, token, p in zip(new_rows.tolist(), new_tokens.tolist(), conf[chosen].tolist()):
+        text = model.token_text(token)
+        c.slot_ids[slot], c.texts[slot], c.confs[slot] = token, text, p
+        committed.append(Commit(slot, slot_span[slot], token, text, p))
+    c.step += 1
+    c.done = c.last_block and c.rows.numel() == 0
+    result = _result(model, request, c, t0) if c.done else None
+    return StepEvent(
+        step=c.step, steps=c.planned, nfe=c.nfe, elapsed=perf_counter() - t0,
+        committed=tuple(committed), tokens=tuple(c.texts), confidence=tuple(c.confs),
+        slot_span=slot_span, done=c.done, result=result,
+    )
+
+
+def _guarded(model, ids: torch.Tensor, forward):
     try:
-        return model.logits(ids, positions)
+        return forward()
     except torch.OutOfMemoryError as exc:
         if model.device.type == "cuda":
             torch.cuda.empty_cache()
         raise OutOfMemory(
-            f"{model.name} ran out of memory on {model.device} with {ids.numel()} tokens; "
-            "mask less text, use a shorter document window, or a smaller model or dtype"
+            f"{model.name} ran out of memory on {model.device} with {ids.shape[0]} x {ids.shape[-1]} tokens; "
+            "mask less text, use fewer candidates, a shorter document window, or a smaller model or dtype"
         ) from exc
 
 
@@ -165,11 +340,11 @@ def _scores(sampler: str, probs: torch.Tensor, conf: torch.Tensor, gen: torch.Ge
     raise AssertionError(sampler)
 
 
-def _result(model, request, canvas, slot_ids, confs, nfe, steps, t0) -> InfillResult:
-    text, spans, pieces = canvas_mod.assemble(model, request, canvas, slot_ids, confs)
+def _result(model, request, c: _Candidate, t0: float) -> InfillResult:
+    text, spans, pieces = canvas_mod.assemble(model, request, c.canvas, c.slot_ids, c.confs)
     return InfillResult(
-        text=text, spans=spans, pieces=pieces, nfe=nfe, steps=steps,
-        seconds=perf_counter() - t0, seed=request.seed, revision=request.revision,
+        text=text, spans=spans, pieces=pieces, nfe=c.nfe, steps=c.step,
+        seconds=perf_counter() - t0, seed=c.seed, revision=request.revision,
     )
 
 

@@ -21,6 +21,11 @@ SAMPLERS = (
     "ancestral_analytic",
 )
 
+# Context caches (engine.models.kvcache): "none" recomputes every token at every
+# step (the reference); "dual" is Fast-dLLM's dual cache. None in a request:
+# the model family's default (``model.default_cache``).
+CACHES = ("none", "dual")
+
 
 @dataclass(frozen=True)
 class Span:
@@ -67,7 +72,10 @@ class InfillRequest:
 
     ``block_length``: semi-autoregressive blocks over the masked tokens in
     document order (None: one block). ``threshold``: confidence above which the
-    ``threshold`` sampler commits a token. ``top_k == 0`` and ``top_p == 1``
+    ``threshold`` sampler commits a token (None: the model family's default,
+    ``model.default_threshold``, else 0.9). ``cache``: one of CACHES, or None
+    for the family's default (engine.models.kvcache says where the dual cache
+    is exact and where it approximates). ``top_k == 0`` and ``top_p == 1``
     disable those filters. ``revision`` is opaque to the engine (the editor's
     document revision, echoed back so stale results can be recognised).
     ``allow_newlines``: whether a fill may contain line breaks (None: only in
@@ -82,10 +90,11 @@ class InfillRequest:
     top_k: int = 0
     top_p: float = 1.0
     block_length: int | None = None
-    threshold: float = 0.9
+    threshold: float | None = None
     seed: int = 0
     revision: int = 0
     allow_newlines: bool | None = None
+    cache: str | None = None
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "spans", tuple(self.spans))
@@ -116,8 +125,13 @@ class InfillRequest:
             raise InputError(f"top_p must be in (0, 1], got {self.top_p!r}")
         if self.block_length is not None and (not isinstance(self.block_length, int) or self.block_length < 1):
             raise InputError(f"block_length must be a positive integer, got {self.block_length!r}")
-        if not (0.0 <= self.threshold <= 1.0):
+        if self.threshold is not None and not (
+            isinstance(self.threshold, (int, float)) and not isinstance(self.threshold, bool)
+            and 0.0 <= self.threshold <= 1.0
+        ):
             raise InputError(f"threshold must be in [0, 1], got {self.threshold!r}")
+        if self.cache is not None and self.cache not in CACHES:
+            raise InputError(f"unknown cache {self.cache!r}; choose one of: {', '.join(CACHES)}")
         if not isinstance(self.seed, int):
             raise InputError(f"seed must be an integer, got {self.seed!r}")
         if self.allow_newlines not in (None, True, False):

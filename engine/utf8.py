@@ -72,7 +72,8 @@ class Table:
     """The partial tokens of a vocabulary: ``ids`` LongTensor [P] and
     ``trans`` LongTensor [P, 8], the state each leaves from each state
     (REJECT = 8). ``dead`` lists tokens that fit nowhere; ``reach[s]`` is the
-    bit set of states some token (whole or partial) leads to from state s."""
+    bit set of states some token (whole or partial) leads to from state s.
+    State sets are 8-bit masks (bit s: state s)."""
 
     ids: torch.Tensor
     trans: torch.Tensor
@@ -80,6 +81,8 @@ class Table:
     rows: tuple[tuple[int, ...], ...]
     dead: tuple[int, ...]
     reach: tuple[int, ...]
+    any_fwd: tuple[int, ...]  # [256]: states after any token from each state set
+    any_bwd: tuple[int, ...]  # [256]: states from which some token reaches each state set
 
     @classmethod
     def build(cls, partial: dict[int, bytes]) -> "Table":
@@ -97,24 +100,26 @@ class Table:
             for s, r in enumerate(row):
                 if r != REJECT:
                     reach[s] |= 1 << r
+        reach = tuple(reach)
+        # Any token from / into each of the 256 state sets: the masked slots'
+        # transitions, looked up instead of looped over on every step.
+        any_fwd = tuple(_image(lambda s: reach[s], states) for states in range(1 << STATES))
+        any_bwd = tuple(sum(1 << s for s in range(STATES) if reach[s] & after) for after in range(1 << STATES))
         return cls(
             ids=torch.tensor(kept, dtype=torch.long),
             trans=torch.tensor(rows, dtype=torch.long).reshape(-1, STATES),
             index={i: k for k, i in enumerate(kept)},
-            rows=tuple(rows), dead=tuple(dead), reach=tuple(reach),
+            rows=tuple(rows), dead=tuple(dead), reach=reach, any_fwd=any_fwd, any_bwd=any_bwd,
         )
 
     def forward(self, token: int | None, states: int) -> int:
         """States after ``token`` (None: any token) from the set ``states``."""
-        out = 0
         if token is None:
-            for s in range(STATES):
-                if states >> s & 1:
-                    out |= self.reach[s]
-            return out
+            return self.any_fwd[states]
         k = self.index.get(token)
         if k is None:
             return _ACC if states & _ACC else 0
+        out = 0
         for s, r in enumerate(self.rows[k]):
             if states >> s & 1 and r != REJECT:
                 out |= 1 << r
@@ -122,19 +127,24 @@ class Table:
 
     def backward(self, token: int | None, after: int) -> int:
         """States from which ``token`` (None: some token) reaches the set ``after``."""
-        out = 0
         if token is None:
-            for s in range(STATES):
-                if self.reach[s] & after:
-                    out |= 1 << s
-            return out
+            return self.any_bwd[after]
         k = self.index.get(token)
         if k is None:
             return _ACC if after & _ACC else 0
+        out = 0
         for s, r in enumerate(self.rows[k]):
             if r != REJECT and after >> r & 1:
                 out |= 1 << s
         return out
+
+
+def _image(step_of, states: int) -> int:
+    out = 0
+    for s in range(STATES):
+        if states >> s & 1:
+            out |= step_of(s)
+    return out
 
 
 class Guard:
@@ -152,12 +162,20 @@ class Guard:
                 self.where[j] = q
         self.has_partial = [any(self._partial(self.tokens[j]) for j in slots) for slots in span_slots]
         self._dense: torch.Tensor | None = None
-        self._pairs: dict[tuple[int, int], torch.Tensor] = {}
+        self._pairs: dict[tuple, torch.Tensor] = {}
+        # Per span: its (fwd, bwd) reachability, valid until a slot of it commits.
+        self._spans: dict[int, tuple[list[int], list[int]]] = {}
 
     def _partial(self, token: int | None) -> bool:
         return token is not None and token in self.table.index
 
     def _bounds(self, span: int) -> tuple[list[int], list[int]]:
+        known = self._spans.get(span)
+        if known is None:
+            known = self._spans[span] = self._reach(span)
+        return known
+
+    def _reach(self, span: int) -> tuple[list[int], list[int]]:
         slots = self.span_slots[span]
         n = len(slots)
         fwd = [_ACC] * (n + 1)
@@ -198,15 +216,29 @@ class Guard:
             fwd, bwd = bounds[span]
             q = self.where[j]
             groups.setdefault((fwd[q], bwd[q + 1]), []).append(r)
-        ids = self.table.ids.to(logits.device)
+        device = logits.device
+        everyone = len(groups) == 1
         for (before, after), members in groups.items():
-            index = torch.tensor(members, dtype=torch.long, device=logits.device)
+            # One group holding every row (the usual case) needs no row index.
+            index = slice(None) if everyone else torch.tensor(members, dtype=torch.long, device=device)
             if not (before & _ACC and after & _ACC):  # inside a character: no whole token fits
-                logits[index] = logits[index].masked_fill(self._whole(logits.shape[1], logits.device), float("-inf"))
-            banned = ids[~self._allowed_partial(before, after).to(logits.device)]
+                logits[index] = logits[index].masked_fill(self._whole(logits.shape[1], device), float("-inf"))
+            banned = self._banned(before, after, device)
             if banned.numel():
-                logits[index.unsqueeze(1), banned.unsqueeze(0)] = float("-inf")
+                if everyone:
+                    logits[:, banned] = float("-inf")
+                else:
+                    logits[index.unsqueeze(1), banned.unsqueeze(0)] = float("-inf")
         return logits
+
+    def _banned(self, before: int, after: int, device) -> torch.Tensor:
+        """LongTensor: the partial tokens that cannot lead from ``before`` to
+        ``after``, on ``device`` (cached per pair and device)."""
+        key = (before, after, str(device))
+        banned = self._pairs.get(key)
+        if banned is None:
+            banned = self._pairs[key] = self.table.ids[~self._allowed_partial(before, after)].to(device)
+        return banned
 
     def commit(self, rows: list[int], tokens: list[int], logits: torch.Tensor) -> list[int]:
         """Commit ``tokens`` into slots ``rows`` in this order; a token that no
@@ -226,6 +258,7 @@ class Guard:
                     token = int(row.argmax())
                     partial = self._partial(token)
             self.tokens[j] = token
+            self._spans.pop(span, None)
             self.has_partial[span] = self.has_partial[span] or partial
             out.append(token)
         return out

@@ -44,6 +44,11 @@ class Mask:
     def range(self) -> tuple[int, int]:
         return self.start, self.end
 
+    def anchor(self) -> QTextCursor:
+        """The cursor the mask starts at (the document moves it with edits); for
+        queries only: blockNumber(), atBlockStart(), a copy to move."""
+        return self._start
+
     def cursor(self) -> QTextCursor:
         """A cursor selecting the mask's text (for drawing it)."""
         return positions.between(self._start, max(self._start, self._end))

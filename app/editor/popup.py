@@ -11,7 +11,8 @@ class MaskPopup(QFrame):
     changed = Signal()
     removeRequested = Signal(object)
 
-    def __init__(self, mask: Mask, auto_count: int | None, parent: QWidget | None = None) -> None:
+    def __init__(self, mask: Mask, auto_count: int | None, parent: QWidget | None = None,
+                 max_length: int = 4096) -> None:
         super().__init__(parent, Qt.WindowType.Popup)
         self.setObjectName("maskPopup")
         self.setFrameShape(QFrame.Shape.StyledPanel)
@@ -20,25 +21,28 @@ class MaskPopup(QFrame):
         title = QLabel("<b>Insertion</b>" if mask.insertion else "<b>Mask</b>")
         form.addRow(title)
 
-        self.length = QSpinBox(objectName="maskLengthSpin", minimum=0 if not mask.insertion else 1, maximum=4096)
+        self.length = QSpinBox(objectName="maskLengthSpin", minimum=0 if not mask.insertion else 1,
+                               maximum=max(1, max_length))
         self.length.setSuffix(" tokens")
         if not mask.insertion:
             auto = f"auto ({auto_count} tokens)" if auto_count is not None else "auto (as the covered text)"
             self.length.setSpecialValueText(auto)
         self.length.setValue(mask.length or 0)
-        self.length.setToolTip("How many tokens the model writes here")
+        self.length.setToolTip(f"How many tokens the model writes here (at most {self.length.maximum()} "
+                               "with this model, so its context keeps room for the text around the mask)")
         form.addRow("Length", self.length)
 
         row = QHBoxLayout()
         self.strength = QSlider(Qt.Orientation.Horizontal, objectName="maskStrengthSlider")
         self.strength.setRange(5, 100)
         self.strength.setValue(round(mask.strength * 100))
-        self.strength.setEnabled(not mask.insertion)
         self.strength.setToolTip("100%: rewrite the whole span; less: re-mask only that fraction of its tokens")
         self.strength_label = QLabel(f"{self.strength.value()}%")
         row.addWidget(self.strength, 1)
         row.addWidget(self.strength_label)
         form.addRow("Strength", row)
+        # an insertion has no text to keep: only a range mask can be a partial edit
+        form.setRowVisible(row, not mask.insertion)
 
         remove = QPushButton("Remove mask", objectName="maskRemoveButton")
         form.addRow(remove)

@@ -1,18 +1,24 @@
 """The editor: a QPlainTextEdit that holds masks as overlays.
 
 Masks never change the text: they are QTextCursor anchors drawn with
-ExtraSelections (range masks) and painted markers (insertion masks).
+ExtraSelections (range masks) and painted chips (insertion masks), each in a
+gap of its own in the line (app.editor.gaps), so a chip never hides text.
 """
 from __future__ import annotations
 
 from PySide6.QtCore import QPoint, QRect, Qt, Signal
-from PySide6.QtGui import QAction, QBrush, QColor, QFont, QPainter, QPen, QTextCharFormat, QTextCursor
+from PySide6.QtGui import (
+    QAction, QBrush, QColor, QFont, QFontMetrics, QPainter, QPen, QTextCharFormat, QTextCursor,
+)
 from PySide6.QtWidgets import QMenu, QPlainTextEdit, QTextEdit, QWidget
 
 from .. import positions
 from ..positions import document_text
 from . import colors
+from .gaps import InsertionGaps
 from .masks import Mask
+
+CHIP_PAD = 2  # pixels between a chip and the glyphs on either side
 
 
 def editor_font() -> QFont:
@@ -38,6 +44,8 @@ class Editor(QPlainTextEdit):
         self._applying = False
         positions.for_document(self.document())  # first to hear of a change: positions are fresh for the slots below
         self.document().contentsChange.connect(self._on_contents_change)
+        self._gaps = InsertionGaps(self.document())
+        self._chip_cache: tuple[float, QFont, QFontMetrics] | None = None
 
     # ---- masks ---------------------------------------------------------
     def add_mask(self, start: int, end: int, length: int | None = None, strength: float = 1.0) -> Mask:
@@ -142,13 +150,78 @@ class Editor(QPlainTextEdit):
             sels.append(self._selection(m.cursor(), fmt))
         sels.extend(self._find)
         self.setExtraSelections(sels)
+        self._relayout_gaps()
         self.viewport().update()
 
+    def _chip_font(self) -> QFont:
+        size = self.font().pointSizeF() * 0.8
+        if self._chip_cache is None or self._chip_cache[0] != size:
+            small = QFont(self.font())
+            small.setPointSizeF(size)
+            self._chip_cache = (size, small, QFontMetrics(small))
+        return self._chip_cache[1]
+
+    @staticmethod
+    def chip_label(mask: Mask) -> str:
+        return f"+{mask.length or '?'}"
+
+    def _chip_width(self, mask: Mask) -> int:
+        self._chip_font()
+        return self._chip_cache[2].horizontalAdvance(self.chip_label(mask)) + 8
+
+    # These run on every paint and relayout: they query the mask's anchor or a copy of
+    # it and call no Qt method that returns void (shiboken6 6.12.0 on Python 3.11 drops
+    # a reference to None on each such call, and None's count running out aborts).
+    @staticmethod
+    def _at_block_start(mask: Mask) -> bool:
+        return mask.anchor().atBlockStart()
+
+    @staticmethod
+    def _after_tab(mask: Mask) -> bool:
+        c = QTextCursor(mask.anchor())
+        c.movePosition(QTextCursor.MoveOperation.PreviousCharacter, QTextCursor.MoveMode.KeepAnchor)
+        return c.selectedText() == "\t"
+
+    def _gap_widths(self) -> dict[tuple[int, int], int]:
+        """{(block number, UTF-16 offset in it): gap width} of every insertion mask with a
+        character before it on its line. A tab absorbs letter spacing (it still ends at its tab stop), so the
+        chip of an insertion after a tab goes in the tab's own blank space instead."""
+        # one insertion mask per position (add_mask replaces one at the same place)
+        return {(m.anchor().blockNumber(), m.anchor().positionInBlock()): self._chip_width(m) + 2 * CHIP_PAD
+                for m in self.masks if m.insertion and not self._at_block_start(m) and not self._after_tab(m)}
+
+    def _relayout_gaps(self) -> None:
+        self._gaps.set(self._gap_widths())
+
     def insertion_rect(self, mask: Mask) -> QRect:
-        r = self.cursorRect(mask.cursor())
-        label = f"+{mask.length or '?'}"
-        w = self.fontMetrics().horizontalAdvance(label) + 8
-        return QRect(r.left() - 1, r.top() + 1, w, r.height() - 2)
+        """Where the chip of an insertion mask is drawn, in viewport pixels: in the gap
+        opened for it after the character before it (in a tab's blank space after a tab).
+        Where there is no room for the label (the start of a line, a narrow tab) it is a
+        thin bar: in the document margin at a line's start. Either way it covers no glyph."""
+        c = mask.anchor()
+        after = self.cursorRect(c)
+        if self._at_block_start(mask):
+            left = max(0, after.left() - int(self.document().documentMargin()) + 1)
+            return QRect(left, after.top() + 1, max(2, after.left() - left - 1), after.height() - 2)
+        w = self._chip_width(mask)
+        before_c = QTextCursor(c)
+        before_c.movePosition(QTextCursor.MoveOperation.PreviousCharacter)
+        before = self.cursorRect(before_c)
+        if self._after_tab(mask):
+            if before.top() != after.top():
+                return QRect(before.left() + CHIP_PAD, before.top() + 1, 2, before.height() - 2)
+            room = after.left() - before.left()  # the tab's blank space
+            pad = min(CHIP_PAD, max(0, (room - 1) // 2))
+            w = max(1, min(w, room - 2 * pad))
+            return QRect(after.left() - w - pad, after.top() + 1, w, after.height() - 2)
+        if before.top() == after.top():  # the gap ends where the next character starts
+            x = after.left() - w - CHIP_PAD
+            top, height = after.top(), after.height()
+        else:  # the point wrapped to the next visual line: the gap ends the line above
+            before_c.movePosition(QTextCursor.MoveOperation.NextCharacter, QTextCursor.MoveMode.KeepAnchor)
+            x = before.left() + self.fontMetrics().horizontalAdvance(before_c.selectedText()) + CHIP_PAD
+            top, height = before.top(), before.height()
+        return QRect(x, top + 1, w, height - 2)
 
     def paintEvent(self, event) -> None:  # noqa: N802
         super().paintEvent(event)
@@ -157,18 +230,19 @@ class Editor(QPlainTextEdit):
             return
         p = QPainter(self.viewport())
         p.setRenderHint(QPainter.RenderHint.Antialiasing)
-        small = QFont(self.font())
-        small.setPointSizeF(self.font().pointSizeF() * 0.8)
-        p.setFont(small)
+        p.setFont(self._chip_font())
         for m in inserts:
             r = self.insertion_rect(m)
             if not r.intersects(event.rect()):
+                continue
+            if r.width() < self._chip_width(m):  # no room for the label: a bar
+                p.fillRect(r, colors.MASK_EDGE)
                 continue
             p.setPen(QPen(colors.MASK_EDGE, 1))
             p.setBrush(QBrush(colors.MASK_BG))
             p.drawRoundedRect(r, 3, 3)
             p.setPen(colors.MASK_EDGE)
-            p.drawText(r, Qt.AlignmentFlag.AlignCenter, f"+{m.length or '?'}")
+            p.drawText(r, Qt.AlignmentFlag.AlignCenter, self.chip_label(m))
         p.end()
 
     # ---- interaction -----------------------------------------------------
@@ -208,6 +282,7 @@ class Editor(QPlainTextEdit):
             self._tint = []
         if gone or removed or added:
             self.refresh_selections()
+            self._gaps.set(self._gap_widths(), force=True)
         if gone:
             self.masksChanged.emit()
 

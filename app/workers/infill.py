@@ -40,7 +40,7 @@ class InfillWorker(QObject):
     """
 
     step = Signal(object)  # (run_id, tuple of StepEvents)
-    finished = Signal(object)  # (run_id, InfillResult)
+    finished = Signal(object)  # (run_id, InfillResult[, ((events, InfillResult) of each other candidate, ...)])
     cancelled = Signal(int)  # run_id
     failed = Signal(object)  # (run_id, message)
 
@@ -48,6 +48,9 @@ class InfillWorker(QObject):
         super().__init__()
         self._stream = stream
         self.min_interval = min_interval
+        # The engine's own stream can run several candidates in one batch
+        # (engine.sampler.stream_candidates); an injected stream runs one.
+        self.can_batch = stream is None or getattr(stream, "__module__", "") == "engine.sampler"
 
     def _stream_fn(self):
         if self._stream is None:
@@ -58,11 +61,20 @@ class InfillWorker(QObject):
 
     @Slot(int, object, object, object)
     def run(self, run_id: int, model, request, cancel: threading.Event) -> None:
+        """``request``: one InfillRequest, or a tuple of them that differ only in
+        their seeds (candidates, run in one batch). In a batch the first
+        candidate streams its events live; ``finished`` then carries
+        (run_id, first result, ((events, result) of each other candidate, ...))."""
         if cancel.is_set():
             self.cancelled.emit(run_id)
             return
+        others: list[list] = []
         try:
-            stream = self._stream_fn()
+            if isinstance(request, tuple):
+                stream = _Batch(request, others)
+                request = request[0]
+            else:
+                stream = self._stream_fn()
             result = None
             batch: list = []
             sent = 0.0
@@ -77,7 +89,14 @@ class InfillWorker(QObject):
                     break
                 if cancel.is_set():
                     break
-            if result is not None:
+            if result is not None and others:
+                stream.finish()  # the others may still be running after the first finished
+                extras = tuple((tuple(evs), evs[-1].result if evs else None) for evs in others)
+                if cancel.is_set() or any(r is None for _, r in extras):
+                    self.cancelled.emit(run_id)
+                else:
+                    self.finished.emit((run_id, result, extras))
+            elif result is not None:
                 self.finished.emit((run_id, result))
             elif cancel.is_set():
                 self.cancelled.emit(run_id)
@@ -89,3 +108,33 @@ class InfillWorker(QObject):
                 return
             log.error("infill failed:\n%s", traceback.format_exc())
             self.failed.emit((run_id, readable_error(exc)))
+
+
+class _Batch:
+    """Adapts stream_candidates to the worker's one-candidate loop: yields the
+    first candidate's events and keeps the others' in ``others``."""
+
+    def __init__(self, requests: tuple, others: list[list]) -> None:
+        from engine.sampler import stream_candidates  # imported on the worker thread
+
+        self._seeds = [r.seed for r in requests]
+        self._stream_candidates = stream_candidates
+        self._others = others
+        others.extend([] for _ in requests[1:])
+        self._it = None
+
+    def __call__(self, model, request, cancel=None):
+        self._it = self._stream_candidates(model, request, self._seeds, cancel)
+        for events in self._it:
+            self._keep(events)
+            if events[0] is not None:
+                yield events[0]
+
+    def _keep(self, events) -> None:
+        for evs, ev in zip(self._others, events[1:]):
+            if ev is not None:
+                evs.append(ev)
+
+    def finish(self) -> None:
+        for events in self._it:
+            self._keep(events)

@@ -1,6 +1,7 @@
 """Model loads (each on a daemon thread of its own) and the model worker that lists the local ones."""
 from __future__ import annotations
 
+import inspect
 import json
 import logging
 import os
@@ -148,8 +149,16 @@ def list_local_models() -> list[tuple[str, str]]:
     return out
 
 
-def load_model_outcome(spec: str, loader=None, threads: int | None = None):
-    """Load a model: (model, ModelInfo), or the one message to show when it fails."""
+def _takes_progress(loader) -> bool:
+    try:
+        return "progress" in inspect.signature(loader).parameters
+    except (TypeError, ValueError):
+        return False
+
+
+def load_model_outcome(spec: str, loader=None, threads: int | None = None, progress=None):
+    """Load a model: (model, ModelInfo), or the one message to show when it fails.
+    ``progress(stage, done, total)`` hears how the load goes (see engine.load_model)."""
     t0 = time.perf_counter()
     try:
         if threads and (loader is None or "torch" in sys.modules):
@@ -160,7 +169,7 @@ def load_model_outcome(spec: str, loader=None, threads: int | None = None):
             from engine import load_model
 
             loader = load_model
-        model = loader(spec)
+        model = loader(spec, progress=progress) if progress is not None and _takes_progress(loader) else loader(spec)
         info = ModelInfo(
             spec=spec,
             name=str(getattr(model, "name", spec)),
@@ -185,12 +194,14 @@ class ModelLoad:
     window closed mid-load closes at once and the load is abandoned (a daemon
     thread does not keep the process alive). ``report(load, outcome)`` is
     called on that thread with (model, ModelInfo) or the failure message; it
-    must only emit a queued signal.
+    must only emit a queued signal; so must ``progress(load, stage, done,
+    total)``, called on that thread while the weights load.
     """
 
-    def __init__(self, spec: str, report, loader=None, threads: int | None = None) -> None:
+    def __init__(self, spec: str, report, loader=None, threads: int | None = None, progress=None) -> None:
         self.spec = spec
         self._report = report
+        self._progress = progress
         self._loader, self._threads = loader, threads
         self.thread = threading.Thread(target=self._run, name=f"lacuna-load-{spec}", daemon=True)
 
@@ -198,10 +209,17 @@ class ModelLoad:
         self.thread.start()
 
     def _run(self) -> None:
-        outcome = load_model_outcome(self.spec, self._loader, self._threads)
+        outcome = load_model_outcome(self.spec, self._loader, self._threads,
+                                     self._on_progress if self._progress is not None else None)
         try:
             self._report(self, outcome)
         except RuntimeError:  # the window that asked is gone (its C++ object deleted)
+            pass
+
+    def _on_progress(self, stage: str, done: int, total) -> None:
+        try:
+            self._progress(self, stage, done, total)
+        except RuntimeError:  # the window that asked is gone
             pass
 
 
@@ -216,8 +234,8 @@ class ModelWorker(QObject):
         self._loader = loader
         self._threads = threads
 
-    def make_load(self, spec: str, report) -> ModelLoad:
-        return ModelLoad(spec, report, self._loader, self._threads)
+    def make_load(self, spec: str, report, progress=None) -> ModelLoad:
+        return ModelLoad(spec, report, self._loader, self._threads, progress)
 
     @Slot()
     def list_models(self) -> None:

@@ -10,9 +10,15 @@ keep no KV cache, so nothing grows with the number of steps):
               float32 copy the sampler works on
     hidden    L x (4 x hidden + 2 x intermediate) x activation bytes: the live
               activations of one layer (inference keeps no others); attention
-              goes through SDPA, which does not materialise L x L scores
+              goes through SDPA, which does not materialise L x L scores; 8/4-bit
+              adds the largest quantised matrix as bitsandbytes dequantises it
+              (the compute dtype on a GPU, 8-9 bytes per parameter through its
+              CPU kernels' int32/float32 copies)
     overhead  a fixed runtime share: 8 MiB on a CPU, 300 MiB on CUDA/MPS (CUDA and MPS
-              not measured here: no GPU on the test machines). The library code
+              not measured here: no GPU on the test machines), plus the tokenizer
+              in host memory, about 500 bytes per vocabulary entry (measured: a
+              50,257-entry tokenizer.json loaded through tokenizers and
+              PreTrainedTokenizerFast holds 23 MiB). The library code
               itself (about 150 MB once per process for torch + transformers'
               modeling code) is not counted: it is paid once, whatever the model.
 
@@ -40,10 +46,15 @@ BYTES_PER_PARAM = {"fp32": 4.0, "bf16": 2.0, "fp16": 2.0, "int8": 1.0, "int4": 0
 # bitsandbytes quantises the Linear layers only; ~8% of a typical LM stays in 16-bit
 QUANT_KEPT_16BIT = 0.08
 QUANT_EXTRA = {"int8": 0.0, "int4": 0.03}  # nf4 block scales (double quantised)
+# Bytes per parameter of the largest quantised matrix that bitsandbytes' CPU kernels hold
+# while a forward pass dequantises it (measured on a 2048 x 5632 matrix: 4.5-11 for NF4,
+# varying from pass to pass, and about 9 for int8; docs/benchmarks.md).
+DEQUANT_BYTES_CPU = {"int8": 9, "int4": 8}
 ACT_BYTES = {"fp32": 4, "bf16": 2, "fp16": 2, "int8": 2, "int4": 2}
 OVERHEAD = {"cpu": 8 * MIB, "cuda": 300 * MIB, "mps": 300 * MIB}
 DEFAULT_CONTEXT = 512
 DEFAULT_VOCAB = 50_000  # when the vocabulary is unknown (before download)
+TOKENIZER_BYTES_PER_TOKEN = 500  # a loaded fast tokenizer, per vocabulary entry (host memory)
 
 
 def weight_bytes(parameters: int, precision: str, quantized: int | None = None) -> int:
@@ -81,22 +92,22 @@ def _llada_split(cfg: dict[str, Any]) -> ParamSplit:
 
 
 def _dream_split(cfg: dict[str, Any]) -> ParamSplit:
-    """Dream / DiffuCoder (engine/models/dream.py): o_proj and the SwiGLU MLP quantised;
-    q/k/v (they carry biases, which the 8/4-bit hook leaves in 16-bit), norms,
-    embed_tokens and the untied lm_head kept."""
+    """Dream / DiffuCoder (engine/models/dream.py): q/k/v (with their biases), o_proj and
+    the SwiGLU MLP quantised, the q/k/v biases themselves kept 16-bit (bitsandbytes keeps
+    a layer's bias in the compute dtype); norms, embed_tokens and the untied lm_head kept."""
     d, layers, heads = int(cfg["hidden_size"]), int(cfg["num_hidden_layers"]), int(cfg["num_attention_heads"])
     kv = int(cfg.get("num_key_value_heads") or heads)
     ff, vocab = int(cfg["intermediate_size"]), int(cfg["vocab_size"])
     hd = d // heads
-    quantized = heads * hd * d + 3 * d * ff
-    kept = (d * heads * hd + 2 * d * kv * hd) + (heads * hd + 2 * kv * hd) + 2 * d
+    quantized = (d * heads * hd + 2 * d * kv * hd) + heads * hd * d + 3 * d * ff
+    kept = (heads * hd + 2 * kv * hd) + 2 * d
     return ParamSplit(layers * quantized, layers * kept + 2 * vocab * d + d)
 
 
 def _llada_moe_split(cfg: dict[str, Any]) -> ParamSplit:
-    """LLaDA-MoE (engine/models/llada_moe.py): attention projections (without biases),
-    experts, shared experts and dense MLPs quantised; routers, expert biases,
-    norms, embed_tokens and lm_head kept. Every expert counts: all stay in memory."""
+    """LLaDA-MoE (engine/models/llada_moe.py): attention projections, experts, shared
+    experts and dense MLPs quantised; attention biases (when the config has them),
+    routers, expert biases, norms, embed_tokens and lm_head kept. Every expert counts: all stay in memory."""
     d, layers, heads = int(cfg["hidden_size"]), int(cfg["num_hidden_layers"]), int(cfg["num_attention_heads"])
     kv = int(cfg.get("num_key_value_heads") or heads)
     hd = d // heads
@@ -108,10 +119,9 @@ def _llada_moe_split(cfg: dict[str, Any]) -> ParamSplit:
     quantized = kept = 0
     for i in range(layers):
         kept += 2 * d + (2 * hd if cfg.get("qk_layernorm") else 0)
+        quantized += attention
         if biased:
-            kept += attention + 2 * heads * hd + 2 * kv * hd
-        else:
-            quantized += attention
+            kept += 2 * heads * hd + 2 * kv * hd
         if freq[i]:
             quantized += experts * 3 * d * int(cfg["expert_intermediate_size"]) + (3 * d * int(shared) if shared else 0)
             kept += experts * d + (experts if cfg.get("moe_router_enable_expert_bias") else 0)
@@ -179,6 +189,11 @@ class Estimate:
         return self.weights + self.working + self.overhead
 
 
+def tokenizer_bytes(vocab: int) -> int:
+    """Host memory of a loaded fast tokenizer of ``vocab`` entries (part of a CPU estimate's overhead)."""
+    return int(vocab) * TOKENIZER_BYTES_PER_TOKEN
+
+
 def estimate(shape: Shape, precision: str = "bf16", device: str = "cpu",
              context: int | None = None) -> Estimate:
     L = int(context or min(shape.max_context or DEFAULT_CONTEXT, DEFAULT_CONTEXT))
@@ -192,12 +207,12 @@ def estimate(shape: Shape, precision: str = "bf16", device: str = "cpu",
         hidden = int(0.02 * shape.parameters * act / 2)
     kind = device.split(":")[0]
     if precision in ("int8", "int4") and shape.largest_linear:
-        hidden += shape.largest_linear * act  # bitsandbytes dequantises one matrix at a time
-        if precision == "int4" and kind == "cpu":
-            # its CPU NF4 quantiser works over a whole matrix in float32 and int32 while loading
-            hidden += shape.largest_linear * 16
+        # bitsandbytes dequantises one matrix at a time: to the compute dtype on a GPU, through
+        # int32/float32 copies on a CPU (loading quantises in small chunks, engine.models.quantize)
+        hidden += shape.largest_linear * (DEQUANT_BYTES_CPU[precision] if kind == "cpu" else act)
+    overhead = OVERHEAD.get(kind, OVERHEAD["cuda"]) + (tokenizer_bytes(vocab) if kind == "cpu" else 0)
     return Estimate(precision, device, L, weight_bytes(shape.parameters, precision, shape.quantized),
-                    logits + hidden, OVERHEAD.get(kind, OVERHEAD["cuda"]), shape.exact)
+                    logits + hidden, overhead, shape.exact)
 
 
 def estimate_for_config(config: dict[str, Any], precision: str, device: str = "cpu",

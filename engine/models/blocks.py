@@ -12,6 +12,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from . import kvcache
+
 # SDPA grew grouped-query support (enable_gqa) in torch 2.5.
 try:
     _SDPA_GQA = tuple(int(p) for p in torch.__version__.split("+")[0].split(".")[:2]) >= (2, 5)
@@ -117,7 +119,12 @@ def attention(
 
     Lq may differ from Lk, so a context cache (keys and values of positions
     not recomputed this step) can be concatenated onto k and v by the caller.
+    Inside ``kvcache.active(step)`` the dual context cache supplies k and v
+    (engine.models.kvcache: each call is the next layer of the pass).
     """
+    step = kvcache.current()
+    if step is not None:
+        k, v = step.kv(k, v)
     heads, kv_heads = q.shape[1], k.shape[1]
     if heads != kv_heads:
         if heads % kv_heads:

@@ -56,6 +56,11 @@ def load_gpt2_tokenizer(name: str, path: Path, tokenizer_repo: str):
         companion = local_snapshot(tokenizer_repo)
         source = companion / TOKENIZER_FILE if companion is not None else None
         if source is None or not source.is_file():
+            if Path(name).expanduser().is_dir():  # a folder of the user's: pulling it by name cannot work
+                raise ModelLoadError(
+                    f"{name} has no tokenizer.json and uses the tokenizer of {tokenizer_repo}, which is not "
+                    f"downloaded: run `lacuna-cli models pull {tokenizer_repo}` or copy its tokenizer.json into the folder"
+                )
             raise ModelLoadError(
                 f"{name} uses the tokenizer of {tokenizer_repo}, which is not downloaded: "
                 f"run `lacuna-cli models pull {name}` (it fetches the tokenizer too)"

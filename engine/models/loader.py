@@ -20,6 +20,8 @@ import torch
 from .. import resources
 from ..errors import ModelLoadError
 from ..hub import catalog_entry, local_snapshot
+from . import load_progress
+from .load_progress import Progress, quiet_load, report
 from .masked_lm import MaskedLMAdapter
 
 log = logging.getLogger(__name__)
@@ -232,11 +234,20 @@ def check_fit(name: str, config: dict, device: torch.device, dtype: torch.dtype,
 
 
 def load_model(name: str, device: str | torch.device | None = None, dtype: str | torch.dtype | None = None,
-               quantization: str | None = None):
+               quantization: str | None = None, progress: Progress | None = None):
     """Load a model for infilling. Offline: only local files are read.
 
     quantization: None (the dtype), "int8" or "nf4" (bitsandbytes; native
-    families only). Raises ModelLoadError with one line a user can act on."""
+    families only). progress: called on the loading thread as
+    ``progress(stage, done, total)`` (total None when unknown) while the
+    weights load; transformers draws no progress bar on stderr either way
+    (see engine.models.load_progress). Raises ModelLoadError with one line a
+    user can act on."""
+    with quiet_load(progress):
+        return _load_model(name, device, dtype, quantization, progress)
+
+
+def _load_model(name, device, dtype, quantization, progress):
     path = resolve_path(name)
     config = _read_config(name, path)
     dev = pick_device(device)
@@ -248,8 +259,13 @@ def load_model(name: str, device: str | torch.device | None = None, dtype: str |
     family = native_family(config)
     if family is not None:
         check_fit(name, config, dev, dt, quant)
+        report(progress, "Loading weights")
         try:
             model = family.load(name, path, config, dev, dt, quant)
+        except ModelLoadError as exc:
+            if str(exc).startswith(name):
+                raise
+            raise ModelLoadError(f"{name}: {exc}") from None  # say which model, as every other load error does
         except torch.OutOfMemoryError as exc:
             raise ModelLoadError(f"{name}: out of memory loading on {dev} in {quant or dt}; try --quant nf4 or a smaller model") from exc
         log.info("loaded %s (%s) from %s on %s as %s", name, model.family, path, dev, quant or dt)
@@ -261,13 +277,17 @@ def load_model(name: str, device: str | torch.device | None = None, dtype: str |
         raise ModelLoadError(f"{name}: 8-bit and 4-bit loading is for the native families (LLaDA, Dream, ...)")
     from transformers import AutoModelForMaskedLM, AutoTokenizer
 
+    load_progress.install()
     try:
+        report(progress, "Reading the tokenizer")
         tokenizer = AutoTokenizer.from_pretrained(path, local_files_only=True, trust_remote_code=False)
         if not getattr(tokenizer, "is_fast", False):
             raise ModelLoadError(f"{name}: a fast (tokenizers) tokenizer is required")
         model = AutoModelForMaskedLM.from_pretrained(
             path, dtype=dt, local_files_only=True, trust_remote_code=False
         )
+        if dev.type != "cpu":
+            report(progress, f"Moving the weights to {dev}")
         model.to(dev)
     except ModelLoadError:
         raise

@@ -51,14 +51,19 @@ class MaskedLMAdapter:
         hidden = args[0]
         return (hidden[:, self._positions, :],)
 
+    # Candidates of one request share a forward pass (engine.sampler batches them).
+    batches = True
+
     @torch.inference_mode()
     def logits(self, ids: torch.Tensor, positions: torch.Tensor) -> torch.Tensor:
+        """ids [L] -> float32 [P, V]; ids [B, L] (canvases of one layout, no
+        padding) -> [B, P, V]."""
         self._positions = positions
         try:
-            out = self.model(input_ids=ids.unsqueeze(0)).logits
+            out = self.model(input_ids=ids if ids.dim() == 2 else ids.unsqueeze(0)).logits
         finally:
             self._positions = None
-        return out[0].float()
+        return out.float() if ids.dim() == 2 else out[0].float()
 
     def token_text(self, token_id: int) -> str:
         return cached_token_text(self, token_id)

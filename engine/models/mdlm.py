@@ -67,13 +67,18 @@ class MDLMNetwork(nn.Module):
         return self.backbone(input_ids, sigma, positions)
 
 
-def subs(logits: torch.Tensor, xt: torch.Tensor, mask_id: int) -> torch.Tensor:
+def subs(logits: torch.Tensor, xt: torch.Tensor, mask_id: int, inplace: bool = False) -> torch.Tensor:
     """SUBS parameterisation: logits [..., V] and the noisy ids xt [...] ->
     log p(x0) [..., V] (float32). The mask is never predicted; a position that
-    is not masked keeps its token with probability 1."""
-    out = logits.float().clone()
+    is not masked keeps its token with probability 1. ``inplace``: float32
+    ``logits`` may be overwritten (the adapter's own copy), which saves a
+    [..., V] float32 copy: over the whole vocabulary that is most of a small
+    model's working memory."""
+    out = logits.float()
+    if out is logits and not inplace:
+        out = out.clone()
     out[..., mask_id] = float("-inf")
-    out = torch.log_softmax(out, dim=-1)
+    out -= torch.logsumexp(out, dim=-1, keepdim=True)  # log_softmax, in place
     unmasked = xt != mask_id
     out[unmasked] = float("-inf")
     out[unmasked, xt[unmasked]] = 0.0
@@ -91,7 +96,7 @@ class MDLMAdapter(DiTAdapter):
         return torch.tensor([loglinear_sigma(self.masked_fraction(ids))], dtype=torch.float32)
 
     def _sampling_logits(self, out: torch.Tensor, ids: torch.Tensor, positions: torch.Tensor) -> torch.Tensor:
-        return subs(out, ids[positions], self.mask_id)
+        return subs(out, ids[positions], self.mask_id, inplace=True)  # out: the adapter's float32 copy
 
 
 def load(name: str, path: Path, config: dict, device: torch.device, dtype: torch.dtype,

@@ -4,13 +4,17 @@ the tokenizer from tokenizer.json, the network streamed onto its device,
 optional 8-bit or 4-bit weights.
 
 No repository code is imported and nothing passes trust_remote_code: the
-tokenizer is built by ``PreTrainedTokenizerFast`` from tokenizer.json, its
-special tokens from the JSON configs beside it.
+tokenizer is built by ``FastTokenizer`` (engine.models.tokenizer: what Lacuna
+uses of transformers' PreTrainedTokenizerFast, without importing
+transformers) from tokenizer.json, its special tokens from the JSON configs
+beside it.
 """
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
+import threading
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -20,11 +24,11 @@ from torch import nn
 
 from ..errors import ModelLoadError
 from .masked_lm import _decoder_kind, _special_frame, cached_token_text
-from .weights import QuantizeHook, load_into
+from .quantize import quantize_hook
+from .weights import load_into
 
 log = logging.getLogger(__name__)
 
-QUANTIZATIONS = ("int8", "nf4")
 _SPECIAL_KEYS = ("bos_token", "eos_token", "unk_token", "sep_token", "pad_token", "cls_token", "mask_token")
 
 
@@ -77,17 +81,55 @@ class NativeAdapter:
         self._wordpiece = _decoder_kind(tokenizer) == "WordPiece"
         self._texts: dict[int, str] = {}
 
+    # Candidates of one request share a forward pass (engine.sampler batches them).
+    batches = True
+    # The dual context cache (engine.models.kvcache): the networks' attention
+    # reads the CacheStep made active around their forward pass. Fast-dLLM's tau.
+    cache_modes = ("dual",)
+    default_cache = "dual"
+    default_threshold = 0.9
+
     @torch.inference_mode()
     def logits(self, ids: torch.Tensor, positions: torch.Tensor) -> torch.Tensor:
-        """ids: LongTensor [L]; positions: LongTensor [P] -> float32 [P, vocab_size]."""
+        """ids: LongTensor [L] or [B, L] (B canvases of one layout); positions:
+        LongTensor [P] -> float32 [P, vocab_size] (or [B, P, vocab_size])."""
         rows = (positions - self.logit_shift).clamp(min=0) if self.logit_shift else positions
-        batch = ids.unsqueeze(0)
+        batch = ids if ids.dim() == 2 else ids.unsqueeze(0)
         net = self.network
         if hasattr(net, "hidden") and hasattr(net, "head"):
             out = net.head(net.hidden(batch)[:, rows])
         else:
             out = net(batch)[:, rows]
-        return out[0, :, : self.vocab_size].float()
+        out = out[..., : self.vocab_size].float()
+        return out if ids.dim() == 2 else out[0]
+
+    @torch.inference_mode()
+    def prefill(self, ids: torch.Tensor, positions: torch.Tensor):
+        """The refresh of the dual cache: a full forward over ids [B, L] that
+        keeps every layer's keys/values. Returns (float32 logits
+        [B, P, vocab_size] at positions [P], the kvcache.DualCache)."""
+        from .kvcache import CacheStep, DualCache, active
+
+        rows = (positions - self.logit_shift).clamp(min=0) if self.logit_shift else positions
+        with active(CacheStep(DualCache(), record=True)) as step:
+            hidden = self.network.hidden(ids)
+        return self.network.head(hidden[:, rows])[..., : self.vocab_size].float(), step.cache
+
+    @torch.inference_mode()
+    def logits_cached(self, ids: torch.Tensor, block: torch.Tensor, positions: torch.Tensor, cache) -> torch.Tensor:
+        """A cached step: run only the canvas positions ``block`` [K] (and, with
+        a logit shift, the rows that predict ``positions``) at their true rotary
+        positions, attending to ``cache`` (whose entries for them are
+        overwritten). ids [B, L]; positions [P] within block. Returns float32
+        logits [B, P, vocab_size]."""
+        from .kvcache import CacheStep, active, run_positions
+
+        run = run_positions(block, positions, self.logit_shift, ids.shape[1])
+        rows = (positions - self.logit_shift).clamp(min=0) if self.logit_shift else positions
+        with active(CacheStep(cache, run=run)):
+            hidden = self.network.hidden(ids[:, run], positions=run)
+        out = self.network.head(hidden[:, torch.searchsorted(run, rows)])
+        return out[..., : self.vocab_size].float()
 
     def token_text(self, token_id: int) -> str:
         return cached_token_text(self, token_id)
@@ -139,7 +181,7 @@ def load_tokenizer(path: Path, config: dict, name: str, context_length: int, bac
     trained with). ``backend``: a ``tokenizers.Tokenizer`` the family built
     itself (Dream's vocab.json + merges.txt), used instead of tokenizer.json.
     Raises ModelLoadError when tokenizer.json is missing or unreadable."""
-    from transformers import PreTrainedTokenizerFast
+    from .tokenizer import FastTokenizer
 
     if backend is None:
         backend = _read_tokenizer_json(path, name)
@@ -161,11 +203,8 @@ def load_tokenizer(path: Path, config: dict, name: str, context_length: int, bac
             token = backend.id_to_token(token_id)
             if token is not None:
                 specials[key] = token
-    tokenizer = PreTrainedTokenizerFast(
-        tokenizer_object=backend, model_max_length=context_length, **specials,
-        **({"additional_special_tokens": extra} if extra else {}),
-    )
-    return tokenizer
+    # transformers' PreTrainedTokenizerFast, minus the seconds its import costs at start-up.
+    return FastTokenizer(backend, context_length, specials, extra)
 
 
 def _read_tokenizer_json(path: Path, name: str):
@@ -180,68 +219,30 @@ def _read_tokenizer_json(path: Path, name: str):
         raise ModelLoadError(f"{name}: tokenizer.json cannot be read ({str(exc).splitlines()[0][:160]})") from None
 
 
-# precision -------------------------------------------------------------------
-def quantize_hook(quantization: str | None, dtype: torch.dtype, keep: Callable[[str], bool]) -> QuantizeHook | None:
-    """A weights.load_into hook that puts Linear layers in 8-bit or NF4 through bitsandbytes.
-
-    ``keep(module_name)`` True leaves a layer in ``dtype`` (embeddings, the
-    output head and norms stay 16-bit, as transformers' bitsandbytes
-    integration does: the head's precision is what the sampler reads).
-    bitsandbytes quantises when the layer is moved to its device; from 0.45
-    it also runs on CPUs, which the CPU tests use."""
-    if quantization is None:
-        return None
-    if quantization not in QUANTIZATIONS:
-        raise ModelLoadError(f"unknown quantization {quantization!r}: use int8 or nf4")
-    try:
-        import bitsandbytes as bnb
-    except ImportError:
-        raise ModelLoadError(
-            f"{quantization} weights need bitsandbytes: pip install 'lacuna-editor[quant]'"
-        ) from None
-
-    if quantization == "int8":
-        # bitsandbytes logs a warning on every int8 matmul whose input is not fp16: it
-        # casts, as documented, and a user can do nothing about it.
-        logging.getLogger("bitsandbytes.autograd._functions").addFilter(_drop_cast_notice)
-
-    def hook(name: str, layer: nn.Linear, weight: torch.Tensor) -> nn.Module | None:
-        # built on the meta device: a CPU-built layer would first allocate and
-        # initialise a full-precision weight only to throw it away
-        if keep(name):
-            return None
-        if quantization == "nf4":
-            q = bnb.nn.Linear4bit(layer.in_features, layer.out_features, bias=False, compute_dtype=dtype,
-                                  quant_type="nf4", compress_statistics=True, device="meta")
-            q.weight = bnb.nn.Params4bit(weight, requires_grad=False, quant_type="nf4", compress_statistics=True)
-        else:
-            q = bnb.nn.Linear8bitLt(layer.in_features, layer.out_features, bias=False,
-                                    has_fp16_weights=False, device="meta")
-            q.weight = bnb.nn.Int8Params(weight, requires_grad=False, has_fp16_weights=False)
-        return q
-
-    hook.keep = keep  # type: ignore[attr-defined]  # lets the loader read kept layers without staging
-    return hook
-
-
-def quantize_network(network: nn.Module, quantization: str, dtype: torch.dtype, keep: Callable[[str], bool]) -> None:
-    """Quantise, in place, the bias-free Linear layers of an already built network that
-    ``keep`` does not exempt (what loading does tensor by tensor; used by the benchmark)."""
-    hook = quantize_hook(quantization, dtype, keep)
-    targets = [(name, m) for name, m in network.named_modules() if isinstance(m, nn.Linear) and m.bias is None]
-    for name, layer in targets:
-        device = layer.weight.device
-        replacement = hook(name, layer, layer.weight.data.to("cpu", dtype))
-        if replacement is not None:
-            parent, _, child = name.rpartition(".")
-            setattr(network.get_submodule(parent), child, replacement.to(device))
-
-
-def _drop_cast_notice(record: logging.LogRecord) -> bool:
-    return not str(record.msg).startswith("MatMul8bitLt: inputs will be cast")
-
-
 # loading ---------------------------------------------------------------------
+@contextlib.contextmanager
+def _no_init():
+    """Skip weight initialisation while a network is built on the meta device:
+    the checkpoint overwrites every weight, and torch's meta ``normal_``
+    imports torch._dynamo, seconds of start-up (accelerate's
+    init_empty_weights and transformers' no_init_weights skip it the same way).
+    nn.init is patched for the whole process, so builds take a lock."""
+    names = ("normal_", "uniform_", "kaiming_uniform_", "kaiming_normal_", "trunc_normal_", "xavier_uniform_",
+             "xavier_normal_", "ones_", "zeros_", "constant_")
+    with _INIT_LOCK:
+        saved = {name: getattr(nn.init, name) for name in names}
+        try:
+            for name in names:
+                setattr(nn.init, name, lambda tensor, *args, **kwargs: tensor)
+            yield
+        finally:
+            for name, fn in saved.items():
+                setattr(nn.init, name, fn)
+
+
+_INIT_LOCK = threading.Lock()
+
+
 def build_network(factory: Callable[[], nn.Module], path: Path, device: torch.device, dtype: torch.dtype,
                   quantization: str | None = None, keep: Callable[[str], bool] = lambda name: False,
                   rename: Callable[[str], str] | None = None) -> nn.Module:
@@ -249,7 +250,7 @@ def build_network(factory: Callable[[], nn.Module], path: Path, device: torch.de
 
     Raises ModelLoadError for a checkpoint that does not match, and for an
     out-of-memory device with the sizes to try next."""
-    with torch.device("meta"):
+    with torch.device("meta"), _no_init():
         network = factory()
     hook = quantize_hook(quantization, dtype, keep)
     try:

@@ -1,11 +1,13 @@
 """Stream checkpoint weights into a network built on the meta device.
 
 Reads safetensors files (one ``model.safetensors``, or shards listed by
-``model.safetensors.index.json``) tensor by tensor with plain file reads:
-each tensor is read into its own buffer, cast, moved to the device (or
-quantised there) and put in place before the next is read. Peak host memory
-is therefore the weights already placed plus about one tensor, never a second
-full copy. (The safetensors library maps a whole file; its resident pages
+``model.safetensors.index.json``) tensor by tensor with plain file reads.
+A tensor kept as stored on the CPU is read straight into its own buffer; one
+that is cast, moved to another device or quantised is read a few rows at a
+time (``CHUNK_BYTES`` of the file) through one small staging buffer into its
+target or the quantiser. Peak host memory is therefore the weights already
+placed plus a few MiB, never a second copy of the model nor of one tensor in
+the file's dtype. (The safetensors library maps a whole file; its resident pages
 would count against a CPU load until the file is closed.) The file format is
 the documented one: an 8-byte little-endian header length, a JSON header of
 ``{name: {dtype, shape, data_offsets}}``, then the raw little-endian data.
@@ -92,10 +94,13 @@ def read_header(file: Path) -> list[TensorInfo]:
         with open(file, "rb") as fh:
             raw = fh.read(8)
             if len(raw) < 8:
-                raise ValueError("the file is shorter than a header")
+                raise ModelLoadError(f"{file.name} is cut short ({size} bytes, less than a header): download it again")
             n = int.from_bytes(raw, "little")
-            if not 2 <= n <= min(_HEADER_LIMIT, size - 8):
+            if not 2 <= n <= _HEADER_LIMIT:
                 raise ValueError("the header length is impossible")
+            if n > size - 8:
+                raise ModelLoadError(f"{file.name} is cut short ({size} bytes, inside its {n}-byte header): "
+                                     "download it again")
             header = json.loads(fh.read(n))
     except (OSError, ValueError, UnicodeDecodeError) as exc:
         raise ModelLoadError(f"{file.name} is not a safetensors file ({exc})") from None
@@ -113,9 +118,13 @@ def read_header(file: Path) -> list[TensorInfo]:
         except (KeyError, TypeError, ValueError):
             raise ModelLoadError(f"{file.name}: tensor {name} has an unreadable or unsupported entry") from None
         nbytes = math.prod(shape) * torch.empty((), dtype=dtype).element_size()
-        if min(shape, default=0) < 0 or begin < 0 or end - begin != nbytes or base + end > size:
-            raise ModelLoadError(f"{file.name}: tensor {name} lies outside the file or has the wrong size")
+        if min(shape, default=0) < 0 or begin < 0 or end - begin != nbytes:
+            raise ModelLoadError(f"{file.name}: tensor {name} has the wrong size for its shape and dtype")
         out.append(TensorInfo(name, file, dtype, shape, base + begin, nbytes))
+    need = max((i.start + i.nbytes for i in out), default=base)
+    if need > size:
+        raise ModelLoadError(f"{file.name} is cut short ({size} of the {need} bytes its header describes): "
+                             "download it again")
     return out
 
 
@@ -171,11 +180,88 @@ def iter_tensors(tensors: dict[str, TensorInfo], staged: set[str] = frozenset())
                     yield info.name, _read_into(info, fh, torch.empty(info.nbytes, dtype=torch.uint8))
 
 
-# A hook that may replace a module's weight by a quantised module: called with
-# (module name, the nn.Linear on the meta device, its weight tensor already in
-# the target dtype on the CPU); returns the module to install, or None to keep
-# the plain layer.
-QuantizeHook = Callable[[str, nn.Linear, torch.Tensor], "nn.Module | None"]
+# Bytes of the file read per chunk when a tensor is cast, moved off the CPU or
+# quantised: the largest transient a load holds beside the weights it has placed.
+CHUNK_BYTES = 1 << 20
+# Rows a quantiser may ask for at once: NF4's blocks of 64 values must not straddle two reads.
+MIN_CHUNK_ROWS = 64
+
+
+class Rows:
+    """Row-chunked access to one tensor of a checkpoint, cast to the load's dtype.
+
+    ``read(start, stop)`` gives rows ``[start, stop)`` of the leading dimension as
+    a contiguous CPU tensor ``[stop - start, *shape[1:]]`` in ``dtype`` (a 0-d
+    tensor is one row); it is valid only until the next read. ``max_rows`` is the
+    most rows one read may ask for (at least ``MIN_CHUNK_ROWS`` or all of them)."""
+
+    def __init__(self, shape: tuple[int, ...], dtype: torch.dtype, max_rows: int,
+                 read: Callable[[int, int], torch.Tensor]):
+        self.shape = tuple(shape)
+        self.dtype = dtype
+        self.rows = self.shape[0] if self.shape else 1
+        self.max_rows = max(1, min(self.rows, max_rows))
+        self._read = read
+
+    def read(self, start: int, stop: int) -> torch.Tensor:
+        if not 0 <= start < stop <= self.rows or stop - start > self.max_rows:
+            raise ValueError(f"rows [{start}, {stop}) of {self.rows} (at most {self.max_rows} at once)")
+        return self._read(start, stop)
+
+    def spans(self, multiple: int = 1) -> Iterator[tuple[int, int]]:
+        """[start, stop) row ranges covering every row, each ``max_rows`` long at most
+        and a multiple of ``multiple`` rows long except the last."""
+        step = max(multiple, self.max_rows // multiple * multiple)
+        for start in range(0, self.rows, step):
+            yield start, min(self.rows, start + step)
+
+    @classmethod
+    def of(cls, tensor: torch.Tensor, dtype: torch.dtype | None = None) -> Rows:
+        """Rows of a tensor already in memory (any device; read to the CPU, cast to ``dtype``)."""
+        dtype = dtype or tensor.dtype
+        flat = tensor.reshape(1, -1) if tensor.dim() == 0 else tensor
+        per_row = max(1, flat[0].numel() * tensor.element_size())
+
+        def read(start: int, stop: int) -> torch.Tensor:
+            part = flat[start:stop].to("cpu", dtype).contiguous()
+            return part if tensor.dim() else part.reshape(())
+
+        return cls(tuple(tensor.shape), dtype, max(MIN_CHUNK_ROWS, CHUNK_BYTES // per_row), read)
+
+
+def _file_rows(info: TensorInfo, fh, staging: torch.Tensor, dtype: torch.dtype) -> Rows:
+    """Rows of ``info`` read from the open file ``fh`` through the ``staging`` byte buffer
+    (``dtype`` = ``info.dtype`` reads them as stored, a view of the buffer)."""
+    rows = info.shape[0] if info.shape else 1
+    row_bytes = info.nbytes // rows if rows else 0
+    tail = info.shape[1:]
+
+    def read(start: int, stop: int) -> torch.Tensor:
+        part = TensorInfo(info.name, info.file, info.dtype, (stop - start, *tail) if info.shape else (),
+                          info.start + start * row_bytes, (stop - start) * row_bytes)
+        chunk = _read_into(part, fh, staging)
+        return chunk.to(dtype) if chunk.dtype != dtype else chunk
+
+    return Rows(info.shape, dtype, staging.numel() // row_bytes if row_bytes else rows, read)
+
+
+def _staging_bytes(infos: list[TensorInfo]) -> int:
+    """A staging buffer of CHUNK_BYTES, or the smallest that holds the largest tensor
+    (or, for a tensor with huge rows, MIN_CHUNK_ROWS of its rows)."""
+    need = 0
+    for info in infos:
+        rows = info.shape[0] if info.shape else 1
+        row_bytes = info.nbytes // rows if rows else 0
+        need = max(need, min(info.nbytes, max(CHUNK_BYTES, MIN_CHUNK_ROWS * row_bytes)))
+    return need
+
+
+# A hook that may replace a Linear layer by a quantised module: called with
+# (module name, the nn.Linear on the meta device, its weight as Rows in the load
+# dtype, the device); returns the module to install, already on the device, or
+# None to keep the plain layer. The module keeps a bias the layer already has; one
+# still on the meta device is filled by the loader when the checkpoint reaches it.
+QuantizeHook = Callable[[str, nn.Linear, Rows, torch.device], "nn.Module | None"]
 
 
 def load_into(
@@ -190,10 +276,15 @@ def load_into(
 
     Floating-point tensors are cast to ``dtype``; integer tensors keep theirs.
     ``rename`` maps checkpoint names to network names (identity by default).
+    A tensor that is cast, moved off the CPU or quantised is read in row chunks
+    of at most ``CHUNK_BYTES`` of the file into its target (or through the
+    quantiser), so no whole-tensor copy in the file's dtype lives beside it;
+    one kept as stored on the CPU is read straight into its own buffer.
     Raises ModelLoadError naming the first tensor whose name or shape does not
     match, or the first network tensor the checkpoint lacks.
     """
     expected = {name: tuple(t.shape) for name, t in _named_tensors(network)}
+    kinds = {name: t.dtype for name, t in _named_tensors(network)}
     raw = checkpoint_tensors(Path(folder))
     tensors = {}
     for name, info in raw.items():
@@ -205,39 +296,63 @@ def load_into(
                 f"tensor {name} has shape {list(info.shape)} in the checkpoint, "
                 f"the config implies {list(expected[target])}"
             )
+        if info.dtype.is_floating_point != kinds[target].is_floating_point:
+            raise ModelLoadError(
+                f"tensor {name} is stored as {str(info.dtype).removeprefix('torch.')}, where the model needs "
+                + ("floating-point" if kinds[target].is_floating_point else "integer") + " values"
+            )
         tensors[target] = info
     missing = sorted(set(expected) - set(tensors))
     if missing:
         raise ModelLoadError(f"the checkpoint lacks tensor {missing[0]}" + (f" and {len(missing) - 1} more" if len(missing) > 1 else ""))
     renamed = {target: TensorInfo(target, i.file, i.dtype, i.shape, i.start, i.nbytes) for target, i in tensors.items()}
-    # Tensors that are cast, moved off the CPU or may be quantised are read through one
-    # staging buffer: a fresh buffer each, freed after the copy, would fragment the heap.
-    staged = {name for name, i in renamed.items()
-              if (i.dtype.is_floating_point and i.dtype != dtype) or device.type != "cpu"
-              or _may_quantize(network, name, quantize)}
-    for name, cpu in iter_tensors(renamed, staged):
-        read_at = cpu.data_ptr()
-        if cpu.is_floating_point() and cpu.dtype != dtype:
-            cpu = cpu.to(dtype)
-        owner_name, _, attr = name.rpartition(".")
-        owner = network.get_submodule(owner_name)
-        if _may_quantize(network, name, quantize):
-            replacement = quantize(owner_name, owner, cpu)
-            if replacement is not None:
-                parent_name, _, child = owner_name.rpartition(".")
-                setattr(network.get_submodule(parent_name), child, replacement.to(device))
-                continue
-        value = cpu.to(device)
-        if name in staged and value.data_ptr() == read_at:
-            value = value.clone()  # still a view of the staging buffer
-        if attr in owner._parameters:
-            owner._parameters[attr] = nn.Parameter(value, requires_grad=False)
-        else:
-            owner._buffers[attr] = value
-        del cpu, value
+
+    def target_dtype(info: TensorInfo) -> torch.dtype:
+        return dtype if info.dtype.is_floating_point else info.dtype
+
+    chunked = {name for name, i in renamed.items()
+               if target_dtype(i) != i.dtype or device.type != "cpu" or _may_quantize(network, name, quantize)}
+    size = _staging_bytes([renamed[n] for n in chunked])
+    staging = torch.empty(size, dtype=torch.uint8) if size else None
+    by_file: dict[Path, list[TensorInfo]] = {}
+    for info in renamed.values():
+        by_file.setdefault(info.file, []).append(info)
+    for file, infos in by_file.items():
+        with open(file, "rb") as fh:
+            for info in sorted(infos, key=lambda i: i.start):
+                name = info.name
+                owner_name, _, attr = name.rpartition(".")
+                owner = network.get_submodule(owner_name)
+                if name not in chunked or info.nbytes == 0:
+                    value = (_read_into(info, fh, torch.empty(info.nbytes, dtype=torch.uint8)) if info.nbytes
+                             else torch.empty(info.shape, dtype=target_dtype(info)))
+                    _put(owner, attr, value.to(device))
+                    continue
+                rows = _file_rows(info, fh, staging, target_dtype(info))
+                if _may_quantize(network, name, quantize):
+                    replacement = quantize(owner_name, owner, rows, device)
+                    if replacement is not None:
+                        parent_name, _, child = owner_name.rpartition(".")
+                        setattr(network.get_submodule(parent_name), child, replacement)
+                        continue
+                # read as stored: copy_ casts and moves in one pass, with no converted chunk between
+                stored = _file_rows(info, fh, staging, info.dtype)
+                value = torch.empty(info.shape, dtype=target_dtype(info), device=device)
+                flat = value.view(stored.rows, -1)
+                for start, stop in stored.spans():
+                    flat[start:stop].copy_(stored.read(start, stop).view(stop - start, -1))
+                _put(owner, attr, value)
+                del value, flat
     left = [name for name, t in _named_tensors(network) if t.is_meta]
     if left:
         raise ModelLoadError(f"tensor {left[0]} was not filled by the checkpoint")
+
+
+def _put(owner: nn.Module, attr: str, value: torch.Tensor) -> None:
+    if attr in owner._parameters:
+        owner._parameters[attr] = nn.Parameter(value, requires_grad=False)
+    else:
+        owner._buffers[attr] = value
 
 
 def _may_quantize(network: nn.Module, name: str, quantize: QuantizeHook | None) -> bool:
@@ -247,7 +362,7 @@ def _may_quantize(network: nn.Module, name: str, quantize: QuantizeHook | None) 
         return False
     owner_name = name[: -len(".weight")]
     owner = network.get_submodule(owner_name)
-    if not isinstance(owner, nn.Linear) or owner.bias is not None:
+    if not isinstance(owner, nn.Linear):
         return False
     keep = getattr(quantize, "keep", None)
     return not (keep is not None and keep(owner_name))

@@ -318,11 +318,29 @@ def test_settings_persist(make_window):
     p.candidates.setValue(4)
     p.random_seed.setChecked(False)
     p.seed.setValue(77)
+    p.cache.setCurrentIndex(p.cache.findData("none"))
     w2 = make_window(show=False)
     s = w2.run_settings
     assert (s.sampler, s.steps, s.temperature, s.top_p, s.block_length, s.threshold, s.insertion_length,
-            s.candidates, s.random_seed, s.seed) == ("margin", 40, 0.7, 0.9, 32, 0.8, 12, 4, False, 77)
+            s.candidates, s.random_seed, s.seed, s.cache) == ("margin", 40, 0.7, 0.9, 32, 0.8, 12, 4, False, 77,
+                                                              "none")
     assert w2.settings_panel.settings() == s
+
+
+def test_cache_setting_reaches_the_request_and_a_stale_value_falls_back(make_window):
+    from app.settings import RunSettings, qsettings
+
+    w = make_window()
+    p = w.settings_panel
+    for choice, want in (("auto", None), ("dual", "dual"), ("none", "none")):
+        p.cache.setCurrentIndex(p.cache.findData(choice))
+        w.editor.setPlainText("In the beginning God created the heaven.")
+        w.editor.add_mask(33, 39)
+        (req, _), = w.infill._make_requests(1, False)
+        assert req.cache == want
+    s = qsettings()
+    s.setValue("run/cache", "prefix-ish")
+    assert RunSettings.load(s).cache == "auto"
 
 
 def test_samplers_match_engine():

@@ -134,7 +134,7 @@ def test_truncated_weights_file_is_one_clear_error(tiny_llada_dir, tmp_path):
     folder = _copy(tiny_llada_dir, tmp_path / "cut")
     data = (folder / "model.safetensors").read_bytes()
     (folder / "model.safetensors").write_bytes(data[: len(data) // 2])
-    with pytest.raises(ModelLoadError, match="lies outside the file"):
+    with pytest.raises(ModelLoadError, match="model.safetensors is cut short .*: download it again"):
         load_model(str(folder), device="cpu")
     (folder / "model.safetensors").write_bytes(b"\xff" * 64)
     with pytest.raises(ModelLoadError, match="not a safetensors file"):
@@ -240,6 +240,21 @@ def test_peak_host_memory_under_1_3x_the_weights_and_the_fit_estimate_within_20p
         assert figures["weights_bytes"] == pytest.approx(width * on_disk, rel=0.01)
         assert figures["peak_over_baseline_bytes"] < 1.3 * figures["weights_bytes"], figures
         assert abs(figures["fit_error_pct"]) <= 20, figures
+
+
+@pytest.mark.parametrize("quant", ["nf4", "int8"])
+def test_quantised_load_peaks_under_1_3x_the_quantised_weights(quant, tmp_path):
+    """bitsandbytes' CPU quantiser on whole matrices peaked at 1.27-1.71x; quantised in
+    chunks (engine.models.quantize) the load stays near the weights. The forward pass
+    after it is left to the benchmark: its dequantisation transients vary from run to run."""
+    pytest.importorskip("bitsandbytes")
+    if not Path("/proc/self/clear_refs").exists():
+        pytest.skip("peak-RSS reset needs Linux /proc")
+    folder = build_tiny_llada(tmp_path / "q", dtype="bfloat16", shards=2, d_model=1024, n_layers=2,
+                              n_heads=16, n_kv_heads=4, mlp_hidden_size=2816, embedding_size=448)
+    figures = _load_memory(folder, "--dtype", "bfloat16", "--quant", quant, "--context", "16")
+    assert figures["quantization"] == quant
+    assert figures["peak_over_baseline_bytes"] < 1.3 * figures["weights_bytes"], figures
 
 
 def test_a_model_that_cannot_fit_is_refused_before_loading(tiny_llada_dir, tmp_path, monkeypatch):

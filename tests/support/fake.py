@@ -43,7 +43,10 @@ class FakeModel:
             self._whole = [i for i in range(10, self.vocab_size) if profile.generable[i] and i not in skip]
         return self._whole[(position * 7) % len(self._whole)]
 
+    batches = True
+
     def logits(self, ids: torch.Tensor, positions: torch.Tensor) -> torch.Tensor:
+        """ids [L] -> [P, V]; a batch [B, L] -> [B, P, V] (one call, B rows)."""
         self.calls.append(ids.clone())
         if self.on_forward is not None:
             self.on_forward(len(self.calls))
@@ -52,6 +55,8 @@ class FakeModel:
             out[row, self.preferred(p)] = 1.0 + 0.25 * p
             # The mask token would win if the sampler did not suppress it.
             out[row, self.mask_id] = 100.0
+        if ids.dim() == 2:
+            return out.unsqueeze(0).expand(ids.shape[0], -1, -1).clone()
         return out
 
     def token_text(self, token_id: int) -> str:

@@ -94,6 +94,10 @@ can_measure = pytest.mark.skipif(not Path("/proc/self/clear_refs").exists(),
                                  reason="peak-RSS reset needs Linux /proc/self/clear_refs")
 
 
+def _vocab_of(folder: Path) -> int:
+    return int(json.loads((folder / "config.json").read_text())["vocab_size"])
+
+
 @pytest.fixture(scope="module")
 def measured(tmp_path_factory):
     specs = []
@@ -111,7 +115,8 @@ def test_estimate_within_20_percent_of_measured_peak(measured, case):
     assert fit.count_safetensors_parameters(folder) == result["params"]
     # Within 20%, or 4 MiB for models so small that allocator slack is the larger part of them
     # (the 1.6M-parameter case measured 14 MiB against an estimate of 17 MiB).
-    error = abs(est.total - result["peak"])
+    # this harness loads the network alone: no tokenizer, which the estimate counts for real loads
+    error = abs(est.total - fit.tokenizer_bytes(_vocab_of(folder)) - result["peak"])
     assert error <= max(0.2 * result["peak"], 4 * 2**20), (
         f"{result['params']} params, {dtype}, context {context}: estimate "
         f"{est.total / 2**20:.0f} MiB vs measured {result['peak'] / 2**20:.0f} MiB")

@@ -1,0 +1,196 @@
+"""Files in Windows-1252, Latin-1 and UTF-16 without a BOM: refused as UTF-8 with an offer
+to reopen them with their encoding, which saving keeps byte for byte (issue 14)."""
+from __future__ import annotations
+
+import json
+import os
+import stat
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from PySide6.QtGui import QTextCursor
+
+from app import autosave, fileio
+from app.paths import autosave_dir
+
+# "Café — naïve “quoted” façade" in Windows-1252: 0x97 em dash, 0x93/0x94 curly quotes
+CP1252 = "Café — naïve “quoted” façade\r\nsecond line €5\r\n".encode("cp1252")
+LATIN1 = "Gr\u00fc\u00dfe aus K\u00f6ln \u0085 \u00a4\n".encode("latin-1")  # 0x85 is a C1 control in Latin-1
+
+
+def test_a_windows_1252_file_is_refused_with_an_offer_then_reopened(window, tmp_path, monkeypatch):
+    f = tmp_path / "legacy.txt"
+    f.write_bytes(CP1252)
+    asked = []
+    monkeypatch.setattr(window, "ask_encoding", lambda name, current: asked.append((name, current)) or "cp1252")
+    assert not window.open_path(str(f))
+    assert window.banner.isVisibleTo(window) and "not valid UTF-8" in window.banner_label.text()
+    assert "Windows-1252" in window.banner_label.text()  # the suggestion
+    button = window.banner_action
+    assert button.isVisibleTo(window) and button.text() == "Reopen with Encoding…"
+    button.click()  # the refusal message itself offers the way out
+    assert asked == [("legacy.txt", "cp1252")]
+    assert window.editor.toPlainText() == "Café — naïve “quoted” façade\nsecond line €5\n"
+    assert window.path == str(f.resolve()) and window.fmt.encoding == "cp1252"
+    assert window.format_label.text() == "Windows-1252 · CRLF"
+    assert not window.banner.isVisibleTo(window)
+    # an unchanged save writes the same bytes
+    window.editor.document().setModified(True)
+    assert window.save()
+    assert f.read_bytes() == CP1252
+    # an edit is written in Windows-1252 too, the other bytes unchanged
+    c = QTextCursor(window.editor.document())
+    c.movePosition(QTextCursor.MoveOperation.End)
+    c.insertText("déjà vu\n")
+    assert window.save()
+    assert f.read_bytes() == CP1252 + "déjà vu\r\n".encode("cp1252")
+
+
+def test_reopen_with_encoding_from_the_file_menu(window, tmp_path, monkeypatch):
+    from PySide6.QtGui import QAction
+
+    f = tmp_path / "latin.txt"
+    f.write_bytes(LATIN1)
+    monkeypatch.setattr(window, "ask_encoding", lambda name, current: "cp1252")
+    assert not window.open_path(str(f))  # not UTF-8
+    action = window.findChild(QAction, "reopenEncodingAction")
+    assert action in window.menuBar().actions()[0].menu().actions()
+    action.trigger()  # 0x85 decodes in Windows-1252 too ("…"), so this opens
+    assert window.fmt.encoding == "cp1252" and "…" in window.editor.toPlainText()
+    monkeypatch.setattr(window, "ask_encoding", lambda name, current: current == "cp1252" and "latin-1")
+    action.trigger()  # the open file, read again; the question starts at its encoding
+    assert window.fmt.encoding == "latin-1" and window.format_label.text().startswith("Latin-1")
+    assert window.editor.toPlainText() == LATIN1.decode("latin-1")
+    window.editor.document().setModified(True)
+    assert window.save() and f.read_bytes() == LATIN1
+
+
+def test_only_what_cannot_be_decoded_is_refused(window, tmp_path, monkeypatch):
+    f = tmp_path / "undefined.txt"
+    f.write_bytes(b"abc \x81 def\n")  # 0x81 has no character in Windows-1252
+    monkeypatch.setattr(window, "ask_encoding", lambda name, current: "cp1252")
+    assert not window.open_path(str(f), "cp1252")
+    text = window.banner_label.text()
+    assert "not Windows-1252 text" in text and "0x81" in text and "offset 4" in text
+    assert window.path is None
+    monkeypatch.setattr(window, "ask_encoding", lambda name, current: "latin-1")
+    window.banner_action.click()
+    assert window.editor.toPlainText() == "abc \x81 def\n" and window.fmt.encoding == "latin-1"
+
+
+def test_cancelling_the_question_changes_nothing(window, tmp_path, monkeypatch):
+    f = tmp_path / "a.txt"
+    f.write_bytes("plain é\n".encode("utf-8"))
+    assert window.open_path(str(f))
+    monkeypatch.setattr(window, "ask_encoding", lambda name, current: None)
+    assert not window.reopen_with_encoding()
+    assert window.fmt.encoding == "utf-8" and window.editor.toPlainText() == "plain é\n"
+
+
+def test_utf16_without_bom_reopened_as_utf16(window, tmp_path, monkeypatch):
+    data = "Zeile eins\r\nzwei ü\r\n".encode("utf-16-be")
+    f = tmp_path / "u16.txt"
+    f.write_bytes(data)
+    monkeypatch.setattr(window, "ask_encoding", lambda name, current: current)
+    assert not window.open_path(str(f))  # NUL bytes: refused...
+    assert window.reopen_with_encoding()  # ...the menu offers UTF-16 for the refused file
+    assert window.fmt.encoding == "utf-16-be" and not window.fmt.bom
+    assert window.editor.toPlainText() == "Zeile eins\nzwei ü\n"
+    window.editor.document().setModified(True)
+    assert window.save() and f.read_bytes() == data
+
+
+def test_unsavable_character_is_one_clear_message_and_loses_nothing(window, tmp_path, monkeypatch):
+    f = tmp_path / "legacy.txt"
+    f.write_bytes(CP1252)
+    assert window.open_path(str(f), "cp1252")
+    window.editor.insertPlainText("🙂")
+    assert not window.save()
+    assert "cannot be saved as Windows-1252" in window.banner_label.text() and "🙂" in window.banner_label.text()
+    assert f.read_bytes() == CP1252 and window.editor.document().isModified()
+
+
+def test_disk_change_reload_and_read_only_keep_the_encoding(window, tmp_path, monkeypatch):
+    f = tmp_path / "legacy.txt"
+    f.write_bytes(CP1252)
+    assert window.open_path(str(f), "cp1252")
+    changed = "Ç'est changé\r\n".encode("cp1252")
+    f.write_bytes(changed)
+    window.editor.insertPlainText("mine ")
+    asked = []
+    monkeypatch.setattr(window, "ask_file_conflict", lambda name, kind: asked.append(kind) or "reload")
+    assert not window.save()
+    assert asked == ["changed"]
+    assert window.editor.toPlainText() == "Ç'est changé\n" and window.fmt.encoding == "cp1252"
+    os.chmod(f, stat.S_IREAD)
+    try:
+        window.editor.moveCursor(QTextCursor.MoveOperation.Start)
+        window.editor.insertPlainText("x")
+        monkeypatch.setattr(window, "ask_file_conflict", lambda name, kind: asked.append(kind) or "overwrite")
+        if os.access(f, os.W_OK) and os.geteuid() != 0:
+            pytest.skip("cannot make a read-only file here")
+        assert window.save()
+        assert asked[-1] == "readonly"
+        assert f.read_bytes() == ("x" + "Ç'est changé\r\n").encode("cp1252")
+    finally:
+        os.chmod(f, stat.S_IREAD | stat.S_IWRITE)
+
+
+def test_autosave_and_recovery_remember_the_encoding(make_window, tmp_path):
+    f = tmp_path / "legacy.txt"
+    f.write_bytes(CP1252)
+    w = make_window()
+    assert w.open_path(str(f), "cp1252")
+    w.editor.moveCursor(QTextCursor.MoveOperation.End)
+    w.editor.insertPlainText("après\n")
+    assert w.autosave_now()
+    data = json.loads(next(autosave_dir().glob("*.json")).read_text(encoding="utf-8"))
+    assert data["encoding"] == "cp1252"
+    orphans = autosave.find_orphans(alive=lambda pid: False)
+    w2 = make_window()
+    w2.restore(orphans[0])
+    assert w2.fmt.encoding == "cp1252" and w2.format_label.text() == "Windows-1252 · CRLF"
+    assert w2.save()
+    assert f.read_bytes() == CP1252 + "après\r\n".encode("cp1252")
+
+
+def test_recovery_of_an_unknown_encoding_falls_back_to_utf8(make_window):
+    from pathlib import Path
+
+    w = make_window()
+    rec = autosave.Recovered(Path("/nonexistent/x.json"), None, "text", 1.0, "klingon")
+    w.restore(rec)
+    assert w.fmt.encoding == "utf-8"
+
+
+# ---- fileio, without a window -----------------------------------------------------------
+@pytest.mark.parametrize("data, expected", [
+    (CP1252, "cp1252"), (LATIN1, "cp1252"), (b"abc \x81\n", "latin-1"),
+    ("ascii text".encode("utf-16-le"), "utf-16"), (b"\xff\xfeh\x00i\x00", "utf-16"),
+])
+def test_suggest_encoding(data, expected):
+    assert fileio.suggest_encoding(data) == expected
+
+
+def test_unknown_encoding_is_a_clear_error():
+    with pytest.raises(fileio.FileError, match="cannot read shift_jis"):
+        fileio.decode(b"abc", "x.txt", "shift_jis")
+
+
+single_byte = st.sampled_from(["cp1252", "latin-1"])
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.binary(max_size=200), single_byte)
+def test_single_byte_round_trip_keeps_every_byte(data, encoding):
+    """What decodes (all of Latin-1, all but five bytes of Windows-1252) saves back identically."""
+    data = data.replace(b"\x00", b" ")  # NULs make it binary: refused in every encoding
+    try:
+        text, fmt = fileio.decode(data, "x", encoding)
+    except fileio.EncodingError:
+        assert encoding == "cp1252" and any(b in data for b in b"\x81\x8d\x8f\x90\x9d")
+        return
+    except fileio.FileError:
+        return  # many control bytes: looks binary
+    assert fileio.encode(text, fmt) == data

@@ -1,0 +1,44 @@
+"""`lacuna-cli infill --cache` and `lacuna-cli bench speed` on tiny models."""
+import json
+
+import pytest
+
+from engine.cli import main
+
+
+def run(capsys, *argv):
+    code = main(list(argv))
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def test_cache_none_and_dual_fill_a_native_model(capsys, tiny_llada_dir):
+    texts = []
+    for cache in ("none", "dual"):
+        code, out, err = run(capsys, "infill", "--model", str(tiny_llada_dir), "--cache", cache, "--json",
+                             "In the beginning [[4]] the earth.")
+        assert code == 0, err
+        texts.append(json.loads(out)["text"])
+    assert all(t.startswith("In the beginning ") and t.endswith(" the earth.") for t in texts)
+
+
+def test_a_cache_the_family_lacks_exits_2_with_one_line(capsys, tiny_bert_dir):
+    code, _, err = run(capsys, "infill", "--model", str(tiny_bert_dir), "--cache", "dual", "a [[2]] b")
+    assert code == 2 and "no 'dual' context cache" in err and err.count("\n") == 1
+
+
+@pytest.mark.parametrize("bad", ["x", "0", "4,,8", ""])
+def test_bench_speed_refuses_bad_candidate_counts(capsys, tiny_llada_dir, bad):
+    code, _, err = run(capsys, "bench", "speed", "--model", str(tiny_llada_dir), "--candidates", bad)
+    assert code == 2 and "--candidates" in err
+
+
+def test_bench_speed_reports_four_configs_and_candidates(capsys, tiny_llada_dir):
+    code, out, err = run(capsys, "bench", "speed", "--model", str(tiny_llada_dir), "--context", "60", "--span", "4",
+                         "--steps", "4", "--repeats", "1", "--candidates", "1,2", "--json")
+    assert code == 0, err
+    entry = json.loads(out)["models"][0]
+    rows = entry["speed"]["rows"]
+    assert [r["config"] for r in rows] == ["a", "b", "c", "d"]
+    assert all(r["nfe"] >= 1 and r["cpu_seconds"] > 0 and r["seconds"] > 0 for r in rows)
+    assert [r["n"] for r in entry["candidates"]] == [1, 2]
