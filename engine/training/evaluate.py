@@ -9,8 +9,9 @@
 * Multi-word spans (2 to 8 words): token accuracy of the fill against the
   original tokens, for several samplers, with steps = span tokens and steps =
   a quarter of that (at least 1).
-* Famous lines: a few well-known lines of the training corpus with one word
-  masked (a memorisation check, not held out).
+* Well-known lines: a few well-known lines of texts outside the corpus and
+  plain modern sentences, one word masked each (checked not to occur in the
+  training split).
 
 Examples are drawn with a seeded generator from the held-out chunks of the
 corpus (see :mod:`.corpus`), so the same model gives the same table.
@@ -23,6 +24,7 @@ from __future__ import annotations
 import argparse
 import json
 import re
+import sys
 import time
 from collections import Counter
 from dataclasses import dataclass
@@ -35,19 +37,23 @@ from .corpus import DEFAULT_OUT as _CORPUS
 DEFAULT_HELDOUT = _CORPUS / "heldout.jsonl"
 DEFAULT_TRAIN = _CORPUS / "train.jsonl"
 SPAN_SAMPLERS = ("low_confidence", "margin", "entropy", "random", "threshold")
-CONTEXT_BEFORE = 600  # characters of context kept before the span (about 190 tokens)
-CONTEXT_AFTER = 240   # and after it
+CONTEXT_BEFORE = 600  # characters of context kept before the span (about 150 tokens)
+CONTEXT_AFTER = 240   # and after it (the first starter's window, so the figures compare)
 _WORD = re.compile(r"(?<=[ \n])[A-Za-z]+(?:'[a-z]+)?(?=[ \n,.;:!?'\")\]-])")
 
-FAMOUS = (  # as they are written in the corpus
-    ('God said, "Let there be light," and there was light.', "light", 0),
-    ("In the beginning God created the heavens and the earth.", "earth", 0),
-    ("Yahweh is my shepherd: I shall lack nothing.", "shepherd", 0),
-    ("To be, or not to be,--that is the question:--", "question", 0),
-    ("Now is the winter of our discontent", "winter", 0),
-    ("O Romeo, Romeo! wherefore art thou Romeo?", "wherefore", 0),
-    ("For God so loved the world, that he gave his one and only Son", "world", 0),
-    ("Python is an easy to learn, powerful programming language.", "language", 0),
+# Well-known lines of texts outside the corpus, and plain modern sentences,
+# each with one word to restore; famous_lines checks that none of them is in
+# the training split.
+FAMOUS = (
+    ("It was the best of times, it was the worst of times.", "worst"),
+    ("It is a truth universally acknowledged, that a single man in possession of a good fortune, "
+     "must be in want of a wife.", "wife"),
+    ("All happy families are alike; each unhappy family is unhappy in its own way.", "family"),
+    ("The quick brown fox jumps over the lazy dog.", "dog"),
+    ("Twinkle, twinkle, little star, how I wonder what you are.", "star"),
+    ("Once upon a time there lived a king and a queen who had no children.", "time"),
+    ("Thank you for your letter. I will write back as soon as I can.", "letter"),
+    ("Please enter your password to continue.", "password"),
 )
 
 
@@ -230,64 +236,143 @@ def multi_word(model, examples: list[Example], sampler: str, quarter: bool) -> d
             "seconds": round(time.perf_counter() - t0, 1)}
 
 
-def _find_in_corpus(line: str, train_path: Path) -> str | None:
-    if not train_path.exists():
-        return None
-    with open(train_path, encoding="utf-8") as f:
-        for row in f:
-            text = json.loads(row)["text"]
-            if line in text:
-                return text
-    return None
+@dataclass(frozen=True)
+class _Encoded:
+    ids: list[int]
+    start: int
+    length: int
+
+
+def _encode_example(tok, ex: Example, context: int) -> _Encoded:
+    """Token ids of an example's text with the word's tokens at [start, start+length),
+    cropped to ``context`` tokens around them. The space before the word travels with it."""
+    a = ex.start - 1 if ex.start > 0 and ex.text[ex.start - 1] == " " else ex.start
+    pre = tok.encode(ex.text[:a], add_special_tokens=False).ids
+    mid = tok.encode(ex.text[a:ex.end], add_special_tokens=False).ids
+    post = tok.encode(ex.text[ex.end:], add_special_tokens=False).ids
+    room = max(0, context - len(mid))
+    keep_pre = min(len(pre), max(room - len(post), room // 2))
+    pre = pre[len(pre) - keep_pre:]
+    post = post[:max(0, room - len(pre))]
+    return _Encoded(pre + mid + post, len(pre), len(mid))
+
+
+def network_word_restore(net, tok, examples: list[Example], context: int, mask_id: int) -> dict:
+    """Single-word restore with a bare network (no engine): the word's tokens
+    masked, then filled greedily one token per step, most confident first
+    (LLaDA's ``low_confidence`` remasking with steps = tokens). Used to compare
+    pilot runs before a model folder exists.
+
+    Returns {"restore": exact-restore rate, "word_nll": mean over words of the
+    summed negative log-likelihood (nats) of the word's tokens with all of them
+    masked}: the second is a finer signal while restores are rare."""
+    import torch
+
+    hits = 0
+    nll = 0.0
+    net.eval()
+    with torch.no_grad():
+        for ex in examples:
+            e = _encode_example(tok, ex, context)
+            x = torch.tensor([e.ids])
+            target = x[0, e.start:e.start + e.length].clone()
+            x[0, e.start:e.start + e.length] = mask_id
+            for step in range(e.length):
+                masked = (x[0] == mask_id).nonzero().squeeze(1)
+                logp = net(x, logits_at=masked)[0].float().log_softmax(-1)
+                if step == 0:
+                    nll -= float(logp.gather(1, target[:, None]).sum())
+                conf, tok_ids = logp.max(-1)
+                j = int(conf.argmax())
+                x[0, masked[j]] = tok_ids[j]
+            hits += bool(torch.equal(x[0, e.start:e.start + e.length], target))
+    n = max(1, len(examples))
+    return {"restore": hits / n, "word_nll": nll / n}
+
+
+def lines_in_corpus(lines: list[str], train_path: Path) -> set[str]:
+    """Those of ``lines`` that occur verbatim in a .jsonl split."""
+    found: set[str] = set()
+    if train_path.exists():
+        with open(train_path, encoding="utf-8") as f:
+            for row in f:
+                text = json.loads(row)["text"]
+                found.update(line for line in lines if line in text)
+    return found
 
 
 def famous_lines(model, train: str | Path | None = None) -> list[dict]:
-    """Well-known lines with one word masked, alone and (when the training split
-    is at hand) inside the passage of the corpus where they occur."""
+    """:data:`FAMOUS` with one word masked each, filled greedily (steps =
+    tokens); ``in_training_split`` says whether the line occurs verbatim in
+    the training split (when it is at hand)."""
     train_path = Path(train) if train else DEFAULT_TRAIN
+    seen = lines_in_corpus([line for line, _ in FAMOUS], train_path)
     rows = []
-    for line, word, nth in FAMOUS:
-        idx = -1
-        for _ in range(nth + 1):
-            idx = line.find(word, idx + 1)
+    for line, word in FAMOUS:
+        idx = line.find(word)
         ex = Example(line, idx, idx + len(word))
         res, _ = fill(model, ex, "low_confidence", steps=token_count(model, ex))
-        row = {"line": line, "word": word, "fill": res.span_text(0),
-               "restored": res.span_text(0).strip() == word}
-        passage = _find_in_corpus(line, train_path)
-        if passage is not None:
-            at = passage.find(line) + idx
-            crop, s, e = _window(passage, at, at + len(word))
-            ex = Example(crop, s, e)
-            res, _ = fill(model, ex, "low_confidence", steps=token_count(model, ex))
-            row["fill_in_passage"] = res.span_text(0)
-            row["restored_in_passage"] = res.span_text(0).strip() == word
-        rows.append(row)
+        rows.append({"line": line, "word": word, "fill": res.span_text(0),
+                     "restored": res.span_text(0).strip() == word, "in_training_split": line in seen})
     return rows
 
 
 def format_famous(rows: list[dict]) -> str:
     out = []
     for f in rows:
-        s = f"{'OK' if f['restored'] else '--'} alone: {f['word']!r} -> {f['fill']!r}"
-        if "fill_in_passage" in f:
-            s += f"; {'OK' if f['restored_in_passage'] else '--'} in its passage: -> {f['fill_in_passage']!r}"
-        out.append(f"{s}   ({f['line']})")
+        seen = " [in the training split]" if f.get("in_training_split") else ""
+        out.append(f"{'OK' if f['restored'] else '--'} {f['word']!r} -> {f['fill']!r}   ({f['line']}){seen}")
     return "\n".join(out)
 
 
+def row_specs(samplers=SPAN_SAMPLERS) -> list[tuple]:
+    """The rows of :func:`sampler_table`, in order: ("word",), then ("span", sampler, quarter)."""
+    return [("word",)] + [("span", s, quarter) for quarter in (False, True) for s in samplers]
+
+
 def sampler_table(model, heldout: str | Path | None = None, examples: int = 200, seed: int = 0,
-                  train: str | Path | None = None, samplers=SPAN_SAMPLERS) -> list[dict]:
+                  train: str | Path | None = None, samplers=SPAN_SAMPLERS, only: list[int] | None = None
+                  ) -> list[dict]:
     """Rows for ``lacuna-cli bench --quality`` and docs/benchmarks.md:
     single-word restore (with the most-frequent-word baseline), then token
-    accuracy on 2-8 word spans for each sampler at steps = tokens and tokens/4."""
+    accuracy on 2-8 word spans for each sampler at steps = tokens and tokens/4.
+    ``only``: indices into :func:`row_specs` to compute (default all)."""
     texts = load_texts(heldout)
-    rows = [single_word(model, word_examples(texts, examples, seed), most_frequent_word(train))]
-    spans = span_examples(texts, examples, seed + 1)
-    for quarter in (False, True):
-        for s in samplers:
-            rows.append(multi_word(model, spans, s, quarter))
+    specs = row_specs(samplers)
+    rows = []
+    spans = None
+    for i, spec in enumerate(specs):
+        if only is not None and i not in only:
+            continue
+        if spec[0] == "word":
+            rows.append(single_word(model, word_examples(texts, examples, seed), most_frequent_word(train)))
+        else:
+            spans = spans if spans is not None else span_examples(texts, examples, seed + 1)
+            rows.append(multi_word(model, spans, spec[1], spec[2]))
     return rows
+
+
+def parallel_table(argv: list[str], jobs: int) -> list[dict]:
+    """Every row of :func:`sampler_table`, each computed by ``python -m
+    engine.training.evaluate ARGV --row I`` in its own process (own session),
+    at most ``jobs`` at a time; rows in order."""
+    import subprocess
+    import sys
+    import tempfile
+
+    n = len(row_specs())
+    with tempfile.TemporaryDirectory() as tmp:
+        out = [Path(tmp) / f"row{i}.json" for i in range(n)]
+        running: list[subprocess.Popen] = []
+        for i in range(n):
+            while len(running) >= jobs:
+                running.pop(0).wait()
+            running.append(subprocess.Popen(
+                [sys.executable, "-m", "engine.training.evaluate", *argv, "--row", str(i), "--json", str(out[i])],
+                start_new_session=True, stdout=subprocess.DEVNULL))
+        for p in running:
+            p.wait()
+        return [json.loads(o.read_text())["rows"][0] for o in out]
 
 
 def format_table(rows: list[dict]) -> str:
@@ -312,6 +397,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--threads", type=int, default=None)
     ap.add_argument("--words-only", action="store_true", help="only single-word restore and famous lines")
+    ap.add_argument("--dtype", default=None, help="e.g. float32 (default: the loader's choice)")
+    ap.add_argument("--jobs", type=int, default=1, help="compute the rows in this many processes at once")
+    ap.add_argument("--row", type=int, default=None, help=argparse.SUPPRESS)
     ap.add_argument("--json", default=None, help="write the report here")
     args = ap.parse_args(argv)
     import torch
@@ -320,13 +408,25 @@ def main(argv: list[str] | None = None) -> int:
         torch.set_num_threads(args.threads)
     from engine import load_model
 
-    model = load_model(args.model)
-    texts = load_texts(args.heldout)
-    if args.words_only:
-        rows = [single_word(model, word_examples(texts, args.examples, args.seed),
-                            most_frequent_word(args.train))]
+    if args.jobs > 1 and args.row is None and not args.words_only:
+        argv = list(sys.argv[1:] if argv is None else argv)
+        child = [a for i, a in enumerate(argv) if a != "--jobs" and (i == 0 or argv[i - 1] != "--jobs")]
+        child = [a for i, a in enumerate(child) if a != "--json" and (i == 0 or child[i - 1] != "--json")]
+        rows = parallel_table(child, args.jobs)
+        model = load_model(args.model, dtype=args.dtype)
     else:
-        rows = sampler_table(model, args.heldout, args.examples, args.seed, args.train)
+        model = load_model(args.model, dtype=args.dtype)
+        texts = load_texts(args.heldout)
+        if args.words_only:
+            rows = [single_word(model, word_examples(texts, args.examples, args.seed),
+                                most_frequent_word(args.train))]
+        else:
+            rows = sampler_table(model, args.heldout, args.examples, args.seed, args.train,
+                                 only=None if args.row is None else [args.row])
+    if args.row is not None:
+        if args.json:
+            Path(args.json).write_text(json.dumps({"rows": rows}))
+        return 0
     famous = famous_lines(model, args.train)
     print(format_table(rows))
     print(format_famous(famous))

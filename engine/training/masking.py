@@ -1,37 +1,64 @@
-"""Absorbing-state masking for masked-diffusion training (pure numpy).
+"""Masks and loss weights for masked-diffusion training (pure numpy).
 
-Per sequence of length L a mask ratio t is drawn from a mixture weighted
-toward the editor's real use (a few masked tokens in a long context) while
-keeping the full range up to 100% masked for long spans:
+Each training sequence draws one of three corruption kinds from a
+:class:`Mixture`:
 
-* with probability ``low_frac`` (default 0.5): t ~ U(1/L, ``low_max``) (0.15),
-* otherwise: t ~ U(1/L, 1).
+* ``absorb``: LLaDA's pre-training objective (Nie et al. 2025, "Large
+  Language Diffusion Models", Algorithm 1; GSAI-ML/LLaDA ``forward_process``):
+  t ~ U(eps, 1), every token independently replaced by the mask token with
+  probability t, cross-entropy on the masked tokens weighted 1/t and
+  normalised by the length L.
+* ``span_low``: whole words in contiguous runs of 1-8 words, covering a
+  ratio t ~ U(1/L, ``low_max``) of the tokens: what an editor does most (a
+  word or a phrase masked in a long text).
+* ``span_high``: the same runs, covering t ~ U(``low_max``, 1): long passages
+  to rewrite, little context left.
 
-k = max(1, round(t * L)) tokens are masked, either at uniformly random
-positions or (with probability ``span_frac`` when t <= 0.5) as contiguous runs
-of whole words (1 to 8 words, a word being a token that starts with a space or
-a newline plus the tokens that continue it), as users mask words and phrases.
-
-Loss weighting (MDLM/LLaDA's 1/t): the cross-entropy of a sequence is summed
-over its masked positions and divided by k = t * L, i.e. weighted 1/t and
-normalised by L. Because k >= 1 the weight can never explode for small t;
-sequences with few masks simply contribute their mean masked-token loss.
+For the span kinds t is the covered ratio k/L (k masked tokens), so the 1/t
+weight of the absorbing objective becomes 1/k per masked token: each such
+sequence contributes its mean masked-token loss. A word is a token that
+starts with a space, a newline or punctuation plus the tokens that continue it
+(byte-level BPE).
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import numpy as np
 
 MAX_SPAN_WORDS = 8
+_SPAN_WEIGHTS = np.array([0.35, 0.2, 0.12, 0.1, 0.08, 0.06, 0.05, 0.04])
 
 
-def sample_ratios(rng: np.random.Generator, n: int, length: int,
-                  low_frac: float = 0.5, low_max: float = 0.15) -> np.ndarray:
-    lo = 1.0 / length
-    low = rng.random(n) < low_frac
-    hi_t = rng.uniform(lo, 1.0, n)
-    low_t = rng.uniform(lo, max(lo, low_max), n)
-    return np.where(low, low_t, hi_t)
+@dataclass(frozen=True)
+class Mixture:
+    """Probabilities of the three corruption kinds (they need not sum to 1;
+    they are normalised) and their parameters."""
+
+    absorb: float = 1.0
+    span_low: float = 0.0
+    span_high: float = 0.0
+    low_max: float = 0.15
+    eps: float = 1e-3
+
+    def probabilities(self) -> np.ndarray:
+        p = np.array([self.absorb, self.span_low, self.span_high], dtype=float)
+        if (p < 0).any() or p.sum() <= 0:
+            raise ValueError(f"mixture weights must be >= 0 and not all 0, got {p.tolist()}")
+        return p / p.sum()
+
+
+# The mixtures compared in the starter's pilot runs (MODEL_CARD.md).
+MIXTURES = {
+    "absorb": Mixture(1.0, 0.0, 0.0),
+    "mixed": Mixture(0.4, 0.3, 0.3),
+    "spans": Mixture(0.0, 0.5, 0.5),
+    # the shipped starter's: mostly what an editor does (a few words masked in
+    # a long text), which is also what teaches a small model to use context
+    # first; the absorbing rows keep every mask ratio covered
+    "edit": Mixture(0.3, 0.5, 0.2),
+}
 
 
 def word_start_table(tokens: list[str], special_ids: set[int]) -> np.ndarray:
@@ -47,56 +74,61 @@ def word_start_table(tokens: list[str], special_ids: set[int]) -> np.ndarray:
     return table
 
 
-def span_lengths(rng: np.random.Generator) -> int:
-    """Number of words in one masked span: 1..8, weighted toward short spans."""
-    w = np.array([0.35, 0.2, 0.12, 0.1, 0.08, 0.06, 0.05, 0.04])
-    return int(rng.choice(np.arange(1, MAX_SPAN_WORDS + 1), p=w / w.sum()))
-
-
-def mask_one(rng: np.random.Generator, is_start: np.ndarray, t: float, span: bool) -> np.ndarray:
-    """Boolean mask for one sequence. ``is_start`` is the per-position word-start
-    flag. Exactly k = max(1, round(t*L)) positions when ``span`` is False; at
-    least k (whole words, may overshoot by part of one span) when True."""
+def span_mask(rng: np.random.Generator, is_start: np.ndarray, k: int) -> np.ndarray:
+    """Boolean mask [L] of runs of 1-8 whole words covering at least ``k``
+    tokens (it may overshoot by part of the last run). ``is_start`` [L] is
+    the word-start flag of each position."""
     length = is_start.shape[0]
-    k = int(min(length, max(1, round(t * length))))
-    if not span:
-        m = np.zeros(length, dtype=bool)
-        m[rng.choice(length, size=k, replace=False)] = True
-        return m
-    word = np.cumsum(is_start) - 1  # word index of each position (-1 before the first start)
+    k = int(min(length, max(1, k)))
+    if k >= length:
+        return np.ones(length, dtype=bool)
+    word = np.cumsum(is_start) - 1  # word index per position (-1 before the first start)
     n_words = int(word[-1]) + 1
     m = np.zeros(length, dtype=bool)
     if n_words <= 0:
         m[rng.choice(length, size=k, replace=False)] = True
         return m
+    covered_words = np.zeros(n_words + MAX_SPAN_WORDS, dtype=bool)
+    sizes = np.bincount(word[word >= 0], minlength=n_words)  # tokens per word
     count = 0
-    for _ in range(4 * length):
+    for _ in range(4 * n_words):
         if count >= k:
             break
         w0 = int(rng.integers(0, n_words))
-        w1 = w0 + span_lengths(rng)
-        m |= (word >= w0) & (word < w1)
-        count = int(m.sum())
-    if count == 0:
+        w1 = min(n_words, w0 + int(rng.choice(MAX_SPAN_WORDS, p=_SPAN_WEIGHTS / _SPAN_WEIGHTS.sum())) + 1)
+        new = ~covered_words[w0:w1]
+        count += int(sizes[w0:w1][new].sum())
+        covered_words[w0:w1] = True
+    m = covered_words[np.clip(word, 0, None)] & (word >= 0)
+    if not m.any():
         m[rng.choice(length, size=k, replace=False)] = True
     return m
 
 
 def make_masks(rng: np.random.Generator, ids: np.ndarray, is_start_table: np.ndarray,
-               low_frac: float = 0.5, low_max: float = 0.15, span_frac: float = 0.5
-               ) -> tuple[np.ndarray, np.ndarray]:
-    """Masks for a batch ``ids`` [B, L]. Returns (mask [B, L] bool, t [B])."""
+               mixture: Mixture) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Masks for a batch ``ids`` [B, L] (int token ids).
+
+    Returns (mask [B, L] bool, weight [B, L] float32, kind [B] int: 0 absorb,
+    1 span_low, 2 span_high). ``weight`` is 1/(t L) on masked positions and
+    0 elsewhere, so ``sum(ce * weight) / B`` is LLaDA's loss for the absorbing
+    rows and the mean masked-token loss for the span rows."""
     b, length = ids.shape
-    t = sample_ratios(rng, b, length, low_frac, low_max)
-    span = rng.random(b) < span_frac
+    kind = rng.choice(3, size=b, p=mixture.probabilities())
+    masks = np.zeros((b, length), dtype=bool)
+    weights = np.zeros((b, length), dtype=np.float32)
     starts = is_start_table[ids]
-    masks = np.stack([mask_one(rng, starts[i], float(t[i]), bool(span[i] and t[i] <= 0.5))
-                      for i in range(b)])
-    return masks, t
-
-
-def loss_weights(masks: np.ndarray) -> np.ndarray:
-    """Per-position weight 1/k for the masked positions of each row (k = row's
-    mask count), so each sequence contributes its mean masked-token loss."""
-    k = masks.sum(axis=1, keepdims=True).clip(min=1)
-    return np.where(masks, 1.0 / k, 0.0)
+    lo = 1.0 / length
+    for i in range(b):
+        if kind[i] == 0:
+            t = rng.uniform(mixture.eps, 1.0)
+            m = rng.random(length) < t
+            w = 1.0 / (t * length)
+        else:
+            t = (rng.uniform(lo, max(lo, mixture.low_max)) if kind[i] == 1
+                 else rng.uniform(min(mixture.low_max, 1.0), 1.0))
+            m = span_mask(rng, starts[i], int(round(t * length)))
+            w = 1.0 / max(1, int(m.sum()))
+        masks[i] = m
+        weights[i, m] = w
+    return masks, weights, kind

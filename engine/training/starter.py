@@ -6,10 +6,11 @@
             cleaned, chunked, held-out split by chunk hash) into ``--corpus``
 2. tokenizer byte-level BPE (``--vocab``) trained on the training split only
 3. ids      the training and held-out splits as packed token streams (.npy)
-4. train    :mod:`engine.training.train` (``--steps`` fixes the schedule;
-            ``--minutes`` caps the wall-clock time, checkpointing every
-            ``--ckpt-minutes``)
-5. export   DIR/config.json, model.safetensors (bf16), tokenizer files
+4. train    :mod:`engine.training.train`: an LLaDA network for a time budget
+            (``--minutes``; the learning-rate schedule spans it),
+            checkpointing every ``--ckpt-minutes``
+5. export   DIR in the official LLaDA layout: config.json, model.safetensors
+            (bf16), tokenizer files
 6. evaluate held-out single-word restore and the sampler table
             (:mod:`engine.training.evaluate`), written to DIR/eval.json and
             summarised in DIR/MODEL_CARD.md
@@ -60,21 +61,25 @@ def prepare(corpus_dir: Path, work: Path, vocab: int, context: int) -> dict:
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description="Rebuild the starter model (corpus, tokenizer, training, export).")
     ap.add_argument("--out", required=True, type=Path, help="model folder to write")
-    ap.add_argument("--minutes", type=float, default=None, help="wall-clock cap on training")
+    ap.add_argument("--minutes", type=float, default=60.0, help="training time budget (the LR schedule spans it)")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--corpus", type=Path, default=None)
     ap.add_argument("--work", type=Path, default=DEFAULT_WORK, help="tokenizer, ids, checkpoints, logs")
     ap.add_argument("--vocab", type=int, default=8192)
-    ap.add_argument("--shape", default="s8n")
-    ap.add_argument("--context", type=int, default=256)
-    ap.add_argument("--batch", type=int, default=32)
+    ap.add_argument("--shape", default="m4")
+    ap.add_argument("--context", type=int, default=512)
+    ap.add_argument("--window", type=int, default=128, help="window length of most training steps")
+    ap.add_argument("--long-frac", type=float, default=0.15, help="fraction of steps on full-context windows")
+    ap.add_argument("--batch", type=int, default=16)
     ap.add_argument("--lr", type=float, default=2e-3)
     ap.add_argument("--warmup", type=int, default=200)
-    ap.add_argument("--steps", type=int, default=2200)
+    ap.add_argument("--mixture", default="edit")
     ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--workers", type=int, default=1, help="data-parallel training processes (see train.py)")
     ap.add_argument("--ckpt-minutes", type=float, default=5.0)
     ap.add_argument("--examples", type=int, default=200, help="held-out examples per evaluation row")
     ap.add_argument("--no-eval", action="store_true")
+    ap.add_argument("--prepare-only", action="store_true", help="stop after corpus, tokenizer and token ids")
     args = ap.parse_args(argv)
 
     import torch
@@ -93,17 +98,23 @@ def main(argv: list[str] | None = None) -> int:
     (args.work / "manifest.json").write_text(json.dumps(manifest, indent=2))
     print(f"corpus: {manifest['train_tokens']} training tokens, {manifest['heldout_tokens']} held out "
           f"({time.time() - t0:.0f}s)", flush=True)
+    if args.prepare_only:
+        return 0
 
-    targs = train.build_parser().parse_args([
+    targv = [
         "--run-dir", str(args.work / "run"), "--tokenizer", str(args.work / "tokenizer"),
         "--train-ids", str(args.work / "train_ids.npy"), "--heldout-ids", str(args.work / "heldout_ids.npy"),
         "--shape", args.shape, "--context", str(args.context), "--batch", str(args.batch),
-        "--lr", str(args.lr), "--warmup", str(args.warmup), "--steps", str(args.steps),
-        "--seed", str(args.seed), "--threads", str(args.threads), "--ckpt-minutes", str(args.ckpt_minutes),
-        *(["--minutes", str(args.minutes)] if args.minutes is not None else []),
-    ])
-    meta = train.run(targs)
-    print(f"trained: step {meta['final_step']}, {meta['train_seconds']:.0f}s, "
+        "--window", str(args.window), "--long-frac", str(args.long_frac),
+        "--lr", str(args.lr), "--warmup", str(args.warmup), "--minutes", str(args.minutes),
+        "--mixture", args.mixture, "--seed", str(args.seed), "--threads", str(args.threads),
+        "--ckpt-minutes", str(args.ckpt_minutes), "--workers", str(args.workers),
+    ]
+    children = train.start_workers(targv, args.workers)[0] if args.workers > 1 else []
+    meta = train.run(train.build_parser().parse_args(targv))
+    if any(c.wait() for c in children):
+        raise SystemExit("a training worker failed")
+    print(f"trained: step {meta['step']}, {meta['train_seconds']:.0f}s, "
           f"held-out loss {meta['final_heldout_loss']:.3f}", flush=True)
 
     info = export.export(args.work / "run" / "ckpt.pt", args.work / "tokenizer", args.out, torch.bfloat16)
@@ -134,12 +145,13 @@ def model_card(manifest: dict, info: dict, report: dict | None, command: str, ha
         f"| {k} | {v['package']} {v['version']} | {v['registry']} | {v['licence']} | "
         f"{v['train_chars'] / 1e6:.2f} M / {v['heldout_chars'] / 1e3:.0f} k |"
         for k, v in manifest["sources"].items())
-    shape = info["shape"]
+    c = info["config"]
     lines = [
         "# Lacuna starter model",
         "",
-        "A small masked-diffusion language model (transformers-native ModernBertForMaskedLM) that ships "
-        "with Lacuna so it works offline on a CPU.",
+        "A small LLaDA (the architecture and file layout of GSAI-ML/LLaDA-8B, model_type \"llada\") trained "
+        "from scratch with Lacuna's own plain-torch code, so that Lacuna works offline on a CPU and runs the "
+        "same code path as LLaDA-8B.",
         "",
         "## Corpus",
         "",
@@ -153,28 +165,28 @@ def model_card(manifest: dict, info: dict, report: dict | None, command: str, ha
         "",
         "## Model",
         "",
-        f"ModernBERT, hidden {shape['hidden']}, {shape['layers']} layers, {shape['heads']} heads, "
-        f"GLU intermediate {shape['intermediate']}, context {shape['context']} tokens, "
-        f"byte-level BPE vocabulary {shape['vocab']}; {info.get('params')} parameters, stored as {info['dtype']}.",
+        f"LLaDA, d_model {c['d_model']}, {c['n_layers']} layers, {c['n_heads']} heads, SwiGLU width "
+        f"{c['mlp_hidden_size']}, untied output layer, context {c['max_sequence_length']} tokens, byte-level "
+        f"BPE vocabulary {c['vocab_size']} (mask `<|mdm_mask|>`, eos = pad `<|endoftext|>`); "
+        f"{info.get('params')} parameters, stored as {info['dtype']}.",
         "",
         "## Training",
         "",
         f"Command: `{command}`",
         "",
-        f"Hardware: {hardware}. Steps: {info['step']}; training time {info['train_seconds']:.0f} s; "
+        f"Hardware: {hardware}. Objective mixture: {info.get('mixture')}. Steps: {info['step']}; "
+        f"tokens seen: at most {info.get('tokens_seen') or 0:,}; training time {info['train_seconds']:.0f} s; "
         f"final training loss (EMA) {_num(info.get('train_loss_ema'))}; "
-        f"held-out masked loss {_num(info.get('heldout_loss'))}.",
+        f"held-out loss {_num(info.get('heldout_loss'))}.",
         "",
     ]
     if report:
-        lines += ["## Held-out quality", "", format_table(report["rows"]), "", "Famous lines (in the training split):", ""]
+        lines += ["## Held-out quality", "", format_table(report["rows"]), "",
+                  "Well-known lines (none of them in the training split):", ""]
         for f in report["famous"]:
-            s = (f"- {f['line']} (`{f['word']}`): alone -> `{f['fill']}` "
-                 f"({'restored' if f['restored'] else 'not restored'})")
-            if "fill_in_passage" in f:
-                s += (f"; in its corpus passage -> `{f['fill_in_passage']}` "
-                      f"({'restored' if f['restored_in_passage'] else 'not restored'})")
-            lines.append(s)
+            seen = "; in the training split" if f.get("in_training_split") else ""
+            lines.append(f"- {f['line']} (`{f['word']}`): -> {f['fill']!r} "
+                         f"({'restored' if f['restored'] else 'not restored'}{seen})")
     return "\n".join(lines) + "\n"
 
 

@@ -5,8 +5,10 @@
 * ByteLevel decoder: decoding round-trips bytes exactly.
 * No post-processor: encoding adds no special tokens; the model is trained on
   raw packed token windows, as the engine feeds it.
-* Special tokens (ids 0..4): ``[PAD] [UNK] [CLS] [SEP] [MASK]``; ``[CLS]`` is
-  also bos, ``[SEP]`` also eos (and the document separator in training).
+* Special tokens as in the LLaDA family's tokenizer (GSAI-ML/LLaDA-8B-Base
+  tokenizer_config.json): ``<|startoftext|>`` (bos), ``<|endoftext|>`` (eos,
+  also pad, and the document separator in training) and ``<|mdm_mask|>`` (the
+  mask token), here at ids 0, 1, 2. A byte-level BPE needs no unknown token.
 """
 
 from __future__ import annotations
@@ -16,8 +18,9 @@ from pathlib import Path
 
 from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
 
-SPECIAL_TOKENS = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]
-PAD, UNK, CLS, SEP, MASK = SPECIAL_TOKENS
+SPECIAL_TOKENS = ["<|startoftext|>", "<|endoftext|>", "<|mdm_mask|>"]
+BOS, EOS, MASK = SPECIAL_TOKENS
+BOS_ID, EOS_ID, MASK_ID = range(len(SPECIAL_TOKENS))
 DEFAULT_VOCAB = 8192
 
 
@@ -48,8 +51,7 @@ def wrap(tok: Tokenizer, model_max_length: int):
 
     return PreTrainedTokenizerFast(
         tokenizer_object=tok,
-        pad_token=PAD, unk_token=UNK, cls_token=CLS, sep_token=SEP, mask_token=MASK,
-        bos_token=CLS, eos_token=SEP,
+        bos_token=BOS, eos_token=EOS, pad_token=EOS, mask_token=MASK,
         model_max_length=model_max_length,
         padding_side="right",
         clean_up_tokenization_spaces=False,
@@ -67,8 +69,7 @@ def save(tok: Tokenizer, out_dir: str | Path, model_max_length: int) -> None:
     stm = out_dir / "special_tokens_map.json"
     if not stm.exists():  # transformers 5 no longer writes it; some loaders still read it
         stm.write_text(json.dumps({
-            "pad_token": PAD, "unk_token": UNK, "cls_token": CLS, "sep_token": SEP,
-            "mask_token": MASK, "bos_token": CLS, "eos_token": SEP}, indent=2) + "\n")
+            "bos_token": BOS, "eos_token": EOS, "pad_token": EOS, "mask_token": MASK}, indent=2) + "\n")
 
 
 def load(path: str | Path) -> Tokenizer:
