@@ -1,4 +1,4 @@
-"""The GUI end to end with natively loaded families: tiny random LLaDA, Dream, MDLM and
+"""The GUI end to end with natively loaded families: tiny random LLaDA, LLaDA-MoE, Dream, MDLM and
 SEDD checkpoints in their official layouts, opened through the app's model path."""
 from __future__ import annotations
 
@@ -24,7 +24,8 @@ def tiny_sedd_dir(tmp_path_factory):
 
 
 @pytest.mark.parametrize("folder, family", [
-    ("tiny_llada_dir", "llada"), ("tiny_dream_dir", "dream"), ("tiny_mdlm_dir", "mdlm"), ("tiny_sedd_dir", "sedd"),
+    ("tiny_llada_dir", "llada"), ("tiny_llada_moe_dir", "llada_moe"), ("tiny_dream_dir", "dream"),
+    ("tiny_mdlm_dir", "mdlm"), ("tiny_sedd_dir", "sedd"),
 ])
 def test_a_native_family_fills_two_spans_accept_undo_save(folder, family, make_window, qtbot, tmp_path, request):
     w = real_window(make_window, qtbot, request.getfixturevalue(folder))
