@@ -7,6 +7,7 @@ the disk first, and a change, or a file made read-only, is put to the user
 """
 from __future__ import annotations
 
+import dataclasses
 import time
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -233,6 +234,9 @@ class FileController(QObject):
                 return False
         try:
             self.fmt, self.stamp = fileio.write_text_atomic(target, document_text(doc), self.fmt, self.journal)
+        except fileio.CannotEncode as exc:
+            self.w.show_error(str(exc), ("Save as UTF-8", lambda: self.save_as_utf8(target)))
+            return False
         except fileio.FileError as exc:
             self.w.show_error(str(exc))
             return False
@@ -244,6 +248,17 @@ class FileController(QObject):
         self.w._update_title()
         self.w.statusBar().showMessage(f"Saved {self.path}", 4000)
         return True
+
+    def save_as_utf8(self, path: str | None = None) -> bool:
+        """Save in UTF-8 (no BOM), keeping every line's ending: the way out when
+        the text holds characters the file's encoding cannot store."""
+        previous = self.fmt
+        self.fmt = dataclasses.replace(self.fmt, encoding="utf-8", bom=False)
+        target = path or self.path
+        if self.save_to(target) if target else self.save_as():
+            return True
+        self.fmt = previous
+        return False
 
     # --------------------------------------------------------------- recent
     def _recent(self) -> list[str]:

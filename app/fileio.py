@@ -42,6 +42,11 @@ class FileError(Exception):
     """A file could not be read or written; the message is fit to show as is."""
 
 
+class CannotEncode(FileError):
+    """The text holds a character the file's encoding has no bytes for; saving
+    it as UTF-8 is the way out that loses nothing."""
+
+
 class EncodingError(FileError):
     """A file's bytes are not text in the encoding it was read with; another
     encoding may read it (``suggestion``: a codec of ENCODINGS, or None)."""
@@ -166,6 +171,7 @@ def decode(data: bytes, name: str = "the file", encoding: str | None = None) -> 
     if encoding is not None and encoding not in dict(ENCODINGS) and encoding not in LABELS:
         raise FileError(f"Lacuna cannot read {encoding}; it reads {', '.join(label for _, label in ENCODINGS)}.")
     bom = False
+    chosen = encoding is not None  # by the user (a BOM's encoding is not a choice)
     marks = _BOMS if encoding in (None, "utf-8", "utf-16", "utf-16-le", "utf-16-be") else ()
     for mark, enc in marks:
         if data.startswith(mark) and (encoding is None or enc.startswith(encoding) or encoding.startswith(enc)):
@@ -174,7 +180,6 @@ def decode(data: bytes, name: str = "the file", encoding: str | None = None) -> 
             break
     if encoding == "utf-16":
         encoding = _utf16_order(data)
-    chosen = encoding is not None
     encoding = encoding or "utf-8"
     if not bom and not encoding.startswith("utf-16") and _looks_binary(data):
         if not chosen and suggest_encoding(data) == "utf-16":
@@ -433,8 +438,9 @@ def write_text_atomic(path: str | os.PathLike, text: str, fmt: TextFormat,
         bad = exc.object[exc.start:exc.end]
         line = exc.object.count("\n", 0, exc.start) + 1
         label = LABELS.get(fmt.encoding, fmt.encoding)
-        raise FileError(f"The text cannot be saved as {label}, the file's encoding: “{bad}” (line {line}) "
-                        f"has no {label} byte. Remove or replace it, then save again.") from None
+        raise CannotEncode(f"The text cannot be saved as {label}, the file's encoding: “{bad}” (line {line}) "
+                           f"has no {label} byte. Save it as UTF-8, or remove or replace it and save "
+                           "again.") from None
     folder = p.parent if str(p.parent) else Path(".")
     try:
         mode = p.stat().st_mode & 0o777 if p.exists() else None

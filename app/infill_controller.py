@@ -167,13 +167,23 @@ class InfillController(QObject):
                                 block_length=rs.block_length or None, threshold=rs.threshold,
                                 seed=seed, revision=revision,
                                 allow_newlines=True if rs.allow_newlines else None,
-                                cache=None if rs.cache == "auto" else rs.cache)
+                                cache=self._cache_for(rs.cache))
             settings = rs
             if (regenerate or k > 0) and not seed_matters(req):
                 req = replace(req, temperature=VARIETY_TEMPERATURE)
                 settings = replace(rs, temperature=VARIETY_TEMPERATURE)
             out.append((req, settings))
         return out
+
+    def _cache_for(self, setting: str) -> str | None:
+        """The request's cache for the settings' choice: "auto" is the family's
+        default, and a cache the loaded model does not have (BERT-family, MDLM
+        and SEDD models recompute every step) falls back to that default too,
+        as the setting's tooltip says, rather than refusing the fill."""
+        if setting == "auto":
+            return None
+        modes = ("none", *getattr(self.w.models.model, "cache_modes", ()))
+        return setting if setting in modes else None
 
     def _record(self, request) -> SeedRecord:
         info = self.w.models.model_info

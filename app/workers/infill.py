@@ -30,6 +30,14 @@ def readable_error(exc: BaseException) -> str:
     return f"Unexpected error ({type(exc).__name__}): {text}"
 
 
+def _user_caused(exc: BaseException) -> bool:
+    try:
+        from engine.errors import InputError
+    except Exception:  # noqa: BLE001
+        return False
+    return isinstance(exc, InputError)
+
+
 class InfillWorker(QObject):
     """Runs one request at a time. Signals carry (run_id, payload) tuples.
 
@@ -106,7 +114,10 @@ class InfillWorker(QObject):
             if type(exc).__name__ == "Cancelled":
                 self.cancelled.emit(run_id)
                 return
-            log.error("infill failed:\n%s", traceback.format_exc())
+            if _user_caused(exc):  # the message says it all; no traceback for a user's input
+                log.info("infill refused: %s", exc)
+            else:
+                log.error("infill failed:\n%s", traceback.format_exc())
             self.failed.emit((run_id, readable_error(exc)))
 
 

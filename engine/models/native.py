@@ -226,18 +226,37 @@ def _no_init():
     the checkpoint overwrites every weight, and torch's meta ``normal_``
     imports torch._dynamo, seconds of start-up (accelerate's
     init_empty_weights and transformers' no_init_weights skip it the same way).
-    nn.init is patched for the whole process, so builds take a lock."""
-    names = ("normal_", "uniform_", "kaiming_uniform_", "kaiming_normal_", "trunc_normal_", "xavier_uniform_",
-             "xavier_normal_", "ones_", "zeros_", "constant_")
+    nn.init's functions are wrapped once for the process, but they skip only on
+    a thread inside this block: a model built on another thread meanwhile (the
+    app loads models on their own threads) is initialised as usual."""
+    _wrap_init()
+    depth = getattr(_NO_INIT, "depth", 0)
+    _NO_INIT.depth = depth + 1
+    try:
+        yield
+    finally:
+        _NO_INIT.depth = depth
+
+
+_INIT_NAMES = ("normal_", "uniform_", "kaiming_uniform_", "kaiming_normal_", "trunc_normal_", "xavier_uniform_",
+               "xavier_normal_", "ones_", "zeros_", "constant_")
+_NO_INIT = threading.local()
+
+
+def _wrap_init() -> None:
     with _INIT_LOCK:
-        saved = {name: getattr(nn.init, name) for name in names}
-        try:
-            for name in names:
-                setattr(nn.init, name, lambda tensor, *args, **kwargs: tensor)
-            yield
-        finally:
-            for name, fn in saved.items():
-                setattr(nn.init, name, fn)
+        for name in _INIT_NAMES:
+            fn = getattr(nn.init, name)
+            if getattr(fn, "_lacuna_no_init", False):
+                continue
+
+            def skipping(tensor, *args, _fn=fn, **kwargs):
+                if getattr(_NO_INIT, "depth", 0):
+                    return tensor
+                return _fn(tensor, *args, **kwargs)
+
+            skipping._lacuna_no_init = True
+            setattr(nn.init, name, skipping)
 
 
 _INIT_LOCK = threading.Lock()

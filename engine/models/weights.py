@@ -94,13 +94,13 @@ def read_header(file: Path) -> list[TensorInfo]:
         with open(file, "rb") as fh:
             raw = fh.read(8)
             if len(raw) < 8:
-                raise ModelLoadError(f"{file.name} is cut short ({size} bytes, less than a header): download it again")
+                raise ModelLoadError(f"{file.name} is cut short ({size} bytes, less than a header): download or copy it again")
             n = int.from_bytes(raw, "little")
             if not 2 <= n <= _HEADER_LIMIT:
                 raise ValueError("the header length is impossible")
             if n > size - 8:
                 raise ModelLoadError(f"{file.name} is cut short ({size} bytes, inside its {n}-byte header): "
-                                     "download it again")
+                                     "download or copy it again")
             header = json.loads(fh.read(n))
     except (OSError, ValueError, UnicodeDecodeError) as exc:
         raise ModelLoadError(f"{file.name} is not a safetensors file ({exc})") from None
@@ -124,7 +124,7 @@ def read_header(file: Path) -> list[TensorInfo]:
     need = max((i.start + i.nbytes for i in out), default=base)
     if need > size:
         raise ModelLoadError(f"{file.name} is cut short ({size} of the {need} bytes its header describes): "
-                             "download it again")
+                             "download or copy it again")
     return out
 
 

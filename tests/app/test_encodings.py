@@ -111,6 +111,31 @@ def test_unsavable_character_is_one_clear_message_and_loses_nothing(window, tmp_
     assert f.read_bytes() == CP1252 and window.editor.document().isModified()
 
 
+@pytest.mark.parametrize("encoding, data, typed", [
+    ("cp1252", CP1252, "🙂"),
+    ("latin-1", "Grüße\r\nzwei\r\n".encode("latin-1"), "an — em dash, “quoted”, 5 €"),
+])
+def test_the_unsavable_message_offers_utf8_which_keeps_the_text_and_its_endings(window, tmp_path, encoding,
+                                                                                data, typed):
+    f = tmp_path / "legacy.txt"
+    f.write_bytes(data)
+    assert window.open_path(str(f), encoding)
+    window.editor.moveCursor(QTextCursor.MoveOperation.End)
+    window.editor.insertPlainText(typed)
+    assert not window.save()
+    assert window.banner_action.isVisible() and window.banner_action.text() == "Save as UTF-8"
+    window.banner_action.click()
+    expected = data.decode(encoding) + typed
+    assert f.read_bytes() == expected.encode("utf-8")  # CRLF endings kept as they were
+    assert not window.editor.document().isModified() and "UTF-8" in window.format_label.text()
+
+
+def test_a_bom_with_bytes_utf8_cannot_hold_suggests_an_encoding():
+    with pytest.raises(fileio.EncodingError) as err:
+        fileio.decode(b"\xef\xbb\xbfcaf\xe9\n", "f")
+    assert err.value.suggestion == "cp1252" and "Reopen it with its encoding" in str(err.value)
+
+
 def test_disk_change_reload_and_read_only_keep_the_encoding(window, tmp_path, monkeypatch):
     f = tmp_path / "legacy.txt"
     f.write_bytes(CP1252)

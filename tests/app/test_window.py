@@ -332,12 +332,20 @@ def test_cache_setting_reaches_the_request_and_a_stale_value_falls_back(make_win
 
     w = make_window()
     p = w.settings_panel
+    from types import SimpleNamespace
+
+    w.models.model = SimpleNamespace(cache_modes=("dual",))  # a native family's
     for choice, want in (("auto", None), ("dual", "dual"), ("none", "none")):
         p.cache.setCurrentIndex(p.cache.findData(choice))
         w.editor.setPlainText("In the beginning God created the heaven.")
         w.editor.add_mask(33, 39)
         (req, _), = w.infill._make_requests(1, False)
         assert req.cache == want
+    # a model without the cache (BERT family, MDLM, SEDD) gets its own default, not a refusal
+    w.models.model = SimpleNamespace(cache_modes=())
+    p.cache.setCurrentIndex(p.cache.findData("dual"))
+    (req, _), = w.infill._make_requests(1, False)
+    assert req.cache is None
     s = qsettings()
     s.setValue("run/cache", "prefix-ish")
     assert RunSettings.load(s).cache == "auto"

@@ -134,7 +134,7 @@ def test_truncated_weights_file_is_one_clear_error(tiny_llada_dir, tmp_path):
     folder = _copy(tiny_llada_dir, tmp_path / "cut")
     data = (folder / "model.safetensors").read_bytes()
     (folder / "model.safetensors").write_bytes(data[: len(data) // 2])
-    with pytest.raises(ModelLoadError, match="model.safetensors is cut short .*: download it again"):
+    with pytest.raises(ModelLoadError, match="model.safetensors is cut short .*: download or copy it again"):
         load_model(str(folder), device="cpu")
     (folder / "model.safetensors").write_bytes(b"\xff" * 64)
     with pytest.raises(ModelLoadError, match="not a safetensors file"):
@@ -268,3 +268,32 @@ def test_a_model_that_cannot_fit_is_refused_before_loading(tiny_llada_dir, tmp_p
     monkeypatch.setattr(fit, "cpu_memory", lambda: (16 << 30, 12 << 30))
     with pytest.raises(ModelLoadError, match=r"needs about 30\.\d GiB in fp32 on cpu, which has 16\.0 GiB; try --quant nf4"):
         load_model(str(folder), device="cpu", dtype="float32")
+
+
+def test_skipping_initialisation_is_confined_to_the_building_thread():
+    """A network built on the meta device skips nn.init on its own thread only:
+    a model built meanwhile on another thread (the app loads on worker threads)
+    gets its usual initialisation."""
+    import threading
+
+    import torch
+    from torch import nn
+
+    from engine.models.native import _no_init
+
+    torch.manual_seed(0)
+    expected = nn.Linear(8, 8).weight.detach().clone()
+    built = {}
+
+    def other_thread():
+        torch.manual_seed(0)
+        built["weight"] = nn.Linear(8, 8).weight.detach().clone()
+
+    with _no_init():
+        t = threading.Thread(target=other_thread)
+        t.start()
+        t.join()
+        skipped = nn.init.normal_(torch.zeros(3))  # this thread skips
+    assert torch.equal(built["weight"], expected)
+    assert torch.equal(skipped, torch.zeros(3))
+    assert not torch.equal(nn.init.normal_(torch.zeros(3)), torch.zeros(3))  # and only inside the block
