@@ -164,7 +164,7 @@ class InfillController(QObject):
         for k, seed in enumerate(seeds):
             req = InfillRequest(text=text, spans=tuple(spans), steps=rs.steps, sampler=rs.sampler,
                                 temperature=rs.temperature, top_p=rs.top_p,
-                                block_length=rs.block_length or None, threshold=rs.threshold,
+                                block_length=rs.block_length or None, threshold=rs.threshold or None,
                                 seed=seed, revision=revision,
                                 allow_newlines=True if rs.allow_newlines else None,
                                 cache=self._cache_for(rs.cache))

@@ -58,7 +58,7 @@ class RunSettings:
     top_p: float = 1.0
     random_seed: bool = True
     seed: int = 0
-    threshold: float = 0.9
+    threshold: float = 0.0  # 0: the model family's tau (engine.sampler.resolve_threshold)
     insertion_length: int = 8
     candidates: int = 1
     allow_newlines: bool = False  # False: only where the masked text had a line break
@@ -77,7 +77,7 @@ class RunSettings:
         if self.top_p < 1:
             parts.append(f"top-p {self.top_p:g}")
         if self.sampler == "threshold":
-            parts.append(f"τ={self.threshold:g}")
+            parts.append(f"τ={self.threshold:g}" if self.threshold else "model's τ")
         return " · ".join(parts)
 
     def save(self, s: QSettings) -> None:
@@ -149,7 +149,9 @@ class SettingsPanel(QWidget):
         form.addRow("Seed", seed_row)
 
         self.threshold = QDoubleSpinBox(objectName="thresholdSpin", minimum=0.0, maximum=1.0, singleStep=0.05, decimals=2)
-        self.threshold.setToolTip("Threshold sampler: commit every token at least this confident")
+        self.threshold.setSpecialValueText("model's τ")  # 0: the family's tuned default
+        self.threshold.setToolTip("Threshold sampler: commit every token at least this confident "
+                                  "(at least one per step); at its lowest, the model family's default τ")
         form.addRow("Threshold", self.threshold)
 
         self.insertion = QSpinBox(objectName="insertionSpin", minimum=1, maximum=MAX_MASK_TOKENS)

@@ -94,7 +94,8 @@ def read_header(file: Path) -> list[TensorInfo]:
         with open(file, "rb") as fh:
             raw = fh.read(8)
             if len(raw) < 8:
-                raise ModelLoadError(f"{file.name} is cut short ({size} bytes, less than a header): download or copy it again")
+                raise ModelLoadError(f"{file.name} is cut short ({size} bytes, less than a header): "
+                                     "download or copy it again")
             n = int.from_bytes(raw, "little")
             if not 2 <= n <= _HEADER_LIMIT:
                 raise ValueError("the header length is impossible")

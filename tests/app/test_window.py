@@ -428,3 +428,17 @@ def test_the_line_break_setting_reaches_the_request(window):
     window.settings_panel.allow_newlines.setChecked(True)
     assert window.run_settings.allow_newlines
     assert controller._make_requests(1, regenerate=False)[0][0].allow_newlines is True
+
+
+def test_threshold_at_its_lowest_is_the_model_familys_tau(make_window):
+    w = make_window()
+    p = w.settings_panel
+    p.sampler.setCurrentIndex(p.sampler.findData("threshold"))
+    w.editor.setPlainText("In the beginning God created the heaven.")
+    w.editor.add_mask(33, 39)
+    assert p.threshold.value() == 0.0 and p.threshold.text() == "model's τ"  # the default
+    (req, settings), = w.infill._make_requests(1, False)
+    assert req.threshold is None and "model's τ" in settings.describe()
+    p.threshold.setValue(0.7)
+    (req, _), = w.infill._make_requests(1, False)
+    assert req.threshold == 0.7
