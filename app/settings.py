@@ -149,7 +149,7 @@ class SettingsPanel(QWidget):
         form.addRow("Seed", seed_row)
 
         self.threshold = QDoubleSpinBox(objectName="thresholdSpin", minimum=0.0, maximum=1.0, singleStep=0.05, decimals=2)
-        self.threshold.setSpecialValueText("model's τ")  # 0: the family's tuned default
+        self.threshold.setSpecialValueText("model's τ")  # 0: the family's default (engine.sampler)
         self.threshold.setToolTip("Threshold sampler: commit every token at least this confident "
                                   "(at least one per step); at its lowest, the model family's default τ")
         form.addRow("Threshold", self.threshold)
