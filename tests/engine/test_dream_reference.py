@@ -12,7 +12,7 @@ import torch
 from safetensors import safe_open
 
 from engine.models.dream import DreamConfig, DreamNetwork
-from tests.reference.recipe import seeded_state_dict
+from tests.reference.recipe import seeded_network
 
 REF = Path(__file__).resolve().parents[1] / "reference" / "dream_small.safetensors"
 
@@ -23,10 +23,7 @@ def _load():
 
 
 def _network(config: dict, seed: int) -> DreamNetwork:
-    net = DreamNetwork(DreamConfig.from_config(config)).float().eval()
-    shapes = {k: tuple(v.shape) for k, v in net.state_dict().items()}
-    net.load_state_dict(seeded_state_dict(shapes, seed), strict=True)
-    return net
+    return seeded_network(DreamNetwork, DreamConfig, config, seed)
 
 
 def test_matches_upstream_within_1e_4():

@@ -14,7 +14,7 @@ import torch
 from safetensors import safe_open
 
 from engine.models.llada_moe import LLaDAMoEConfig, LLaDAMoENetwork
-from tests.reference.recipe import seeded_state_dict
+from tests.reference.recipe import seeded_network
 
 REF = Path(__file__).resolve().parents[1] / "reference" / "llada_moe_small.safetensors"
 
@@ -26,10 +26,7 @@ def _load(name: str):
 
 
 def _network(config: dict, seed: int) -> LLaDAMoENetwork:
-    net = LLaDAMoENetwork(LLaDAMoEConfig.from_config(config)).float().eval()
-    shapes = {k: tuple(v.shape) for k, v in net.state_dict().items()}
-    net.load_state_dict(seeded_state_dict(shapes, seed), strict=True)
-    return net
+    return seeded_network(LLaDAMoENetwork, LLaDAMoEConfig, config, seed)
 
 
 @pytest.mark.parametrize("name", ["released", "variants"])

@@ -12,7 +12,7 @@ import torch
 from safetensors import safe_open
 
 from engine.models.llada import LLaDAConfig, LLaDANetwork
-from tests.reference.recipe import seeded_state_dict
+from tests.reference.recipe import seeded_network
 
 REF = Path(__file__).resolve().parents[1] / "reference" / "llada_small.safetensors"
 
@@ -24,10 +24,7 @@ def _load():
 
 
 def _network(config: dict, seed: int) -> LLaDANetwork:
-    net = LLaDANetwork(LLaDAConfig.from_config(config)).float().eval()
-    shapes = {k: tuple(v.shape) for k, v in net.state_dict().items()}
-    net.load_state_dict(seeded_state_dict(shapes, seed), strict=True)
-    return net
+    return seeded_network(LLaDANetwork, LLaDAConfig, config, seed)
 
 
 def test_matches_upstream_within_1e_4():

@@ -23,3 +23,12 @@ def seeded_state_dict(shapes: dict[str, tuple[int, ...]], seed: int, std: float 
             t = std * t
         out[name] = t
     return out
+
+
+def seeded_network(network_cls, config_cls, config: dict, seed: int) -> torch.nn.Module:
+    """``network_cls(config_cls.from_config(config))`` in float32, eval mode,
+    holding the seeded weights of :func:`seeded_state_dict` (strict load)."""
+    net = network_cls(config_cls.from_config(config)).float().eval()
+    shapes = {k: tuple(v.shape) for k, v in net.state_dict().items()}
+    net.load_state_dict(seeded_state_dict(shapes, seed), strict=True)
+    return net
