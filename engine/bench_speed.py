@@ -7,6 +7,7 @@ measures; it never passes or fails on time.
 """
 from __future__ import annotations
 
+import dataclasses
 import json
 import statistics
 import sys
@@ -154,12 +155,47 @@ def restore_accuracy(model, heldout=None, examples: int = 100, seed: int = 0, th
     return rows
 
 
+def views(model, view_sizes=(64, 128, 256, 512), heldout=None, examples: int = 200, seed: int = 0,
+          cache: str | None = None, context: int = 2000, span: int = 32, steps: int = 32) -> list[dict]:
+    """The long-document trade-off: how many tokens the model sees
+    (``InfillRequest.context_tokens``) against restore accuracy and time.
+
+    Per view size: single-word restore on held-out chunks given whole (not
+    cropped, so larger views really see more text; greedy, steps = tokens),
+    with its mean seconds per fill, and the seconds of a ``span``-token hole
+    in a ``context``-token document at ``steps`` steps. Views larger than the
+    model's context are skipped. Accuracy is left out for random networks."""
+    from .sampler import infill
+    from .training import evaluate
+    from .types import Span
+
+    text, spans = bench_text(model, context, span)
+    words = [] if model.name.startswith("random") else \
+        evaluate.word_examples(evaluate.load_texts(heldout), examples, seed, crop=False)
+    rows = []
+    for view in view_sizes:
+        if view > model.context_length:
+            continue
+        req = _request(text, spans, steps, "low_confidence", cache)
+        req = dataclasses.replace(req, context_tokens=view)
+        infill(model, req)  # warm-up
+        t, c = perf_counter(), process_time()
+        infill(model, req)
+        hole_s, hole_cpu = perf_counter() - t, process_time() - c
+        hits, t = 0, perf_counter()
+        for ex in words:
+            r = _request(ex.text, [Span(ex.start, ex.end)], evaluate.token_count(model, ex), "low_confidence", cache)
+            hits += infill(model, dataclasses.replace(r, context_tokens=view)).span_text(0).strip() == ex.target
+        rows.append({"view": view, "hole_seconds": round(hole_s, 4), "hole_cpu_seconds": round(hole_cpu, 4),
+                     "word_n": len(words), "word_exact": hits / len(words) if words else None,
+                     "word_seconds_per_fill": round((perf_counter() - t) / len(words), 4) if words else None})
+    return rows
+
+
 def candidates(model, context: int = 2000, span: int = 32, steps: int = 32, counts=(1, 4, 8),
                repeats: int = 1, cache: str | None = None) -> list[dict]:
     """Seconds per candidate: N candidates in one batch (stream_candidates)
     against N separate runs, temperature 1, the model's default cache."""
-    import dataclasses
-
     from .sampler import infill, infill_candidates
 
     text, spans = bench_text(model, context, span)
@@ -230,6 +266,10 @@ def main(args) -> int:
         if args.candidates:
             counts = tuple(int(n) for n in args.candidates.split(","))
             entry["candidates"] = candidates(model, args.context, args.span, args.steps, counts)
+        if args.views:
+            sizes = tuple(int(n) for n in args.views.split(","))
+            entry["views"] = views(model, sizes, args.heldout, args.examples or 200, cache=args.cache,
+                                   context=args.context, span=args.span, steps=args.steps)
         if args.quality and not model.name.startswith("random"):
             entry["quality"] = restore_accuracy(model, args.heldout, args.examples, threshold=args.threshold,
                                                 block_length=args.block_length)
@@ -266,6 +306,13 @@ def _print_speed(entry: dict) -> None:
         for r in entry["candidates"]:
             print(f"| {r['n']} | {r['batched_s_per_candidate']:.3f} | {r['separate_s_per_candidate']:.3f} | "
                   f"{r['speedup']:.2f}x | {r['cpu_speedup']:.2f}x |")
+    if "views" in entry:
+        print(f"| tokens in view | {s['masked']}-token hole: wall s | CPU s | single word exact | s per word fill |")
+        print("|---:|---:|---:|---:|---:|")
+        for r in entry["views"]:
+            acc = "n/a" if r["word_exact"] is None else f"{100 * r['word_exact']:.1f}% (n={r['word_n']})"
+            per = "n/a" if r["word_seconds_per_fill"] is None else f"{r['word_seconds_per_fill']:.4f}"
+            print(f"| {r['view']} | {r['hole_seconds']:.3f} | {r['hole_cpu_seconds']:.3f} | {acc} | {per} |")
     if "quality" in entry:
         print("| config | single word exact | 2-8 words token acc | 2-8 words exact | NFE/token | seconds |")
         print("|---|---:|---:|---:|---:|---:|")

@@ -115,7 +115,8 @@ def build(model, request: InfillRequest, generator: torch.Generator | None = Non
     wordpiece = drops_spaces(tok)
     order = sorted(range(len(request.spans)), key=lambda i: (request.spans[i].start, request.spans[i].end))
     starts = Counter(s.start for s in request.spans)
-    reach = model.context_length * _CHARS_PER_TOKEN
+    view = model.context_length if request.context_tokens is None else min(model.context_length, request.context_tokens)
+    reach = view * _CHARS_PER_TOKEN
 
     contexts: list[list[int]] = []  # tokens of the text before each span, then the tail
     span_tokens: list[list[int] | None] = [None] * len(request.spans)  # original ids (edits)
@@ -163,8 +164,12 @@ def build(model, request: InfillRequest, generator: torch.Generator | None = Non
 
     masked_total = sum(lengths)
     frame = len(model.prefix_ids) + len(model.suffix_ids)
-    budget = model.context_length - frame - masked_total
+    budget = view - frame - masked_total
     if budget < 0:
+        if view < model.context_length:
+            raise ContextTooLong(
+                f"the masked spans need {masked_total} tokens but the view was limited to {view - frame} "
+                f"(context_tokens {view}; {model.name} holds {model.context_length - frame})")
         raise ContextTooLong(
             f"the masked spans need {masked_total} tokens but {model.name} holds "
             f"{model.context_length - frame}; mask less text or use a model with a longer context"

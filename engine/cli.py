@@ -84,6 +84,8 @@ def _add_infill(sub) -> None:
     p.add_argument("--cache", choices=CACHES, default=None,
                    help="context cache: none (recompute every token each step) or dual (Fast-dLLM's, "
                         "approximate; default: the family's, dual for LLaDA, Dream and LLaDA-MoE)")
+    p.add_argument("--context-tokens", type=_int_arg(1, 10**9), default=None,
+                   help="the most tokens the model sees, masks and context together (default: its whole context)")
     p.add_argument("--seed", type=_int_arg(SEED_MIN, SEED_MAX), default=0,
                    help="random seed (any integer a torch generator takes)")
     p.add_argument("--allow-newlines", action=argparse.BooleanOptionalAction, default=None,
@@ -133,6 +135,10 @@ def _add_bench(sub) -> None:
     speed.add_argument("--block-length", type=_int_arg(1, 10**6), default=None)
     speed.add_argument("--candidates", default=None, metavar="N,N,...",
                        help="batched candidates against separate runs, e.g. 1,4,8")
+    speed.add_argument("--views", default=None, metavar="N,N,...",
+                       help="the long-document trade-off: restore accuracy and time with the model seeing "
+                            "at most N tokens, e.g. 64,128,256,512")
+    speed.add_argument("--cache", choices=CACHES, default=None, help="--views: the cache (default: the family's)")
     speed.add_argument("--threads", type=_int_arg(1, 1024), default=None, help="torch threads (default: torch's)")
     speed.add_argument("--cold-start", type=_int_arg(0, 100), default=0, metavar="N",
                        help="time N fresh `lacuna-cli infill` processes on --model")
@@ -310,7 +316,8 @@ def _run_infill(args) -> int:
     probe = InfillRequest(text=text, spans=spans, steps=min(args.steps or 1, MAX_STEPS), sampler=args.sampler,
                           temperature=args.temperature, top_k=args.top_k, top_p=args.top_p,
                           block_length=args.block_length, threshold=args.threshold, seed=args.seed,
-                          allow_newlines=args.allow_newlines, cache=args.cache)
+                          allow_newlines=args.allow_newlines, cache=args.cache,
+                          context_tokens=args.context_tokens)
     _check_model_files(args.model)
     _quiet_transformers()
     from . import load_model
@@ -373,13 +380,15 @@ def _run_bench(args) -> int:
     if speed:
         from .bench_speed import main as speed_main
 
-        if args.candidates is not None:
+        for flag, value, example in (("--candidates", args.candidates, "1,4,8"), ("--views", args.views, "128,512")):
+            if value is None:
+                continue
             try:
-                counts = tuple(int(n) for n in args.candidates.split(","))
+                counts = tuple(int(n) for n in value.split(","))
             except ValueError:
                 counts = ()
             if not counts or min(counts) < 1:
-                raise InputError(f"--candidates takes comma-separated positive counts, e.g. 1,4,8, not {args.candidates!r}")
+                raise InputError(f"{flag} takes comma-separated positive counts, e.g. {example}, not {value!r}")
         return speed_main(args)
     return bench_main(args)
 

@@ -80,6 +80,10 @@ class InfillRequest:
     document revision, echoed back so stale results can be recognised).
     ``allow_newlines``: whether a fill may contain line breaks (None: only in
     spans whose covered text has one; an insertion has none).
+    ``context_tokens``: the most tokens the model sees (masks, context and its
+    frame together; None: the model's whole context). A smaller view is
+    faster, a larger one gives the model more text around the spans
+    (docs/benchmarks.md measures the trade-off on the starter).
     """
 
     text: str
@@ -95,6 +99,7 @@ class InfillRequest:
     revision: int = 0
     allow_newlines: bool | None = None
     cache: str | None = None
+    context_tokens: int | None = None
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "spans", tuple(self.spans))
@@ -132,6 +137,11 @@ class InfillRequest:
             raise InputError(f"threshold must be in [0, 1], got {self.threshold!r}")
         if self.cache is not None and self.cache not in CACHES:
             raise InputError(f"unknown cache {self.cache!r}; choose one of: {', '.join(CACHES)}")
+        if self.context_tokens is not None and (
+            not isinstance(self.context_tokens, int) or isinstance(self.context_tokens, bool)
+            or self.context_tokens < 1
+        ):
+            raise InputError(f"context_tokens must be a positive integer, got {self.context_tokens!r}")
         if not isinstance(self.seed, int):
             raise InputError(f"seed must be an integer, got {self.seed!r}")
         if self.allow_newlines not in (None, True, False):

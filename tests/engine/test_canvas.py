@@ -147,6 +147,34 @@ def test_too_many_masked_tokens_is_a_clear_error(tiny_model):
         infill(tiny_model, InfillRequest(text="abc", spans=[Span(1, 1, length=tiny_model.context_length + 1)]))
 
 
+@settings(max_examples=40, deadline=None)
+@given(view=st.integers(8, 200), at=st.integers(0, 1999), length=st.integers(1, 6))
+def test_context_tokens_caps_the_view_and_keeps_the_nearest_text(tiny_model, view, at, length):
+    text = "".join(f" w{i}" for i in range(2000))
+    start = text.index(f" w{at}") + 1
+    end = start + len(f"w{at}")
+    req = InfillRequest(text=text, spans=[Span(start, end, length=length)], steps=1, context_tokens=view)
+    canvas = build(tiny_model, req)
+    assert canvas.ids.numel() == min(view, tiny_model.context_length)
+    decoded = tiny_model.tokenizer.decode(canvas.ids.tolist())
+    if view >= length + 8:  # room for a word on each side
+        assert (at == 0 or f"w{at - 1}" in decoded) and (at == 1999 or f"w{at + 1}" in decoded)
+    result = infill(tiny_model, req)
+    assert result.text[:start] == text[:start] and result.text[result.spans[0].end:] == text[end:]
+
+
+def test_masks_beyond_a_limited_view_are_a_clear_error(tiny_model):
+    req = InfillRequest(text="a b c d", spans=[Span(2, 3, length=10)], context_tokens=6)
+    with pytest.raises(ContextTooLong, match="limited to 6 .*context_tokens 6"):
+        infill(tiny_model, req)
+
+
+@pytest.mark.parametrize("bad", [0, -3, 2.5, True, "512"])
+def test_context_tokens_must_be_a_positive_integer(bad):
+    with pytest.raises(InputError, match="context_tokens"):
+        InfillRequest(text="abc", spans=[Span(0, 1)], context_tokens=bad)
+
+
 def test_edit_with_a_different_length_is_refused(tiny_model):
     with pytest.raises(InputError, match="keeps the span"):
         infill(tiny_model, InfillRequest(text="the heaven", spans=[Span(4, 10, length=9, strength=0.5)]))

@@ -27,10 +27,11 @@ def test_a_cache_the_family_lacks_exits_2_with_one_line(capsys, tiny_bert_dir):
     assert code == 2 and "no 'dual' context cache" in err and err.count("\n") == 1
 
 
+@pytest.mark.parametrize("flag", ["--candidates", "--views"])
 @pytest.mark.parametrize("bad", ["x", "0", "4,,8", ""])
-def test_bench_speed_refuses_bad_candidate_counts(capsys, tiny_llada_dir, bad):
-    code, _, err = run(capsys, "bench", "speed", "--model", str(tiny_llada_dir), "--candidates", bad)
-    assert code == 2 and "--candidates" in err
+def test_bench_speed_refuses_bad_counts(capsys, tiny_llada_dir, bad, flag):
+    code, _, err = run(capsys, "bench", "speed", "--model", str(tiny_llada_dir), flag, bad)
+    assert code == 2 and flag in err
 
 
 def test_bench_speed_reports_four_configs_and_candidates(capsys, tiny_llada_dir):
@@ -42,3 +43,18 @@ def test_bench_speed_reports_four_configs_and_candidates(capsys, tiny_llada_dir)
     assert [r["config"] for r in rows] == ["a", "b", "c", "d"]
     assert all(r["nfe"] >= 1 and r["cpu_seconds"] > 0 and r["seconds"] > 0 for r in rows)
     assert [r["n"] for r in entry["candidates"]] == [1, 2]
+
+
+def test_bench_speed_views_trade_accuracy_for_time(capsys, tiny_llada_dir, tmp_path):
+    """Views beyond the model's context are skipped; each row has the hole's
+    time and single-word restore on whole held-out chunks."""
+    heldout = tmp_path / "heldout.jsonl"
+    heldout.write_text("".join(json.dumps({"text": f"the heaven and the earth were made on day {i} of the week, "
+                                                  "and it was good. " * 3}) + "\n" for i in range(6)))
+    code, out, err = run(capsys, "bench", "speed", "--model", str(tiny_llada_dir), "--context", "60", "--span", "4",
+                         "--steps", "4", "--repeats", "1", "--views", "16,32,100000", "--examples", "3",
+                         "--heldout", str(heldout), "--json")
+    assert code == 0, err
+    rows = json.loads(out)["models"][0]["views"]
+    assert [r["view"] for r in rows] == [16, 32]
+    assert all(r["word_n"] == 3 and 0 <= r["word_exact"] <= 1 and r["hole_seconds"] > 0 for r in rows)
