@@ -54,6 +54,18 @@ FAMOUS = (
     ("Once upon a time there lived a king and a queen who had no children.", "time"),
     ("Thank you for your letter. I will write back as soon as I can.", "letter"),
     ("Please enter your password to continue.", "password"),
+    ("An apple a day keeps the doctor away.", "doctor"),
+    ("Actions speak louder than words.", "words"),
+    ("The early bird catches the worm.", "bird"),
+    ("Rome was not built in a day.", "built"),
+    ("A journey of a thousand miles begins with a single step.", "miles"),
+    ("Honesty is the best policy.", "best"),
+    ("The pen is mightier than the sword.", "sword"),
+    ("Where there is a will, there is a way.", "way"),
+    ("To be, or not to be, that is the question.", "question"),
+    ("Good morning! How are you today?", "morning"),
+    ("The meeting has been moved to Tuesday afternoon.", "meeting"),
+    ("I would like a cup of tea, please.", "cup"),
 )
 
 
@@ -96,9 +108,10 @@ def _window(text: str, start: int, end: int) -> tuple[str, int, int]:
     return text[a:b], start - a, end - a
 
 
-def word_examples(texts: list[str], n: int, seed: int = 0) -> list[Example]:
+def word_examples(texts: list[str], n: int, seed: int = 0, crop: bool = True) -> list[Example]:
     """``n`` single whole words (letters, optional 's-style suffix), one per
-    drawn chunk, each with the space before it and some context around it."""
+    drawn chunk, each with the space before it and some context around it
+    (``crop=False``: the whole chunk)."""
     rng = np.random.default_rng(seed)
     out: list[Example] = []
     order = rng.permutation(len(texts))
@@ -112,8 +125,7 @@ def word_examples(texts: list[str], n: int, seed: int = 0) -> list[Example]:
         m = words[int(rng.integers(len(words)))]
         if t[m.start() - 1] != " ":
             continue
-        crop, s, e = _window(t, m.start(), m.end())
-        out.append(Example(crop, s, e))
+        out.append(Example(*_window(t, m.start(), m.end())) if crop else Example(t, m.start(), m.end()))
     return out
 
 
