@@ -155,41 +155,57 @@ def restore_accuracy(model, heldout=None, examples: int = 100, seed: int = 0, th
     return rows
 
 
-def views(model, view_sizes=(64, 128, 256, 512), heldout=None, examples: int = 200, seed: int = 0,
-          cache: str | None = None, context: int = 2000, span: int = 32, steps: int = 32) -> list[dict]:
+def views(model, view_sizes=(64, 128, 256, 512), heldout=None, examples: int = 100, seed: int = 0,
+          cache: str | None = None, context: int = 2000, span: int = 32, steps: int = 32) -> dict:
     """The long-document trade-off: how many tokens the model sees
     (``InfillRequest.context_tokens``) against restore accuracy and time.
 
-    Per view size: single-word restore on held-out chunks given whole (not
-    cropped, so larger views really see more text; greedy, steps = tokens),
-    with its mean seconds per fill, and the seconds of a ``span``-token hole
-    in a ``context``-token document at ``steps`` steps. Views larger than the
-    model's context are skipped. Accuracy is left out for random networks."""
+    Per view size: the seconds of a ``span``-token hole in a
+    ``context``-token document at ``steps`` steps, and single-word restore on
+    held-out chunks given whole (not cropped: a larger view sees more of the
+    chunk, up to its length of about 2,000 characters; greedy, steps = the
+    word's tokens) with its mean seconds per fill. Accuracy needs held-out
+    text (``heldout``, else the corpus split when it has been built; it is
+    never downloaded here) and a trained model (not for random networks).
+    Returns {"rows": [...], "skipped": [{"view", "why"}]}."""
+    from .errors import ContextTooLong
     from .sampler import infill
     from .training import evaluate
     from .types import Span
 
     text, spans = bench_text(model, context, span)
-    words = [] if model.name.startswith("random") else \
-        evaluate.word_examples(evaluate.load_texts(heldout), examples, seed, crop=False)
-    rows = []
+    rows, skipped = [], []
+    runnable = []
     for view in view_sizes:
         if view > model.context_length:
-            continue
-        req = _request(text, spans, steps, "low_confidence", cache)
-        req = dataclasses.replace(req, context_tokens=view)
+            skipped.append({"view": view, "why": f"over the model's context of {model.context_length} tokens"})
+        elif view <= span + len(model.prefix_ids) + len(model.suffix_ids):
+            skipped.append({"view": view, "why": f"no room for context around the {span}-token hole"})
+        else:
+            runnable.append(view)
+    has_text = heldout is not None or evaluate.DEFAULT_HELDOUT.is_file()
+    words = []
+    if runnable and has_text and not model.name.startswith("random"):
+        words = evaluate.word_examples(evaluate.load_texts(heldout), examples, seed, crop=False)
+    for view in runnable:
+        req = dataclasses.replace(_request(text, spans, steps, "low_confidence", cache), context_tokens=view)
         infill(model, req)  # warm-up
         t, c = perf_counter(), process_time()
         infill(model, req)
         hole_s, hole_cpu = perf_counter() - t, process_time() - c
-        hits, t = 0, perf_counter()
+        hits = n = 0
+        t = perf_counter()
         for ex in words:
             r = _request(ex.text, [Span(ex.start, ex.end)], evaluate.token_count(model, ex), "low_confidence", cache)
-            hits += infill(model, dataclasses.replace(r, context_tokens=view)).span_text(0).strip() == ex.target
+            try:
+                hits += infill(model, dataclasses.replace(r, context_tokens=view)).span_text(0).strip() == ex.target
+            except ContextTooLong:  # a word longer than the view leaves room for: not counted
+                continue
+            n += 1
         rows.append({"view": view, "hole_seconds": round(hole_s, 4), "hole_cpu_seconds": round(hole_cpu, 4),
-                     "word_n": len(words), "word_exact": hits / len(words) if words else None,
-                     "word_seconds_per_fill": round((perf_counter() - t) / len(words), 4) if words else None})
-    return rows
+                     "word_n": n, "word_exact": hits / n if n else None,
+                     "word_seconds_per_fill": round((perf_counter() - t) / n, 4) if n else None})
+    return {"rows": rows, "skipped": skipped}
 
 
 def candidates(model, context: int = 2000, span: int = 32, steps: int = 32, counts=(1, 4, 8),
@@ -261,6 +277,10 @@ def main(args) -> int:
     if args.model:
         models.append(load_model(args.model, device=args.device, dtype=args.dtype))
     for model in models:
+        if args.cache is not None and args.cache != "none" and args.cache not in getattr(model, "cache_modes", ()):
+            from .errors import InputError
+
+            raise InputError(f"--cache {args.cache}: {model.name} ({model.family}) has no '{args.cache}' context cache")
         entry = {"speed": speed(model, args.context, args.span, args.steps, args.repeats, args.threshold,
                                 args.block_length)}
         if args.candidates:
@@ -268,7 +288,7 @@ def main(args) -> int:
             entry["candidates"] = candidates(model, args.context, args.span, args.steps, counts)
         if args.views:
             sizes = tuple(int(n) for n in args.views.split(","))
-            entry["views"] = views(model, sizes, args.heldout, args.examples or 200, cache=args.cache,
+            entry["views"] = views(model, sizes, args.heldout, args.examples, cache=args.cache,
                                    context=args.context, span=args.span, steps=args.steps)
         if args.quality and not model.name.startswith("random"):
             entry["quality"] = restore_accuracy(model, args.heldout, args.examples, threshold=args.threshold,
@@ -309,10 +329,12 @@ def _print_speed(entry: dict) -> None:
     if "views" in entry:
         print(f"| tokens in view | {s['masked']}-token hole: wall s | CPU s | single word exact | s per word fill |")
         print("|---:|---:|---:|---:|---:|")
-        for r in entry["views"]:
+        for r in entry["views"]["rows"]:
             acc = "n/a" if r["word_exact"] is None else f"{100 * r['word_exact']:.1f}% (n={r['word_n']})"
             per = "n/a" if r["word_seconds_per_fill"] is None else f"{r['word_seconds_per_fill']:.4f}"
             print(f"| {r['view']} | {r['hole_seconds']:.3f} | {r['hole_cpu_seconds']:.3f} | {acc} | {per} |")
+        for r in entry["views"]["skipped"]:
+            print(f"view {r['view']} skipped: {r['why']}")
     if "quality" in entry:
         print("| config | single word exact | 2-8 words token acc | 2-8 words exact | NFE/token | seconds |")
         print("|---|---:|---:|---:|---:|---:|")

@@ -166,12 +166,14 @@ def build(model, request: InfillRequest, generator: torch.Generator | None = Non
     frame = len(model.prefix_ids) + len(model.suffix_ids)
     budget = view - frame - masked_total
     if budget < 0:
-        if view < model.context_length:
+        need = f"the masked spans need {masked_total} token{'s' if masked_total != 1 else ''}"
+        if view < model.context_length and masked_total <= model.context_length - frame:
             raise ContextTooLong(
-                f"the masked spans need {masked_total} tokens but the view was limited to {view - frame} "
-                f"(context_tokens {view}; {model.name} holds {model.context_length - frame})")
+                f"{need} but context_tokens {view} leaves room for {max(0, view - frame)}"
+                + (f" ({model.name} adds {frame} special tokens)" if frame else "")
+                + f"; raise context_tokens to at least {masked_total + frame} or mask less text")
         raise ContextTooLong(
-            f"the masked spans need {masked_total} tokens but {model.name} holds "
+            f"{need} but {model.name} holds "
             f"{model.context_length - frame}; mask less text or use a model with a longer context"
         )
     contexts = _keep_nearest(contexts, budget)

@@ -85,7 +85,8 @@ def _add_infill(sub) -> None:
                    help="context cache: none (recompute every token each step) or dual (Fast-dLLM's, "
                         "approximate; default: the family's, dual for LLaDA, Dream and LLaDA-MoE)")
     p.add_argument("--context-tokens", type=_int_arg(1, 10**9), default=None,
-                   help="the most tokens the model sees, masks and context together (default: its whole context)")
+                   help="the most tokens the model sees: masks, context and the model's own special tokens "
+                        "together (default: its whole context)")
     p.add_argument("--seed", type=_int_arg(SEED_MIN, SEED_MAX), default=0,
                    help="random seed (any integer a torch generator takes)")
     p.add_argument("--allow-newlines", action=argparse.BooleanOptionalAction, default=None,
@@ -136,9 +137,11 @@ def _add_bench(sub) -> None:
     speed.add_argument("--candidates", default=None, metavar="N,N,...",
                        help="batched candidates against separate runs, e.g. 1,4,8")
     speed.add_argument("--views", default=None, metavar="N,N,...",
-                       help="the long-document trade-off: restore accuracy and time with the model seeing "
-                            "at most N tokens, e.g. 64,128,256,512")
-    speed.add_argument("--cache", choices=CACHES, default=None, help="--views: the cache (default: the family's)")
+                       help="the long-document trade-off: time and single-word restore with the model seeing "
+                            "at most N tokens, e.g. 64,128,256,512 (accuracy on --heldout, or the corpus split "
+                            "if it has been built)")
+    speed.add_argument("--cache", choices=CACHES, default=None,
+                       help="speed mode, --views only: the context cache (default: the family's)")
     speed.add_argument("--threads", type=_int_arg(1, 1024), default=None, help="torch threads (default: torch's)")
     speed.add_argument("--cold-start", type=_int_arg(0, 100), default=0, metavar="N",
                        help="time N fresh `lacuna-cli infill` processes on --model")
@@ -377,6 +380,8 @@ def _run_bench(args) -> int:
     for name, overhead, fast in (("context", 256, 2000), ("steps", 16, 32), ("repeats", 7, 3), ("examples", 200, 100)):
         if getattr(args, name) is None:
             setattr(args, name, fast if speed else overhead)
+    if not speed and args.cache is not None:
+        raise InputError("--cache applies to `lacuna-cli bench speed --views` only")
     if speed:
         from .bench_speed import main as speed_main
 
@@ -389,6 +394,8 @@ def _run_bench(args) -> int:
                 counts = ()
             if not counts or min(counts) < 1:
                 raise InputError(f"{flag} takes comma-separated positive counts, e.g. {example}, not {value!r}")
+            if flag == "--views" and min(counts) <= args.span:
+                raise InputError(f"--views: every view must be larger than the {args.span}-token hole (--span)")
         return speed_main(args)
     return bench_main(args)
 

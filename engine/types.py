@@ -80,10 +80,10 @@ class InfillRequest:
     document revision, echoed back so stale results can be recognised).
     ``allow_newlines``: whether a fill may contain line breaks (None: only in
     spans whose covered text has one; an insertion has none).
-    ``context_tokens``: the most tokens the model sees (masks, context and its
-    frame together; None: the model's whole context). A smaller view is
-    faster, a larger one gives the model more text around the spans
-    (docs/benchmarks.md measures the trade-off on the starter).
+    ``context_tokens``: the most tokens the model sees (masks, context and the
+    model's own special tokens together; None: the model's whole context). A
+    smaller view is faster, a larger one gives the model more text around the
+    spans (``lacuna-cli bench speed --views`` measures the trade-off).
     """
 
     text: str

@@ -62,7 +62,7 @@ FAMOUS = (
     ("Honesty is the best policy.", "best"),
     ("The pen is mightier than the sword.", "sword"),
     ("Where there is a will, there is a way.", "way"),
-    ("To be, or not to be, that is the question.", "question"),
+    ("Don't judge a book by its cover.", "book"),
     ("Good morning! How are you today?", "morning"),
     ("The meeting has been moved to Tuesday afternoon.", "meeting"),
     ("I would like a cup of tea, please.", "cup"),

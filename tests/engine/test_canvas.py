@@ -163,9 +163,19 @@ def test_context_tokens_caps_the_view_and_keeps_the_nearest_text(tiny_model, vie
     assert result.text[:start] == text[:start] and result.text[result.spans[0].end:] == text[end:]
 
 
-def test_masks_beyond_a_limited_view_are_a_clear_error(tiny_model):
+def test_masks_beyond_a_limited_view_are_a_clear_error(tiny_model, tiny_bert):
     req = InfillRequest(text="a b c d", spans=[Span(2, 3, length=10)], context_tokens=6)
-    with pytest.raises(ContextTooLong, match="limited to 6 .*context_tokens 6"):
+    with pytest.raises(ContextTooLong, match=r"need 10 tokens but context_tokens 6 leaves room for 6; "
+                                             r"raise context_tokens to at least 10"):
+        infill(tiny_model, req)
+    # a BERT's [CLS] and [SEP] count against the view, never below zero room
+    req = InfillRequest(text="the heaven", spans=[Span(4, 10, length=1)], context_tokens=1)
+    with pytest.raises(ContextTooLong, match=r"need 1 token but context_tokens 1 leaves room for 0 "
+                                             r"\(.* adds 2 special tokens\); raise context_tokens to at least 3"):
+        infill(tiny_bert, req)
+    # masks the whole model cannot hold: raising context_tokens would not help, so it is not offered
+    req = InfillRequest(text="abc", spans=[Span(1, 1, length=tiny_model.context_length + 1)], context_tokens=8)
+    with pytest.raises(ContextTooLong, match="use a model with a longer context"):
         infill(tiny_model, req)
 
 

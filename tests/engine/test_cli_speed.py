@@ -55,6 +55,16 @@ def test_bench_speed_views_trade_accuracy_for_time(capsys, tiny_llada_dir, tmp_p
                          "--steps", "4", "--repeats", "1", "--views", "16,32,100000", "--examples", "3",
                          "--heldout", str(heldout), "--json")
     assert code == 0, err
-    rows = json.loads(out)["models"][0]["views"]
-    assert [r["view"] for r in rows] == [16, 32]
-    assert all(r["word_n"] == 3 and 0 <= r["word_exact"] <= 1 and r["hole_seconds"] > 0 for r in rows)
+    views = json.loads(out)["models"][0]["views"]
+    assert [r["view"] for r in views["rows"]] == [16, 32]
+    assert all(r["word_n"] == 3 and 0 <= r["word_exact"] <= 1 and r["hole_seconds"] > 0 for r in views["rows"])
+    assert [r["view"] for r in views["skipped"]] == [100000] and "context" in views["skipped"][0]["why"]
+
+
+def test_bench_speed_refuses_views_and_caches_it_cannot_run_before_measuring(capsys, tiny_llada_dir, tiny_bert_dir):
+    code, _, err = run(capsys, "bench", "speed", "--model", str(tiny_llada_dir), "--span", "4", "--views", "4,64")
+    assert code == 2 and "larger than the 4-token hole" in err
+    code, out, err = run(capsys, "bench", "speed", "--model", str(tiny_bert_dir), "--views", "64", "--cache", "dual")
+    assert code == 2 and "no 'dual' context cache" in err and not out
+    code, _, err = run(capsys, "bench", "--model", str(tiny_llada_dir), "--cache", "dual")
+    assert code == 2 and "bench speed --views" in err
