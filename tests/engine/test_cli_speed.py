@@ -68,3 +68,14 @@ def test_bench_speed_refuses_views_and_caches_it_cannot_run_before_measuring(cap
     assert code == 2 and "no 'dual' context cache" in err and not out
     code, _, err = run(capsys, "bench", "--model", str(tiny_llada_dir), "--cache", "dual")
     assert code == 2 and "bench speed --views" in err
+
+
+@pytest.mark.parametrize("fixture", ["tiny_llada_dir", "tiny_bert_dir"])
+def test_bench_overhead_runs_on_native_and_transformers_models(capsys, fixture, request):
+    """The overhead bench replays the run's forward passes bare; a native model's
+    default cache used to leave it no passes to replay (IndexError)."""
+    folder = request.getfixturevalue(fixture)
+    code, out, err = run(capsys, "bench", "--model", str(folder), "--context", "20", "--span", "4", "--steps", "2",
+                         "--repeats", "1", "--json")
+    assert code == 0, err
+    assert json.loads(out)["overhead"]
