@@ -123,15 +123,22 @@ def test_estimate_within_20_percent_of_measured_peak(measured, case):
 
 
 @can_measure
-def test_estimate_matches_the_starter_when_it_exists():
+@pytest.mark.parametrize("dtype, precision", [("float32", "fp32"), ("bfloat16", "bf16")])
+def test_estimate_matches_the_starter_when_it_exists(dtype, precision):
+    """The catalog's estimate for the bundled starter (an LLaDA, loaded natively)
+    against the peak of a real load and one forward pass over its full context."""
     from engine import resources
 
     folder = resources.path("models", "starter")
     if not (folder / "config.json").is_file():
         pytest.skip("the starter model is not trained yet (resources/models/starter)")
-    result = _measure([(folder, 256, "bfloat16")])[0]
-    est = fit.estimate(fit.shape_for("starter"), "bf16", "cpu", 256)
-    assert 0.8 <= est.total / result["peak"] <= 1.2, (est.total, result)
+    context = json.loads((folder / "config.json").read_text())["max_sequence_length"]
+    out = subprocess.run([sys.executable, "-m", "engine.bench_native", "load", str(folder), "--dtype", dtype,
+                          "--context", str(context)], capture_output=True, text=True, cwd=ROOT, timeout=240)
+    assert out.returncode == 0, out.stderr[-2000:]
+    measured = json.loads(out.stdout.strip().splitlines()[-1])
+    est = fit.estimate(fit.shape_for("starter"), precision, "cpu", context)
+    assert 0.8 <= est.total / measured["run_peak_bytes"] <= 1.2, (est.total, measured)
 
 
 def test_shape_from_safetensors_header_counts_parameters(tmp_path):
