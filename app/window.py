@@ -27,8 +27,8 @@ def _torch_threads() -> int:
     # Leave one core to the GUI: torch's intra-op threads spin at barriers, so with
     # every core given to torch, any other work (the window, another process) stalls
     # each parallel region. Measured on 2 cores (tests/app/bench_live_view.py): one
-    # thread ran a starter infill in ~0.75 s, two threads beside a busy process in
-    # ~60 s. LACUNA_TORCH_THREADS overrides it.
+    # thread ran an infill of the first starter in ~0.75 s, two threads beside a busy
+    # process in ~60 s. LACUNA_TORCH_THREADS overrides it.
     env = os.environ.get("LACUNA_TORCH_THREADS", "")
     return int(env) if env.isdigit() and int(env) > 0 else max(1, (os.cpu_count() or 2) - 1)
 

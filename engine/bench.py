@@ -99,7 +99,7 @@ def overhead(model, context: int = 256, span: int = 32, steps: int = 16, repeats
     paired = statistics.median((x - y) / y for x, y in zip(engine_times, bare_times))
     return {
         "model": model.name, "device": str(model.device), "dtype": str(model.dtype).replace("torch.", ""),
-        "threads": torch.get_num_threads(), "canvas_tokens": length, "masked": span, "steps": steps,
+        "threads": torch.get_num_threads(), "cache": "none", "canvas_tokens": length, "masked": span, "steps": steps,
         "nfe": len(shapes), "sampler": sampler, "repeats": repeats,
         "infill_s": round(e, 4), "bare_forwards_s": round(b, 4), "full_vocab_forwards_s": round(f, 4),
         "overhead_pct": round(100 * paired, 2),
@@ -158,7 +158,8 @@ def main(args) -> int:
     o = report["overhead"]
     print(f"machine: {report['machine']}")
     print(f"model {o['model']} on {o['device']} ({o['dtype']}, {o['threads']} threads): "
-          f"{o['masked']} masked of {o['canvas_tokens']} tokens, {o['steps']} steps, {o['nfe']} NFE")
+          f"{o['masked']} masked of {o['canvas_tokens']} tokens, {o['steps']} steps, {o['nfe']} NFE, "
+          f"no context cache (`lacuna-cli bench speed` compares the caches)")
     print(f"  infill                 {o['infill_s'] * 1000:8.1f} ms (median of {o['repeats']})")
     print(f"  bare forward passes    {o['bare_forwards_s'] * 1000:8.1f} ms")
     print(f"  engine overhead        {o['overhead_pct']:8.2f} %")

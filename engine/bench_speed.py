@@ -163,7 +163,7 @@ def views(model, view_sizes=(64, 128, 256, 512), heldout=None, examples: int = 1
     Per view size: the seconds of a ``span``-token hole in a
     ``context``-token document at ``steps`` steps, and single-word restore on
     held-out chunks given whole (not cropped: a larger view sees more of the
-    chunk, up to its length of about 2,000 characters; greedy, steps = the
+    chunk, whose length varies (at most about 4,000 characters); greedy, steps = the
     word's tokens) with its mean seconds per fill. Accuracy needs held-out
     text (``heldout``, else the corpus split when it has been built; it is
     never downloaded here) and a trained model (not for random networks).

@@ -380,8 +380,10 @@ def _run_bench(args) -> int:
     for name, overhead, fast in (("context", 256, 2000), ("steps", 16, 32), ("repeats", 7, 3), ("examples", 200, 100)):
         if getattr(args, name) is None:
             setattr(args, name, fast if speed else overhead)
-    if not speed and args.cache is not None:
-        raise InputError("--cache applies to `lacuna-cli bench speed --views` only")
+    if not speed:
+        for flag, value in (("--cache", args.cache), ("--views", args.views), ("--candidates", args.candidates)):
+            if value is not None:
+                raise InputError(f"{flag} applies to `lacuna-cli bench speed` only")
     if speed:
         from .bench_speed import main as speed_main
 

@@ -57,7 +57,7 @@ FAMOUS = (
     ("An apple a day keeps the doctor away.", "doctor"),
     ("Actions speak louder than words.", "words"),
     ("The early bird catches the worm.", "bird"),
-    ("Rome was not built in a day.", "built"),
+    ("Practice makes perfect.", "perfect"),
     ("A journey of a thousand miles begins with a single step.", "miles"),
     ("Honesty is the best policy.", "best"),
     ("The pen is mightier than the sword.", "sword"),
@@ -303,13 +303,15 @@ def network_word_restore(net, tok, examples: list[Example], context: int, mask_i
 
 
 def lines_in_corpus(lines: list[str], train_path: Path) -> set[str]:
-    """Those of ``lines`` that occur verbatim in a .jsonl split."""
+    """Those of ``lines`` that occur in a .jsonl split, verbatim but for the
+    closing punctuation ("Rome was not built in a day!" counts)."""
     found: set[str] = set()
+    bare = {line: line.rstrip(".!?;:,") for line in lines}
     if train_path.exists():
         with open(train_path, encoding="utf-8") as f:
             for row in f:
                 text = json.loads(row)["text"]
-                found.update(line for line in lines if line in text)
+                found.update(line for line in lines if bare[line] in text)
     return found
 
 

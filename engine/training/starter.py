@@ -182,7 +182,7 @@ def model_card(manifest: dict, info: dict, report: dict | None, command: str, ha
     ]
     if report:
         lines += ["## Held-out quality", "", format_table(report["rows"]), "",
-                  "Well-known lines (none of them in the training split):", ""]
+                  "Well-known lines (marked where one occurs in the training split):", ""]
         for f in report["famous"]:
             seen = "; in the training split" if f.get("in_training_split") else ""
             lines.append(f"- {f['line']} (`{f['word']}`): -> {f['fill']!r} "

