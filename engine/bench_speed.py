@@ -277,18 +277,17 @@ def main(args) -> int:
     if args.model:
         models.append(load_model(args.model, device=args.device, dtype=args.dtype))
     for model in models:
-        if args.cache is not None and args.cache != "none" and args.cache not in getattr(model, "cache_modes", ()):
-            from .errors import InputError
+        if args.cache is not None:  # refused before minutes of measuring, not after
+            from .sampler import resolve_cache
+            from .types import Span
 
-            raise InputError(f"--cache {args.cache}: {model.name} ({model.family}) has no '{args.cache}' context cache")
+            resolve_cache(model, _request("x", [Span(0, 1)], 1, "low_confidence", args.cache))
         entry = {"speed": speed(model, args.context, args.span, args.steps, args.repeats, args.threshold,
                                 args.block_length)}
         if args.candidates:
-            counts = tuple(int(n) for n in args.candidates.split(","))
-            entry["candidates"] = candidates(model, args.context, args.span, args.steps, counts)
+            entry["candidates"] = candidates(model, args.context, args.span, args.steps, args.candidates)
         if args.views:
-            sizes = tuple(int(n) for n in args.views.split(","))
-            entry["views"] = views(model, sizes, args.heldout, args.examples, cache=args.cache,
+            entry["views"] = views(model, args.views, args.heldout, args.examples, cache=args.cache,
                                    context=args.context, span=args.span, steps=args.steps)
         if args.quality and not model.name.startswith("random"):
             entry["quality"] = restore_accuracy(model, args.heldout, args.examples, threshold=args.threshold,

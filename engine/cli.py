@@ -398,6 +398,7 @@ def _run_bench(args) -> int:
                 raise InputError(f"{flag} takes comma-separated positive counts, e.g. {example}, not {value!r}")
             if flag == "--views" and min(counts) <= args.span:
                 raise InputError(f"--views: every view must be larger than the {args.span}-token hole (--span)")
+            setattr(args, flag[2:], counts)  # bench_speed takes the parsed counts
         return speed_main(args)
     return bench_main(args)
 
