@@ -1,6 +1,6 @@
 import pytest
 import torch
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from engine import ContextTooLong, InfillRequest, InputError, Span, infill, stream_infill, token_count
@@ -149,6 +149,9 @@ def test_too_many_masked_tokens_is_a_clear_error(tiny_model):
 
 @settings(max_examples=40, deadline=None)
 @given(view=st.integers(8, 200), at=st.integers(0, 1999), length=st.integers(1, 6))
+@example(view=9, at=999, length=1)  # found in CI: the neighbour " w1000" is cut to " w100"
+@example(view=17, at=999, length=1)
+@example(view=22, at=1000, length=6)
 def test_context_tokens_caps_the_view_and_keeps_the_nearest_text(tiny_model, view, at, length):
     text = "".join(f" w{i}" for i in range(2000))
     start = text.index(f" w{at}") + 1
@@ -157,7 +160,7 @@ def test_context_tokens_caps_the_view_and_keeps_the_nearest_text(tiny_model, vie
     canvas = build(tiny_model, req)
     assert canvas.ids.numel() == min(view, tiny_model.context_length)
     decoded = tiny_model.tokenizer.decode(canvas.ids.tolist())
-    if view >= length + 8:  # room for a word on each side
+    if view >= length + 16:  # room for a whole word on each side (" w1000" is three tokens)
         assert (at == 0 or f"w{at - 1}" in decoded) and (at == 1999 or f"w{at + 1}" in decoded)
     result = infill(tiny_model, req)
     assert result.text[:start] == text[:start] and result.text[result.spans[0].end:] == text[end:]
