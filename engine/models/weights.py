@@ -22,6 +22,7 @@ from __future__ import annotations
 import json
 import logging
 import math
+import re
 import sys
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -71,9 +72,12 @@ def checkpoint_files(folder: Path) -> list[Path]:
             raise ModelLoadError(f"{index.name} cannot be read ({exc})") from None
         files = []
         for shard in shards:
-            path = (folder / shard).resolve()
-            if path.parent != folder.resolve() or not path.is_file():
-                raise ModelLoadError(f"{index.name} names the shard {shard!r}, which is not in {folder}")
+            if not _inside_as_named(shard):
+                raise ModelLoadError(f"{index.name} names the shard {shard!r}, which is outside {folder}: refused")
+            path = folder / shard
+            if not path.is_file():
+                raise ModelLoadError(f"{index.name} names the shard {shard!r}, which is not in {folder}: "
+                                     "download or copy the model again")
             files.append(path)
         return files
     if (folder / SINGLE).is_file():
@@ -85,6 +89,17 @@ def checkpoint_files(folder: Path) -> list[Path]:
     if pickles:
         refuse_pickle(folder / pickles[0])
     raise ModelLoadError(f"{folder} has no weights (no *.safetensors file)")
+
+
+def _inside_as_named(shard: object) -> bool:
+    """Whether an index's shard name is a plain relative path inside its folder, judged
+    on the name itself: in the Hugging Face cache every shard is a symlink into
+    ``blobs/`` (and a user's folder may link its files from elsewhere), so where a
+    link points says nothing; what the index names must not climb out or be absolute."""
+    if not isinstance(shard, str) or not shard or "\\" in shard or "\0" in shard:
+        return False
+    parts = shard.split("/")
+    return all(p not in ("..", ".", "") for p in parts) and ":" not in parts[0]
 
 
 def read_header(file: Path) -> list[TensorInfo]:
@@ -387,6 +402,9 @@ def refuse_pickle(path: Path) -> None:
             warnings.simplefilter("ignore")
             torch.load(path, map_location="meta", weights_only=True, mmap=False)
     except Exception as exc:  # noqa: BLE001 - torch raises several unpickling error types
-        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise ModelLoadError(f"{path.name} is a pickle that holds more than tensors; refused ({first[:160]})") from None
-    raise ModelLoadError(f"{path.name} is a pickled checkpoint; Lacuna loads safetensors weights only")
+        found = re.search(r"GLOBAL ([\w.]+)", str(exc))
+        what = f" (it names {found.group(1)})" if found else ""
+        raise ModelLoadError(f"{path.name} is a pickle that holds more than tensors{what}, so it was refused: "
+                             "use a model with safetensors weights") from None
+    raise ModelLoadError(f"{path.name} is a pickled checkpoint; Lacuna loads safetensors weights only "
+                         "(convert it to model.safetensors, or pick a model that has one)")
