@@ -63,4 +63,4 @@ def local_snapshot(name: str) -> Path | None:
     installed = cache.installed_snapshot(repo)
     if installed is not None:
         return installed
-    return cache.newest_complete_snapshot(repo)
+    return cache.newest_complete_snapshot(repo, weights=not catalog.lends_tokenizer_only(entry))

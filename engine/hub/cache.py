@@ -97,17 +97,23 @@ def _same_content_size(a: Path, b: Path) -> bool:
     return not a.is_symlink() and a.stat().st_size == b.stat().st_size
 
 
-def snapshot_is_complete(folder: Path) -> bool:
-    """A snapshot a loader can use: a config, weights, no dangling links, every shard present."""
-    if not (folder / "config.json").is_file():
+TOKENIZER_FILES = ("tokenizer.json", "vocab.json", "merges.txt", "vocab.txt", "tokenizer.model")
+
+
+def snapshot_is_complete(folder: Path, weights: bool = True) -> bool:
+    """A snapshot a loader can use: a config, weights, no dangling links, every shard present.
+
+    ``weights=False`` judges a companion that lends only its tokenizer (GPT-2's for
+    MDLM and SEDD): no dangling links and a tokenizer file are enough."""
+    if weights and not (folder / "config.json").is_file():
         return False
-    weights = False
+    found = False
     for entry in folder.rglob("*"):
         if entry.is_symlink() and not entry.exists():
             return False
-        if entry.name.endswith(WEIGHT_SUFFIXES) and entry.is_file():
-            weights = True
-    if not weights:
+        if entry.is_file() and (entry.name.endswith(WEIGHT_SUFFIXES) if weights else entry.name in TOKENIZER_FILES):
+            found = True
+    if not found:
         return False
     for index in folder.glob("*.index.json"):
         try:
@@ -133,8 +139,9 @@ def cached_commits(repo: str) -> list[str]:
     return [p.name for p in folders]
 
 
-def newest_complete_snapshot(repo: str) -> Path | None:
-    """The snapshot of refs/main if complete, else the newest complete one; offline."""
+def newest_complete_snapshot(repo: str, weights: bool = True) -> Path | None:
+    """The snapshot of refs/main if complete, else the newest complete one; offline
+    (``weights``: as in snapshot_is_complete)."""
     candidates = cached_commits(repo)
     main = read_ref(repo, "main")
     if main in candidates:
@@ -142,7 +149,7 @@ def newest_complete_snapshot(repo: str) -> Path | None:
         candidates.insert(0, main)
     for commit in candidates:
         folder = snapshot_dir(repo, commit)
-        if snapshot_is_complete(folder):
+        if snapshot_is_complete(folder, weights):
             return folder
     return None
 

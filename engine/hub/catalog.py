@@ -127,6 +127,12 @@ def catalog_entry(name: str) -> dict[str, Any] | None:
     return None
 
 
+def lends_tokenizer_only(entry: dict[str, Any] | None) -> bool:
+    """Whether a catalog entry is a companion that lends its tokenizer and nothing else
+    (GPT-2's, for MDLM and SEDD): its pull fetches no weights and asks no pickle consent."""
+    return bool(entry) and (bool(entry.get("companion")) or entry.get("family") == "tokenizer")
+
+
 def repo_for(name: str) -> str | None:
     """A catalog id or a repo id -> the Hub repo id (None for bundled/local entries or bad names)."""
     entry = catalog_entry(name)

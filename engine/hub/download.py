@@ -145,9 +145,22 @@ def _matches(path: str, patterns: list[str] | tuple[str, ...]) -> bool:
 
 
 def select_files(repo: str, commit: str, tree: list[RemoteFile], patterns: list[str] | tuple[str, ...],
-                 *, allow_pickle: bool, with_code: bool) -> list[RemoteFile]:
-    """The files to fetch: the patterns' (safetensors, config, tokenizer), pickles only if allowed."""
+                 *, allow_pickle: bool, with_code: bool, weights: bool = True) -> list[RemoteFile]:
+    """The files to fetch: the patterns' (safetensors, config, tokenizer), pickles only if allowed.
+
+    ``weights=False`` is a companion that lends its tokenizer (GPT-2's for MDLM and
+    SEDD): it gets the patterns' non-weight files only, so no weights and no pickle
+    are fetched and no pickle consent is asked; it needs at least one tokenizer file.
+    Raises PickleConsentRequired when the model's own weights exist only as a pickle
+    and ``allow_pickle`` is false, HubError when nothing usable is there."""
     chosen = [f for f in tree if _matches(f.path, patterns)]
+    if not weights:
+        chosen = [f for f in chosen if not f.path.endswith(cache.WEIGHT_SUFFIXES + PICKLE_SUFFIXES)
+                  and not f.path.endswith(CODE_SUFFIX)]
+        if not any(_is_tokenizer_file(f.path) for f in chosen):
+            raise HubError(f"{repo} has no tokenizer files (tokenizer.json, or vocab and merges)")
+        chosen.sort(key=lambda f: (f.size, f.path))
+        return chosen
     if with_code:
         chosen += [f for f in tree if f.path.endswith(CODE_SUFFIX) and "/" not in f.path and f not in chosen]
     has_safetensors = any(f.path.endswith(".safetensors") for f in chosen)
@@ -168,6 +181,11 @@ def select_files(repo: str, commit: str, tree: list[RemoteFile], patterns: list[
     # config first (it decides about remote code), then small files, weights last
     chosen.sort(key=lambda f: (f.path != "config.json", f.size, f.path))
     return chosen
+
+
+def _is_tokenizer_file(path: str) -> bool:
+    name = path.rsplit("/", 1)[-1]
+    return name in ("tokenizer.json", "vocab.json", "merges.txt", "vocab.txt") or name.endswith(".model")
 
 
 class _Hashes:
@@ -304,8 +322,8 @@ class _Pull:
             self.emit("installed", f"{self.repo} is already installed at {self.commit[:12]}")
             return done
         tree = self._metadata(hubapi.list_tree, self.commit)
-        chosen = select_files(self.repo, self.commit, tree, patterns,
-                              allow_pickle=self.opt.allow_pickle, with_code=user_repo)
+        chosen = select_files(self.repo, self.commit, tree, patterns, allow_pickle=self.opt.allow_pickle,
+                              with_code=user_repo, weights=not catalog.lends_tokenizer_only(entry))
         cache.clean_stale_partials(repo=self.repo)
         self.check_disk(chosen)
         self.files = {f.path: FileProgress(f.path, f.size, 0, "queued") for f in chosen}
