@@ -43,6 +43,25 @@ def tokenizer_repo_for(name: str, default: str = GPT2_TOKENIZER_REPO) -> str:
     return default
 
 
+def _has_tokenizer(folder: Path) -> bool:
+    """tokenizer.json, or GPT-2's byte-level BPE files it is built from."""
+    return (folder / TOKENIZER_FILE).is_file() or (
+        (folder / "vocab.json").is_file() and (folder / "merges.txt").is_file())
+
+
+def _byte_level_bpe(folder: Path):
+    """GPT-2's tokenizer from its vocab.json and merges.txt: byte-level BPE with
+    <|endoftext|> as its one special token, as GPT-2's own tokenizer.json has it."""
+    from tokenizers import AddedToken, Tokenizer, decoders, models, pre_tokenizers
+
+    tok = Tokenizer(models.BPE.from_file(str(folder / "vocab.json"), str(folder / "merges.txt")))
+    tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+    tok.decoder = decoders.ByteLevel()
+    if tok.token_to_id("<|endoftext|>") is not None:
+        tok.add_special_tokens([AddedToken("<|endoftext|>", special=True)])
+    return tok
+
+
 def load_gpt2_tokenizer(name: str, path: Path, tokenizer_repo: str):
     """A fast tokenizer from ``path``'s own tokenizer.json if it has one, else
     from the companion repo's snapshot in the local HF cache. Never remote code;
@@ -52,10 +71,10 @@ def load_gpt2_tokenizer(name: str, path: Path, tokenizer_repo: str):
     from ..hub import local_snapshot
 
     source = path / TOKENIZER_FILE
-    if not source.is_file():
+    if not _has_tokenizer(path):
         companion = local_snapshot(tokenizer_repo)
         source = companion / TOKENIZER_FILE if companion is not None else None
-        if source is None or not source.is_file():
+        if companion is None or not _has_tokenizer(companion):
             if Path(name).expanduser().is_dir():  # a folder of the user's: pulling it by name cannot work
                 raise ModelLoadError(
                     f"{name} has no tokenizer.json and uses the tokenizer of {tokenizer_repo}, which is not "
@@ -66,9 +85,13 @@ def load_gpt2_tokenizer(name: str, path: Path, tokenizer_repo: str):
                 f"run `lacuna-cli models pull {name}` (it fetches the tokenizer too)"
             )
     try:
-        tok = PreTrainedTokenizerFast(tokenizer_file=str(source))
+        if source.is_file():
+            tok = PreTrainedTokenizerFast(tokenizer_file=str(source))
+        else:  # vocab.json + merges.txt only (a snapshot fetched with narrower patterns)
+            tok = PreTrainedTokenizerFast(tokenizer_object=_byte_level_bpe(source.parent))
     except Exception as exc:  # tokenizers raises its own exception types
-        raise ModelLoadError(f"{name}: cannot read the tokenizer {source} ({exc})") from exc
+        first = (str(exc).strip().splitlines() or [type(exc).__name__])[0][:160]
+        raise ModelLoadError(f"{name}: cannot read the tokenizer in {source.parent} ({first})") from None
     vocab = tok.get_vocab()
     # GPT-2's tokenizer.json declares <|endoftext|> as its only special token;
     # its tokenizer_config (GPT2TokenizerFast's defaults) names it bos/eos/unk.
@@ -79,13 +102,27 @@ def load_gpt2_tokenizer(name: str, path: Path, tokenizer_repo: str):
 
 
 def check_vocabulary(name: str, tokenizer, mask_id: int) -> None:
-    """The tokenizer must cover exactly the ids below the mask (GPT-2: 50257 + mask)."""
+    """The tokenizer must cover exactly the ids below the mask (GPT-2: 50257 + mask).
+
+    A folder saved after adding the mask token to the tokenizer (``[MASK]`` at the
+    mask id, as MDLM's and SEDD's training code do) is the same vocabulary plus the
+    mask itself, and is accepted."""
     size = len(tokenizer)
-    if size != mask_id:
-        raise ModelLoadError(
-            f"{name}: the tokenizer has {size} tokens, but the model expects {mask_id} "
-            f"(plus its mask at id {mask_id}); is this the right tokenizer?"
-        )
+    if size == mask_id:
+        return
+    if size == mask_id + 1 and mask_id in _added_ids(tokenizer):
+        return
+    raise ModelLoadError(
+        f"{name}: the tokenizer has {size} tokens, but the model expects {mask_id} "
+        f"(plus its mask at id {mask_id}); is this the right tokenizer?"
+    )
+
+
+def _added_ids(tokenizer) -> set[int]:
+    try:
+        return {int(i) for i in tokenizer.added_tokens_decoder}
+    except (AttributeError, TypeError, ValueError):
+        return set()
 
 
 class DiTAdapter:
