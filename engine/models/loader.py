@@ -22,6 +22,7 @@ from ..errors import ModelLoadError
 from ..hub import catalog_entry, local_snapshot
 from . import load_progress
 from .load_progress import Progress, quiet_load, report
+from .weights import checkpoint_files
 from .masked_lm import MaskedLMAdapter
 
 log = logging.getLogger(__name__)
@@ -109,7 +110,8 @@ def resolve_path(name: str) -> Path:
         if not (local / "config.json").is_file():
             raise ModelLoadError(f"{local} has no config.json, so it is not a model folder")
         return local
-    if local.suffix or os.sep in name and not _looks_like_repo_id(name):
+    # A dot or a separator means a path, except in a catalog id ("llada-1.5") or a repo id.
+    if entry is None and (local.suffix or os.sep in name and not _looks_like_repo_id(name)):
         raise ModelLoadError(f"no model folder at {local}")
     snapshot = local_snapshot(name)
     if snapshot is None:
@@ -275,6 +277,10 @@ def _load_model(name, device, dtype, quantization, progress):
     _require_tokenizer(name, path)
     if quant is not None:
         raise ModelLoadError(f"{name}: 8-bit and 4-bit loading is for the native families (LLaDA, Dream, ...)")
+    try:  # safetensors only, as on the native path: a pickle is refused here in one sentence
+        checkpoint_files(path)
+    except ModelLoadError as exc:
+        raise ModelLoadError(f"{name}: {exc}") from None
     from transformers import AutoModelForMaskedLM, AutoTokenizer
 
     load_progress.install()
@@ -284,7 +290,7 @@ def _load_model(name, device, dtype, quantization, progress):
         if not getattr(tokenizer, "is_fast", False):
             raise ModelLoadError(f"{name}: a fast (tokenizers) tokenizer is required")
         model = AutoModelForMaskedLM.from_pretrained(
-            path, dtype=dt, local_files_only=True, trust_remote_code=False
+            path, dtype=dt, local_files_only=True, trust_remote_code=False, use_safetensors=True
         )
         if dev.type != "cpu":
             report(progress, f"Moving the weights to {dev}")
