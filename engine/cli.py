@@ -13,11 +13,11 @@ import json
 import os
 import re
 import sys
-import tempfile
 import threading
 from pathlib import Path
 
 from .errors import InputError, LacunaError, ModelLoadError
+from .safe_write import AtomicFile, WriteRefused
 from .types import CACHES, SAMPLERS
 
 MAX_STEPS = 1024            # planned steps run at most (more changes next to nothing); capped with a note
@@ -238,67 +238,56 @@ def _check_model_files(name: str) -> None:
 
 
 class _EventsFile:
-    """--events FILE: checked up front, written to a temporary file beside it and renamed at the end.
+    """--events FILE: checked up front, written whole at the end through engine.safe_write.
 
-    A failed run (or a full disk) leaves an existing FILE as it was and no partial file.
+    A failed run (or a full disk) leaves an existing FILE as it was and no partial file; FILE
+    keeps its mode, owner and hard links, and a symbolic link is written through to its target.
+    A FIFO or a character device (/dev/stdout, /dev/null, a shell's >(...) pipe) is what the
+    user asked to write to, so it is written as the steps come and never replaced (a FIFO waits
+    for its reader, as with any program); a socket or a block device is refused.
     """
 
     def __init__(self, target: str) -> None:
         self.path = Path(target)
         try:
+            self._file = AtomicFile(target, streams=True)
             problem = self._problem()
-        except (OSError, ValueError) as exc:  # a name too long, a NUL, ...
-            problem = f"{_show(target)} is not a usable file name ({type(exc).__name__})"
+        except WriteRefused as exc:
+            problem = str(exc)
+        except OSError as exc:  # a name too long, ...
+            problem = f"{_show(target)} is not a usable file name ({exc.strerror or 'the system refused it'})"
+        except ValueError:
+            problem = f"{_show(target)} is not a usable file name (it holds a NUL character)"
         if problem is not None:
             raise InputError(f"--events: {problem}")
         self._fh = None
-        self._tmp: str | None = None
 
     def _problem(self) -> str | None:
-        folder = self.path.parent
-        if self.path.is_dir():
-            return f"{self.path} is a folder, not a file"
+        target = self._file.target
+        if self._file.stream:
+            return None if os.access(target, os.W_OK) else f"{self.path} is not writable"
+        folder = target.parent
         if not folder.is_dir():
             return f"the folder {folder} does not exist"
         if not os.access(folder, os.W_OK | os.X_OK):
             return f"cannot write in the folder {folder}"
-        if self.path.exists() and not os.access(self.path, os.W_OK):
+        if target.exists() and not os.access(target, os.W_OK):
             return f"{self.path} is not writable"
         return None
 
     def open(self) -> None:
-        fd, self._tmp = tempfile.mkstemp(prefix=f".{self.path.name}.", suffix=".tmp", dir=self.path.parent)
-        self._fh = os.fdopen(fd, "w", encoding="utf-8")
+        self._fh = self._file.open()
 
     def write(self, record: dict) -> None:
-        self._fh.write(json.dumps(record, ensure_ascii=False) + "\n")
+        self._fh.write((json.dumps(record, ensure_ascii=False) + "\n").encode("utf-8"))
+        if self._file.stream:
+            self._fh.flush()  # whoever reads the pipe sees each step as it comes
 
     def commit(self) -> None:
-        try:
-            mode = self.path.stat().st_mode & 0o777
-        except OSError:
-            umask = os.umask(0)
-            os.umask(umask)
-            mode = 0o666 & ~umask
-        self._fh.flush()
-        os.fsync(self._fh.fileno())
-        self._fh.close()
-        os.chmod(self._tmp, mode)
-        os.replace(self._tmp, self.path)
-        self._tmp = None
+        self._file.commit()
 
     def discard(self) -> None:
-        if self._fh is not None and not self._fh.closed:
-            try:
-                self._fh.close()
-            except OSError:
-                pass
-        if self._tmp is not None:
-            try:
-                os.unlink(self._tmp)
-            except OSError:
-                pass
-            self._tmp = None
+        self._file.discard()
 
 
 def _run_infill(args) -> int:
@@ -329,15 +318,17 @@ def _run_infill(args) -> int:
 
     model = load_model(args.model, device=args.device, dtype=args.dtype, quantization=args.quant)
     steps = args.steps or sum(s.length or token_count(model, text, s.start, s.end) for s in spans)
-    if steps > MAX_STEPS:
-        print(f"lacuna-cli: note: {steps} steps capped at {MAX_STEPS}", file=sys.stderr)
-        steps = MAX_STEPS
-    request = dataclasses.replace(probe, steps=max(1, steps))
+    # the note waits for the first step: a request the canvas refuses gets its error alone
+    note = f"lacuna-cli: note: {steps} steps capped at {MAX_STEPS}" if steps > MAX_STEPS else None
+    request = dataclasses.replace(probe, steps=max(1, min(steps, MAX_STEPS)))
     result = None
     try:
         if events is not None:
             events.open()
         for event in stream_infill(model, request, threading.Event()):
+            if note is not None:
+                print(note, file=sys.stderr)
+                note = None
             if events is not None:
                 events.write(_event_json(event))
             result = event.result or result

@@ -325,3 +325,15 @@ def test_allow_newlines_flag(capsys, tiny_model_dir, monkeypatch):
         argv = ["infill", "--model", str(tiny_model_dir), "a [[1]] b"] + ([flag] if flag else [])
         assert run(capsys, *argv)[0] == 0
         assert seen[-1].allow_newlines is expected
+
+
+@pytest.mark.parametrize("holes, steps", [(1100, []), (300, ["--steps", "5000"])])
+def test_a_refused_canvas_gets_its_error_alone(capsys, tiny_model_dir, holes, steps):
+    """More holes than the context holds: one line, the error, no note about capping
+    steps first (1100 one-token holes plan 1100 steps; 300 with --steps 5000 too)."""
+    from engine import load_model
+
+    context = load_model(str(tiny_model_dir), device="cpu").context_length
+    text = " ".join(["a [[1]]"] * max(holes, context + 1))
+    code, _, err = run(capsys, "infill", "--model", str(tiny_model_dir), "--device", "cpu", *steps, text)
+    assert code != 0 and err.count("\n") == 1 and "capped" not in err and "holds" in err
