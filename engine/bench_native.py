@@ -1,8 +1,7 @@
 """Benchmarks of the native families at real scale, and of loading memory.
 
-``scale``: a randomly initialised network with the exact shapes of LLaDA-8B
-(or another family's reference model, when its module offers
-``bench_network``), fewer layers on a CPU, runs the engine's real sampler on
+``scale``: a randomly initialised network with the exact shapes of LLaDA-8B,
+Dream-v0-7B or LLaDA-MoE-7B-A1B (read through the family's logit shift), fewer layers on a CPU, runs the engine's real sampler on
 a 256-token infill at 256, 64 and 32 steps, in bf16 and in 4-bit (NF4), and
 reports tokens per second and peak memory. Where a full run would take too
 long (a CPU), only the first ``measure_steps`` steps of each run are timed
@@ -166,23 +165,54 @@ def _synthetic_tokenizer(vocab: int, mask_id: int):
     return PreTrainedTokenizerFast(tokenizer_object=backend, mask_token=f"w{mask_id}", unk_token="w0")
 
 
+# The reference model of each native transformer family: its config at the real shapes,
+# its network class and its logit shift (Dream reads position i from the output at i-1).
+BENCH_FAMILIES = {
+    "llada": ("engine.models.llada", "LLaDAConfig", "llada_8b", "LLaDANetwork", "n_layers", 0),
+    "dream": ("engine.models.dream", "DreamConfig", "dream_7b", "DreamNetwork", "num_hidden_layers", 1),
+    "llada_moe": ("engine.models.llada_moe", "LLaDAMoEConfig", "llada_moe_7b", "LLaDAMoENetwork",
+                  "num_hidden_layers", 0),
+}
+
+
+def bench_network(family: str, layers: int | None, device: torch.device, dtype: torch.dtype):
+    """(network, logit shift): a randomly initialised ``family`` network at its reference
+    model's exact shapes (LLaDA-8B, Dream-v0-7B, LLaDA-MoE-7B-A1B) with ``layers`` blocks
+    (None: all). ``device`` "meta" gives the network unallocated. ValueError for a family
+    without a reference model (MDLM and SEDD run at full size on a CPU already)."""
+    if family not in BENCH_FAMILIES:
+        raise ValueError(f"no reference shapes for {family!r}; one of: {', '.join(BENCH_FAMILIES)}")
+    module_name, config_class, reference, network_class, depth_key, shift = BENCH_FAMILIES[family]
+    module = importlib.import_module(module_name)
+    make = getattr(getattr(module, config_class), reference)
+    config = make(**({depth_key: layers} if layers else {}))
+    with torch.device("meta"):
+        net = getattr(module, network_class)(config).to(dtype)
+    if device.type != "meta":
+        net.to_empty(device=device)
+        with torch.no_grad():
+            net.reset_parameters()
+        net = net.eval().requires_grad_(False)
+    return net, shift
+
+
 def scale(family: str = "llada", layers: int | None = None, device: str | None = None,
           precisions: tuple[str, ...] = ("bf16", "nf4"), steps_list: tuple[int, ...] = (256, 64, 32),
           length: int = 256, prompt: int = 64, block_length: int = 32, measure_steps: int | None = None) -> dict:
     """Tokens/s and peak memory of a ``length``-token infill after a ``prompt``-token
     context, per precision and step count, on a random network of the family's
-    reference shapes (``layers`` blocks; all of them by default on CUDA, 1 on a CPU)."""
+    reference shapes (``layers`` blocks; all of them by default on CUDA, 1 on a CPU),
+    read through the family's logit shift. ValueError for a family without reference shapes."""
     from .models.loader import pick_device, pick_dtype
     from .models.native import NativeAdapter
     from .models.quantize import quantize_network
     from .sampler import stream_infill
     from .types import InfillRequest, Span
 
-    module = importlib.import_module(f"engine.models.{family}")
-    if not hasattr(module, "bench_network"):
-        raise ValueError(f"the {family} module offers no bench_network")
     dev = pick_device(device)
-    reference_layers = _layers(module.bench_network(None, torch.device("meta"), torch.bfloat16).config)
+    reference_layers = _layers(bench_network(family, None, torch.device("meta"), torch.bfloat16)[0].config)
+    shift = BENCH_FAMILIES[family][5]
+    module = importlib.import_module(BENCH_FAMILIES[family][0])
     if layers is None and dev.type != "cuda":
         layers = 1
     layers = layers or reference_layers
@@ -196,7 +226,7 @@ def scale(family: str = "llada", layers: int | None = None, device: str | None =
         if dev.type == "cuda":
             torch.cuda.reset_peak_memory_stats(dev)
         t = perf_counter()
-        net = module.bench_network(layers, dev, dtype)
+        net, _ = bench_network(family, layers, dev, dtype)
         if precision in ("nf4", "int8"):
             quantize_network(net, precision, dtype, keep=lambda name: not module.quantized_module(name))
         build_s = perf_counter() - t
@@ -205,7 +235,7 @@ def scale(family: str = "llada", layers: int | None = None, device: str | None =
         mask_id = int(getattr(cfg, "mask_token_id"))
         tok = _synthetic_tokenizer(vocab, mask_id)
         model = NativeAdapter(f"random {family}", family, net, tok, mask_id, 4096,
-                              logit_shift=int(getattr(module, "LOGIT_SHIFT", 0)), quantization=None)
+                              logit_shift=shift, quantization=None)
         text = " ".join(f"w{1000 + i}" for i in range(prompt))
         for steps in steps_list:
             request = InfillRequest(text=text, spans=(Span(len(text), len(text), length=length),), steps=steps,
@@ -241,6 +271,7 @@ def scale(family: str = "llada", layers: int | None = None, device: str | None =
             torch.cuda.empty_cache()
     return {
         "family": family, "device": str(dev), "layers": layers, "reference_layers": reference_layers,
+        "logit_shift": shift,
         "threads": torch.get_num_threads(), "length": length, "prompt": prompt, "block_length": block_length,
         "rows": rows,
     }

@@ -334,20 +334,3 @@ def load(name: str, path, config: dict, device: torch.device, dtype: torch.dtype
     return NativeAdapter(name, FAMILY, network, tokenizer, cfg.mask_token_id, cfg.max_sequence_length,
                          logit_shift=0, path=str(path), extra_special_ids=(cfg.eos_token_id, cfg.pad_token_id),
                          quantization=quantization)
-
-
-def bench_network(n_layers: int | None, device: torch.device, dtype: torch.dtype, toy: bool = False) -> LLaDANetwork:
-    """A randomly initialised network with LLaDA-8B's exact shapes and ``n_layers``
-    blocks (None: all 32), for benchmarks; ``toy`` gives a tiny one (warm-ups)."""
-    config = LLaDAConfig.llada_8b(n_layers=n_layers or 32)
-    if toy:
-        config = LLaDAConfig.llada_8b(d_model=64, n_layers=1, n_heads=4, n_kv_heads=4, mlp_hidden_size=64,
-                                      vocab_size=128, embedding_size=128, mask_token_id=127)
-    with torch.device("meta"):
-        net = LLaDANetwork(config).to(dtype)
-    if device.type == "meta":
-        return net
-    net.to_empty(device=device)
-    with torch.no_grad():
-        net.reset_parameters()
-    return net.eval().requires_grad_(False)
