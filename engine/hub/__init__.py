@@ -64,3 +64,14 @@ def local_snapshot(name: str) -> Path | None:
     if installed is not None:
         return installed
     return cache.newest_complete_snapshot(repo, weights=not catalog.lends_tokenizer_only(entry))
+
+
+def changed_files(name: str) -> list[str]:
+    """Files of ``name``'s Lacuna install that were cut short, replaced or written after
+    they were verified (size or stamp differs from the install record); empty when
+    unchanged or not installed by Lacuna. Offline and cheap: no hashing."""
+    from . import cache, catalog, records
+
+    repo = catalog.repo_for(name)
+    record = records.get_install(repo) if repo else None
+    return cache.changed_since_verified(record) if record else []

@@ -168,6 +168,80 @@ def installed_snapshot(repo: str) -> Path | None:
     return folder if folder.is_dir() else None
 
 
+def blob_of_partial(partial: Path) -> str:
+    """The blob a partial file is the start of: ours (``<etag>.lacuna.incomplete``) or
+    huggingface_hub's (``<etag>.incomplete``)."""
+    name = partial.name
+    return name[: -len(PARTIAL_SUFFIX)] if name.endswith(PARTIAL_SUFFIX) else name.removesuffix(".incomplete")
+
+
+def remove_if_idle(repo: str, blob: str, *files: Path) -> bool:
+    """Delete ``files`` (a blob's partial, the blob itself) unless a download of that blob holds
+    its lock: the per-blob lock both Lacuna and huggingface_hub take while they write it, in
+    this process or another. Returns False, deleting nothing, when the blob is in use."""
+    from filelock import FileLock, Timeout
+
+    lock_file = paths.lock_path(repo, blob)
+    try:
+        lock_file.parent.mkdir(parents=True, exist_ok=True)
+        lock = FileLock(str(lock_file))
+        lock.acquire(timeout=0)
+    except (Timeout, OSError):
+        return False
+    try:
+        for file in files:
+            file.unlink(missing_ok=True)
+        return True
+    finally:
+        lock.release()
+
+
+def blobs_in_use(repo: str) -> list[str]:
+    """Blobs of ``repo`` whose lock a running download holds now (this process or another)."""
+    from filelock import FileLock, Timeout
+
+    locks = paths.lock_path(repo, "x").parent
+    busy = []
+    try:
+        names = [p.name[: -len(".lock")] for p in locks.iterdir() if p.name.endswith(".lock")]
+    except OSError:
+        return busy
+    for blob in names:
+        lock = FileLock(str(locks / f"{blob}.lock"))
+        try:
+            lock.acquire(timeout=0)
+        except (Timeout, OSError):
+            busy.append(blob)
+            continue
+        lock.release()
+    return busy
+
+
+def blob_stamp(repo: str, blob: str) -> int | None:
+    """The blob's modification time in ns (None when it is gone): recorded when it is verified."""
+    try:
+        return blob_path(repo, blob).stat().st_mtime_ns
+    except OSError:
+        return None
+
+
+def changed_since_verified(record: dict) -> list[str]:
+    """The paths of an install record whose blob is gone, has another size, or was written
+    after it was verified (its recorded stamp differs). Cheap: no hashing. A record from
+    before stamps were kept is judged on sizes alone."""
+    changed = []
+    for item in record.get("files", []):
+        try:
+            st = blob_path(record["repo"], item["blob"]).stat()
+        except (OSError, KeyError, TypeError):
+            changed.append(str(item.get("path")) if isinstance(item, dict) else "?")
+            continue
+        stamp = item.get("mtime_ns")
+        if st.st_size != item.get("size") or (isinstance(stamp, int) and st.st_mtime_ns != stamp):
+            changed.append(item["path"])
+    return changed
+
+
 def repo_size_on_disk(repo: str) -> int:
     """Bytes used by the repo's blobs (partials included)."""
     total = 0
@@ -197,7 +271,8 @@ def clean_stale_partials(max_age_days: float = 7.0, repo: str | None = None) -> 
 
     Ours (``*.lacuna.incomplete``) go when their blob is complete already or when
     untouched for ``max_age_days``; huggingface_hub's own ``*.incomplete`` files
-    (which it never resumes across processes) go after a day without change.
+    (which it never resumes across processes) go after a day without change. A
+    partial whose blob lock a running download holds is never touched.
     Returns what was removed.
     """
     removed: list[Path] = []
@@ -226,10 +301,11 @@ def clean_stale_partials(max_age_days: float = 7.0, repo: str | None = None) -> 
                 stale = blob.exists() or age_days > max_age_days
             else:
                 stale = age_days > 1.0
-            if stale:
-                try:
-                    entry.unlink()
-                    removed.append(entry)
-                except OSError:
-                    pass
+            if stale and remove_if_idle(folder_repo(folder), blob_of_partial(entry), entry):
+                removed.append(entry)
     return removed
+
+
+def folder_repo(folder: Path) -> str:
+    """``models--org--name`` -> ``org/name`` (the repo a cache folder holds)."""
+    return folder.name[len("models--"):].replace("--", "/", 1)

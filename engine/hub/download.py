@@ -312,9 +312,15 @@ class _Pull:
         self.emit("resolving", f"resolving {self.repo}@{self.revision}")
         self.commit = self._metadata(hubapi.resolve_revision, self.revision)
         done = records.get_install(self.repo)
-        if (done and done.get("commit") == self.commit and done.get("verified")
+        changed = cache.changed_since_verified(done) if done else []
+        if changed:
+            # an installed model whose files were cut, replaced or touched since they were
+            # verified: the plan below re-hashes every cached blob and fetches what is wrong
+            self.emit("resolving", f"{len(changed)} file(s) of {self.repo} changed since they were "
+                                   f"verified ({', '.join(changed[:3])}): checking and repairing")
+        elif (done and done.get("commit") == self.commit and done.get("verified")
                 and cache.installed_snapshot(self.repo) is not None):
-            # already installed and verified at this commit: nothing to fetch (`verify` re-hashes)
+            # already installed, verified, unchanged at this commit: nothing to fetch (`verify` re-hashes)
             cache.write_ref(self.repo, self.revision, self.commit)
             self.total = int(done.get("size") or 0)
             self.files = {f["path"]: FileProgress(f["path"], f["size"], f["size"], "cached")
@@ -345,6 +351,8 @@ class _Pull:
                     self.total = sum(f.size for f in chosen)
         self.emit("verifying", "linking the snapshot")
         for rf in chosen:
+            if not cache.blob_path(self.repo, rf.blob).is_file():  # removed meanwhile by another program
+                sha256s[rf.path] = self.fetch(rf)
             cache.link_into_snapshot(self.repo, self.commit, rf.path, rf.blob)
         cache.write_ref(self.repo, self.revision, self.commit)
         config = self._config(chosen)
@@ -355,7 +363,8 @@ class _Pull:
             else catalog.family_from_config(config),
             "size": self.total,
             "files": [{"path": f.path, "size": f.size, "blob": f.blob, "sha256": sha256s[f.path],
-                       "lfs": f.sha256 is not None} for f in chosen],
+                       "lfs": f.sha256 is not None, "mtime_ns": cache.blob_stamp(self.repo, f.blob)}
+                      for f in chosen],
             "remote_code": code_files,
             "pickle": any(f.path.endswith(PICKLE_SUFFIXES) for f in chosen),
         }
@@ -618,7 +627,7 @@ def pull(name: str, revision: str | None = None, *, progress: Callable[[PullProg
         job.emit("paused", f"paused at {int(100 * job.done_bytes() / job.total) if job.total else 0}%")
         raise
     except Cancelled:
-        _delete_partials(repo, job)
+        _delete_partials(repo)
         job.emit("cancelled", "cancelled")
         raise
     except Exception as err:
@@ -627,19 +636,27 @@ def pull(name: str, revision: str | None = None, *, progress: Callable[[PullProg
 
 
 def discard_partials(name: str) -> int:
-    """Delete the partial files of a paused download (what cancel does); returns bytes freed."""
+    """Delete the partial files of a paused download (what cancel does); returns bytes freed.
+    A partial that a running pull (this process or another) is writing is kept."""
     repo = catalog.repo_for(name)
     if not repo:
         return 0
-    freed = cache.partial_bytes(repo)
-    _delete_partials(repo)
-    return freed
+    return _delete_partials(repo)
 
 
-def _delete_partials(repo: str, job: _Pull | None = None) -> None:
+def _delete_partials(repo: str) -> int:
+    """Delete ``repo``'s partial files that no running download holds; returns the bytes freed."""
     blobs = paths.repo_dir(repo) / "blobs"
+    freed = 0
     try:
-        for partial in blobs.glob("*" + cache.PARTIAL_SUFFIX):
-            partial.unlink(missing_ok=True)
+        partials = list(blobs.glob("*" + cache.PARTIAL_SUFFIX))
     except OSError:
-        pass
+        return 0
+    for partial in partials:
+        try:
+            size = partial.stat().st_size
+        except OSError:
+            continue
+        if cache.remove_if_idle(repo, cache.blob_of_partial(partial), partial):
+            freed += size
+    return freed

@@ -231,6 +231,7 @@ def verify(name: str) -> VerifyReport:
             continue
         if not link.exists():
             cache.link_into_snapshot(repo, commit, item["path"], item["blob"])
+        item["mtime_ns"] = cache.blob_stamp(repo, item["blob"])  # what was just hashed, as it is now
     record = dict(record)
     record["verified"] = not problems
     record["verified_at"] = datetime.now(timezone.utc).isoformat(timespec="seconds")
@@ -255,6 +256,9 @@ def remove(name: str) -> int:
     record = records.get_install(repo) if repo else None
     if repo is None or (record is None and not paths.repo_dir(repo).exists()):
         raise NotInstalled(f"{validate.show(name) if repo is None else name} is not installed")
+    if cache.blobs_in_use(repo):
+        raise InputError(f"{name} is being downloaded right now (by this or another program); "
+                         "cancel that download first, then remove it")
     folder = paths.repo_dir(repo)
     commit = record["commit"] if record else None
     before = cache.repo_size_on_disk(repo)
@@ -271,8 +275,9 @@ def remove(name: str) -> int:
     blobs = folder / "blobs"
     if blobs.is_dir():
         for blob in blobs.iterdir():
+            # a blob (or partial) that a running pull is writing, here or in another process, stays
             if blob.name not in still_used:
-                blob.unlink(missing_ok=True)
+                cache.remove_if_idle(repo, cache.blob_of_partial(blob), blob)
     refs = folder / "refs"
     if refs.is_dir():
         for ref in refs.iterdir():
@@ -282,7 +287,7 @@ def remove(name: str) -> int:
                 continue
             if not (snaps / target).is_dir():
                 ref.unlink(missing_ok=True)
-    if not snaps.is_dir() or not any(snaps.iterdir()):
+    if (not snaps.is_dir() or not any(snaps.iterdir())) and not cache.blobs_in_use(repo):
         shutil.rmtree(folder, ignore_errors=True)
         shutil.rmtree(paths.hf_cache_dir() / ".locks" / paths.repo_folder_name(repo), ignore_errors=True)
     records.drop_install(repo)

@@ -19,7 +19,7 @@ import torch
 
 from .. import resources
 from ..errors import ModelLoadError
-from ..hub import catalog_entry, local_snapshot
+from ..hub import catalog_entry, changed_files, local_snapshot
 from . import load_progress
 from .load_progress import Progress, quiet_load, report
 from .weights import checkpoint_files
@@ -110,14 +110,20 @@ def resolve_path(name: str) -> Path:
         if not (local / "config.json").is_file():
             raise ModelLoadError(f"{local} has no config.json, so it is not a model folder")
         return local
-    # A dot or a separator means a path, except in a catalog id ("llada-1.5") or a repo id.
-    if entry is None and (local.suffix or os.sep in name and not _looks_like_repo_id(name)):
+    # A dot or a separator means a path, except in a catalog id ("llada-1.5") or a repo id
+    # ("GSAI-ML/LLaDA-1.5", "Qwen/Qwen2.5-0.5B"): those are looked up in the cache.
+    if entry is None and not _looks_like_repo_id(name) and (local.suffix or os.sep in name):
         raise ModelLoadError(f"no model folder at {local}")
     snapshot = local_snapshot(name)
     if snapshot is None:
         raise ModelLoadError(
             f"{name!r} is not downloaded: run `lacuna-cli models pull {name}` or open the Model manager"
         )
+    changed = changed_files(name)
+    if changed:  # never run on weights that are not the ones verified at download
+        raise ModelLoadError(
+            f"{name}: {', '.join(changed[:3])}{' and more' if len(changed) > 3 else ''} changed since "
+            f"the download was verified: run `lacuna-cli models pull {name}` to check and repair it")
     return snapshot
 
 
