@@ -23,6 +23,7 @@ import json
 import logging
 import math
 import re
+import stat
 import sys
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -83,6 +84,9 @@ def checkpoint_files(folder: Path) -> list[Path]:
     if (folder / SINGLE).is_file():
         return [folder / SINGLE]
     found = sorted(folder.glob("*.safetensors"))
+    odd = [p for p in found if not p.is_file()]
+    if odd:  # a FIFO or a device would block or never end when read
+        raise ModelLoadError(f"{odd[0].name} in {folder} is not a regular file; replace it with the real weights")
     if found:
         return found
     pickles = [p for p in PICKLES if (folder / p).is_file()]
@@ -105,7 +109,10 @@ def _inside_as_named(shard: object) -> bool:
 def read_header(file: Path) -> list[TensorInfo]:
     """The tensors a safetensors file holds, from its header alone (no data read)."""
     try:
-        size = file.stat().st_size
+        st = file.stat()
+        size = st.st_size
+        if not stat.S_ISREG(st.st_mode):  # opening a FIFO blocks until a writer comes
+            raise ModelLoadError(f"{file.name} is not a regular file; replace it with the real weights")
         with open(file, "rb") as fh:
             raw = fh.read(8)
             if len(raw) < 8:
@@ -141,6 +148,15 @@ def read_header(file: Path) -> list[TensorInfo]:
     if need > size:
         raise ModelLoadError(f"{file.name} is cut short ({size} of the {need} bytes its header describes): "
                              "download or copy it again")
+    # The format's rule: the tensors tile the data exactly, in offset order, from its first byte
+    # (two tensors over the same bytes would let one write show through another).
+    at = base
+    for info in sorted((i for i in out if i.nbytes), key=lambda i: i.start):
+        if info.start != at:
+            what = "overlaps the tensor before it" if info.start < at else "leaves a gap before it"
+            raise ModelLoadError(f"{file.name}: tensor {info.name} {what} (its data_offsets are impossible); "
+                                 "the file is damaged or not a safetensors file")
+        at += info.nbytes
     return out
 
 
