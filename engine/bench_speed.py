@@ -271,10 +271,13 @@ def main(args) -> int:
         torch.set_num_threads(args.threads)
     report: dict = {"machine": machine(), "models": []}
     models = []
+    # --cold-start alone times fresh processes only: the speed table (minutes) runs when it is
+    # not asked for, or when something else of speed mode is
+    tables = not args.cold_start or bool(args.random_layout or args.candidates or args.views or args.quality)
     if args.random_layout:
         models.append(random_llada(args.layers or 4, args.width, max(1, args.width // 64), int(args.width * 2.75),
                                    tokenizer_from=args.model))
-    if args.model:
+    if args.model and tables:
         models.append(load_model(args.model, device=args.device, dtype=args.dtype))
     for model in models:
         if args.cache is not None:  # refused before minutes of measuring, not after

@@ -144,7 +144,8 @@ def _add_bench(sub) -> None:
                        help="speed mode, --views only: the context cache (default: the family's)")
     speed.add_argument("--threads", type=_int_arg(1, 1024), default=None, help="torch threads (default: torch's)")
     speed.add_argument("--cold-start", type=_int_arg(0, 100), default=0, metavar="N",
-                       help="time N fresh `lacuna-cli infill` processes on --model")
+                       help="time N fresh `lacuna-cli infill` processes on --model (alone, nothing else "
+                            "is measured; with --candidates, --views, --quality or --random-layout, those too)")
     p.set_defaults(func=_run_bench)
 
 

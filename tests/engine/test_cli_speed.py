@@ -80,3 +80,22 @@ def test_bench_overhead_runs_on_native_and_transformers_models(capsys, fixture, 
                          "--repeats", "1", "--json")
     assert code == 0, err
     assert json.loads(out)["overhead"]
+
+
+@pytest.mark.parametrize("extra, tables", [((), False), (("--candidates", "1"), True)])
+def test_cold_start_alone_measures_only_the_cold_start(capsys, tiny_llada_dir, monkeypatch, extra, tables):
+    """`bench speed --cold-start N` used to run the whole speed table first (283 s on the starter)."""
+    from engine import bench_speed
+
+    calls = []
+    monkeypatch.setattr(bench_speed, "cold_start", lambda model, n: calls.append((model, n)) or {
+        "model": model, "repeats": n, "wall_s": 1.0, "all_wall_s": [1.0], "cpu_s": 1.0, "all_cpu_s": [1.0],
+        "fill_s": 0.1})
+    monkeypatch.setattr(bench_speed, "speed", lambda *a, **k: calls.append("speed") or {"rows": []})
+    monkeypatch.setattr(bench_speed, "candidates", lambda *a, **k: [])
+    code, out, err = run(capsys, "bench", "speed", "--model", str(tiny_llada_dir), "--cold-start", "2", "--json",
+                         *extra)
+    assert code == 0, err
+    report = json.loads(out)
+    assert report["cold_start"]["repeats"] == 2 and ("speed" in calls) == tables
+    assert len(report["models"]) == (1 if tables else 0)
