@@ -1,24 +1,43 @@
 """`pip install lacuna-editor` from a built wheel gives working programs: the
 wheel goes into a fresh virtual environment (its dependencies come from the
-system site, so no network is needed) and its own `lacuna-cli` and `lacuna`
+folders the test's own interpreter uses, a virtual environment's or the system's,
+so no network is needed) and its own `lacuna-cli` and `lacuna`
 run from there, away from the checkout."""
 from __future__ import annotations
 
 import json
 import os
+import site
 import subprocess
 import sys
 import venv
+from pathlib import Path
 
 import pytest
 
 pytestmark = pytest.mark.slow
 
 
+def _dependency_dirs() -> list[str]:
+    """Where this interpreter finds torch, Qt and the rest: its own site folders (a virtual
+    environment's, or the system's) and the user site when it is on."""
+    dirs = list(site.getsitepackages())
+    if site.ENABLE_USER_SITE:
+        dirs.append(site.getusersitepackages())
+    return [d for d in dict.fromkeys(dirs) if os.path.isdir(d)]
+
+
 @pytest.fixture(scope="module")
 def installed(built_wheel, tmp_path_factory):
+    # Not system_site_packages: from inside a virtual environment that is the base interpreter's
+    # site, which has none of the dependencies. A .pth file lends the new environment the folders
+    # this interpreter uses (as plain paths: their own .pth files, such as the checkout's editable
+    # install, are not run there).
     env_dir = tmp_path_factory.mktemp("venv")
-    venv.create(env_dir, system_site_packages=True, with_pip=False)
+    venv.create(env_dir, system_site_packages=False, with_pip=False)
+    purelib = subprocess.run([str(env_dir / "bin" / "python"), "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"],
+                             capture_output=True, text=True, check=True).stdout.strip()
+    Path(purelib, "lacuna_test_dependencies.pth").write_text("\n".join(_dependency_dirs()) + "\n")
     run = subprocess.run(
         [sys.executable, "-m", "pip", "--python", str(env_dir / "bin" / "python"), "install", "--no-deps",
          "--no-index", "--force-reinstall", "-q", str(built_wheel)],
