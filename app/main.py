@@ -78,29 +78,12 @@ _QT_VALUE_OPTIONS = frozenset({
 
 
 def display_problem(env=os.environ, platform: str = sys.platform) -> str | None:
-    """Why Qt could not open a window here, in one line, or None.
+    """Why Qt could not open a window here, in one line, or None (app.qt_check: the
+    missing system libraries by name, or an unreachable display). Qt itself would
+    abort with exit 134 and blame libxcb-cursor0 whatever is missing."""
+    from .qt_check import display_problem as problem
 
-    Qt aborts (exit 134) when no display is reachable or when its xcb plugin
-    misses a system library; saying so first is kinder than a core dump.
-    """
-    if not platform.startswith("linux") or env.get("QT_QPA_PLATFORM"):
-        return None
-    if not env.get("DISPLAY") and not env.get("WAYLAND_DISPLAY"):
-        return ("lacuna: no display found (neither DISPLAY nor WAYLAND_DISPLAY is set); start it in a "
-                "desktop session, or use `lacuna --self-test` or `lacuna-cli` without one")
-    if not env.get("WAYLAND_DISPLAY") and not _have_xcb_cursor():
-        return ("lacuna: Qt needs the system library libxcb-cursor0 to open a window on X11; install it "
-                "(Debian/Ubuntu: sudo apt install libxcb-cursor0; Fedora: sudo dnf install xcb-util-cursor)")
-    return None
-
-
-def _have_xcb_cursor() -> bool:
-    import ctypes.util
-
-    bundle = getattr(sys, "_MEIPASS", None)
-    if bundle is not None and any(Path(bundle).rglob("libxcb-cursor.so*")):
-        return True
-    return ctypes.util.find_library("xcb-cursor") is not None
+    return problem(env, platform)
 
 
 def main(argv: list[str] | None = None) -> int:
