@@ -6,6 +6,14 @@ the work is saved or deliberately discarded. For its whole life the window
 holds an OS file lock on ``<pid>-<id>.lock`` (filelock: fcntl/msvcrt); the OS
 drops it when the process dies, however it dies. An autosave whose lock nobody
 holds is an orphan, whatever process has its PID now: the next start offers it.
+
+An autosave carries what a save of the restored text needs (version 2): the
+encoding, the BOM, the majority line ending and the ending of every line that
+a save at that moment would not give the majority one (``endings``; see
+fileio.settled_endings), and the stamp of the file as the window last read or
+wrote it, so that Save after Restore sees a change another program made to the
+file after the crash. An autosave of version 1 has no stamp: Save then treats
+any file at its path as changed, and asks.
 """
 from __future__ import annotations
 
@@ -19,6 +27,7 @@ from pathlib import Path
 
 from filelock import FileLock, Timeout
 
+from .fileio import UNKNOWN_STAMP, FileStamp
 from .paths import autosave_dir
 
 INTERVAL_MS = 30_000
@@ -34,6 +43,8 @@ class Recovered:
     bom: bool = False
     newline: str = "\n"
     mtime_ns: int = 0  # of the autosave file when it was found: Discard removes only that version
+    endings: tuple[tuple[int, str], ...] = ()  # (break index, ending) of breaks not ending in ``newline``
+    stamp: FileStamp | None = None  # of ``path`` when the window last read or wrote it; None for untitled
 
 
 def _pid_alive(pid: int) -> bool:
@@ -66,19 +77,31 @@ class AutosaveStore:
         except (OSError, Timeout):  # the PID check still guards this window's file
             self._lock = None
 
-    def write(self, text: str, path: str | None, encoding: str = "utf-8", bom: bool = False, newline: str = "\n") -> None:
+    def write(self, text: str, path: str | None, encoding: str = "utf-8", bom: bool = False, newline: str = "\n",
+              endings=(), stamp: FileStamp | None = None) -> None:
+        """Write (atomically, synced) this window's unsaved text and what saving it needs.
+        Raises OSError (a full or read-only state folder)."""
         self.folder.mkdir(parents=True, exist_ok=True)
         payload = {
-            "version": 1,
+            "version": 2,
             "path": path,
             "text": text,
             "saved_at": time.time(),
             "encoding": encoding,
             "bom": bom,
             "newline": newline,
+            "endings": [[k, e] for k, e in endings],
+            "stamp": stamp.to_json() if stamp is not None else None,
         }
+        try:
+            blob = json.dumps(payload, ensure_ascii=False).encode("utf-8")
+        except UnicodeEncodeError:  # a lone surrogate (pasted from a broken source): escaped, and kept
+            blob = json.dumps(payload).encode("ascii")
         tmp = self.file.with_suffix(".tmp")
-        tmp.write_text(json.dumps(payload, ensure_ascii=False), encoding="utf-8")
+        with open(tmp, "wb") as f:
+            f.write(blob)
+            f.flush()
+            os.fsync(f.fileno())  # a power cut must not leave an empty autosave in place of a good one
         os.replace(tmp, self.file)
 
     def discard(self) -> None:
@@ -156,11 +179,20 @@ def find_orphans(folder: Path | None = None, alive=None) -> list[Recovered]:
         try:
             mtime = f.stat().st_mtime_ns
             d = json.loads(f.read_text(encoding="utf-8"))
-            found.append(
-                Recovered(f, d.get("path"), d["text"], float(d.get("saved_at", 0)),
-                          d.get("encoding", "utf-8"), bool(d.get("bom", False)), d.get("newline", "\n"), mtime)
-            )
+            found.append(_recovered(f, d, mtime))
         except (OSError, ValueError, KeyError, TypeError):
             continue
     found.sort(key=lambda r: r.saved_at, reverse=True)
     return found
+
+
+def _recovered(f: Path, d: dict, mtime: int) -> Recovered:
+    path = d.get("path")
+    stamp = FileStamp.from_json(d.get("stamp"))
+    if path and stamp is None:
+        stamp = UNKNOWN_STAMP  # what the file was is not known: a save must ask
+    raw = d.get("endings")
+    endings = tuple((x[0], x[1]) for x in (raw if isinstance(raw, list) else ())  # damage costs the endings only
+                    if isinstance(x, list) and len(x) == 2 and isinstance(x[0], int) and isinstance(x[1], str))
+    return Recovered(f, path, d["text"], float(d.get("saved_at", 0)), d.get("encoding", "utf-8"),
+                     bool(d.get("bom", False)), d.get("newline", "\n"), mtime, endings, stamp)

@@ -1,9 +1,16 @@
 """The window's file: new, open, save, the recent list, autosave and recovery after a crash.
 
-A save never silently overwrites what another program wrote: the file's stamp
-(modification time, size, SHA-256) from the last open or save is compared with
-the disk first, and a change, or a file made read-only, is put to the user
-(reload, overwrite, save as).
+A save never silently overwrites what another program wrote: under a lock
+every Lacuna window and process takes for that file (fileio.save_text), the
+file's stamp (modification time, size, SHA-256) from the last open or save,
+or from the autosave a text was restored from, is compared with the disk
+first, and a change, or a file made read-only, is put to the user (reload,
+overwrite, save as). "Overwrite" overwrites the version the user was told
+about; a newer change is asked about again.
+
+When autosave fails (a full or read-only state folder) the user is told once
+in the banner and, for as long as it keeps failing, by a warning button in the
+status bar that saves the file.
 """
 from __future__ import annotations
 
@@ -14,7 +21,7 @@ from typing import TYPE_CHECKING
 
 from PySide6.QtCore import QObject, QTimer
 from PySide6.QtGui import QTextCursor
-from PySide6.QtWidgets import QFileDialog, QInputDialog, QMessageBox
+from PySide6.QtWidgets import QFileDialog, QInputDialog, QMessageBox, QPushButton
 
 from . import autosave, fileio, paths
 from .editor import document_text
@@ -42,7 +49,15 @@ class FileController(QObject):
         self.refused: tuple[str, str | None] | None = None  # (path, suggested codec) of the last file not decoded
         root = Path(state_dir) if state_dir is not None else None
         self.journal = (root or paths.state_dir()) / "saving"
+        self.locks = root / "locks" if root is not None else paths.save_locks_dir()
         self.store = autosave.AutosaveStore(None if root is None else root / "autosave")
+        self.autosave_warning = QPushButton("⚠ Unsaved work is not protected: Save", objectName="autosaveWarning")
+        self.autosave_warning.setFlat(True)
+        self.autosave_warning.setStyleSheet("color: #b3261e; font-weight: bold;")
+        self.autosave_warning.clicked.connect(lambda: self.save())
+        self.autosave_warning.hide()
+        window.statusBar().addPermanentWidget(self.autosave_warning)
+        self._autosave_warned = False  # the banner was shown for the failure going on now
         # what a killed save or autosave left behind; journal entries of running saves are locked
         fileio.clean_stale_temps(self.journal)
         autosave.clean_stale_temps(self.store.folder)
@@ -174,6 +189,7 @@ class FileController(QObject):
         doc.setUndoRedoEnabled(True)
         doc.setModified(False)
         self.store.discard()
+        self.autosave_warning.hide()  # nothing unsaved to protect
         self.path, self.fmt, self.stamp = path, fmt, None
         w.format_label.setText(fmt.label)
         w.banner.hide()
@@ -217,33 +233,40 @@ class FileController(QObject):
     def save_to(self, path: str) -> bool:
         doc = self.w.editor.document()
         target = str(Path(path).resolve())
-        if target == self.path and fileio.disk_state(target, self.stamp) == "changed":
-            answer = self.w.ask_file_conflict(Path(target).name, "changed")
-            if answer == "reload":
-                self.reload()
-                return False
-            if answer == "save_as":
-                return self.save_as()
-            if answer != "overwrite":
-                return False
+        # Save As to another file: its dialog asked about replacing it
+        expected = self.stamp if target == self.path else None
         if not fileio.writable(target):
             answer = self.w.ask_file_conflict(Path(target).name, "readonly")
             if answer == "save_as":
                 return self.save_as()
             if answer != "overwrite":
                 return False
-        try:
-            self.fmt, self.stamp = fileio.write_text_atomic(target, document_text(doc), self.fmt, self.journal)
-        except fileio.CannotEncode as exc:
-            self.w.show_error(str(exc), ("Save as UTF-8", lambda: self.save_as_utf8(target)))
-            return False
-        except fileio.FileError as exc:
-            self.w.show_error(str(exc))
-            return False
+        while True:
+            try:
+                self.fmt, self.stamp = fileio.save_text(target, document_text(doc), self.fmt, expected,
+                                                        self.journal, self.locks)
+                break
+            except fileio.Conflict as exc:
+                answer = self.w.ask_file_conflict(Path(target).name, "changed")
+                if answer == "reload":
+                    self.reload()
+                    return False
+                if answer == "save_as":
+                    return self.save_as()
+                if answer != "overwrite":
+                    return False
+                expected = exc.current  # that version, and no newer one, is overwritten
+            except fileio.CannotEncode as exc:
+                self.w.show_error(str(exc), ("Save as UTF-8", lambda: self.save_as_utf8(target)))
+                return False
+            except fileio.FileError as exc:
+                self.w.show_error(str(exc))
+                return False
         self.path = target
         self.w.format_label.setText(self.fmt.label)
         doc.setModified(False)
         self.store.discard()
+        self.autosave_warning.hide()
         self._add_recent(self.path)
         self.w._update_title()
         self.w.statusBar().showMessage(f"Saved {self.path}", 4000)
@@ -297,21 +320,42 @@ class FileController(QObject):
             return False
         if doc.revision() == self._autosave_revision:
             return False
+        text, fmt = document_text(doc), self.fmt
         try:
-            self.store.write(document_text(doc), self.path, self.fmt.encoding, self.fmt.bom, self.fmt.newline)
-        except OSError as exc:
-            self.w.statusBar().showMessage(f"Autosave failed: {exc}", 8000)
+            self.store.write(text, self.path, fmt.encoding, fmt.bom, fmt.newline,
+                             fileio.settled_endings(text, fmt), self.stamp)
+        except (OSError, ValueError) as exc:
+            self._autosave_failed(exc)
             return False
         self._autosave_revision = doc.revision()
+        self._autosave_warned = False
+        self.autosave_warning.hide()
         return True
 
+    def _autosave_failed(self, exc: Exception) -> None:
+        """Say, and keep saying until it works again, that a crash would lose the unsaved work."""
+        folder = self.store.folder
+        reason = getattr(exc, "strerror", None) or str(exc)
+        message = (f"Unsaved work is not protected: autosave cannot write to {folder} ({reason}), so a crash "
+                   f"now would lose every change since the last save. Save now, and free space on that disk "
+                   f"or fix the permissions of {folder}.")
+        self.autosave_warning.setToolTip(message)
+        self.autosave_warning.show()
+        if not self._autosave_warned:
+            self._autosave_warned = True
+            self.w.show_error(message, ("Save Now", lambda: self.save()))
+
     def restore(self, rec: autosave.Recovered) -> None:
-        """Load recovered work as unsaved changes to its file (or an untitled text)."""
+        """Load recovered work as unsaved changes to its file (or an untitled text), with the
+        endings, encoding and stamp its autosave kept: Save keeps the endings of untouched lines
+        and asks if the file changed after the crash."""
         encoding = rec.encoding if rec.encoding in fileio.LABELS else "utf-8"
-        fmt = fileio.TextFormat(encoding, rec.bom, rec.newline)
+        newline = rec.newline if rec.newline in ("\n", "\r\n", "\r", "\u2029") else "\n"
+        fmt = fileio.with_endings(fileio.TextFormat(encoding, rec.bom, newline), rec.text, rec.endings)
         self._set_text("", rec.path, fmt)
         c = QTextCursor(self.w.editor.document())
         c.insertText(rec.text)  # undoable, and the document is modified
+        self.stamp = rec.stamp if rec.path else None
         self.w._update_title()
         _unlink_quietly(rec.file)
         _unlink_quietly(rec.file.with_suffix(".lock"))

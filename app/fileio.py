@@ -9,11 +9,16 @@ byte-identically, mixed endings, lone CRs and U+2029 included. Lines the user
 edited or added take the file's majority ending; lines left alone keep theirs
 (matched by difflib, stdlib).
 
-Saves are atomic: the bytes go to a temporary file in the same folder, which is
-flushed, synced and then renamed over the target with os.replace, so a crash
-mid-save leaves either the old file or the new one, never a truncated mix. A
-journal entry in the state folder names that temporary file while the save
+Saves go through engine.safe_write: atomic (a short-named temporary file in
+the same folder, synced, renamed over the target), keeping the file's mode,
+owner, hard links and symbolic link, refusing FIFOs, sockets and devices. A
+journal entry in the state folder names the temporary file while the save
 runs, so the next start can remove one a killed save left behind.
+
+``save_text`` is a save that never silently overwrites someone else's: under
+an OS lock on the file's name (filelock, in the state folder, shared by every
+Lacuna window and process) it compares the disk with the stamp of the last
+read or write, raises Conflict when they differ, and only then writes.
 
 Only regular files are read: FIFOs, sockets and devices are refused before
 anything is opened for reading, and a read never takes more than MAX_BYTES.
@@ -21,17 +26,18 @@ anything is opened for reading, and a read never takes more than MAX_BYTES.
 from __future__ import annotations
 
 import codecs
+import contextlib
 import difflib
 import hashlib
-import json
 import os
 import re
 import stat
-import tempfile
-import uuid
+import unicodedata
 from collections import Counter
 from dataclasses import dataclass, replace
 from pathlib import Path
+
+from engine import safe_write
 
 MAX_BYTES = 64 * 1024 * 1024  # refuse bigger files: a text editor is the wrong tool
 _BREAK = re.compile("\r\n|\r|\n|\u2029")  # what Qt turns into a block break ("\u2028" stays in the line)
@@ -48,12 +54,30 @@ class CannotEncode(FileError):
 
 
 class EncodingError(FileError):
-    """A file's bytes are not text in the encoding it was read with; another
-    encoding may read it (``suggestion``: a codec of ENCODINGS, or None)."""
+    """A file's bytes are not text in the encoding it was read with (or look
+    binary); another encoding may read it (``suggestion``: a codec of
+    ENCODINGS, or None)."""
 
     def __init__(self, message: str, suggestion: str | None = None) -> None:
         super().__init__(message)
         self.suggestion = suggestion
+
+
+class NotText(EncodingError):
+    """The bytes look binary (NUL or control bytes) in the encoding tried."""
+
+
+class Conflict(FileError):
+    """The file on disk is not the one the window last read or wrote:
+    ``current`` is its stamp now (to overwrite exactly that version)."""
+
+    def __init__(self, message: str, current: FileStamp | None) -> None:
+        super().__init__(message)
+        self.current = current
+
+
+class Busy(FileError):
+    """Another Lacuna window or process is saving the same file right now."""
 
 
 @dataclass(frozen=True)
@@ -93,11 +117,26 @@ class TextFormat:
 
 @dataclass(frozen=True)
 class FileStamp:
-    """What a file on disk was when Lacuna last read or wrote it."""
+    """What a file on disk was when Lacuna last read or wrote it. Whether it is
+    still that file is decided by the SHA-256 of its bytes (a change keeping
+    size and modification time is seen; a touch is not a change)."""
 
     mtime_ns: int
     size: int
-    sha256: str
+    sha256: str  # "": unknown (an autosave of an older Lacuna): any file there counts as changed
+
+    def to_json(self) -> dict:
+        return {"mtime_ns": self.mtime_ns, "size": self.size, "sha256": self.sha256}
+
+    @classmethod
+    def from_json(cls, d) -> FileStamp | None:
+        try:
+            return cls(int(d["mtime_ns"]), int(d["size"]), str(d["sha256"]))
+        except (TypeError, KeyError, ValueError):
+            return None
+
+
+UNKNOWN_STAMP = FileStamp(-1, -1, "")
 
 
 _BOMS = (
@@ -137,22 +176,62 @@ def _layout(text: str, ends: list[str], newline: str) -> LineEndings | None:
     return LineEndings(text, others) if others else None
 
 
+def _utf16_decodes(sample: bytes, order: str) -> str | None:
+    """``sample`` (of even length) decoded strictly (a pair cut by its end is dropped), or None."""
+    try:
+        return sample.decode(order)
+    except UnicodeDecodeError as exc:
+        if exc.start < len(sample) - 2:
+            return None
+        return sample[:exc.start].decode(order, errors="ignore")
+
+
+def _implausible(ch: str) -> bool:
+    cat = unicodedata.category(ch)
+    return cat in ("Cn", "Co", "Cs") or (cat == "Cc" and ch not in "\t\n\r\x0b\x0c")
+
+
+def utf16_order(data: bytes) -> str | None:
+    """The byte order of ``data`` if it reads as UTF-16 text without a BOM, else None.
+
+    An order passes when a strict decode gives at most 2% of unassigned,
+    private-use or control characters, and less than half of its code units
+    are what Latin text in a one-byte encoding makes when read as UTF-16:
+    two printable ASCII bytes, the high one not a digit (kana and Hangul jamo
+    have a digit there). Latin text decodes to CJK ideographs too, so the
+    strict decode alone cannot tell. Of the orders that pass, the one whose
+    high bytes are the more concentrated wins: a script fills a few
+    256-character blocks (ASCII text has all its NUL bytes there; mostly-CJK
+    text has few NULs, but its high bytes take a few dozen values, some of
+    them often, while its low bytes spread over all 256)."""
+    sample = data[:min(len(data), 65536) // 2 * 2]
+    best = None
+    for order, low, high in (("utf-16-le", sample[0::2], sample[1::2]), ("utf-16-be", sample[1::2], sample[0::2])):
+        latin = sum(1 for lo, hi in zip(low, high) if 32 <= lo < 127 and (32 <= hi < 48 or 58 <= hi < 127))
+        if not high or latin * 2 >= len(high):
+            continue
+        text = _utf16_decodes(sample, order)
+        if not text or sum(map(_implausible, text)) * 50 > len(text):
+            continue
+        # how concentrated the high bytes are: the chance that two of them are equal
+        concentration = sum(n * n for n in Counter(high).values())
+        if best is None or concentration > best[0]:
+            best = (concentration, order)
+    return best[1] if best else None
+
+
 def _utf16_order(data: bytes) -> str:
-    """The byte order of UTF-16 text without a BOM: ASCII characters have their
-    NUL byte second in little-endian, first in big-endian."""
-    even, odd = data[0::2].count(0), data[1::2].count(0)
-    return "utf-16-be" if even > odd else "utf-16-le"
+    """The byte order to read BOM-less UTF-16 in when the user chose UTF-16."""
+    return utf16_order(data) or ("utf-16-be" if data[0::2].count(0) > data[1::2].count(0) else "utf-16-le")
 
 
 def suggest_encoding(data: bytes) -> str | None:
     """Which of ENCODINGS most likely reads ``data`` that is not UTF-8: UTF-16
-    when NULs fall on every other byte, else Windows-1252 when it decodes (the
-    Western default of Windows), else Latin-1 (which decodes every byte). A
-    choice among four, so no statistical detector is needed."""
-    sample = data[:65536]
-    if sample.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)):
-        return "utf-16"
-    if len(sample) >= 2 and max(sample[0::2].count(0), sample[1::2].count(0)) > len(sample) // 8:
+    when it has a UTF-16 BOM or reads as UTF-16 text (see utf16_order), else
+    Windows-1252 when it decodes (the Western default of Windows), else Latin-1
+    (which decodes every byte). A choice among four, so no statistical
+    detector is needed."""
+    if data.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)) or utf16_order(data):
         return "utf-16"
     try:
         data.decode("cp1252")
@@ -184,12 +263,12 @@ def decode(data: bytes, name: str = "the file", encoding: str | None = None) -> 
     if not bom and not encoding.startswith("utf-16") and _looks_binary(data):
         if not chosen and suggest_encoding(data) == "utf-16":
             raise EncodingError(
-                f"{name} looks like UTF-16 text without a byte-order mark (every other byte is NUL). "
+                f"{name} looks like UTF-16 text without a byte-order mark. "
                 "Reopen it with its encoding: File ▸ Reopen with Encoding…", "utf-16")
-        raise FileError(
-            f"{name} looks like a binary file (it contains NUL or control bytes), not text. "
-            "Lacuna opens text files only."
-        )
+        # an EncodingError all the same: a text in an encoding we did not guess stays one question away
+        raise NotText(
+            f"{name} looks like a binary file (it contains NUL or control bytes), not text. Lacuna opens "
+            "text files only; if it is text in another encoding, File ▸ Reopen with Encoding… reads it.", None)
     try:
         raw = data.decode(encoding)
     except UnicodeDecodeError as exc:
@@ -276,6 +355,24 @@ def encode(text: str, fmt: TextFormat) -> bytes:
     return encode_with_format(text, fmt)[0]
 
 
+def settled_endings(text: str, fmt: TextFormat) -> tuple[tuple[int, str], ...]:
+    """(break index, ending) for every break of ``text`` that a save now would not
+    give ``fmt.newline``: what an autosave keeps, so that the restored text saves
+    with exactly these endings (lines untouched since the last read or save keep
+    theirs; edited and new lines take the majority)."""
+    ends = _line_endings(text, fmt)
+    return tuple((k, e) for k, e in enumerate(ends or ()) if e != fmt.newline)
+
+
+def with_endings(fmt: TextFormat, text: str, others) -> TextFormat:
+    """``fmt`` describing ``text`` whose breaks listed in ``others`` ((index, ending),
+    from settled_endings) have those endings; entries that do not fit are dropped."""
+    n = text.count("\n")
+    valid = tuple((k, e) for k, e in others
+                  if isinstance(k, int) and 0 <= k < n and e in _NAMES and e != fmt.newline)
+    return replace(fmt, endings=LineEndings(text, valid) if valid else None)
+
+
 def stamp(data: bytes, st: os.stat_result) -> FileStamp:
     return FileStamp(st.st_mtime_ns, st.st_size, hashlib.sha256(data).hexdigest())
 
@@ -319,6 +416,7 @@ def open_text(path: str | os.PathLike, encoding: str | None = None) -> tuple[str
     p = Path(path)
     data, st = _read_regular(p)
     text, fmt = decode(data, p.name, encoding)
+    safe_write.remove_stale_temps(safe_write.resolve(p).parent)  # what a killed save left beside it
     return text, fmt, stamp(data, st)
 
 
@@ -327,28 +425,38 @@ def read_text(path: str | os.PathLike) -> tuple[str, TextFormat]:
     return text, fmt
 
 
-def disk_state(path: str | os.PathLike, known: FileStamp | None) -> str:
-    """How the file at ``path`` compares with ``known``: "same", "changed",
-    "missing" or "unreadable". A new modification time with the same bytes
-    (a touch) is "same"."""
-    p = Path(path)
-    if known is None:
-        return "same"
+def _current(p: Path) -> tuple[str, FileStamp | None]:
+    """The file at ``p`` now: ("missing" | "unreadable" | "present", its stamp)."""
     try:
         st = os.stat(p)
     except FileNotFoundError:
-        return "missing"
+        return "missing", None
     except OSError:
-        return "unreadable"
+        return "unreadable", None
     if not stat.S_ISREG(st.st_mode):
-        return "changed"
-    if st.st_size != known.size:
-        return "changed"
+        return "present", None
     try:
         data, st = _read_regular(p)
     except FileError:
-        return "unreadable"
-    return "same" if hashlib.sha256(data).hexdigest() == known.sha256 else "changed"
+        return "unreadable", None
+    return "present", stamp(data, st)
+
+
+def disk_state(path: str | os.PathLike, known: FileStamp | None) -> str:
+    """How the file at ``path`` compares with ``known``: "same", "changed",
+    "missing" or "unreadable". A new modification time with the same bytes
+    (a touch) is "same"; ``known`` UNKNOWN_STAMP: any file there is "changed"."""
+    if known is None:
+        return "same"
+    try:
+        if os.stat(path).st_size != known.size:
+            return "changed"  # no need to read it
+    except OSError:
+        pass  # _current says which
+    state, now = _current(Path(path))
+    if state != "present":
+        return state
+    return "same" if now is not None and known.sha256 and now.sha256 == known.sha256 else "changed"
 
 
 def writable(path: str | os.PathLike) -> bool:
@@ -364,73 +472,26 @@ def writable(path: str | os.PathLike) -> bool:
     return bool(st.st_mode & 0o222) and os.access(path, os.W_OK)
 
 
-# ---- the journal of saves in progress ---------------------------------------------------
-class _SaveJournal:
-    """An entry naming a save's temporary file, locked while the save runs."""
-
-    def __init__(self, folder: Path | None, tmp: str) -> None:
-        self.file = self.lock = None
-        if folder is None:
-            return
-        from filelock import FileLock
-
-        try:
-            folder.mkdir(parents=True, exist_ok=True)
-            name = uuid.uuid4().hex
-            self.lock = FileLock(str(folder / f"{name}.lock"))
-            self.lock.acquire(timeout=0)
-            self.file = folder / f"{name}.json"
-            self.file.write_text(json.dumps({"tmp": tmp}), encoding="utf-8")
-        except Exception:  # noqa: BLE001 - the journal is housekeeping; the save goes on without it
-            self.close()
-
-    def close(self) -> None:
-        if self.file is not None:
-            self.file.unlink(missing_ok=True)
-        if self.lock is not None:
-            try:
-                self.lock.release()
-                Path(self.lock.lock_file).unlink(missing_ok=True)
-            except OSError:
-                pass
-        self.file = self.lock = None
+# ---- saving ---------------------------------------------------------------------------------
+LOCK_TIMEOUT = 10.0  # seconds a save waits for another window's or process's save of the same file
 
 
 def clean_stale_temps(journal: Path) -> list[str]:
-    """Remove the temporary files of saves that were killed (their journal entry
-    is not locked by a running save). Returns the paths removed."""
-    from filelock import FileLock, Timeout
-
-    removed: list[str] = []
-    if not journal.is_dir():
-        return removed
-    for entry in journal.glob("*.json"):
-        lock = FileLock(str(entry.with_suffix(".lock")))
-        try:
-            lock.acquire(timeout=0)
-        except (Timeout, OSError):
-            continue  # a save is running in another window or process
-        try:
-            tmp = json.loads(entry.read_text(encoding="utf-8")).get("tmp", "")
-            if tmp.endswith(".lacuna-tmp") and os.path.lexists(tmp):
-                os.unlink(tmp)
-                removed.append(tmp)
-            entry.unlink()
-        except (OSError, ValueError, AttributeError):
-            pass
-        finally:
-            lock.release()
-            entry.with_suffix(".lock").unlink(missing_ok=True)
-    return removed
+    """At start: remove the temporary files of saves that were killed (their
+    journal entry is not locked by a running save), and finish an in-place
+    rewrite a killed save left half done. Returns the paths dealt with."""
+    return safe_write.clean_journal(journal)
 
 
 def write_text_atomic(path: str | os.PathLike, text: str, fmt: TextFormat,
                       journal: Path | None = None) -> tuple[TextFormat, FileStamp]:
-    """Write atomically: temporary file in the same folder, fsync, os.replace.
+    """Write atomically (engine.safe_write: temporary file in the same folder,
+    fsync, rename; hard links, owner and mode kept; a symlink written through).
 
     Returns the format that now describes the file (line endings as written)
     and its stamp. ``journal``: a folder where the temporary file is named
-    while the save runs (see clean_stale_temps)."""
+    while the save runs (see clean_stale_temps). Raises CannotEncode, or
+    FileError (a FIFO, device or socket at ``path``; what the OS refuses)."""
     p = Path(path)
     try:
         data, settled = encode_with_format(text, fmt)
@@ -441,28 +502,57 @@ def write_text_atomic(path: str | os.PathLike, text: str, fmt: TextFormat,
         raise CannotEncode(f"The text cannot be saved as {label}, the file's encoding: “{bad}” (line {line}) "
                            f"has no {label} byte. Save it as UTF-8, or remove or replace it and save "
                            "again.") from None
-    folder = p.parent if str(p.parent) else Path(".")
     try:
-        mode = p.stat().st_mode & 0o777 if p.exists() else None
-        fd, tmp = tempfile.mkstemp(prefix=f".{p.name}.", suffix=".lacuna-tmp", dir=folder)
+        st = safe_write.write_bytes(p, data, journal=journal)
+    except safe_write.WriteRefused as exc:
+        raise FileError(str(exc)) from None
     except OSError as exc:
         raise FileError(f"Could not save {p}: {exc.strerror or exc}") from None
-    entry = _SaveJournal(journal, tmp)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        if mode is not None:
-            os.chmod(tmp, mode)
-        os.replace(tmp, p)
-        st = os.stat(p)
-    except OSError as exc:
-        try:
-            os.unlink(tmp)
-        except OSError:
-            pass
-        raise FileError(f"Could not save {p}: {exc.strerror or exc}") from None
-    finally:
-        entry.close()
     return settled, stamp(data, st)
+
+
+def _save_lock(locks: Path | None, target: Path):
+    """The OS lock every Lacuna saving ``target`` takes (a null one where the
+    state folder cannot hold it: the stamp check still runs)."""
+    if locks is None:
+        return contextlib.nullcontext()
+    from filelock import FileLock
+
+    try:
+        locks.mkdir(parents=True, exist_ok=True)
+    except OSError:
+        return contextlib.nullcontext()
+    # named by a hash: any path fits in a file name, and no lock file lands beside the user's files
+    name = hashlib.sha256(os.fsencode(target)).hexdigest()[:32]
+    return FileLock(str(locks / f"{name}.lock"), timeout=LOCK_TIMEOUT)
+
+
+def save_text(path: str | os.PathLike, text: str, fmt: TextFormat, expected: FileStamp | None,
+              journal: Path | None = None, locks: Path | None = None) -> tuple[TextFormat, FileStamp]:
+    """Save ``text`` to ``path`` unless the file there is no longer ``expected``
+    (the stamp of its last read or write; None: write whatever is there, for
+    Save As, whose dialog asked). Under the file's lock in ``locks``, so two
+    windows or processes saving together both see each other's write.
+
+    Returns (format, stamp) as write_text_atomic. Raises Conflict (the file
+    changed: ``current`` is its stamp, pass it as ``expected`` to overwrite that
+    version), Busy (the lock stayed taken for LOCK_TIMEOUT s), CannotEncode,
+    FileError."""
+    from filelock import Timeout
+
+    target = safe_write.resolve(path)
+    lock = _save_lock(locks, target)
+    try:
+        lock.__enter__()
+    except Timeout:
+        raise Busy(f"{target.name} is being saved by another Lacuna window or program; "
+                   "try Save again in a moment.") from None
+    except OSError:  # the state folder cannot hold the lock: go on with the stamp check alone
+        lock = contextlib.nullcontext()
+    try:
+        if expected is not None and disk_state(target, expected) == "changed":
+            raise Conflict(f"{target.name} was changed by another program since Lacuna read or saved it.",
+                           _current(target)[1])
+        return write_text_atomic(target, text, fmt, journal)
+    finally:
+        lock.__exit__(None, None, None)

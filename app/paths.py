@@ -15,3 +15,8 @@ def state_dir() -> Path:
 
 def autosave_dir() -> Path:
     return state_dir() / "autosave"
+
+
+def save_locks_dir() -> Path:
+    """Where every Lacuna window and process takes the lock of a file it saves."""
+    return state_dir() / "locks"

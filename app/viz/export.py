@@ -10,10 +10,11 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
-import tempfile
 from pathlib import Path
 
 from PySide6.QtGui import QImage
+
+from engine.safe_write import AtomicFile, WriteRefused
 
 
 def event_record(ev) -> dict:
@@ -27,16 +28,36 @@ def event_record(ev) -> dict:
     return data
 
 
+def export_paths(chosen: str | os.PathLike) -> tuple[Path, Path]:
+    """The animated GIF and the JSON-lines file an export to ``chosen`` writes.
+    A chosen ``.gif`` or ``.jsonl`` file is one of them, and the other takes its
+    stem; any other suffix is kept (``run.v2`` gives ``run.v2.gif``, not
+    ``run.gif``), so an export never writes over a file of a third kind."""
+    p = Path(chosen)
+    kind = p.suffix.lower()
+    stem = p.name[:-len(p.suffix)] if kind in (".gif", ".jsonl") else p.name
+    return (p if kind == ".gif" else p.with_name(stem + ".gif"),
+            p if kind == ".jsonl" else p.with_name(stem + ".jsonl"))
+
+
+def replaced_unasked(chosen: str | os.PathLike, paths) -> list[Path]:
+    """The existing files among ``paths`` that the user did not choose by name:
+    a save dialog asks about replacing ``chosen`` only, so ask about these
+    before writing (data.gif chosen, data.jsonl already there)."""
+    mine = os.path.abspath(chosen)
+    return [Path(p) for p in paths if os.path.lexists(p) and os.path.abspath(p) != mine]
+
+
 def _atomic_write(path: Path, write) -> None:
-    # A temp file beside the target, renamed at the end: a failed export never leaves half a file.
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".part", dir=path.parent)
+    # engine.safe_write: a failed export never leaves half a file, a new file gets the umask's mode,
+    # an existing one keeps its mode, owner and links; a FIFO or device is refused (WriteRefused, an OSError)
     try:
-        with os.fdopen(fd, "wb") as f:
+        with AtomicFile(path) as f:
             write(f)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
+    except WriteRefused:
         raise
+    except OSError as exc:  # named by the file the user chose, not by our temporary one
+        raise OSError(f"could not write {path}: {exc.strerror or exc}") from None
 
 
 def write_events(events, path: str | os.PathLike, header: dict | None = None) -> Path:

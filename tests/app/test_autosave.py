@@ -76,3 +76,13 @@ def test_offer_recovery_restores_on_request(make_window, monkeypatch):
     w.offer_recovery()
     assert w.editor.toPlainText() == "lost words" and w.editor.document().isModified()
     assert not (folder / "999999999-deadbeef.json").exists()
+
+
+def test_a_lone_surrogate_in_the_text_does_not_stop_the_autosave(tmp_path):
+    """Text pasted from a broken source can hold one; the autosave escapes it and gives it back."""
+    store = autosave.AutosaveStore(tmp_path)
+    store.write("before \udc80 after é", None)
+    [rec] = autosave.find_orphans(tmp_path, alive=lambda pid: False)
+    assert rec.text == "before \udc80 after é"
+    store.write("plain é", None)  # the usual case stays readable UTF-8
+    assert "é" in store.file.read_text(encoding="utf-8")

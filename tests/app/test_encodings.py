@@ -213,9 +213,81 @@ def test_single_byte_round_trip_keeps_every_byte(data, encoding):
     data = data.replace(b"\x00", b" ")  # NULs make it binary: refused in every encoding
     try:
         text, fmt = fileio.decode(data, "x", encoding)
+    except fileio.NotText:
+        return  # many control bytes: looks binary
     except fileio.EncodingError:
         assert encoding == "cp1252" and any(b in data for b in b"\x81\x8d\x8f\x90\x9d")
         return
-    except fileio.FileError:
-        return  # many control bytes: looks binary
     assert fileio.encode(text, fmt) == data
+
+
+# ---- UTF-16 without a BOM holding mostly CJK text (issue 20) ----------------------------------------
+CJK = "日本語のテキストです。\n中文文本，用于测试。\n한국어 텍스트입니다.\n"
+
+
+@pytest.mark.parametrize("order", ["utf-16-le", "utf-16-be"])
+def test_mostly_cjk_utf16_without_a_bom_is_offered_as_utf16_and_reopens(window, tmp_path, monkeypatch, order):
+    data = CJK.encode(order)
+    f = tmp_path / "cjk.txt"
+    f.write_bytes(data)
+    monkeypatch.setattr(window, "ask_encoding", lambda name, current: current)
+    assert not window.open_path(str(f))
+    assert "looks like UTF-16" in window.banner_label.text() and "binary" not in window.banner_label.text()
+    assert window.banner_action.text() == "Reopen with Encoding…"
+    window.banner_action.click()  # the suggestion is UTF-16, and the byte order is found
+    assert window.fmt.encoding == order and not window.fmt.bom
+    assert window.editor.toPlainText() == CJK
+    window.editor.document().setModified(True)
+    assert window.save() and f.read_bytes() == data
+
+
+@pytest.mark.parametrize("order", ["utf-16-le", "utf-16-be"])
+def test_cjk_utf16_without_any_ascii_is_suggested_as_utf16(order):
+    data = "これは日本語の文章です。改行がない長い文章でも正しく読めるはずです".encode(order)
+    with pytest.raises(fileio.EncodingError) as err:
+        fileio.decode(data, "x.txt")
+    assert err.value.suggestion == "utf-16"
+    assert fileio.decode(data, "x.txt", "utf-16")[1].encoding == order
+
+
+def test_a_file_refused_as_binary_can_still_be_reopened_with_an_encoding(window, tmp_path, monkeypatch):
+    f = tmp_path / "odd.txt"
+    f.write_bytes(b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR")
+    asked = []
+    monkeypatch.setattr(window, "ask_encoding", lambda name, current: asked.append(name) or "latin-1")
+    assert not window.open_path(str(f))
+    assert "binary" in window.banner_label.text() and window.banner_action.text() == "Reopen with Encoding…"
+    window.banner.hide()
+    window.reopen_encoding_action.trigger()  # the menu reaches the refused file too
+    assert asked == ["odd.txt"]  # latin-1 still finds NULs in it: refused again, with the same way out
+    assert "binary" in window.banner_label.text() and window.banner_action.isVisibleTo(window)
+
+
+cjk_chars = st.one_of(st.characters(min_codepoint=0x3041, max_codepoint=0x3096),
+                      st.characters(min_codepoint=0x30A1, max_codepoint=0x30FA),
+                      st.characters(min_codepoint=0x4E00, max_codepoint=0x9FA5),
+                      st.characters(min_codepoint=0xAC00, max_codepoint=0xD7A3), st.sampled_from("、。，：「」（）"))
+ascii_chars = st.sampled_from(list("abc 123\n.,"))
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(st.one_of(cjk_chars, cjk_chars, cjk_chars, ascii_chars), min_size=30, max_size=200),
+       st.sampled_from(["utf-16-le", "utf-16-be"]))
+def test_mostly_cjk_text_is_read_in_its_byte_order(chars, order):
+    text = "".join(chars)
+    if len(set(text)) < 12 or sum(c in "abc 123\n.," for c in text) * 10 > len(text) * 3:
+        return  # a handful of characters repeated has no byte order to find
+    assert fileio.utf16_order(text.encode(order)) == order
+
+
+latin_chars = st.sampled_from(list("abcdefghijklmnopqrstuvwxyzABCDEFG      ,.éèüößàç—“”'\n\r0123456789"))
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(latin_chars, min_size=20, max_size=300))
+def test_latin_text_in_windows_1252_is_never_taken_for_utf16(chars):
+    text = "".join(chars)
+    if (sum(c in "éèüößàç—“”" for c in text) * 10 > len(text) or sum(c in "\r\n" for c in text) * 20 > len(text)
+            or sum(c.isdigit() for c in text) * 10 > len(text)):
+        return  # prose: mostly letters and spaces
+    assert fileio.utf16_order(text.encode("cp1252")) is None

@@ -18,6 +18,7 @@ from PySide6.QtGui import QTextCursor
 from app import autosave, fileio
 from app.paths import autosave_dir, state_dir
 from app.positions import document_text
+from engine import safe_write
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -229,16 +230,16 @@ def test_a_killed_saves_temp_file_is_removed_at_the_next_start(make_window, tmp_
     finally:
         proc.kill()
         proc.wait()
-    temps = list(tmp_path.glob(".doc.txt.*.lacuna-tmp"))
+    temps = list(tmp_path.glob(".lacuna-*.tmp"))
     assert len(temps) == 1 and target.read_bytes() == b"old text"
     # a save under way in another window keeps its temp file
-    running_tmp = tmp_path / ".other.txt.running.lacuna-tmp"
+    running_tmp = tmp_path / ".lacuna-0123456789abcdef.tmp"
     running_tmp.write_bytes(b"half")
-    running = fileio._SaveJournal(journal, str(running_tmp))
+    running = safe_write._Journal(journal, {"tmp": str(running_tmp)})
     try:
         make_window(show=False)
-        assert list(tmp_path.glob(".doc.txt.*.lacuna-tmp")) == []
-        assert running_tmp.exists() and target.read_bytes() == b"old text"
+        assert list(tmp_path.glob(".lacuna-*.tmp")) == [running_tmp]
+        assert target.read_bytes() == b"old text"
     finally:
         running.close()
 
