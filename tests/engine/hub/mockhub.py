@@ -20,6 +20,12 @@ headers included); per file, Fault.range_200 answers a resume with 200 and a
 Content-Range, Fault.range_200_bare with 200 and only the slice (a lie), and
 Fault.redirect sends the file elsewhere (another origin: a second MockHub,
 whose ``raw`` route serves given bytes).
+
+Listed-only files (``add_repo(listed={path: (size, sha256)})``): in the tree
+with that size and LFS sha256, as a real repository lists its large files, but
+never served. Any request for one (HEAD or GET, on the resolve or the CDN
+route) is answered 404 and recorded in ``violations``; ``fetched(repo)`` is
+every file whose bytes a GET was served.
 """
 from __future__ import annotations
 
@@ -69,6 +75,7 @@ class Repo:
     branches: dict[str, str]
     gated: bool = False
     authorized_tokens: set[str] = field(default_factory=set)
+    listed: dict[str, dict[str, tuple[int, str]]] = field(default_factory=dict)  # commit -> path -> (size, sha256)
 
 
 @dataclass(frozen=True)
@@ -94,6 +101,8 @@ class MockHub:
         self.dribble_stop = threading.Event()
         self.dribbling = threading.Event()          # set when a dribbled answer has started
         self.raw: dict[str, bytes] = {}             # GET /raw/<key> -> bytes (a second origin's CDN)
+        self.violations: list[tuple[str, str, str]] = []  # (repo, path, method) asked of a listed-only file
+        self.bodies: list[tuple[str, str]] = []     # (repo, path) of each file body served to a GET
         hub = self
 
         class Handler(BaseHTTPRequestHandler):
@@ -135,6 +144,8 @@ class MockHub:
             self.tree_link.clear()
             self.dribble.clear()
             self.raw.clear()
+            self.violations.clear()
+            self.bodies.clear()
             self.dribble_stop = threading.Event()
             self.dribbling = threading.Event()
 
@@ -144,8 +155,11 @@ class MockHub:
         self.dribble_stop.set()
 
     def add_repo(self, name: str, files: dict[str, bytes], *, lfs_suffixes=(".safetensors", ".bin"),
-                 gated: bool = False, branch: str = "main") -> str:
-        """Add a repo (or a new commit on ``branch``); returns the commit sha."""
+                 gated: bool = False, branch: str = "main",
+                 listed: dict[str, tuple[int, str]] | None = None) -> str:
+        """Add a repo (or a new commit on ``branch``); returns the commit sha.
+
+        listed: path -> (size, sha256) of LFS files the tree lists but the Hub never serves."""
         with self.lock:
             self._commit_counter += 1
             commit = hashlib.sha1(f"{name}-{self._commit_counter}".encode()).hexdigest()  # noqa: S324
@@ -157,6 +171,7 @@ class MockHub:
             repo.files = dict(files)
             repo.lfs = lfs
             repo.commits[commit] = dict(files)
+            repo.listed[commit] = dict(listed or {})
             repo.branches[branch] = commit
             repo.gated = gated
             return commit
@@ -176,6 +191,11 @@ class MockHub:
         with self.lock:
             self.log.clear()
             self.served.clear()
+
+    def fetched(self, repo: str) -> set[str]:
+        """The paths of ``repo`` whose bytes a GET was served (after any redirect)."""
+        with self.lock:
+            return {path for name, path in self.bodies if name == repo}
 
     def file_requests(self) -> list[Request]:
         with self.lock:
@@ -210,10 +230,12 @@ class MockHub:
             m = re.match(r"^/lfs-cdn/([^/]+/[^/]+)/([0-9a-f]{40})/(.+)$", path)
             if m:
                 repo = self.repos.get(m.group(1))
+                if repo and m.group(3) in repo.listed.get(m.group(2), {}):
+                    return self._refuse_listed(h, m.group(1), m.group(3))
                 data = repo.commits.get(m.group(2), {}).get(m.group(3)) if repo else None
                 if data is None:
                     return self._send_error(h, 404, "EntryNotFound", "no such object")
-                return self._serve_bytes(h, m.group(3), data, m.group(2))
+                return self._serve_bytes(h, m.group(3), data, m.group(2), repo=m.group(1))
             m = re.match(r"^/raw/(.+)$", path)
             if m and m.group(1) in self.raw:
                 return self._serve_bytes(h, m.group(1), self.raw[m.group(1)], "0" * 40)
@@ -289,6 +311,10 @@ class MockHub:
                 item["size"] = len(data)
                 item["lfs"] = {"oid": sha, "size": len(data), "pointerSize": len(pointer)}
             items.append(item)
+        for p, (size, sha) in sorted(repo.listed.get(commit, {}).items()):
+            pointer = f"version https://git-lfs.github.com/spec/v1\noid sha256:{sha}\nsize {size}\n"
+            items.append({"type": "file", "path": p, "size": size, "oid": git_oid(pointer.encode()),
+                          "lfs": {"oid": sha, "size": size, "pointerSize": len(pointer)}})
         patch = self.tree_patch.get(name)
         if patch is not None:
             items = patch(items)
@@ -316,6 +342,8 @@ class MockHub:
             h.send_header("Content-Length", "0")
             h.end_headers()
             return
+        if path in repo.listed.get(commit, {}):
+            return self._refuse_listed(h, name, path)
         data = repo.commits[commit].get(path)
         if data is None:
             return self._send_error(h, 404, "EntryNotFound", f"{path} does not exist")
@@ -328,12 +356,20 @@ class MockHub:
             h.send_header("Content-Length", "0")
             h.end_headers()
             return
-        self._serve_bytes(h, path, data, commit)
+        self._serve_bytes(h, path, data, commit, repo=name)
 
-    def _serve_bytes(self, h: BaseHTTPRequestHandler, path: str, data: bytes, commit: str) -> None:
+    def _refuse_listed(self, h: BaseHTTPRequestHandler, name: str, path: str) -> None:
+        with self.lock:
+            self.violations.append((name, path, h.command))
+        self._send_error(h, 404, "EntryNotFound", f"{path} is listed only: a test asserts nobody asks for it")
+
+    def _serve_bytes(self, h: BaseHTTPRequestHandler, path: str, data: bytes, commit: str,
+                     repo: str | None = None) -> None:
         with self.lock:
             self.served.append((path, Request(h.command, h.path, h.headers.get("Range"),
                                               h.headers.get("Authorization"))))
+            if repo is not None and h.command == "GET":
+                self.bodies.append((repo, path))
         fault = self.faults.get(path)
         active = fault is not None and not fault.status and not fault.redirect and fault.use()
         if active and fault.corrupt:
