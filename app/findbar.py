@@ -1,8 +1,17 @@
-"""Find and replace bar under the editor (Ctrl+F, Ctrl+H)."""
+"""Find and replace bar under the editor (Ctrl+F, Ctrl+H).
+
+The search runs over the document's text in Python (str.find, or a regular
+expression where case does not matter and the text is not ASCII), kept between
+searches until the next edit: QTextDocument.find walks the document block by
+block, about a second for 50 MB, and twice that for a word that is absent (it
+wraps around). Matches never span lines, as with QTextDocument.find.
+"""
 from __future__ import annotations
 
+import re
+
 from PySide6.QtCore import Qt
-from PySide6.QtGui import QKeySequence, QShortcut, QTextCursor, QTextDocument
+from PySide6.QtGui import QKeySequence, QShortcut, QTextCursor
 from PySide6.QtWidgets import QCheckBox, QGridLayout, QLabel, QLineEdit, QPushButton, QToolButton, QWidget
 
 from . import positions
@@ -43,7 +52,18 @@ class FindBar(QWidget):
         close.clicked.connect(self.close_bar)
         esc = QShortcut(QKeySequence(Qt.Key.Key_Escape), self, context=Qt.ShortcutContext.WidgetWithChildrenShortcut)
         esc.activated.connect(self.close_bar)
+        self._haystack: _Haystack | None = None
+        editor.document().contentsChange.connect(self._forget_text)
         self.hide()
+
+    def _forget_text(self, *_: object) -> None:
+        self._haystack = None
+
+    def haystack(self) -> _Haystack:
+        """The document's text as searched (made again after an edit)."""
+        if self._haystack is None:
+            self._haystack = _Haystack(positions.document_text(self.editor.document()))
+        return self._haystack
 
     def open(self, replace: bool = False) -> None:
         sel = self.editor.textCursor().selectedText()
@@ -57,36 +77,30 @@ class FindBar(QWidget):
 
     def close_bar(self) -> None:
         self.editor.clear_find_highlight()
+        self._haystack = None  # the text of a large document is not kept for nothing
         self.hide()
         self.editor.setFocus()
-
-    def _flags(self, backward: bool = False) -> QTextDocument.FindFlag:
-        f = QTextDocument.FindFlag(0)
-        if self.case.isChecked():
-            f |= QTextDocument.FindFlag.FindCaseSensitively
-        if backward:
-            f |= QTextDocument.FindFlag.FindBackward
-        return f
 
     def _find(self, backward: bool) -> bool:
         needle = self.find_edit.text()
         if not needle:
             return False
-        doc = self.editor.document()
-        c = doc.find(needle, self.editor.textCursor(), self._flags(backward))
-        if c.isNull():  # wrap around
-            start = QTextCursor(doc)
-            if backward:
-                start.movePosition(QTextCursor.MoveOperation.End)
-            c = doc.find(needle, start, self._flags(backward))
-            if not c.isNull():
+        hay, case = self.haystack(), self.case.isChecked()
+        # where QTextDocument.find starts: after the selection, or before it going back
+        first, last = positions.selection(self.editor.textCursor())
+        start = first if backward else last
+        hit = hay.find(needle, start, case, backward)
+        if hit < 0:  # wrap around
+            hit = hay.find(needle, len(hay.text) if backward else 0, case, backward)
+            if hit >= 0:
                 self.status.setText("wrapped")
-        if c.isNull():
+        if hit < 0:
             self.status.setText("not found")
             self.editor.clear_find_highlight()
             return False
+        c = positions.qt_cursor(self.editor.document(), hay.to_qt(hit), hay.to_qt(hit + len(needle)))
         self.editor.setTextCursor(c)
-        self.editor.set_find_highlight(*positions.selection(c))
+        self.editor.set_find_cursor(c)
         return True
 
     def find_next(self) -> bool:
@@ -111,15 +125,73 @@ class FindBar(QWidget):
         if self.editor.isReadOnly() or not self.find_edit.text():
             return 0
         doc = self.editor.document()
-        needle, repl, n = self.find_edit.text(), self.replace_edit.text(), 0
+        needle, repl = self.find_edit.text(), self.replace_edit.text()
+        hay = self.haystack()
+        hits = hay.find_all(needle, self.case.isChecked())
+        ranges = [(hay.to_qt(k), hay.to_qt(k + len(needle))) for k in hits]
         edit = QTextCursor(doc)
         edit.beginEditBlock()  # one undo step
-        c = doc.find(needle, 0, self._flags())
-        while not c.isNull():
-            c.insertText(repl)
-            n += 1
-            c = doc.find(needle, c, self._flags())
+        for a, b in reversed(ranges):  # last first: the earlier ranges still hold
+            positions.qt_cursor(doc, a, b).insertText(repl)
         edit.endEditBlock()
-        self.status.setText(f"{n} replaced")
+        self.status.setText(f"{len(hits)} replaced")
         self.editor.clear_find_highlight()
-        return n
+        return len(hits)
+
+
+class _Haystack:
+    """A document's text and what searching it needs."""
+
+    CHUNK = 1 << 20  # a backward search looks at this many characters at a time
+
+    def __init__(self, text: str) -> None:
+        self.text = text
+        self._map = positions.PositionMap(text)
+        self._folded: bytes | None = None  # the ASCII text in lower case, made on first use
+
+    def to_qt(self, cp: int) -> int:
+        return self._map.to_qt(cp)
+
+    def _ascii_folded(self, needle: str) -> tuple[bytes, bytes] | None:
+        # bytes.lower() is a table lookup; str.lower() and re.IGNORECASE take ~20x longer
+        if not (needle.isascii() and self.text.isascii()):
+            return None
+        if self._folded is None:
+            self._folded = self.text.encode("ascii").lower()
+        return self._folded, needle.lower().encode("ascii")
+
+    def find(self, needle: str, start: int, case: bool, backward: bool = False) -> int:
+        """The code point where ``needle`` next occurs from ``start`` (going back: the last
+        one that starts before ``start``), or -1. A needle with a line break finds nothing
+        (QTextDocument.find matches within a line)."""
+        if "\n" in needle or "\u2029" in needle:
+            return -1
+        if backward and start <= 0:
+            return -1
+        if case:
+            return self.text.rfind(needle, 0, max(0, start - 1) + len(needle)) if backward \
+                else self.text.find(needle, start)
+        folded = self._ascii_folded(needle)
+        if folded is not None:
+            hay, pin = folded
+            return hay.rfind(pin, 0, max(0, start - 1) + len(pin)) if backward else hay.find(pin, start)
+        pattern = re.compile(re.escape(needle), re.IGNORECASE)
+        if not backward:
+            m = pattern.search(self.text, start)
+            return m.start() if m else -1
+        end = start - 1 + len(needle)  # the match must start before ``start``
+        while end > 0:
+            lo = max(0, end - self.CHUNK)
+            hits = [m.start() for m in pattern.finditer(self.text, lo, end) if m.start() < start]
+            if hits:
+                return hits[-1]
+            end = lo + len(needle) - 1 if lo > 0 else 0
+        return -1
+
+    def find_all(self, needle: str, case: bool) -> list[int]:
+        """Where ``needle`` occurs, left to right, without overlaps."""
+        out, k = [], self.find(needle, 0, case)
+        while k >= 0:
+            out.append(k)
+            k = self.find(needle, k + len(needle), case)
+        return out

@@ -1,7 +1,6 @@
 """Masks, runs and their results: start, live view, stop, candidates, timeline, accept or reject."""
 from __future__ import annotations
 
-import dataclasses
 import threading
 import time
 from collections import deque
@@ -10,7 +9,7 @@ from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING
 
 from PySide6.QtCore import QMetaMethod, QObject, QPoint, Qt, QTimer, Signal, Slot
-from PySide6.QtWidgets import QFileDialog, QListWidgetItem
+from PySide6.QtWidgets import QFileDialog, QListWidgetItem, QMessageBox, QProgressDialog
 
 from . import positions
 from .editor import MaskPopup, document_text
@@ -40,12 +39,23 @@ class Candidate:
         return self.request.seed
 
     def label(self) -> str:
+        """Three lines: who made it and the run's figures (the steps it took, not the steps
+        allowed), its settings, its fills. A figure is held together by no-break spaces, so
+        a narrow list wraps between figures, never inside one ("0.6 s" never alone on a line)."""
         r = self.result
         fills = [r.span_text(i) for i in range(len(r.spans))] if r is not None else []
-        extra = f"{r.nfe} NFE · {r.seconds:.1f} s" if r is not None else ""
         seed = self.record.label() if self.record is not None else f"seed {self.seed}"
-        same = f"  ·  same fill as #{self.same_as}" if self.same_as is not None else ""
-        return f"#{self.number}  {seed}  ·  {self.settings.describe()}  ·  {extra}{same}\n{fills_label(fills)}"
+        figures = []
+        if r is not None:
+            taken, allowed = len(self.events) or r.nfe, self.settings.steps
+            figures.append(f"{taken} steps" if taken == allowed else f"{taken} of {allowed} steps")
+            figures += [f"{r.nfe} NFE", f"{r.seconds:.1f} s"]
+        line = " · ".join([f"#{self.number}", seed] + [f.replace(" ", "\u00a0") for f in figures])
+        if self.same_as is not None:
+            line += f" · same fill as #{self.same_as}"
+        planned = f"{self.settings.steps} steps"
+        setup = " · ".join(part for part in self.settings.describe().split(" · ") if part != planned)
+        return f"{line}\n{setup}\n{fills_label(fills)}"
 
 
 def fills_label(fills: list[str], width: int = 90) -> str:
@@ -64,6 +74,8 @@ class InfillController(QObject):
     """Owns the runs of one window; the window owns the widgets and the idle/running/preview state."""
 
     _run_requested = Signal(int, object, object, object)
+    exportProgress = Signal(int, int)  # frames written, frames in all
+    exportFinished = Signal(object)  # (gif, jsonl) paths, or None: failed or cancelled
 
     def __init__(self, window: MainWindow, worker) -> None:
         super().__init__(window)
@@ -96,6 +108,14 @@ class InfillController(QObject):
         worker.finished.connect(self._on_finished, queued)
         worker.cancelled.connect(self._on_cancelled, queued)
         worker.failed.connect(self._on_failed, queued)
+        from .workers.export import ExportWorker
+
+        self.exporter = ExportWorker(self)
+        self.exporter.progress.connect(self._export_progress, queued)
+        self.exporter.finished.connect(self._export_finished, queued)
+        self.exporter.failed.connect(self._export_failed, queued)
+        self.exporter.cancelled.connect(self._export_cancelled, queued)
+        self._export_dialog: QProgressDialog | None = None
 
     # ---------------------------------------------------------------- masks
     def mask_selection(self) -> None:
@@ -125,7 +145,7 @@ class InfillController(QObject):
         popup = MaskPopup(mask, self.token_count(mask.start, mask.end), w,
                           max_length=w.settings_panel.max_mask_length)
         popup.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
-        popup.changed.connect(lambda: (editor.refresh_selections(), w._update_actions()))
+        popup.changed.connect(lambda: (editor.mask_changed(mask), w._update_actions()))
         popup.removeRequested.connect(lambda m: (editor.remove_mask(m), w._update_actions()))
         if global_pos is None:
             c = positions.cursor_at(editor.document(), mask.start)
@@ -403,6 +423,8 @@ class InfillController(QObject):
             self.cancel.set()
         self.frame_timer.stop()
         self._drop_watch_queue()
+        self.exporter.cancel()  # a cancelled export leaves no file
+        self.exporter.wait()
 
     def leave_run(self) -> None:
         if self.w.state == "running":
@@ -495,6 +517,11 @@ class InfillController(QObject):
             for i in order:
                 c = positions.qt_cursor(doc, *ranges[i])
                 c.insertText(result.span_text(i))
+            # Qt merges an insertion typed (or pasted) right after an edit block's last
+            # insertion into that block, so one Ctrl+Z would take the fill with it. The
+            # block must end on another kind of command: setting a block's format to
+            # what it already is records one and changes nothing.
+            edit.setBlockFormat(edit.blockFormat())
             edit.endEditBlock()
         finally:
             editor._applying = False
@@ -502,7 +529,11 @@ class InfillController(QObject):
         self.last_accept = [(p.start, p.end, p.confidence) for ps in result.pieces for p in ps
                             if p.confidence is not None]
         self.accept_revision = doc.revision()
-        self.clear_candidates()
+        # the candidates go (they were made from the text before the fill); the chart and
+        # figures of the run stay until the next run, Reject or another file (issue 21)
+        self.candidates.clear()
+        w.candidates_list.clear()
+        w.panel.set_timeline(0)  # no preview left to replay into
         self.current = None
         w._set_state("idle")
         if result.spans:
@@ -519,38 +550,87 @@ class InfillController(QObject):
         self.w._set_state("idle")
         self.w.panel.reset()
 
-    def export_run(self, base: str | None = None) -> tuple[Path, Path] | None:
+    def export_run(self, base: str | None = None) -> bool:
         """Save the previewed run as ``NAME.jsonl`` (its steps) and ``NAME.gif`` (the view,
-        one frame per step). ``base`` None asks for the name. Returns the two paths, or None."""
-        from .viz.export import write_events, write_gif
+        one frame per step, cropped to the masked spans and some context). ``base`` None
+        asks for the name. The files are made on a thread of their own
+        (app.workers.export) with a progress dialog that can cancel; ``exportFinished``
+        tells the end. Returns whether an export started."""
+        from .viz.export import export_paths, replaced_unasked
+        from .workers.export import ExportJob
 
         w, cand = self.w, self.current
-        if w.state != "preview" or cand is None or not cand.events:
-            return None
+        if w.state != "preview" or cand is None or not cand.events or cand.result is None:
+            return False
+        if self.exporter.busy():
+            w.statusBar().showMessage("An export is already running: wait for it, or cancel it.", 6000)
+            return False
         if base is None:
             base, _ = QFileDialog.getSaveFileName(w, "Export this run", "lacuna-run.gif",
                                                   "Animated GIF and JSON lines (*.gif)")
             if not base:
-                return None
-        gif = Path(base).with_suffix(".gif")
-        lines = gif.with_suffix(".jsonl")
-        header = {"request": dataclasses.asdict(cand.request),
-                  "record": cand.record.describe() if cand.record is not None else ""}
-        slider = w.panel.slider
-        shown = slider.value()
-        frames = []
-        for step in range(1, len(cand.events) + 1):
-            self.on_timeline(step)
-            frames.append(w.preview.grab().toImage())
-        self.on_timeline(shown)
-        try:
-            write_events(cand.events, lines, header)
-            write_gif(frames, gif, ms_per_frame=round(1000 / w.panel.speed.value()))
-        except (OSError, ValueError) as exc:
-            w.show_error(f"The run could not be exported: {exc}")
-            return None
-        w.statusBar().showMessage(f"Exported {len(frames)} steps to {gif.name} and {lines.name}", 6000)
-        return gif, lines
+                return False
+        gif, lines = export_paths(base)
+        others = replaced_unasked(base, (gif, lines))
+        if others and not self.ask_replace(others):
+            return False
+        req = cand.request
+        job = ExportJob(
+            text=req.text, spans=tuple((s.start, s.end) for s in req.spans), events=tuple(cand.events),
+            result=cand.result, gif=gif, lines=lines, request=req,
+            record=cand.record.describe() if cand.record is not None else "",
+            font=w.preview.font().toString(), width=w.preview.viewport().width(),
+            ms_per_frame=round(1000 / w.panel.speed.value()))
+        self.exporter.start(job)
+        self._export_dialog = dialog = QProgressDialog(
+            f"Exporting {len(job.events)} steps to {gif.name}…", "Cancel", 0, len(job.events), w)
+        dialog.setObjectName("exportProgress")
+        dialog.setWindowTitle("Export")
+        dialog.setWindowModality(Qt.WindowModality.NonModal)  # the window stays usable meanwhile
+        dialog.setMinimumDuration(400)  # a short export shows no dialog at all
+        dialog.setAutoReset(False)
+        dialog.setAutoClose(False)
+        dialog.canceled.connect(self.exporter.cancel)
+        dialog.setValue(0)
+        return True
+
+    def ask_replace(self, paths: list[Path]) -> bool:
+        """Whether to replace existing files the save dialog did not ask about (tests replace it)."""
+        names = " and ".join(p.name for p in paths)
+        them = "it" if len(paths) == 1 else "them"
+        answer = QMessageBox.question(
+            self.w, "Replace files?", f"This export also writes {names}, which already "
+            f"exist{'s' if len(paths) == 1 else ''}. Replace {them}?",
+            QMessageBox.StandardButton.Yes | QMessageBox.StandardButton.No, QMessageBox.StandardButton.No)
+        return answer == QMessageBox.StandardButton.Yes
+
+    def _end_export_dialog(self) -> None:
+        dialog, self._export_dialog = self._export_dialog, None
+        if dialog is not None:
+            dialog.canceled.disconnect(self.exporter.cancel)
+            dialog.close()
+            dialog.deleteLater()
+
+    def _export_progress(self, done: int, total: int) -> None:
+        if self._export_dialog is not None:
+            self._export_dialog.setValue(min(done, total))
+        self.exportProgress.emit(done, total)
+
+    def _export_finished(self, paths) -> None:
+        self._end_export_dialog()
+        gif, lines = paths
+        self.w.statusBar().showMessage(f"Exported the run to {gif.name} and {lines.name}", 6000)
+        self.exportFinished.emit(paths)
+
+    def _export_failed(self, message: str) -> None:
+        self._end_export_dialog()
+        self.w.show_error(message)
+        self.exportFinished.emit(None)
+
+    def _export_cancelled(self) -> None:
+        self._end_export_dialog()
+        self.w.statusBar().showMessage("Export cancelled; no file was written.", 6000)
+        self.exportFinished.emit(None)
 
     def toggle_tint(self, on: bool) -> None:
         w = self.w

@@ -49,9 +49,16 @@ class Mask:
         queries only: blockNumber(), atBlockStart(), a copy to move."""
         return self._start
 
+    def end_anchor(self) -> QTextCursor:
+        """The cursor the mask ends at (the same as ``anchor()`` for an insertion); for queries only."""
+        return self._end
+
     def cursor(self) -> QTextCursor:
-        """A cursor selecting the mask's text (for drawing it)."""
-        return positions.between(self._start, max(self._start, self._end))
+        """A cursor selecting the mask's text that moves with edits as the mask does: text
+        typed at either edge stays outside it (so a highlight made with it stays right)."""
+        c = positions.between(self._start, max(self._start, self._end))
+        c.setKeepPositionOnInsert(True)
+        return c
 
     @property
     def collapsed(self) -> bool:

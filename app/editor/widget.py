@@ -6,16 +6,19 @@ gap of its own in the line (app.editor.gaps), so a chip never hides text.
 """
 from __future__ import annotations
 
+from bisect import bisect_left, bisect_right
+
 from PySide6.QtCore import QPoint, QRect, Qt, Signal
 from PySide6.QtGui import (
-    QAction, QBrush, QColor, QFont, QFontMetrics, QPainter, QPen, QTextCharFormat, QTextCursor,
+    QAction, QBrush, QColor, QFont, QFontMetrics, QPainter, QPen, QTextBlock, QTextCharFormat, QTextCursor,
 )
 from PySide6.QtWidgets import QMenu, QPlainTextEdit, QTextEdit, QWidget
 
 from .. import positions
 from ..positions import document_text
 from . import colors
-from .gaps import InsertionGaps
+from .gaps import Gap, set_gaps
+from .glyphs import RTL, BidiLine, cursor_x, glyph_box, glyph_left_of
 from .masks import Mask
 
 CHIP_PAD = 2  # pixels between a chip and the glyphs on either side
@@ -30,6 +33,12 @@ def editor_font() -> QFont:
 
 
 class Editor(QPlainTextEdit):
+    """The text, with masks drawn over it.
+
+    ``masks`` stays sorted by position (their cursors keep their order through
+    edits), so the masks an edit or a paint concerns are found by bisection: a
+    key costs the masks of the edited block, not every mask of the document."""
+
     masksChanged = Signal()
     maskEditRequested = Signal(object, QPoint)  # Mask, global position
 
@@ -41,22 +50,41 @@ class Editor(QPlainTextEdit):
         self.masks: list[Mask] = []
         self._tint: list[QTextEdit.ExtraSelection] = []
         self._find: list[QTextEdit.ExtraSelection] = []
+        self._mask_sels: dict[int, tuple[str, QTextEdit.ExtraSelection]] = {}  # mask id: (describe(), selection)
         self._applying = False
         positions.for_document(self.document())  # first to hear of a change: positions are fresh for the slots below
         self.document().contentsChange.connect(self._on_contents_change)
-        self._gaps = InsertionGaps(self.document())
         self._chip_cache: tuple[float, QFont, QFontMetrics] | None = None
+
+    # ---- the sorted masks ------------------------------------------------
+    def _index(self, cursor: QTextCursor, right: bool = False) -> int:
+        """Where a mask starting at ``cursor`` goes in ``masks`` (QTextCursors compare by position)."""
+        return (bisect_right if right else bisect_left)(self.masks, cursor, key=Mask.anchor)
+
+    def _masks_between(self, a: QTextCursor, b: QTextCursor) -> list[Mask]:
+        """The masks that start from ``a`` to ``b``, both included."""
+        return self.masks[self._index(a): self._index(b, right=True)]
+
+    def _block_masks(self, block: QTextBlock) -> list[Mask]:
+        first = QTextCursor(block)
+        last = QTextCursor(block)
+        last.movePosition(QTextCursor.MoveOperation.EndOfBlock)
+        return self._masks_between(first, last)
 
     # ---- masks ---------------------------------------------------------
     def add_mask(self, start: int, end: int, length: int | None = None, strength: float = 1.0) -> Mask:
         start, end = min(start, end), max(start, end)
-        for m in [m for m in self.masks if m.overlaps(start, end) or (m.insertion and start < m.start < end)]:
+        doc = self.document()
+        # masks never overlap each other, so only the one before ``start`` can reach into the new one
+        lo = max(0, self._index(positions.cursor_at(doc, start)) - 1)
+        hi = self._index(positions.cursor_at(doc, end), right=True)
+        gone = [m for m in self.masks[lo:hi] if m.overlaps(start, end) or (m.insertion and start < m.start < end)]
+        for m in gone:
             self.masks.remove(m)
-        mask = Mask(self.document(), start, end, length, strength)
-        self.masks.append(mask)
-        self.masks.sort(key=lambda m: (m.start, m.end))
-        self.refresh_selections()
-        self.masksChanged.emit()
+        mask = Mask(doc, start, end, length, strength)
+        k = bisect_right(self.masks, (mask.anchor(), mask.end_anchor()), key=lambda m: (m.anchor(), m.end_anchor()))
+        self.masks.insert(k, mask)
+        self._masks_edited([mask, *gone])
         return mask
 
     def mask_selection(self, insertion_length: int) -> Mask:
@@ -83,14 +111,26 @@ class Editor(QPlainTextEdit):
     def remove_mask(self, mask: Mask) -> None:
         if mask in self.masks:
             self.masks.remove(mask)
-            self.refresh_selections()
-            self.masksChanged.emit()
+            self._masks_edited([mask])
 
     def clear_masks(self) -> None:
         if self.masks:
-            self.masks.clear()
-            self.refresh_selections()
-            self.masksChanged.emit()
+            gone, self.masks = self.masks, []
+            self._masks_edited(gone)
+
+    def mask_changed(self, mask: Mask) -> None:
+        """``mask``'s length or strength changed (its tooltip, and an insertion's chip, follow)."""
+        self._masks_edited([mask])
+
+    def _masks_edited(self, masks: list[Mask]) -> None:
+        """Masks were added, removed or changed: redraw their highlights and their blocks' gaps."""
+        blocks = {m.anchor().blockNumber(): m.anchor().block() for m in masks if m.insertion}
+        for block in blocks.values():
+            self._set_block_gaps(block)
+        if any(not m.insertion for m in masks):
+            self._set_selections()
+        self.viewport().update()
+        self.masksChanged.emit()
 
     def mask_at(self, pos: int) -> Mask | None:
         hits = [m for m in self.masks if m.contains(pos)]
@@ -105,6 +145,21 @@ class Editor(QPlainTextEdit):
         sel.format = fmt
         return sel
 
+    def _mask_selection(self, m: Mask) -> QTextEdit.ExtraSelection:
+        # made once per mask (and again when its tooltip changes): its cursor moves with
+        # edits as the mask does, so an edit needs no new highlight
+        described = m.describe()
+        cached = self._mask_sels.get(m.id)
+        if cached is None or cached[0] != described:
+            fmt = QTextCharFormat()
+            fmt.setBackground(colors.MASK_BG)
+            fmt.setUnderlineStyle(QTextCharFormat.UnderlineStyle.SingleUnderline)
+            fmt.setUnderlineColor(colors.MASK_EDGE)
+            fmt.setToolTip(described + " — double-click to edit")
+            cached = (described, self._selection(m.cursor(), fmt))
+            self._mask_sels[m.id] = cached
+        return cached[1]
+
     # ---- tint after Accept ----------------------------------------------
     def set_tint(self, pieces: list[tuple[int, int, float]]) -> None:
         sels = []
@@ -114,44 +169,53 @@ class Editor(QPlainTextEdit):
             fmt.setToolTip(f"confidence {conf:.0%}")
             sels.append(self._selection(positions.cursor_over(self.document(), start, end), fmt))
         self._tint = sels
-        self.refresh_selections()
+        self._set_selections()
 
     def clear_tint(self) -> None:
         if self._tint:
             self._tint = []
-            self.refresh_selections()
+            self._set_selections()
 
     @property
     def has_tint(self) -> bool:
         return bool(self._tint)
 
     def set_find_highlight(self, start: int, end: int) -> None:
+        """Highlight code points [start, end) as the match of Find."""
+        self.set_find_cursor(positions.cursor_over(self.document(), start, end))
+
+    def set_find_cursor(self, cursor: QTextCursor) -> None:
+        """Highlight what ``cursor`` selects as the match of Find."""
         fmt = QTextCharFormat()
         fmt.setBackground(QColor(253, 224, 71, 160))
-        self._find = [self._selection(positions.cursor_over(self.document(), start, end), fmt)]
-        self.refresh_selections()
+        self._find = [self._selection(cursor, fmt)]
+        self._set_selections()
 
     def clear_find_highlight(self) -> None:
         if self._find:
             self._find = []
-            self.refresh_selections()
+            self._set_selections()
 
     # ---- drawing -------------------------------------------------------
     def refresh_selections(self) -> None:
+        """Draw every mask, the tint and the find match again, and set every gap again."""
+        self._set_selections()
+        blocks = {m.anchor().blockNumber(): m.anchor().block() for m in self.masks if m.insertion}
+        for block in blocks.values():
+            self._set_block_gaps(block)
+        self.viewport().update()
+
+    def _set_selections(self) -> None:
         sels = list(self._tint)
+        live = set()
         for m in self.masks:
-            if m.insertion:
-                continue
-            fmt = QTextCharFormat()
-            fmt.setBackground(colors.MASK_BG)
-            fmt.setUnderlineStyle(QTextCharFormat.UnderlineStyle.SingleUnderline)
-            fmt.setUnderlineColor(colors.MASK_EDGE)
-            fmt.setToolTip(m.describe() + " — double-click to edit")
-            sels.append(self._selection(m.cursor(), fmt))
+            if not m.insertion:
+                sels.append(self._mask_selection(m))
+                live.add(m.id)
+        for gone in set(self._mask_sels) - live:
+            del self._mask_sels[gone]
         sels.extend(self._find)
         self.setExtraSelections(sels)
-        self._relayout_gaps()
-        self.viewport().update()
 
     def _chip_font(self) -> QFont:
         size = self.font().pointSizeF() * 0.8
@@ -182,50 +246,111 @@ class Editor(QPlainTextEdit):
         c.movePosition(QTextCursor.MoveOperation.PreviousCharacter, QTextCursor.MoveMode.KeepAnchor)
         return c.selectedText() == "\t"
 
-    def _gap_widths(self) -> dict[tuple[int, int], int]:
-        """{(block number, UTF-16 offset in it): gap width} of every insertion mask with a
-        character before it on its line. A tab absorbs letter spacing (it still ends at its tab stop), so the
+    def _block_gaps(self, block: QTextBlock) -> list[Gap]:
+        """The gaps of the insertion masks in ``block`` with a character before them on
+        their line. A tab absorbs letter spacing (it still ends at its tab stop), so the
         chip of an insertion after a tab goes in the tab's own blank space instead."""
         # one insertion mask per position (add_mask replaces one at the same place)
-        return {(m.anchor().blockNumber(), m.anchor().positionInBlock()): self._chip_width(m) + 2 * CHIP_PAD
-                for m in self.masks if m.insertion and not self._at_block_start(m) and not self._after_tab(m)}
+        inserts = [m for m in self._block_masks(block)
+                   if m.insertion and not self._at_block_start(m) and not self._after_tab(m)]
+        if not inserts:
+            return []
+        bidi = BidiLine(block.text(), self.font(), self.document()) if RTL.search(block.text()) else None
+        gaps: dict[int, int] = {}
+        for m in inserts:
+            before = QTextCursor(m.anchor())
+            before.movePosition(QTextCursor.MoveOperation.PreviousCharacter)
+            i = before.positionInBlock()
+            j = i if bidi is None else bidi.gap_char(i)
+            if j is not None:
+                # two points on either side of one glyph (an insertion after a Latin letter and
+                # one after the Hebrew letter right of it) share its gap, one chip at each end
+                gaps[j] = gaps.get(j, 0) + self._chip_width(m) + 2 * CHIP_PAD
+        return list(gaps.items())
 
-    def _relayout_gaps(self) -> None:
-        self._gaps.set(self._gap_widths())
+    def _set_block_gaps(self, block: QTextBlock, in_change: bool = False) -> None:
+        if block.isValid():
+            set_gaps(block, self._block_gaps(block), in_change)
 
     def insertion_rect(self, mask: Mask) -> QRect:
         """Where the chip of an insertion mask is drawn, in viewport pixels: in the gap
-        opened for it after the character before it (in a tab's blank space after a tab).
-        Where there is no room for the label (the start of a line, a narrow tab) it is a
-        thin bar: in the document margin at a line's start. Either way it covers no glyph."""
+        opened for it at the insertion point, which is the trailing edge of the character
+        before it (its right in left-to-right text, its left in right-to-left text; in a
+        tab's blank space after a tab), on that character's line even when the point
+        wrapped to the next. Where there is no room for the label (the start of a line,
+        a narrow tab, the far end of a right-to-left line) it is a thin bar: in the
+        document margin beside a line's first character. Either way it covers no glyph.
+        Positions come from the glyphs the line's layout draws, which know their direction."""
         c = mask.anchor()
-        after = self.cursorRect(c)
+        block = c.block()
+        layout = block.layout()
+        # QPlainTextEdit draws a block's layout at its bounding geometry (the lines carry the margin)
+        origin = self.blockBoundingGeometry(block).translated(self.contentOffset()).topLeft()
+        margin = max(3, int(self.document().documentMargin()))
         if self._at_block_start(mask):
-            left = max(0, after.left() - int(self.document().documentMargin()) + 1)
-            return QRect(left, after.top() + 1, max(2, after.left() - left - 1), after.height() - 2)
+            line = layout.lineForTextPosition(0)
+            if not line.isValid():
+                return self._fallback_rect(mask)
+            # beside the line's text on the side where the paragraph starts
+            content = line.naturalTextRect()
+            rtl = block.textDirection() == Qt.LayoutDirection.RightToLeft
+            x = content.right() + 1 if rtl else content.left() - margin + 1
+            return QRect(round(origin.x() + x), round(origin.y() + line.y()) + 1, max(2, margin - 2),
+                         round(line.height()) - 2)
+        before = QTextCursor(c)
+        before.movePosition(QTextCursor.MoveOperation.PreviousCharacter)
+        i = before.positionInBlock()
+        line = layout.lineForTextPosition(i)
+        if not line.isValid():
+            return self._fallback_rect(mask)
+        top, height = round(origin.y() + line.y()), round(line.height())
         w = self._chip_width(mask)
-        before_c = QTextCursor(c)
-        before_c.movePosition(QTextCursor.MoveOperation.PreviousCharacter)
-        before = self.cursorRect(before_c)
         if self._after_tab(mask):
-            if before.top() != after.top():
-                return QRect(before.left() + CHIP_PAD, before.top() + 1, 2, before.height() - 2)
-            room = after.left() - before.left()  # the tab's blank space
-            pad = min(CHIP_PAD, max(0, (room - 1) // 2))
-            w = max(1, min(w, room - 2 * pad))
-            return QRect(after.left() - w - pad, after.top() + 1, w, after.height() - 2)
-        if before.top() == after.top():  # the gap ends where the next character starts
-            x = after.left() - w - CHIP_PAD
-            top, height = after.top(), after.height()
-        else:  # the point wrapped to the next visual line: the gap ends the line above
-            before_c.movePosition(QTextCursor.MoveOperation.NextCharacter, QTextCursor.MoveMode.KeepAnchor)
-            x = before.left() + self.fontMetrics().horizontalAdvance(before_c.selectedText()) + CHIP_PAD
-            top, height = before.top(), before.height()
-        return QRect(x, top + 1, w, height - 2)
+            # the tab's blank space, from where it starts to where the point is (a tab has no
+            # glyph; the cursor positions on either side of it bound it)
+            lead, end = cursor_x(line, i), cursor_x(line, i + 1)
+            room = abs(end - lead)
+            pad = min(CHIP_PAD, max(0, (int(room) - 1) // 2))
+            w = max(1, min(w, int(room) - 2 * pad))
+            x = min(lead, end) + pad if end < lead else max(lead, end) - w - pad
+            return QRect(round(origin.x() + x), top + 1, w, height - 2)
+        box = glyph_box(layout, i, c.positionInBlock() - i)
+        if box is None:
+            return self._fallback_rect(mask)
+        left, right, rtl = box
+        if not rtl:  # the gap follows the glyph's own advance
+            return QRect(round(origin.x() + right) + CHIP_PAD, top + 1, w, height - 2)
+        # right to left: the gap is the end of the advance of the glyph left of this one
+        j = glyph_left_of(layout, line, left, i)
+        if j is None or left - glyph_box(layout, j, 1)[1] < w:
+            # the far end of a right-to-left line: no glyph there to open a gap after
+            return QRect(round(origin.x() + left) - margin + 1, top + 1, max(2, margin - 2), height - 2)
+        return QRect(round(origin.x() + left) - w - CHIP_PAD, top + 1, w, height - 2)
+
+    def _fallback_rect(self, mask: Mask) -> QRect:
+        # a block not laid out yet (it cannot be on screen): where its cursor is
+        r = self.cursorRect(mask.anchor())
+        return QRect(r.left(), r.top() + 1, 2, max(1, r.height() - 2))
+
+    def _visible_insertions(self, area: QRect) -> list[Mask]:
+        """The insertion masks of the blocks that ``area`` (viewport pixels) shows."""
+        out: list[Mask] = []
+        block = self.firstVisibleBlock()
+        offset = self.contentOffset()
+        while block.isValid():
+            geo = self.blockBoundingGeometry(block).translated(offset)
+            if geo.top() > area.bottom():
+                break
+            if geo.bottom() >= area.top() and block.isVisible():
+                out.extend(m for m in self._block_masks(block) if m.insertion)
+            block = block.next()
+        return out
 
     def paintEvent(self, event) -> None:  # noqa: N802
         super().paintEvent(event)
-        inserts = [m for m in self.masks if m.insertion]
+        if not self.masks:
+            return
+        inserts = self._visible_insertions(event.rect())
         if not inserts:
             return
         p = QPainter(self.viewport())
@@ -247,8 +372,8 @@ class Editor(QPlainTextEdit):
 
     # ---- interaction -----------------------------------------------------
     def _mask_under(self, viewport_pos: QPoint) -> Mask | None:
-        for m in self.masks:
-            if m.insertion and self.insertion_rect(m).contains(viewport_pos):
+        for m in self._visible_insertions(self.viewport().rect()):
+            if self.insertion_rect(m).contains(viewport_pos):
                 return m
         pos = positions.position(self.cursorForPosition(viewport_pos))
         m = self.mask_at(pos)
@@ -273,16 +398,28 @@ class Editor(QPlainTextEdit):
         menu.deleteLater()
 
     def _on_contents_change(self, pos: int, removed: int, added: int) -> None:
-        if self._applying:
+        """Qt positions [pos, pos + added) now hold what replaced ``removed`` units.
+
+        Only the masks that start in that range can have lost their text, and only
+        the blocks it spans (and those of insertion masks inside it) can need their
+        gaps set again: the work is the edit's size, not the document's."""
+        if self._applying or not (removed or added):
             return
-        gone = [m for m in self.masks if m.collapsed]
+        doc = self.document()
+        last = min(pos + added, doc.characterCount() - 1)
+        a, b = positions.qt_cursor(doc, pos, pos), positions.qt_cursor(doc, last, last)
+        near = self._masks_between(a, b)
+        gone = [m for m in near if m.collapsed]
         for m in gone:
             self.masks.remove(m)
-        if self._tint:
-            self._tint = []
-        if gone or removed or added:
-            self.refresh_selections()
-            self._gaps.set(self._gap_widths(), force=True)
+        blocks = {a.blockNumber(): a.block(), b.blockNumber(): b.block()}
+        blocks.update((m.anchor().blockNumber(), m.anchor().block()) for m in near if m.insertion)
+        for block in blocks.values():
+            self._set_block_gaps(block, in_change=True)
+        tinted = bool(self._tint)
+        self._tint = []
+        if gone or tinted:
+            self._set_selections()
         if gone:
             self.masksChanged.emit()
 

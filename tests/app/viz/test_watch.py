@@ -111,29 +111,39 @@ def test_saved_nfe_is_shown_when_the_plan_had_spare_steps(window, qtbot):
     assert window.panel.chart.finished
 
 
+def _export(window, qtbot, base):
+    with qtbot.waitSignal(window.infill.exportFinished, timeout=30000) as done:
+        assert window.infill.export_run(str(base))
+    return done.args[0]
+
+
 def test_export_writes_json_lines_and_an_animated_gif(window, qtbot, tmp_path):
     events = _eight_steps(window, qtbot)
     window.panel.slider.setValue(3)
-    gif, lines = window.infill.export_run(str(tmp_path / "run"))
-    assert window.panel.slider.value() == 3  # the view is left where it was
+    shown = window.preview.text()
+    out = tmp_path / "out"
+    out.mkdir()
+    gif, lines = _export(window, qtbot, out / "run")
+    assert window.panel.slider.value() == 3 and window.preview.text() == shown  # the view is left alone
     rows = [json.loads(line) for line in lines.read_text(encoding="utf-8").splitlines()]
     assert rows[0]["run"]["request"]["text"] == TEXT
     assert [r["step"] for r in rows[1:]] == [e.step for e in events]
     assert rows[-1]["result"]["text"] == window._current.result.text
     with Image.open(gif) as im:
-        assert im.format == "GIF" and im.n_frames == len(events)
+        assert im.format == "GIF" and im.n_frames == len(events) and im.info.get("loop") == 0
         first = im.convert("RGB").tobytes()
         im.seek(im.n_frames - 1)
         assert im.convert("RGB").tobytes() != first  # the frames show different steps
-    assert not list(tmp_path.glob("*.part"))
+    assert sorted(p.name for p in out.iterdir()) == ["run.gif", "run.jsonl"]  # no temporary file left
 
 
 def test_export_to_an_unwritable_place_is_one_message(window, qtbot, tmp_path, monkeypatch):
     _eight_steps(window, qtbot)
     errors = []
     monkeypatch.setattr(window, "show_error", errors.append)
-    assert window.infill.export_run(str(tmp_path / "missing" / "run")) is None
-    assert len(errors) == 1 and "could not be exported" in errors[0]
+    assert _export(window, qtbot, tmp_path / "missing" / "run") is None
+    assert len(errors) == 1 and "could not be exported" in errors[0] and "run.gif" in errors[0]
+    assert "Error" not in errors[0] and "Traceback" not in errors[0]
 
 
 def test_panel_forgets_the_run_after_reject_and_after_opening_a_file(window, qtbot, tmp_path):
@@ -156,3 +166,35 @@ def test_candidate_label_shows_every_span():
     assert label.count("“") == 3 and "“light”" in label and "“end”" in label and "…" in label
     assert len(label) <= 100
     assert fills_label([]) == ""
+
+
+def test_accepting_a_fill_keeps_its_chart_until_the_next_run(window, qtbot):
+    events = _eight_steps(window, qtbot)
+    counts = list(window.panel.chart.counts)
+    assert window.accept()
+    panel = window.panel
+    assert panel.chart.counts == counts and panel.step_label.text() == f"Step {len(events)} / {events[-1].steps}"
+    assert not panel.slider.isEnabled() and not panel.play_button.isEnabled()  # nothing to replay into
+    assert not panel.export_button.isEnabled() and window.candidates_list.count() == 0
+    set_text_and_masks(window, window.editor.toPlainText(), ["earth"])
+    window.editor.masks[0].length = 2
+    window.settings_panel.steps.setValue(2)
+    run_to_preview(qtbot, window)
+    assert len(panel.chart.counts) == 2  # a new run, its own chart
+
+
+def test_candidate_label_counts_the_steps_taken_and_keeps_figures_whole(window, qtbot):
+    set_text_and_masks(window, TEXT, ["heaven and the earth"])
+    window.editor.masks[0].length = 5
+    window.settings_panel.steps.setValue(16)  # more steps than tokens: the run takes 5
+    run_to_preview(qtbot, window)
+    first, setup, fills = window.candidates_list.item(0).text().split("\n")
+    assert "5\u00a0of\u00a016\u00a0steps" in first and "16" not in setup and "steps" not in setup
+    # the figures are held together: a narrow list wraps between them (at " · "), never inside one
+    figures = first.split(" · ")[2:]
+    assert len(figures) == 3 and figures[1].endswith("\u00a0NFE") and figures[2].endswith("\u00a0s")
+    assert all(" " not in part for part in figures)
+    window.reject()
+    window.settings_panel.steps.setValue(5)
+    run_to_preview(qtbot, window)
+    assert " · 5\u00a0steps · " in window.candidates_list.item(0).text().split("\n")[0]
