@@ -8,6 +8,7 @@ from PySide6.QtCore import Signal
 from PySide6.QtWidgets import (QAbstractItemView, QDialog, QHBoxLayout, QHeaderView, QInputDialog, QLabel,
                                QMessageBox, QPushButton, QTableView, QVBoxLayout, QWidget)
 
+from .document import from_window, whole_context_text
 from .manager import ModelManager, Outcome
 from .table import STATUS, ModelTableModel
 
@@ -40,6 +41,8 @@ class ModelManagerDialog(QDialog):
         header.setSectionResizeMode(QHeaderView.ResizeMode.ResizeToContents)
         header.setSectionResizeMode(STATUS, QHeaderView.ResizeMode.Stretch)
         self.devices_label = QLabel("Checking this machine…", self, objectName="devicesLabel")
+        self.work_label = QLabel(whole_context_text(), self, objectName="workLabel")
+        self.work_label.setWordWrap(True)
         self.message_label = QLabel("", self, objectName="messageLabel")
         self.message_label.setWordWrap(True)
 
@@ -58,6 +61,7 @@ class ModelManagerDialog(QDialog):
 
         layout = QVBoxLayout(self)
         layout.addWidget(self.devices_label)
+        layout.addWidget(self.work_label)
         layout.addWidget(self.view, 1)
         layout.addLayout(row)
         layout.addWidget(self.message_label)
@@ -73,6 +77,17 @@ class ModelManagerDialog(QDialog):
         if not self.manager.devices():
             self.manager.compute_fits()
         self.update_buttons()
+
+    # the open document -----------------------------------------------------
+    def showEvent(self, event: Any) -> None:
+        super().showEvent(event)
+        self.refresh_work()
+
+    def refresh_work(self) -> None:
+        """Size the verdicts up for the parent window's open document (each model's whole context without one)."""
+        work = from_window(self.parentWidget())
+        self.work_label.setText(work.describe() if work is not None else whole_context_text())
+        self.manager.set_work(work)
 
     # selection and buttons -------------------------------------------------
     def selected(self) -> str | None:

@@ -120,10 +120,11 @@ class VerifyWorker(QObject):
 class FitWorker(QObject):
     done = Signal(object)  # (tuple of Device, tuple of (id, tuple of Fit))
 
-    def __init__(self, names: tuple[str, ...], devices: Any = None) -> None:
+    def __init__(self, names: tuple[str, ...], devices: Any = None, work: Any = None) -> None:
         super().__init__()
         self._names = names
         self._devices = devices
+        self._work = work  # app.models.document.DocumentWork, or None: each model's whole context
 
     @Slot()
     def run(self) -> None:
@@ -131,7 +132,8 @@ class FitWorker(QObject):
 
         try:
             devices = list(self._devices) if self._devices is not None else fit.detect_devices()
-            result = tuple((n, tuple(fit.fit_model(n, devices))) for n in self._names)
+            kwargs = self._work.fit_kwargs() if self._work is not None else {}
+            result = tuple((n, tuple(fit.fit_model(n, devices, **kwargs))) for n in self._names)
             self.done.emit((tuple(devices), result))
         except Exception:  # noqa: BLE001
             log.error("fit check failed:\n%s", traceback.format_exc())
@@ -168,6 +170,7 @@ class ModelManager(QObject):
         self._fits: dict[str, tuple] = {}
         self._device_list: tuple = ()
         self._fit_job: _Job | None = None
+        self._work: Any = None
         self._closing = False
         app = QCoreApplication.instance()
         if app is not None:
@@ -240,6 +243,17 @@ class ModelManager(QObject):
                 "cached": "in the HF cache", "missing": "missing"}.get(info.status, info.status)
 
     # ------------------------------------------------------------ fit
+    def work(self) -> Any:
+        """The document the verdicts are for (app.models.document.DocumentWork), or None."""
+        return self._work
+
+    def set_work(self, work: Any) -> None:
+        """Size the verdicts up for ``work`` (None: each model's whole context); recomputes them when it changed."""
+        if work == self._work:
+            return
+        self._work = work
+        self.compute_fits()
+
     def compute_fits(self) -> None:
         """Fit verdicts for every row, on a worker thread (detecting CUDA imports torch)."""
         if self._closing:
@@ -248,7 +262,7 @@ class ModelManager(QObject):
             self._fits_dirty = True
             return
         self._fits_dirty = False
-        worker = FitWorker(tuple(m.id for m in self._models), self._devices)
+        worker = FitWorker(tuple(m.id for m in self._models), self._devices, self._work)
         job = self._start(worker, None)
         self._fit_job = job
         worker.done.connect(self._on_fits)

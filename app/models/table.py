@@ -50,8 +50,7 @@ class ModelTableModel(QAbstractTableModel):
             if col in (BF16, INT8, INT4):
                 fit = self._fit(name, col)
                 if fit is not None:
-                    return (f"{fit.precision} on {fit.device}: needs about {_gb(fit.need)}, "
-                            f"{_gb(fit.available)} available" + (f"\n{fit.note}" if fit.note else ""))
+                    return _fit_tip(fit)
             if col == STATUS:
                 live = self._manager.live(name)
                 return live.message if live is not None and live.message else None
@@ -92,7 +91,7 @@ class ModelTableModel(QAbstractTableModel):
                 return "…"
             if fit.verdict == "n/a":
                 return "—"
-            return fit.verdict
+            return _fit_text(fit)
         if col == STATUS:
             return self._manager.status_text(info.id)
         if col == NOTE:
@@ -132,3 +131,33 @@ def _gb(n: int) -> str:
     from engine.hub.fmt import human_bytes
 
     return human_bytes(n)
+
+
+def _fit_text(fit: Any) -> str:
+    """The verdict, and the longest document that fits when it is shorter than the model's context."""
+    if fit.longest and fit.max_context and fit.longest < fit.max_context:
+        return f"{fit.verdict} · up to {fit.longest:,}"
+    return fit.verdict
+
+
+def _fit_tip(fit: Any) -> str:
+    head = f"{fit.precision} on {fit.device}: "
+    est = fit.estimate
+    if est is None:
+        return head + (fit.note or "no estimate")
+    parts = [f"weights {_gb(est.weights)}"]
+    if est.cache:
+        parts.append(f"context cache {_gb(est.cache)}")
+    parts.append(f"sampler {_gb(est.sampler)}" if est.sampler >= est.activations
+                 else f"activations {_gb(est.activations)}")
+    parts.append(f"runtime {_gb(est.overhead)}")
+    lines = [head + f"{est.context:,} tokens with {est.hole:,} masked need about {_gb(fit.need)} "
+             f"({', '.join(parts)}); {_gb(fit.available)} available"]
+    if fit.longest == 0:
+        lines.append("No document fits with this many masked tokens.")
+    elif fit.longest is not None:
+        whole = " (the whole context)" if fit.max_context and fit.longest >= fit.max_context else ""
+        lines.append(f"The longest document that fits: {fit.longest:,} tokens{whole}.")
+    if fit.note:
+        lines.append(fit.note)
+    return "\n".join(lines)

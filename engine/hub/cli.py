@@ -42,9 +42,22 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
     p = sub.add_parser("rm", help="delete an installed model from the cache")
     p.add_argument("id")
 
-    p = sub.add_parser("fit", help="will a model fit this machine? (offline)")
+    p = sub.add_parser("fit", help="will a model fit this machine? (offline)",
+                       description="The memory a fill needs, per precision, for a document of --context tokens "
+                                   "with --hole masked tokens, and the longest document that fits on each device.")
     p.add_argument("id", nargs="?", help="catalog id or repo id (default: the whole catalog)")
-    p.add_argument("--context", type=int, default=None, help="context length in tokens (default 512)")
+    p.add_argument("--context", type=int, default=None, metavar="N",
+                   help="document length in tokens, masks included (default: the model's whole context)")
+    p.add_argument("--hole", type=int, default=None, metavar="N",
+                   help="masked tokens filled at once (default 256; with blocks, the tokens of one block)")
+    p.add_argument("--context-tokens", type=int, default=None, metavar="N",
+                   help="the most tokens the model sees, as infill --context-tokens (default: its whole context)")
+    p.add_argument("--cache", choices=("dual", "none"), default=None,
+                   help="the context cache (default: the model's own, dual for LLaDA, Dream and LLaDA-MoE)")
+    p.add_argument("--candidates", type=int, default=1, metavar="N", help="candidates per fill (default 1)")
+    p.add_argument("--card", type=float, default=None, metavar="GB",
+                   help="size up a GPU of this many GB instead of this machine's devices: GiB, as cards are "
+                        "sold (an 8 GB card holds 8 GiB), all of it free")
     p.add_argument("--json", action="store_true")
 
     p = sub.add_parser("add", help="add a Hub repo id or a local folder to your catalog")
@@ -230,11 +243,24 @@ def _rm(args: argparse.Namespace) -> int:
 
 
 def _fit(args: argparse.Namespace) -> int:
+    from dataclasses import asdict
+
     from engine.errors import InputError
 
     from . import catalog, fit
 
-    devices = fit.detect_devices()
+    for flag, value in (("--context", args.context), ("--hole", args.hole), ("--context-tokens", args.context_tokens)):
+        if value is not None and value < 1:
+            raise InputError(f"models fit: {flag} must be a positive number of tokens, got {value}")
+    if args.candidates < 1:
+        raise InputError(f"models fit: --candidates must be 1 or more, got {args.candidates}")
+    if args.card is not None and not 0 < args.card < 100_000:
+        raise InputError(f"models fit: --card must be a size in GB, such as 8 or 24, got {args.card:g}")
+    if args.card is not None:
+        size = int(args.card * fit.GIB)
+        devices = [fit.Device("cuda", 0, f"a simulated {args.card:g} GiB card, all of it free", size, size, True)]
+    else:
+        devices = fit.detect_devices()
     if args.id:
         entry = catalog.catalog_entry(args.id)
         if entry is None and not catalog.is_repo_id(args.id):
@@ -244,25 +270,66 @@ def _fit(args: argparse.Namespace) -> int:
         targets = [(args.id, entry or args.id)]
     else:
         targets = [(e["id"], e) for e in catalog.entries()]
-    results = {name: fit.fit_model(target, devices, args.context) for name, target in targets}
+    work = {"hole": args.hole, "cache": None if args.cache is None else args.cache == "dual",
+            "candidates": args.candidates, "context_tokens": args.context_tokens}
+    # per model, per device: the verdicts for this work (fit_model sizes up the first device it is given)
+    results = {name: [(d, fit.fit_model(target, [d], args.context, **work)) for d in devices]
+               for name, target in targets}
     if args.json:
         print(json.dumps({
             "devices": [d.__dict__ | {"label": d.label} for d in devices],
-            "models": {name: [f.__dict__ for f in fits] for name, fits in results.items()}}, indent=2))
+            "work": {"context": args.context, **work},
+            "models": {name: [asdict(f) for f in per[0][1]] for name, per in results.items()},
+            "per_device": {name: {d.label: [asdict(f) for f in fits] for d, fits in per}
+                           for name, per in results.items()}}, indent=2))
         return 0
     for d in devices:
         print(f"{d.label}: {d.name}, {human_bytes(d.available)} free of {human_bytes(d.total)}")
-    for name, fits in results.items():
-        parts = []
-        for f in fits:
-            if f.verdict == "n/a":
-                parts.append(f"{f.precision}: n/a ({f.note})")
-            else:
-                approx = "" if f.exact else "~"
-                parts.append(f"{f.precision}: {f.verdict} ({approx}{human_bytes(f.need)})"
-                             + (f" [{f.note}]" if f.note else ""))
-        print(f"{name}: " + "; ".join(parts))
+    for name, per in results.items():
+        print(f"{name}: " + "; ".join(_fit_summary(f) for f in per[0][1]))
+        for d, fits in per:
+            for line in _fit_details(d, fits):
+                print("  " + line)
     return 0
+
+
+def _fit_summary(f: Any) -> str:
+    if f.verdict == "n/a":
+        return f"{f.precision}: n/a ({f.note})"
+    approx = "" if f.exact else "~"
+    return f"{f.precision}: {f.verdict} ({approx}{human_bytes(f.need)})" + (f" [{f.note}]" if f.note else "")
+
+
+def _fit_details(device: Any, fits: list) -> list[str]:
+    """The work a device's verdicts are for, then per precision: the estimate's parts and the longest document."""
+    sized = [f for f in fits if f.estimate is not None]
+    if not sized:
+        return []
+    first = sized[0].estimate
+    whole = " (the whole context)" if sized[0].max_context and first.context >= sized[0].max_context else ""
+    cache = "dual cache" if first.cache else "no cache"
+    lines = [f"on {device.label}, a {first.context:,}-token document{whole} with {first.hole:,} masked "
+             f"tokens, {cache}:"]
+    for f in sized:
+        e = f.estimate
+        parts = [f"weights {human_bytes(e.weights)}"]
+        if e.cache:
+            parts.append(f"cache {human_bytes(e.cache)}")
+        worst = "sampler" if e.sampler >= e.activations else "activations"
+        parts.append(f"{worst} {human_bytes(max(e.sampler, e.activations))}")
+        parts.append(f"runtime {human_bytes(e.overhead)}")
+        if f.longest is None:
+            longest = "?"
+        elif f.longest == 0:
+            longest = "none"
+        elif f.max_context and f.longest >= f.max_context:
+            longest = f"{f.longest:,} tokens (the whole context)"
+        else:
+            longest = f"{f.longest:,} tokens"
+        approx = "" if f.exact else "~"
+        lines.append(f"  {f.precision:>4}: {f.verdict}, needs {approx}{human_bytes(f.need)} ({', '.join(parts)}); "
+                     f"longest document that fits: {longest}" + (f" [{f.note}]" if f.note else ""))
+    return lines
 
 
 def _add(args: argparse.Namespace) -> int:
