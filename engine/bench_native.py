@@ -113,7 +113,9 @@ def load_memory(folder: str, dtype: str = "float32", quantization: str | None = 
     model.logits(ids, torch.arange(context))
     run_peak = peak_rss() - base
     weights = tensor_bytes(model.network)
-    est = fit.estimate_for_config(config, precision_name(model.dtype, quantization), "cpu", context)
+    # one forward pass scoring every position, no context cache: what was measured above
+    est = fit.estimate_for_config(config, precision_name(model.dtype, quantization), "cpu", context,
+                                  hole=context, cache=False)
     return {
         "folder": str(folder), "dtype": str(model.dtype).replace("torch.", ""), "quantization": quantization,
         "context": context, "weights_bytes": weights, "load_seconds": round(load_s, 2),

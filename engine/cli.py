@@ -102,9 +102,10 @@ def _add_infill(sub) -> None:
 
 def _add_bench(sub) -> None:
     p = sub.add_parser("bench", help="measure engine overhead (and sampler quality on held-out text), or speed")
-    p.add_argument("mode", nargs="?", default="overhead", choices=("overhead", "speed"),
+    p.add_argument("mode", nargs="?", default="overhead", choices=("overhead", "speed", "fit"),
                    help="overhead: engine cost over bare forward passes; speed: plain loop vs threshold vs "
-                        "dual cache vs both, candidates, cold start (engine.bench_speed)")
+                        "dual cache vs both, candidates, cold start (engine.bench_speed); fit: the fit "
+                        "estimate against measured peak memory at real widths (engine.bench_fit; minutes)")
     p.add_argument("--model", default="starter")
     p.add_argument("--device", default=None)
     p.add_argument("--dtype", default=None)
@@ -365,6 +366,11 @@ def _event_json(event) -> dict:
 
 def _run_bench(args) -> int:
     from .bench import main as bench_main
+
+    if args.mode == "fit":
+        from .bench_fit import main as fit_main
+
+        return fit_main(["--json"] if args.json else [])
 
     _check_model_name(args.model)
     _quiet_transformers()

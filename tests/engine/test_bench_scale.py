@@ -66,3 +66,11 @@ def test_a_family_without_reference_shapes_is_one_line(capsys):
     code = main(["bench", "--scale", "mdlm"])
     _, err = capsys.readouterr()
     assert code == 2 and err.count("\n") == 1 and "llada" in err and "dream" in err
+
+
+def test_bench_fit_runs_the_fit_bench(monkeypatch):
+    from engine import bench_fit
+
+    seen = []
+    monkeypatch.setattr(bench_fit, "main", lambda argv: seen.append(argv) or 0)
+    assert main(["bench", "fit", "--json"]) == 0 and seen == [["--json"]]
