@@ -21,8 +21,6 @@ bandwidth is not modelled). The figure is an estimate and is labelled so.
 from __future__ import annotations
 
 import json
-import os
-import platform
 from dataclasses import dataclass
 from typing import Any
 
@@ -86,19 +84,13 @@ def cost_from_shape(shape: dict[str, Any], parameters: int) -> Cost | None:
 
 
 def machine_key() -> str:
-    """The machine a speed was measured on: processor, cores, torch's threads and version."""
+    """The machine a speed was measured on: processor, cores, torch and Python (engine.bench's
+    description) and torch's threads."""
     import torch
 
-    cpu = platform.processor() or platform.machine()
-    try:
-        with open("/proc/cpuinfo", encoding="utf-8") as fh:
-            for line in fh:
-                if line.startswith("model name"):
-                    cpu = line.split(":", 1)[1].strip()
-                    break
-    except OSError:
-        pass
-    return f"{cpu}|{os.cpu_count()} cores|{torch.get_num_threads()} threads|torch {torch.__version__}"
+    from engine.bench import machine
+
+    return f"{machine()}, {torch.get_num_threads()} threads"
 
 
 def measured_rate() -> float | None:
