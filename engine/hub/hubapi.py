@@ -2,8 +2,12 @@
 
 HF_ENDPOINT and the token are read when a request is made. The token comes from
 huggingface_hub's own store (HF_TOKEN or `huggingface-cli login`); Lacuna never
-stores one. It is sent only to a URL whose scheme, host and port equal the
-endpoint's, and never to a redirect target.
+stores one. Mirrors are not trusted, so the token goes only to an endpoint the
+user named for it: the official https://huggingface.co, or one listed in
+LACUNA_HF_TOKEN_ENDPOINTS (comma- or space-separated URLs; only their scheme,
+host and port count), and never over plain http to a host other than this
+machine, listed or not. It is sent only to a URL whose scheme, host and port
+equal the endpoint's, and never to a redirect target.
 
 Every request can be cut from outside: its socket is handed to a guard the
 moment it connects, and the guard shuts it when an overall deadline passes or
@@ -13,6 +17,7 @@ few bytes a second therefore cannot hold a metadata call, or a pause, open.
 from __future__ import annotations
 
 import http.client
+import ipaddress
 import json
 import os
 import socket
@@ -37,8 +42,18 @@ class TransientError(HubError):
     """A failure worth retrying: timeout, dropped connection, 5xx, 429."""
 
 
+OFFICIAL_ENDPOINT = "https://huggingface.co"
+TOKEN_ENDPOINTS_VAR = "LACUNA_HF_TOKEN_ENDPOINTS"
+
+
 def endpoint() -> str:
-    return os.environ.get("HF_ENDPOINT", "https://huggingface.co").rstrip("/")
+    return os.environ.get("HF_ENDPOINT", OFFICIAL_ENDPOINT).rstrip("/")
+
+
+def token_endpoints() -> tuple[str, ...]:
+    """The endpoints the token may go to: the official Hub and those in LACUNA_HF_TOKEN_ENDPOINTS."""
+    listed = os.environ.get(TOKEN_ENDPOINTS_VAR, "").replace(",", " ").split()
+    return (OFFICIAL_ENDPOINT, *listed)
 
 
 def token() -> str | None:
@@ -52,6 +67,37 @@ def token() -> str | None:
         return get_token()
     except Exception:  # a broken token file must not break downloads of public repos
         return None
+
+
+def _loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def token_allowed(url: str) -> bool:
+    """Whether the token may be sent with a request to ``url``: its origin is the
+    endpoint's, the user named that endpoint for the token (token_endpoints), and
+    it is https, or http to this machine (a plain-http token could be read on the way)."""
+    origin = _origin(url)
+    if origin is None or origin != _origin(endpoint()):
+        return False
+    if not any(origin == _origin(allowed) for allowed in token_endpoints()):
+        return False
+    return origin[0] == "https" or _loopback(origin[1])
+
+
+def _withheld_hint(repo: str) -> str:
+    where = endpoint()
+    origin = _origin(where)
+    listed = origin is not None and any(origin == _origin(a) for a in token_endpoints())
+    why = "it is plain http to another machine" if listed else f"it is not listed in {TOKEN_ENDPOINTS_VAR}"
+    return (f"{repo} is gated or private, and your Hugging Face token was not sent to {where} because {why}; "
+            f"the token goes only to {OFFICIAL_ENDPOINT} and to the https endpoints (or http on this machine) "
+            f"listed in {TOKEN_ENDPOINTS_VAR}")
 
 
 def _origin(url: str) -> tuple[str, str, int | None] | None:
@@ -109,7 +155,10 @@ def raise_for(err: urllib.error.HTTPError, repo: str, what: str) -> None:
     if code == "EntryNotFound" or status == 404:
         raise EntryNotFound(f"{what} was not found in {repo} (HTTP 404)")
     if code == "GatedRepo" or status in (401, 403):
-        raise AccessDenied(_login_hint(repo, token() is not None))
+        has_token = token() is not None
+        if has_token and not token_allowed(endpoint()):
+            raise AccessDenied(_withheld_hint(repo))
+        raise AccessDenied(_login_hint(repo, has_token))
     if status in TRANSIENT_STATUS:
         raise TransientError(f"the Hub answered HTTP {status} for {what}")
     raise HubError(f"the Hub answered HTTP {status} for {what} of {repo}")
@@ -223,14 +272,14 @@ def open_url(url: str, *, timeout: float, headers: dict[str, str] | None = None,
 
     ``timeout`` bounds each socket operation; ``guard`` receives the socket as
     soon as it connects (for deadlines and cancel). The token is added only
-    for the endpoint's own origin.
+    where token_allowed says so.
     """
     request = urllib.request.Request(url, method=method)
     request.add_header("User-Agent", USER_AGENT)
     for key, value in (headers or {}).items():
         request.add_header(key, value)
     tok = token()
-    if tok and same_origin(url, endpoint()):
+    if tok and token_allowed(url):
         request.add_unredirected_header("Authorization", f"Bearer {tok}")
     hook = guard.attach if guard is not None else (lambda sock: None)
     opener = urllib.request.build_opener(_HookedHTTP(hook), _HookedHTTPS(hook), _StripAuthRedirect())

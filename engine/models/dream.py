@@ -369,7 +369,8 @@ def load(name: str, path, config: dict, device: torch.device, dtype: torch.dtype
     """A DiffusionModel for a Dream-architecture checkpoint folder in the official layout.
 
     The adapter applies Dream's logit shift (position i read from output row
-    i - 1, position 0 from its own row). Raises ModelLoadError for an
+    i - 1) and starts every canvas with a start token (``start_prefix``), so
+    that no masked position is ever position 0. Raises ModelLoadError for an
     unsupported config, a missing or unreadable tokenizer, or weights whose
     names or shapes do not match."""
     from pathlib import Path
@@ -387,6 +388,27 @@ def load(name: str, path, config: dict, device: torch.device, dtype: torch.dtype
     tokenizer = load_tokenizer(path, config, name, context, backend=backend)
     network = build_network(lambda: DreamNetwork(cfg), path, device, dtype, quantization,
                             keep=lambda module: not quantized_module(module))
-    return NativeAdapter(name, FAMILY, network, tokenizer, cfg.mask_token_id, context, logit_shift=1,
-                         path=str(path), extra_special_ids=(cfg.eos_token_id, cfg.pad_token_id, cfg.bos_token_id),
-                         quantization=quantization)
+    adapter = NativeAdapter(name, FAMILY, network, tokenizer, cfg.mask_token_id, context, logit_shift=1,
+                            path=str(path), extra_special_ids=(cfg.eos_token_id, cfg.pad_token_id, cfg.bos_token_id),
+                            quantization=quantization)
+    if not adapter.prefix_ids:
+        adapter.prefix_ids = start_prefix(cfg, adapter.vocab_size)
+    return adapter
+
+
+def start_prefix(cfg: DreamConfig, vocab_size: int) -> tuple[int, ...]:
+    """The token put before every Dream canvas: the config's bos_token_id (Dream-7B:
+    151643, ``<|endoftext|>``, Qwen2.5's document separator), else its eos or pad.
+
+    Dream predicts position i from output row i - 1; position 0 has no such row.
+    Upstream's generation (generation_utils.py) shifts with
+    ``torch.cat([logits[:, :1], logits[:, :-1]], dim=1)``, which gives position 0 the
+    row that predicts position 1, and never needs it: its canvas always starts with
+    the prompt (chat template or BOS), and its training never masks position 0
+    ("always unmask bos"). A span at the very start of a document would otherwise
+    read one distribution for its first two slots. Qwen2's tokenizer adds no
+    special tokens, so without this a canvas starts with the document itself."""
+    for token_id in (cfg.bos_token_id, cfg.eos_token_id, cfg.pad_token_id):
+        if isinstance(token_id, int) and 0 <= token_id < vocab_size and token_id != cfg.mask_token_id:
+            return (token_id,)
+    return ()

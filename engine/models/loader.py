@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import importlib
 import importlib.util
-import json
 import logging
 import os
 from pathlib import Path
@@ -20,7 +19,7 @@ import torch
 from .. import resources
 from ..errors import ModelLoadError
 from ..hub import catalog_entry, changed_files, local_snapshot
-from . import load_progress
+from . import claims, load_progress
 from .load_progress import Progress, quiet_load, report
 from .weights import checkpoint_files
 from .masked_lm import MaskedLMAdapter
@@ -107,7 +106,7 @@ def resolve_path(name: str) -> Path:
         return path
     local = Path(os.path.expanduser(name))
     if local.is_dir():
-        if not (local / "config.json").is_file():
+        if not (local / "config.json").exists():  # one that is not a regular file is refused when read
             raise ModelLoadError(f"{local} has no config.json, so it is not a model folder")
         return local
     # A dot or a separator means a path, except in a catalog id ("llada-1.5") or a repo id
@@ -133,12 +132,9 @@ def _looks_like_repo_id(name: str) -> bool:
 
 
 def _read_config(name: str, path: Path) -> dict:
-    try:
-        config = json.loads((path / "config.json").read_text(encoding="utf-8"))
-    except (OSError, ValueError) as exc:
-        raise ModelLoadError(f"{name}: config.json cannot be read ({exc})") from exc
+    config = claims.read_json(path / "config.json", name)  # size-capped, never blocks, depth-limited
     if not isinstance(config, dict):
-        raise ModelLoadError(f"{name}: config.json is not a JSON object")
+        raise ModelLoadError(f"{name}: config.json is not a JSON object; restore the model's own config.json")
     return config
 
 
@@ -210,15 +206,19 @@ def precision_name(dtype: torch.dtype, quantization: str | None) -> str:
     return {torch.bfloat16: "bf16", torch.float16: "fp16"}.get(dtype, "fp32")
 
 
-def check_fit(name: str, config: dict, device: torch.device, dtype: torch.dtype, quantization: str | None) -> None:
+def check_fit(name: str, config: dict, device: torch.device, dtype: torch.dtype, quantization: str | None,
+              parameters: int | None = None) -> None:
     """Refuse a load that cannot fit the device at all (engine.hub.fit's estimate, the
-    same formula as the model manager's verdict); warn in the log when it is tight."""
+    same formula as the model manager's verdict); warn in the log when it is tight.
+    ``parameters``: the count from the weights' headers, where the config alone gives
+    only an approximation (families without an exact formula: the transformers path)."""
     from ..hub import fit
 
     precision = precision_name(dtype, quantization)
-    est = fit.estimate_for_config(config, precision, device.type)
-    if est is None:
+    shape = claims.network_shape(name, config, parameters)
+    if shape is None:
         return
+    est = fit.estimate(shape, precision, device.type)
     total = available = 0
     if device.type == "cpu":
         total, available = fit.cpu_memory()
@@ -241,6 +241,31 @@ def check_fit(name: str, config: dict, device: torch.device, dtype: torch.dtype,
                     device.type, available / gib)
 
 
+def _check_built_size(name: str, path: Path, claimed: claims.Claims) -> None:
+    """Size the transformers network on the meta device (no memory) and refuse it when it
+    is far larger than the weights or gives one of their tensors another shape: a size
+    the fit formula does not read (type_vocab_size 10**9) would have from_pretrained
+    allocate a tensor the file never had, and a mismatch fails only after its report."""
+    if not claimed.parameters:
+        return
+    from transformers import AutoConfig, AutoModelForMaskedLM
+
+    config = AutoConfig.from_pretrained(path, local_files_only=True, trust_remote_code=False)
+    with torch.device("meta"):
+        network = AutoModelForMaskedLM.from_config(config)
+    built = sum(p.numel() for p in network.parameters())
+    if built > claims.PARAMETER_SLACK * claimed.parameters + (1 << 20):
+        raise ModelLoadError(
+            f"{name}: config.json describes a network of {built:,} parameters, but its weights hold "
+            f"{claimed.parameters:,}; the config does not belong to these weights: restore the model's own config.json")
+    for key, tensor in network.state_dict().items():
+        stored = claimed.shapes.get(key)
+        if stored is not None and tuple(stored) != tuple(tensor.shape):
+            raise ModelLoadError(
+                f"{name}: the weights hold {key} as {list(stored)}, but config.json makes it {list(tensor.shape)}; "
+                "restore the model's own config.json")
+
+
 def load_model(name: str, device: str | torch.device | None = None, dtype: str | torch.dtype | None = None,
                quantization: str | None = None, progress: Progress | None = None):
     """Load a model for infilling. Offline: only local files are read.
@@ -258,6 +283,8 @@ def load_model(name: str, device: str | torch.device | None = None, dtype: str |
 def _load_model(name, device, dtype, quantization, progress):
     path = resolve_path(name)
     config = _read_config(name, path)
+    # before any library parses a file of the folder or anything is built (engine.models.claims)
+    claimed = claims.check_folder(name, path, config)
     dev = pick_device(device)
     quant = pick_quantization(quantization, dev)
     if quant is not None and dtype in (None, "auto"):
@@ -287,6 +314,7 @@ def _load_model(name, device, dtype, quantization, progress):
         checkpoint_files(path)
     except ModelLoadError as exc:
         raise ModelLoadError(f"{name}: {exc}") from None
+    check_fit(name, config, dev, dt, None, claimed.parameters)
     from transformers import AutoModelForMaskedLM, AutoTokenizer
 
     load_progress.install()
@@ -295,6 +323,7 @@ def _load_model(name, device, dtype, quantization, progress):
         tokenizer = AutoTokenizer.from_pretrained(path, local_files_only=True, trust_remote_code=False)
         if not getattr(tokenizer, "is_fast", False):
             raise ModelLoadError(f"{name}: a fast (tokenizers) tokenizer is required")
+        _check_built_size(name, path, claimed)
         model = AutoModelForMaskedLM.from_pretrained(
             path, dtype=dt, local_files_only=True, trust_remote_code=False, use_safetensors=True
         )

@@ -7,6 +7,7 @@ from typing import Any
 import torch
 
 from . import vocab
+from .serial import model_lock
 
 
 class MaskedLMAdapter:
@@ -16,7 +17,9 @@ class MaskedLMAdapter:
     pass, and the sampler needs logits only at the still-masked positions, so a
     pre-hook on the output embedding gathers those positions first. Every
     family above ends in a position-wise head followed by that Linear, so the
-    hook is exact. One adapter serves one thread at a time.
+    hook is exact. The hook reads the positions from the adapter, so a forward
+    pass holds the model's lock (engine.models.serial): the sampler already
+    does, and ``logits`` takes it too for callers that do not.
     """
 
     family = "bert"
@@ -58,11 +61,12 @@ class MaskedLMAdapter:
     def logits(self, ids: torch.Tensor, positions: torch.Tensor) -> torch.Tensor:
         """ids [L] -> float32 [P, V]; ids [B, L] (canvases of one layout, no
         padding) -> [B, P, V]."""
-        self._positions = positions
-        try:
-            out = self.model(input_ids=ids if ids.dim() == 2 else ids.unsqueeze(0)).logits
-        finally:
-            self._positions = None
+        with model_lock(self):
+            self._positions = positions
+            try:
+                out = self.model(input_ids=ids if ids.dim() == 2 else ids.unsqueeze(0)).logits
+            finally:
+                self._positions = None
         return out.float() if ids.dim() == 2 else out[0].float()
 
     def token_text(self, token_id: int) -> str:

@@ -24,8 +24,11 @@ compute dtype, as theirs do.
 """
 from __future__ import annotations
 
+import contextlib
 import logging
 import math
+import sys
+import threading
 from collections.abc import Callable
 
 import torch
@@ -43,12 +46,62 @@ CHUNK_PARAMETERS = 1 << 16
 
 
 def import_bitsandbytes():
-    """The bitsandbytes module, or a ModelLoadError saying how to install it."""
-    try:
-        import bitsandbytes as bnb
-    except ImportError:
-        raise ModelLoadError("8-bit and 4-bit weights need bitsandbytes: pip install 'lacuna-editor[quant]'") from None
+    """The bitsandbytes module, or a ModelLoadError saying how to install it.
+
+    Imported with the ``kernels`` package hidden: on CPUs with AVX512-BF16 or
+    AMX, bitsandbytes (0.48+, ``backends/cpu/ops.py``) calls
+    ``kernels.get_kernel("kernels-community/quantization-bitsandbytes")`` at
+    import, which asks the Hub (``HF_ENDPOINT``, with the user's token) for a
+    compiled kernel and loads it. Lacuna never downloads by itself nor runs code
+    from a hub, so that lookup must fail: bitsandbytes then uses the kernels of
+    its own wheel (its documented fallback) and logs a warning we drop. No
+    environment switch of ``kernels`` turns the lookup off (HF_HUB_OFFLINE would
+    still load a copy already in the cache), hence the import block."""
+    with _IMPORT_LOCK:
+        module = sys.modules.get("bitsandbytes")
+        if module is not None:
+            return module
+        try:
+            with _hub_kernels_hidden():
+                import bitsandbytes as bnb
+        except ImportError:
+            raise ModelLoadError(
+                "8-bit and 4-bit weights need bitsandbytes: pip install 'lacuna-editor[quant]'") from None
     return bnb
+
+
+_IMPORT_LOCK = threading.Lock()
+# Modules through which an import can fetch code from a hub; hidden while bitsandbytes imports.
+HUB_CODE_MODULES = ("kernels",)
+_KERNELS_NOTICE = "Failed to load CPU gemm_4bit_forward from kernels-community"
+
+
+@contextlib.contextmanager
+def _hub_kernels_hidden():
+    """Make ``import kernels`` raise ImportError inside the block (a None entry in
+    sys.modules), then put back whatever was there: another user of ``kernels``
+    in the process keeps its module."""
+    saved = {name: sys.modules.get(name, _ABSENT) for name in HUB_CODE_MODULES}
+    notice = logging.getLogger("bitsandbytes.backends.cpu.ops")
+    notice.addFilter(_drop_kernels_notice)
+    for name in HUB_CODE_MODULES:
+        sys.modules[name] = None  # type: ignore[assignment]
+    try:
+        yield
+    finally:
+        notice.removeFilter(_drop_kernels_notice)
+        for name, module in saved.items():
+            if module is _ABSENT:
+                sys.modules.pop(name, None)
+            else:
+                sys.modules[name] = module
+
+
+_ABSENT = object()
+
+
+def _drop_kernels_notice(record: logging.LogRecord) -> bool:
+    return not str(record.msg).startswith(_KERNELS_NOTICE)
 
 
 def release_freed_memory() -> None:
@@ -136,6 +189,14 @@ def int8_weight(rows: Rows, device: torch.device):
     return weight
 
 
+CPU_PACK_ROWS = 32  # bitsandbytes' block_n for its AVX512-BF16 NF4 layout
+
+
+def cpu_packable(out_features: int, in_features: int) -> bool:
+    """Whether bitsandbytes' AVX512-BF16 CPU kernel can repack an NF4 [out, in] weight."""
+    return out_features % CPU_PACK_ROWS == 0 and in_features % NF4_BLOCKSIZE == 0
+
+
 def quantized_linear(quantization: str, layer: nn.Linear, rows: Rows, device: torch.device,
                      compute_dtype: torch.dtype) -> nn.Module:
     """bitsandbytes' Linear4bit (NF4) or Linear8bitLt in place of ``layer`` (an nn.Linear,
@@ -149,6 +210,11 @@ def quantized_linear(quantization: str, layer: nn.Linear, rows: Rows, device: to
                               quant_type="nf4", compress_statistics=True, device="meta")
         q.weight = nf4_weight(rows, device)
         q.quant_state = q.weight.quant_state
+        if not cpu_packable(layer.out_features, layer.in_features):
+            # bitsandbytes' AVX512-BF16 CPU path repacks the weight at its first forward into
+            # tiles of CPU_PACK_ROWS rows with one scale per NF4 block of each row, and raises
+            # for any other shape; such a layer takes its general path (dequantise, matmul).
+            q.support_avx512bf16_for_cpu = False
     elif quantization == "int8":
         q = bnb.nn.Linear8bitLt(layer.in_features, layer.out_features, bias=biased, has_fp16_weights=False,
                                 device="meta")

@@ -44,7 +44,8 @@ def test_dream_loads_natively_and_follows_the_protocol(dream, tiny_dream_dir):
     assert dream.tokenizer.convert_ids_to_tokens(dream.mask_id) == "<|mask|>"
     assert config["eos_token_id"] in dream.special_ids
     assert dream.vocab_size == len(dream.tokenizer) < config["vocab_size"]  # padded rows cut off
-    assert dream.prefix_ids == () and dream.suffix_ids == ()  # Qwen2's BPE adds no BOS/EOS
+    # Qwen2's BPE adds no BOS/EOS; the engine starts the canvas with bos so no mask sits at position 0
+    assert dream.prefix_ids == (config["bos_token_id"],) and dream.suffix_ids == ()
     stored = load_file(str(tiny_dream_dir / "model.safetensors"))
     for name, tensor in dream.network.state_dict().items():
         assert torch.equal(tensor, stored[name].float()), name

@@ -154,6 +154,7 @@ def test_gated_repo_points_to_the_token(hub, hub_model_files, monkeypatch):
     hub.add_repo("gated-org/tiny", hub_model_files, gated=True)
     with pytest.raises(AccessDenied, match="huggingface-cli login"):
         pull("gated-org/tiny", options=fast_options())
+    monkeypatch.setenv("LACUNA_HF_TOKEN_ENDPOINTS", hub.url)  # the user says the token belongs there
     monkeypatch.setenv("HF_TOKEN", "hf_wrong")
     with pytest.raises(AccessDenied, match="token has no access"):
         pull("gated-org/tiny", options=fast_options())

@@ -252,6 +252,7 @@ def other_origin():
 
 
 def test_token_never_reaches_a_redirect_target_on_another_origin(evil, outside, other_origin, monkeypatch):
+    monkeypatch.setenv("LACUNA_HF_TOKEN_ENDPOINTS", evil.url)  # trusted by the user, yet its redirect is not
     monkeypatch.setenv("HF_TOKEN", "hf_secret")
     other_origin.raw["weights"] = SMALL[WEIGHTS]
     evil.fault(WEIGHTS, redirect=f"{other_origin.url}/raw/weights")
