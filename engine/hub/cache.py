@@ -115,7 +115,9 @@ def snapshot_is_complete(folder: Path, weights: bool = True) -> bool:
             found = True
     if not found:
         return False
-    for index in folder.glob("*.index.json"):
+    # only the index the loader reads: `hf download --include` may leave a pytorch_model.bin
+    # index whose pickles were (rightly) not fetched
+    for index in folder.glob("*.safetensors.index.json"):
         try:
             import json
 
@@ -232,14 +234,27 @@ def changed_since_verified(record: dict) -> list[str]:
     changed = []
     for item in record.get("files", []):
         try:
-            st = blob_path(record["repo"], item["blob"]).stat()
-        except (OSError, KeyError, TypeError):
+            blob = blob_path(record["repo"], item["blob"])
+            st = blob.stat()
+            entry = snapshot_dir(record["repo"], record["commit"]) / item["path"]
+        except (OSError, KeyError, TypeError, ValueError):
             changed.append(str(item.get("path")) if isinstance(item, dict) else "?")
             continue
         stamp = item.get("mtime_ns")
-        if st.st_size != item.get("size") or (isinstance(stamp, int) and st.st_mtime_ns != stamp):
+        if st.st_size != item.get("size") or (isinstance(stamp, int) and st.st_mtime_ns != stamp) \
+                or not snapshot_entry_ok(entry, blob, item.get("size")):
             changed.append(item["path"])
     return changed
+
+
+def snapshot_entry_ok(entry: Path, blob: Path, size: object) -> bool:
+    """What the loader reads: a link to the blob, or (where links are impossible) a copy of its size."""
+    try:
+        if entry.is_symlink():
+            return entry.resolve() == blob.resolve()
+        return entry.is_file() and entry.stat().st_size == size
+    except OSError:
+        return False
 
 
 def repo_size_on_disk(repo: str) -> int:

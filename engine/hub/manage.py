@@ -229,7 +229,8 @@ def verify(name: str) -> VerifyReport:
             problems.append(f"{item['path']} does not match its sha256: deleted the bad file")
             blob.unlink()
             continue
-        if not link.exists():
+        if not cache.snapshot_entry_ok(link, blob, item["size"]):  # what the loader reads: relink it
+            link.unlink(missing_ok=True)
             cache.link_into_snapshot(repo, commit, item["path"], item["blob"])
         item["mtime_ns"] = cache.blob_stamp(repo, item["blob"])  # what was just hashed, as it is now
     record = dict(record)

@@ -160,3 +160,14 @@ def test_no_shard_name_escapes_the_folder(tmp_path_factory, parts, absolute):
         base = Path("/checkpoint")
         assert not absolute and os.path.normpath(base / name).startswith(str(base) + os.sep)
         assert all(p not in ("..", ".", "") for p in name.split("/"))
+
+
+def test_a_pickle_index_whose_shards_were_not_fetched_leaves_the_cache_complete(sharded, tmp_path, monkeypatch):
+    """`hf download --include '*.json' '*.safetensors'` of a repo shipping both formats leaves
+    pytorch_model.bin.index.json without its .bin shards: the safetensors checkpoint is complete."""
+    cache = tmp_path / "hub"
+    snapshot = hf_cache(sharded, cache, REPO, links=True)
+    (snapshot / "pytorch_model.bin.index.json").write_text(
+        json.dumps({"weight_map": {"w": "pytorch_model-00001-of-00002.bin"}}))
+    monkeypatch.setenv("HF_HUB_CACHE", str(cache))
+    _fills(load_model(REPO, device="cpu", dtype="float32"))

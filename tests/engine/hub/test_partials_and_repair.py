@@ -155,3 +155,35 @@ def test_a_blob_removed_by_another_program_before_linking_is_fetched_again(tiny_
     record = pull(REPO, progress=progress, options=fast_options())
     assert removed and record["verified"]
     assert (cache.snapshot_dir(REPO, tiny_repo) / WEIGHTS).read_bytes() == hub_model_files[WEIGHTS]
+
+
+@pytest.mark.parametrize("damage", ["a cut copy in place of the link", "a link to another file"])
+def test_a_snapshot_entry_that_no_longer_is_its_blob_is_caught_and_repaired(tiny_repo, hub, hub_model_files, tmp_path,
+                                                                           damage):
+    """The loader reads the snapshot entry, not the blob: a reviewer replaced a shard's symlink by a
+    1000-byte copy and verify and pull both said all was well while infill failed."""
+    pull(REPO, options=fast_options())
+    entry = cache.snapshot_dir(REPO, tiny_repo) / WEIGHTS
+    entry.unlink()
+    if damage.startswith("a cut"):
+        entry.write_bytes(hub_model_files[WEIGHTS][:1000])
+    else:
+        other = tmp_path / "other.safetensors"
+        other.write_bytes(hub_model_files[WEIGHTS])
+        os.symlink(other, entry)
+    with pytest.raises(ModelLoadError, match=r"model\.safetensors changed since the download was verified"):
+        load_model(REPO, device="cpu")
+    record = pull(REPO, options=fast_options())
+    assert record["verified"] and entry.is_symlink() and entry.read_bytes() == hub_model_files[WEIGHTS]
+    load_model(REPO, device="cpu")
+
+
+def test_verify_relinks_a_snapshot_entry_that_is_not_its_blob(tiny_repo, hub, hub_model_files):
+    from engine.hub.manage import verify
+
+    pull(REPO, options=fast_options())
+    entry = cache.snapshot_dir(REPO, tiny_repo) / WEIGHTS
+    entry.unlink()
+    entry.write_bytes(b"x" * 1000)
+    report = verify(REPO)
+    assert report.ok and entry.is_symlink() and entry.read_bytes() == hub_model_files[WEIGHTS]
