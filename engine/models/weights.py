@@ -125,8 +125,11 @@ def read_header(file: Path) -> list[TensorInfo]:
                 raise ModelLoadError(f"{file.name} is cut short ({size} bytes, inside its {n}-byte header): "
                                      "download or copy it again")
             header = json.loads(fh.read(n))
-    except (OSError, ValueError, UnicodeDecodeError) as exc:
-        raise ModelLoadError(f"{file.name} is not a safetensors file ({exc})") from None
+    except OSError as exc:
+        raise ModelLoadError(f"{file.name} cannot be read ({exc.strerror or 'the system refused it'})") from None
+    except (ValueError, UnicodeDecodeError):  # a damaged header: say what to do, not what Python saw
+        raise ModelLoadError(f"{file.name} is damaged or is not a safetensors file (its header is not valid "
+                             "JSON): download or copy it again (`lacuna-cli models pull` repairs a download)") from None
     if not isinstance(header, dict):
         raise ModelLoadError(f"{file.name} is not a safetensors file (its header is not a table)")
     base = 8 + n

@@ -114,3 +114,15 @@ def test_only_the_exact_tiling_is_accepted(tmp_path_factory, sizes, data):
     _write(folder / "bad.safetensors", header, bytes(total))
     with pytest.raises(ModelLoadError):
         read_header(folder / "bad.safetensors")
+
+
+@pytest.mark.parametrize("garbage", [b"\x92\x93{", b'{"a": '])
+def test_a_damaged_header_names_the_file_and_the_repair_not_the_codec(tmp_path, garbage):
+    raw = b'{"t0": {"dtype": "F32", "shape": [1], "data_offsets": [0, 4]}}'
+    raw = garbage + raw[len(garbage):]
+    (tmp_path / "model.safetensors").write_bytes(struct.pack("<Q", len(raw)) + raw + bytes(4))
+    with pytest.raises(ModelLoadError) as err:
+        read_header(tmp_path / "model.safetensors")
+    message = str(err.value)
+    assert "model.safetensors is damaged" in message and "models pull" in message
+    assert "codec" not in message and "Expecting" not in message
