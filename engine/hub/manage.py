@@ -263,6 +263,7 @@ def remove(name: str) -> int:
     folder = paths.repo_dir(repo)
     commit = record["commit"] if record else None
     before = cache.repo_size_on_disk(repo)
+    converted = _remove_converted(repo, record)
     snaps = folder / "snapshots"
     if commit:
         shutil.rmtree(snaps / commit, ignore_errors=True)
@@ -292,7 +293,26 @@ def remove(name: str) -> int:
         shutil.rmtree(folder, ignore_errors=True)
         shutil.rmtree(paths.hf_cache_dir() / ".locks" / paths.repo_folder_name(repo), ignore_errors=True)
     records.drop_install(repo)
-    return max(0, before - cache.repo_size_on_disk(repo))
+    return max(0, before - cache.repo_size_on_disk(repo)) + converted
+
+
+def _remove_converted(repo: str, record: dict[str, Any] | None) -> int:
+    """Delete the safetensors copies Lacuna made of the install's pickles (engine.models.pickles);
+    returns their bytes."""
+    from engine.models import pickles
+    from .download import PICKLE_SUFFIXES
+
+    freed = 0
+    for item in (record or {}).get("files", []):
+        if not str(item.get("path", "")).endswith(PICKLE_SUFFIXES):
+            continue
+        copy = pickles.converted_path(cache.blob_path(repo, item["blob"]))
+        try:
+            freed += copy.stat().st_size
+        except OSError:
+            continue
+        shutil.rmtree(copy.parent, ignore_errors=True)
+    return freed
 
 
 def companions(name: str) -> list[str]:

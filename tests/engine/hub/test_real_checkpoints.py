@@ -91,6 +91,13 @@ def test_pull_then_infill_by_catalog_id(hub, capsys, model_id):
     code, out, _ = cli(capsys, "models", "list", "--json")
     row = {r["id"]: r for r in json.loads(out)}[model_id]
     assert row["status"] == "installed" and row["family"] == FAMILY[model_id]
+    if model_id == "sedd-small":  # rm also deletes the safetensors copy made of its pickle
+        from engine.hub.paths import data_dir
+
+        assert list((data_dir() / "converted").rglob("model.safetensors"))
+        code, out, err = cli(capsys, "models", "rm", model_id)
+        assert code == 0, err
+        assert not list((data_dir() / "converted").rglob("model.safetensors"))
 
 
 def test_pickle_consent_is_asked_for_the_models_own_weights_only(hub, capsys):
