@@ -349,7 +349,7 @@ class MockHub:
             return self._send_error(h, 404, "EntryNotFound", f"{path} does not exist")
         if path in repo.lfs:
             h.send_response(302)
-            h.send_header("Location", f"/lfs-cdn/{name}/{commit}/{path}")
+            h.send_header("Location", f"{self.url}/lfs-cdn/{name}/{commit}/{path}")  # absolute, as the real Hub sends its CDN
             h.send_header("X-Repo-Commit", commit)
             h.send_header("X-Linked-Etag", f'"{hashlib.sha256(data).hexdigest()}"')
             h.send_header("X-Linked-Size", str(len(data)))
