@@ -104,19 +104,32 @@ class AutosaveStore:
             os.fsync(f.fileno())  # a power cut must not leave an empty autosave in place of a good one
         os.replace(tmp, self.file)
 
-    def discard(self) -> None:
+    def discard(self) -> bool:
+        """Delete this window's autosave (its work was saved or given up). False when
+        it is still there: the state folder refuses (read-only, or not a folder);
+        the next start then offers it, as an orphan, with its date."""
         try:
             self.file.unlink()
         except FileNotFoundError:
             pass
+        except OSError:
+            return False
+        return True
 
     def close(self) -> None:
-        """The window closes: its autosave is gone, its lock released."""
+        """The window closes: its autosave is gone, its lock released. Never raises:
+        a state folder that refuses must not stop the window from closing."""
         self.discard()
         if self._lock is not None:
-            self._lock.release()
-            self.file.with_suffix(".lock").unlink(missing_ok=True)
+            try:
+                self._lock.release()
+            except OSError:
+                pass
             self._lock = None
+            try:
+                self.file.with_suffix(".lock").unlink(missing_ok=True)
+            except OSError:
+                pass
 
 
 def _owner_gone(f: Path) -> bool:
@@ -144,9 +157,9 @@ def remove(rec: Recovered) -> bool:
         if rec.file.stat().st_mtime_ns != rec.mtime_ns:
             return False
         rec.file.unlink()
+        rec.file.with_suffix(".lock").unlink(missing_ok=True)
     except OSError:
-        return False
-    rec.file.with_suffix(".lock").unlink(missing_ok=True)
+        return not rec.file.exists()
     return True
 
 
@@ -155,9 +168,16 @@ def clean_stale_temps(folder: Path | None = None) -> None:
     folder = Path(folder) if folder is not None else autosave_dir()
     if not folder.is_dir():
         return
-    for tmp in folder.glob("*.tmp"):
+    try:
+        temps = list(folder.glob("*.tmp"))
+    except OSError:
+        return
+    for tmp in temps:
         if _owner_gone(tmp.with_suffix(".json")):
-            tmp.unlink(missing_ok=True)
+            try:
+                tmp.unlink(missing_ok=True)
+            except OSError:  # a read-only state folder: left for a later start
+                pass
 
 
 def find_orphans(folder: Path | None = None, alive=None) -> list[Recovered]:

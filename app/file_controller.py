@@ -9,8 +9,13 @@ overwrite, save as). "Overwrite" overwrites the version the user was told
 about; a newer change is asked about again.
 
 When autosave fails (a full or read-only state folder) the user is told once
-in the banner and, for as long as it keeps failing, by a warning button in the
-status bar that saves the file.
+in the banner and, for as long as it keeps failing and something is unsaved,
+by a warning button in the status bar that saves the file. A state folder
+that refuses never stops Open, Save or Close.
+
+At start, an in-place save (of a hard-linked file) that a crash cut short is
+finished (engine.safe_write.clean_journal); if the file was changed since, it
+is left as it is and the banner says where the text being saved is kept.
 """
 from __future__ import annotations
 
@@ -22,6 +27,8 @@ from typing import TYPE_CHECKING
 from PySide6.QtCore import QObject, QTimer
 from PySide6.QtGui import QTextCursor
 from PySide6.QtWidgets import QFileDialog, QInputDialog, QMessageBox, QPushButton
+
+from engine.safe_write import display
 
 from . import autosave, fileio, paths
 from .editor import document_text
@@ -37,6 +44,12 @@ def _unlink_quietly(path: Path) -> None:
         path.unlink()
     except OSError:
         pass
+
+
+def _interrupted(kept) -> str:
+    """The message for in-place saves a crash cut short that were left as they are."""
+    return " ".join(f"Lacuna was stopped while saving {display(target)}, and {reason}, so it was left as it "
+                    f"is; the text Lacuna was saving is kept in {display(copy)}." for target, copy, reason in kept)
 
 
 class FileController(QObject):
@@ -59,9 +72,13 @@ class FileController(QObject):
         window.statusBar().addPermanentWidget(self.autosave_warning)
         self._autosave_warned = False  # the banner was shown for the failure going on now
         # what a killed save or autosave left behind; journal entries of running saves are locked
-        fileio.clean_stale_temps(self.journal)
+        cleaned = fileio.clean_stale_temps(self.journal)
         autosave.clean_stale_temps(self.store.folder)
+        if cleaned.kept:  # told once the window is up
+            QTimer.singleShot(0, self, lambda: self.w.show_error(_interrupted(cleaned.kept)))
         self._autosave_revision = -1
+        # undone back to the saved text: nothing is left to protect
+        window.editor.document().modificationChanged.connect(self._on_modification_changed)
         self.autosave_timer = QTimer(self)
         self.autosave_timer.setInterval(autosave.INTERVAL_MS)
         self.autosave_timer.timeout.connect(self.autosave_now)
@@ -108,8 +125,9 @@ class FileController(QObject):
             return False
         try:
             text, fmt, stamp = fileio.open_text(path, encoding)
+            real = fileio.real_path(path)
         except fileio.EncodingError as exc:
-            self.refused = (str(Path(path).resolve()), exc.suggestion)
+            self.refused = (fileio.real_path(path), exc.suggestion)
             self.w.show_error(str(exc), ("Reopen with Encoding…",
                                          lambda: self.reopen_with_encoding(*self.refused)))
             return False
@@ -118,7 +136,7 @@ class FileController(QObject):
             self._remove_recent(path)
             return False
         self.refused = None
-        self._set_text(text, str(Path(path).resolve()), fmt)
+        self._set_text(text, real, fmt)
         self.stamp = stamp
         self._add_recent(self.path)
         return True
@@ -188,8 +206,7 @@ class FileController(QObject):
         editor.setPlainText(text)
         doc.setUndoRedoEnabled(True)
         doc.setModified(False)
-        self.store.discard()
-        self.autosave_warning.hide()  # nothing unsaved to protect
+        self._autosave_unneeded()
         self.path, self.fmt, self.stamp = path, fmt, None
         w.format_label.setText(fmt.label)
         w.banner.hide()
@@ -232,7 +249,11 @@ class FileController(QObject):
 
     def save_to(self, path: str) -> bool:
         doc = self.w.editor.document()
-        target = str(Path(path).resolve())
+        try:
+            target = fileio.real_path(path)
+        except fileio.FileError as exc:  # a link another user planted in /tmp
+            self.w.show_error(str(exc))
+            return False
         # Save As to another file: its dialog asked about replacing it
         expected = self.stamp if target == self.path else None
         if not fileio.writable(target):
@@ -265,8 +286,7 @@ class FileController(QObject):
         self.path = target
         self.w.format_label.setText(self.fmt.label)
         doc.setModified(False)
-        self.store.discard()
-        self.autosave_warning.hide()
+        self._autosave_unneeded()
         self._add_recent(self.path)
         self.w._update_title()
         self.w.statusBar().showMessage(f"Saved {self.path}", 4000)
@@ -314,6 +334,16 @@ class FileController(QObject):
         menu.setEnabled(bool(items))
 
     # ------------------------------------------------------------- autosave
+    def _on_modification_changed(self, modified: bool) -> None:
+        if not modified:
+            self._autosave_unneeded()
+
+    def _autosave_unneeded(self) -> None:
+        """Nothing unsaved is left (saved, or undone back to the saved text): no autosave, no warning."""
+        self.store.discard()
+        self._autosave_revision = -1
+        self.autosave_warning.hide()
+
     def autosave_now(self) -> bool:
         doc = self.w.editor.document()
         if not doc.isModified():
@@ -354,7 +384,10 @@ class FileController(QObject):
         fmt = fileio.with_endings(fileio.TextFormat(encoding, rec.bom, newline), rec.text, rec.endings)
         self._set_text("", rec.path, fmt)
         c = QTextCursor(self.w.editor.document())
+        c.beginEditBlock()
         c.insertText(rec.text)  # undoable, and the document is modified
+        c.setBlockFormat(c.blockFormat())  # ends the merge: typing next is its own undo step (as Accept does)
+        c.endEditBlock()
         self.stamp = rec.stamp if rec.path else None
         self.w._update_title()
         _unlink_quietly(rec.file)

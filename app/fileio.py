@@ -7,7 +7,7 @@ every line break that differs from it (``LineEndings``). The editor holds the te
 writing it back gives the same bytes, so an unedited file saves
 byte-identically, mixed endings, lone CRs and U+2029 included. Lines the user
 edited or added take the file's majority ending; lines left alone keep theirs
-(matched by difflib, stdlib).
+(matched in linear time by ``matched_lines``: an autosave runs it on the GUI thread).
 
 Saves go through engine.safe_write: atomic (a short-named temporary file in
 the same folder, synced, renamed over the target), keeping the file's mode,
@@ -16,22 +16,25 @@ journal entry in the state folder names the temporary file while the save
 runs, so the next start can remove one a killed save left behind.
 
 ``save_text`` is a save that never silently overwrites someone else's: under
-an OS lock on the file's name (filelock, in the state folder, shared by every
-Lacuna window and process) it compares the disk with the stamp of the last
-read or write, raises Conflict when they differ, and only then writes.
+an OS lock on the file (in the state folder, shared by every Lacuna window and
+process, keyed by the file's device and inode, so that every name of it,
+hard links included, takes the same lock) it compares the disk with the stamp
+of the last read or write, raises Conflict when they differ, and only then
+writes.
 
 Only regular files are read: FIFOs, sockets and devices are refused before
 anything is opened for reading, and a read never takes more than MAX_BYTES.
 """
 from __future__ import annotations
 
+import bisect
 import codecs
 import contextlib
-import difflib
 import hashlib
 import os
 import re
 import stat
+import time
 import unicodedata
 from collections import Counter
 from dataclasses import dataclass, replace
@@ -249,12 +252,12 @@ def decode(data: bytes, name: str = "the file", encoding: str | None = None) -> 
     EncodingError (0x81 in Windows-1252, say); Latin-1 decodes any bytes."""
     if encoding is not None and encoding not in dict(ENCODINGS) and encoding not in LABELS:
         raise FileError(f"Lacuna cannot read {encoding}; it reads {', '.join(label for _, label in ENCODINGS)}.")
-    bom = False
+    bom, skipped = False, 0
     chosen = encoding is not None  # by the user (a BOM's encoding is not a choice)
     marks = _BOMS if encoding in (None, "utf-8", "utf-16", "utf-16-le", "utf-16-be") else ()
     for mark, enc in marks:
         if data.startswith(mark) and (encoding is None or enc.startswith(encoding) or encoding.startswith(enc)):
-            encoding, bom = enc, True
+            encoding, bom, skipped = enc, True, len(mark)
             data = data[len(mark):]
             break
     if encoding == "utf-16":
@@ -272,16 +275,7 @@ def decode(data: bytes, name: str = "the file", encoding: str | None = None) -> 
     try:
         raw = data.decode(encoding)
     except UnicodeDecodeError as exc:
-        label = LABELS.get(encoding, encoding)
-        if chosen:
-            raise EncodingError(
-                f"{name} is not {label} text: the byte 0x{data[exc.start]:02X} at offset {exc.start} has no "
-                f"character in {label}. Reopen it with another encoding.", None) from None
-        suggestion = suggest_encoding(data)
-        hint = f" (it looks like {dict(ENCODINGS)[suggestion]})" if suggestion else ""
-        raise EncodingError(
-            f"{name} is not valid UTF-8 text (undecodable byte at offset {exc.start}){hint}. "
-            "Reopen it with its encoding: File ▸ Reopen with Encoding…", suggestion) from None
+        raise _undecodable(data, name, encoding, exc.start, skipped, chosen) from None
     cr, lf, ps = raw.count("\r"), raw.count("\n"), raw.count("\u2029")
     if not cr and not ps:  # the usual cases first: one kind of ending, no regex over the text
         return raw, TextFormat(encoding, bom, "\n")
@@ -292,11 +286,141 @@ def decode(data: bytes, name: str = "the file", encoding: str | None = None) -> 
     return text, TextFormat(encoding, bom, newline, _layout(text, ends, newline))
 
 
+def _undecodable(data: bytes, name: str, encoding: str, start: int, skipped: int, chosen: bool) -> EncodingError:
+    """The error for ``data`` (the bytes after a BOM of ``skipped`` bytes) that ``encoding``
+    cannot decode at ``start``: what is wrong, where in the file, and the way out."""
+    label, offset = LABELS.get(encoding, encoding), start + skipped
+    if encoding.startswith("utf-16") and len(data) % 2 and start >= len(data) - 2:
+        # UTF-16 of an odd length: a byte appended by a tool, or a file cut short
+        return EncodingError(
+            f"{name} is {label} text but ends in half a character (the lone byte 0x{data[-1]:02X} at offset "
+            f"{skipped + len(data) - 1}), so Lacuna cannot open it exactly. Remove that last byte with another "
+            "tool, or reopen it with another encoding: File ▸ Reopen with Encoding…", None)
+    if chosen:
+        return EncodingError(
+            f"{name} is not {label} text: the byte 0x{data[start]:02X} at offset {offset} has no "
+            f"character in {label}. Reopen it with another encoding.", None)
+    suggestion = suggest_encoding(data)
+    hint = f" (it looks like {dict(ENCODINGS)[suggestion]})" if suggestion else ""
+    what = f"{name} starts with a {label} byte-order mark but" if skipped else name
+    return EncodingError(
+        f"{what} is not valid {label} text (undecodable byte at offset {offset}){hint}. "
+        "Reopen it with its encoding: File ▸ Reopen with Encoding…", suggestion)
+
+
+_DIFF_WORK = 32  # steps per line that matching lines may take in all: linear time, whatever the text
+
+
+def _anchors(old: list[str], new: list[str], alo: int, ahi: int, blo: int, bhi: int) -> list[tuple[int, int]]:
+    """The longest run of lines that occur exactly once in ``old[alo:ahi]`` and once in
+    ``new[blo:bhi]``, in the same order on both sides: (old index, new index) pairs.
+    Patience sorting finds it in O(n log n) (Bram Cohen's patience diff)."""
+    where: dict[str, int] = {}
+    for i in range(alo, ahi):
+        where[old[i]] = -1 if old[i] in where else i
+    seen: dict[str, int] = {}
+    for j in range(blo, bhi):
+        seen[new[j]] = -1 if new[j] in seen else j
+    pairs = [(where[line], j) for line, j in seen.items() if j >= 0 and where.get(line, -1) >= 0]
+    pairs.sort(key=lambda p: p[1])
+    tails: list[int] = []  # for each run length, the pair ending the run with the smallest old index
+    tail_old: list[int] = []
+    before: list[int | None] = []
+    for k, (i, _) in enumerate(pairs):
+        at = bisect.bisect_left(tail_old, i)
+        before.append(tails[at - 1] if at else None)
+        if at == len(tails):
+            tails.append(k)
+            tail_old.append(i)
+        else:
+            tails[at], tail_old[at] = k, i
+    run, k = [], tails[-1] if tails else None
+    while k is not None:
+        run.append(pairs[k])
+        k = before[k]
+    return run[::-1]
+
+
+def _myers(old: list[str], new: list[str], alo: int, ahi: int, blo: int, bhi: int,
+           match: dict[int, int], budget: list[int]) -> None:
+    """Add to ``match`` a longest common subsequence of ``old[alo:ahi]`` and ``new[blo:bhi]``
+    by Myers' O(ND) greedy algorithm ("An O(ND) Difference Algorithm and Its Variations",
+    1986), or nothing once it has spent ``budget[0]`` steps (then the stretch counts as changed)."""
+    n, m = ahi - alo, bhi - blo
+    v = {1: 0}  # diagonal k -> the furthest x reached on it
+    trace: list[dict[int, int]] = []
+    for d in range(n + m + 1):
+        trace.append(dict(v))
+        budget[0] -= 2 * d + 3
+        for k in range(-d, d + 1, 2):
+            x = v[k + 1] if k == -d or (k != d and v[k - 1] < v[k + 1]) else v[k - 1] + 1
+            y = x - k
+            start = x
+            while x < n and y < m and old[alo + x] == new[blo + y]:
+                x, y = x + 1, y + 1
+            budget[0] -= x - start
+            v[k] = x
+            if x >= n and y >= m:
+                _myers_path(trace, n, m, alo, blo, match)
+                return
+        if budget[0] < 0:
+            return
+
+
+def _myers_path(trace: list[dict[int, int]], x: int, y: int, alo: int, blo: int, match: dict[int, int]) -> None:
+    for d in range(len(trace) - 1, -1, -1):
+        v, k = trace[d], x - y
+        if d == 0:
+            px = py = 0
+        else:
+            pk = k + 1 if k == -d or (k != d and v[k - 1] < v[k + 1]) else k - 1
+            px = v[pk]
+            py = px - pk
+        while x > px and y > py:
+            x, y = x - 1, y - 1
+            match[blo + y] = alo + x
+        x, y = px, py
+
+
+def matched_lines(old: list[str], new: list[str]) -> dict[int, int]:
+    """Which lines of ``new`` are lines of ``old`` left as they were: {new index: old index},
+    both increasing. Linear time in practice and never more than O(n log n) plus
+    _DIFF_WORK steps per line: the common head and tail first, then patience diff
+    (lines found once on each side anchor the match; the stretches between them are
+    matched the same way in turn), and a stretch without such a line by Myers' diff
+    while the budget lasts; past it, the rest counts as changed. (difflib's
+    SequenceMatcher, used before, is quadratic on texts with many equal lines.)"""
+    match: dict[int, int] = {}
+    budget = [_DIFF_WORK * (len(old) + len(new)) + 4096]
+    stack = [(0, len(old), 0, len(new))]
+    while stack:
+        alo, ahi, blo, bhi = stack.pop()
+        while alo < ahi and blo < bhi and old[alo] == new[blo]:
+            match[blo] = alo
+            alo, blo = alo + 1, blo + 1
+        while alo < ahi and blo < bhi and old[ahi - 1] == new[bhi - 1]:
+            ahi, bhi = ahi - 1, bhi - 1
+            match[bhi] = ahi
+        if alo == ahi or blo == bhi or budget[0] < 0:
+            continue
+        budget[0] -= (ahi - alo) + (bhi - blo)
+        anchors = _anchors(old, new, alo, ahi, blo, bhi)
+        if not anchors:
+            _myers(old, new, alo, ahi, blo, bhi, match, budget)
+            continue
+        bounds = [(alo - 1, blo - 1), *anchors, (ahi, bhi)]
+        for (i0, j0), (i1, j1) in zip(bounds, bounds[1:]):
+            if i1 < ahi:
+                match[j1] = i1
+            stack.append((i0 + 1, i1, j0 + 1, j1))
+    return match
+
+
 def _line_endings(text: str, fmt: TextFormat) -> list[str] | None:
     """The ending of every "\n" of ``text``; None when all take ``fmt.newline``.
 
     Lines unchanged since the file was read (or last saved) keep their ending;
-    edited and new lines take the majority one."""
+    edited and new lines take the majority one (see matched_lines)."""
     old = fmt.endings
     if old is None:
         return None
@@ -306,26 +430,11 @@ def _line_endings(text: str, fmt: TextFormat) -> list[str] | None:
         for k, e in old.others:
             ends[k] = e
         return ends
-    old_lines, new_lines = old.text.split("\n"), text.split("\n")
+    old_lines = old.text.split("\n")
     old_ends = [fmt.newline] * (len(old_lines) - 1)
     for k, e in old.others:
         old_ends[k] = e
-    match: dict[int, int] = {}  # new line -> the old line it is, unchanged
-    p = 0
-    while p < min(len(old_lines), len(new_lines)) and old_lines[p] == new_lines[p]:
-        match[p] = p
-        p += 1
-    q = 0
-    while (q < min(len(old_lines), len(new_lines)) - p
-           and old_lines[-1 - q] == new_lines[-1 - q]):
-        match[len(new_lines) - 1 - q] = len(old_lines) - 1 - q
-        q += 1
-    mid_old, mid_new = old_lines[p:len(old_lines) - q], new_lines[p:len(new_lines) - q]
-    if mid_old and mid_new:
-        sm = difflib.SequenceMatcher(None, mid_old, mid_new, autojunk=False)
-        for a, b, size in sm.get_matching_blocks():
-            for k in range(size):
-                match[p + b + k] = p + a + k
+    match = matched_lines(old_lines, text.split("\n"))
     ends = []
     for j in range(n_breaks):
         i = match.get(j)
@@ -383,30 +492,32 @@ def _read_regular(p: Path) -> tuple[bytes, os.stat_result]:
     try:
         st = os.stat(p)
     except OSError as exc:
-        raise FileError(f"Could not read {p}: {exc.strerror or exc}") from None
+        raise FileError(f"Could not read {safe_write.display(p)}: {exc.strerror or exc}") from None
     if stat.S_ISDIR(st.st_mode):
-        raise FileError(f"{p.name} is a folder, not a file.")
+        raise FileError(f"{safe_write.display(p.name)} is a folder, not a file.")
     if not stat.S_ISREG(st.st_mode):
         kind = ("a named pipe (FIFO)" if stat.S_ISFIFO(st.st_mode) else "a socket" if stat.S_ISSOCK(st.st_mode)
                 else "a device" if stat.S_ISCHR(st.st_mode) or stat.S_ISBLK(st.st_mode) else "not a regular file")
-        raise FileError(f"{p.name} is {kind}, not a text file; Lacuna opens regular files only.")
+        raise FileError(f"{safe_write.display(p.name)} is {kind}, not a text file; Lacuna opens regular files only.")
     if st.st_size > MAX_BYTES:
-        raise FileError(f"{p.name} is {st.st_size / 1e6:.0f} MB; Lacuna opens text files up to {MAX_BYTES // 2**20} MB.")
+        raise FileError(f"{safe_write.display(p.name)} is {st.st_size / 1e6:.0f} MB; Lacuna opens text files up "
+                        f"to {MAX_BYTES // 2**20} MB.")
     flags = os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_BINARY", 0)
     try:
         fd = os.open(p, flags)
     except OSError as exc:
-        raise FileError(f"Could not read {p}: {exc.strerror or exc}") from None
+        raise FileError(f"Could not read {safe_write.display(p)}: {exc.strerror or exc}") from None
     with os.fdopen(fd, "rb") as f:
         st = os.fstat(f.fileno())
         if not stat.S_ISREG(st.st_mode):  # swapped for something else since the stat above
-            raise FileError(f"{p.name} is not a regular file; Lacuna opens regular files only.")
+            raise FileError(f"{safe_write.display(p.name)} is not a regular file; Lacuna opens regular files only.")
         try:
             data = f.read(MAX_BYTES + 1)
         except OSError as exc:
-            raise FileError(f"Could not read {p}: {exc.strerror or exc}") from None
+            raise FileError(f"Could not read {safe_write.display(p)}: {exc.strerror or exc}") from None
     if len(data) > MAX_BYTES:
-        raise FileError(f"{p.name} is over {MAX_BYTES // 2**20} MB; Lacuna opens text files up to that size.")
+        raise FileError(f"{safe_write.display(p.name)} is over {MAX_BYTES // 2**20} MB; Lacuna opens text files "
+                        "up to that size.")
     return data, st
 
 
@@ -414,9 +525,10 @@ def open_text(path: str | os.PathLike, encoding: str | None = None) -> tuple[str
     """Read a text file: its text, format, and a stamp to see later changes on disk by.
     ``encoding``: see decode."""
     p = Path(path)
-    data, st = _read_regular(p)
+    real = Path(real_path(p))  # a link another user planted in /tmp is refused before anything is read
+    data, st = _read_regular(real)
     text, fmt = decode(data, p.name, encoding)
-    safe_write.remove_stale_temps(safe_write.resolve(p).parent)  # what a killed save left beside it
+    safe_write.remove_stale_temps(real.parent)  # what a killed save left beside it
     return text, fmt, stamp(data, st)
 
 
@@ -474,12 +586,25 @@ def writable(path: str | os.PathLike) -> bool:
 
 # ---- saving ---------------------------------------------------------------------------------
 LOCK_TIMEOUT = 10.0  # seconds a save waits for another window's or process's save of the same file
+_LOCK_POLL = 0.02  # seconds between tries of a taken lock
 
 
-def clean_stale_temps(journal: Path) -> list[str]:
+def real_path(path: str | os.PathLike) -> str:
+    """The file ``path`` names, symbolic links followed (see engine.safe_write.resolve).
+    Raises FileError for a link another user made in a shared folder such as /tmp."""
+    try:
+        return str(safe_write.resolve(path))
+    except safe_write.WriteRefused as exc:
+        raise FileError(str(exc)) from None
+    except OSError as exc:
+        raise FileError(f"Could not find {safe_write.display(path)}: {exc.strerror or exc}") from None
+
+
+def clean_stale_temps(journal: Path) -> safe_write.Cleaned:
     """At start: remove the temporary files of saves that were killed (their
     journal entry is not locked by a running save), and finish an in-place
-    rewrite a killed save left half done. Returns the paths dealt with."""
+    rewrite a crash cut short, unless the file changed since (then its safety
+    copy is kept and listed in ``kept``). See engine.safe_write.clean_journal."""
     return safe_write.clean_journal(journal)
 
 
@@ -496,35 +621,124 @@ def write_text_atomic(path: str | os.PathLike, text: str, fmt: TextFormat,
     try:
         data, settled = encode_with_format(text, fmt)
     except UnicodeEncodeError as exc:
-        bad = exc.object[exc.start:exc.end]
-        line = exc.object.count("\n", 0, exc.start) + 1
-        label = LABELS.get(fmt.encoding, fmt.encoding)
-        raise CannotEncode(f"The text cannot be saved as {label}, the file's encoding: “{bad}” (line {line}) "
-                           f"has no {label} byte. Save it as UTF-8, or remove or replace it and save "
-                           "again.") from None
+        raise _cannot_encode(exc, fmt) from None
     try:
         st = safe_write.write_bytes(p, data, journal=journal)
     except safe_write.WriteRefused as exc:
         raise FileError(str(exc)) from None
     except OSError as exc:
-        raise FileError(f"Could not save {p}: {exc.strerror or exc}") from None
+        raise FileError(f"Could not save {safe_write.display(p)}: {exc.strerror or exc}") from None
     return settled, stamp(data, st)
 
 
-def _save_lock(locks: Path | None, target: Path):
-    """The OS lock every Lacuna saving ``target`` takes (a null one where the
-    state folder cannot hold it: the stamp check still runs)."""
-    if locks is None:
-        return contextlib.nullcontext()
-    from filelock import FileLock
+def _cannot_encode(exc: UnicodeEncodeError, fmt: TextFormat) -> FileError:
+    bad = exc.object[exc.start:exc.end]
+    line = exc.object.count("\n", 0, exc.start) + 1
+    if any("\ud800" <= ch <= "\udfff" for ch in bad):  # half of a UTF-16 pair: no encoding stores it
+        return FileError(f"The text holds a broken character (a lone surrogate, U+{ord(bad[0]):04X}, on line "
+                         f"{line}) that no encoding can store; delete it and save again.")
+    label = LABELS.get(fmt.encoding, fmt.encoding)
+    return CannotEncode(f"The text cannot be saved as {label}, the file's encoding: “{bad}” (line {line}) "
+                        f"has no {label} byte. Save it as UTF-8, or remove or replace it and save again.")
 
+
+def _lock_key(target: Path) -> str:
+    # one key for every name of the file (hard links, bind mounts); its path while it does not exist
     try:
-        locks.mkdir(parents=True, exist_ok=True)
+        st = os.stat(target)
     except OSError:
-        return contextlib.nullcontext()
-    # named by a hash: any path fits in a file name, and no lock file lands beside the user's files
-    name = hashlib.sha256(os.fsencode(target)).hexdigest()[:32]
-    return FileLock(str(locks / f"{name}.lock"), timeout=LOCK_TIMEOUT)
+        return f"path {os.fsencode(target).hex()}"
+    return f"file {st.st_dev} {st.st_ino}"
+
+
+@contextlib.contextmanager
+def _save_lock(locks: Path | None, target: Path):
+    """Hold the OS lock every Lacuna saving ``target`` takes, for the file as it
+    is now (see _lock_key), or nothing where ``locks`` cannot hold a lock (the
+    stamp check still runs). Raises Busy when it stays taken LOCK_TIMEOUT s.
+
+    A save by rename gives the file a new inode, so a lock taken is checked
+    against the file again, and taken anew if the key changed meanwhile. The
+    lock file is removed as it is released, so ``locks`` holds only the locks
+    of saves under way; a waiter that then gets the removed file tries again
+    (flock(2) locks the file, not its name)."""
+    deadline = time.monotonic() + LOCK_TIMEOUT
+    held = None
+    try:
+        while held is None:
+            key = _lock_key(target)
+            lock = None if locks is None else _take(locks / f"{hashlib.sha256(key.encode()).hexdigest()[:32]}.lock",
+                                                     deadline, target)
+            if lock is None:
+                break  # the state folder cannot hold it: the stamp check alone
+            if _lock_key(target) == key:
+                held = lock
+            else:
+                lock.release()
+        yield
+    finally:
+        if held is not None:
+            held.release()
+
+
+class _FileLock:
+    """An flock on a lock file of ours; ``release`` removes the file, then unlocks it."""
+
+    def __init__(self, path: Path, fd: int) -> None:
+        self.path, self.fd = path, fd
+
+    def release(self) -> None:
+        try:
+            os.unlink(self.path)
+        except OSError:
+            pass
+        os.close(self.fd)
+
+
+def _take(path: Path, deadline: float, target: Path):
+    """The lock at ``path`` (waiting until ``deadline``), or None where it cannot be held."""
+    if safe_write.fcntl is None:  # Windows: filelock, which removes its file on release there
+        from filelock import FileLock, Timeout
+
+        lock = FileLock(str(path), timeout=max(0.0, deadline - time.monotonic()))
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            lock.acquire()
+        except Timeout:
+            raise _busy(target) from None
+        except OSError:
+            return None
+        return lock
+    fcntl = safe_write.fcntl
+    while True:
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            fd = os.open(path, os.O_RDWR | os.O_CREAT | getattr(os, "O_NOFOLLOW", 0), 0o600)
+        except OSError:
+            return None
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            os.close(fd)
+            if time.monotonic() >= deadline:
+                raise _busy(target) from None
+            time.sleep(_LOCK_POLL)
+            continue
+        except OSError:  # a file system without locks
+            os.close(fd)
+            return None
+        try:
+            current = os.stat(path).st_ino
+        except OSError:
+            current = None
+        if current == os.fstat(fd).st_ino:
+            return _FileLock(path, fd)
+        os.close(fd)  # removed by the save that held it before: take the new one
+
+
+def _busy(target: Path) -> Busy:
+    return Busy(f"{safe_write.display(target.name)} is being saved by another Lacuna window or program; "
+                "try Save again in a moment.")
 
 
 def save_text(path: str | os.PathLike, text: str, fmt: TextFormat, expected: FileStamp | None,
@@ -532,27 +746,16 @@ def save_text(path: str | os.PathLike, text: str, fmt: TextFormat, expected: Fil
     """Save ``text`` to ``path`` unless the file there is no longer ``expected``
     (the stamp of its last read or write; None: write whatever is there, for
     Save As, whose dialog asked). Under the file's lock in ``locks``, so two
-    windows or processes saving together both see each other's write.
+    windows or processes saving together, through any of its names, both see
+    each other's write.
 
     Returns (format, stamp) as write_text_atomic. Raises Conflict (the file
     changed: ``current`` is its stamp, pass it as ``expected`` to overwrite that
     version), Busy (the lock stayed taken for LOCK_TIMEOUT s), CannotEncode,
     FileError."""
-    from filelock import Timeout
-
-    target = safe_write.resolve(path)
-    lock = _save_lock(locks, target)
-    try:
-        lock.__enter__()
-    except Timeout:
-        raise Busy(f"{target.name} is being saved by another Lacuna window or program; "
-                   "try Save again in a moment.") from None
-    except OSError:  # the state folder cannot hold the lock: go on with the stamp check alone
-        lock = contextlib.nullcontext()
-    try:
+    target = Path(real_path(path))
+    with _save_lock(locks, target):
         if expected is not None and disk_state(target, expected) == "changed":
-            raise Conflict(f"{target.name} was changed by another program since Lacuna read or saved it.",
-                           _current(target)[1])
+            raise Conflict(f"{safe_write.display(target.name)} was changed by another program since Lacuna "
+                           "read or saved it.", _current(target)[1])
         return write_text_atomic(target, text, fmt, journal)
-    finally:
-        lock.__exit__(None, None, None)

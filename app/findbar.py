@@ -1,14 +1,16 @@
 """Find and replace bar under the editor (Ctrl+F, Ctrl+H).
 
-The search runs over the document's text in Python (str.find, or a regular
-expression where case does not matter and the text is not ASCII), kept between
-searches until the next edit: QTextDocument.find walks the document block by
-block, about a second for 50 MB, and twice that for a word that is absent (it
-wraps around). Matches never span lines, as with QTextDocument.find.
+The search runs over the document's text in Python: str.find over the text as
+QTextDocument.find compares it (a no-break space as a space, Qt's one-to-one
+case folding where case does not matter), kept between searches until the next
+edit. QTextDocument.find walks the document block by block, about a second for
+50 MB, and twice that for a word that is absent (it wraps around). Matches never
+span lines, as with QTextDocument.find.
 """
 from __future__ import annotations
 
 import re
+from functools import lru_cache
 
 from PySide6.QtCore import Qt
 from PySide6.QtGui import QKeySequence, QShortcut, QTextCursor
@@ -110,15 +112,18 @@ class FindBar(QWidget):
         return self._find(True)
 
     def _matches(self, c: QTextCursor) -> bool:
-        a, b = c.selectedText(), self.find_edit.text()
-        return bool(b) and (a == b if self.case.isChecked() else a.lower() == b.lower())
+        a, b, case = c.selectedText(), self.find_edit.text(), self.case.isChecked()
+        return bool(b) and as_searched(a, case) == (b if case else fold(b))
 
     def replace_one(self) -> None:
         if self.editor.isReadOnly():
             return
         c = self.editor.textCursor()
         if self._matches(c):
+            c.beginEditBlock()
             c.insertText(self.replace_edit.text())
+            c.setBlockFormat(c.blockFormat())  # typing next is its own undo step (see replace_all)
+            c.endEditBlock()
         self.find_next()
 
     def replace_all(self) -> int:
@@ -129,14 +134,68 @@ class FindBar(QWidget):
         hay = self.haystack()
         hits = hay.find_all(needle, self.case.isChecked())
         ranges = [(hay.to_qt(k), hay.to_qt(k + len(needle))) for k in hits]
+        if not ranges:  # no undo step (nor a modified document) for nothing
+            self.status.setText("not found")
+            return 0
         edit = QTextCursor(doc)
         edit.beginEditBlock()  # one undo step
         for a, b in reversed(ranges):  # last first: the earlier ranges still hold
             positions.qt_cursor(doc, a, b).insertText(repl)
+        # end the block on a command Qt does not merge typing into (as Accept does), so the
+        # next keystroke is its own undo step: setting a block's format to itself changes nothing
+        edit.setBlockFormat(edit.blockFormat())
         edit.endEditBlock()
         self.status.setText(f"{len(hits)} replaced")
         self.editor.clear_find_highlight()
         return len(hits)
+
+
+@lru_cache(maxsize=4096)
+def _fold_char(ch: str) -> str:
+    # Qt folds one UTF-16 character to one (QChar::toCaseFolded, Unicode's simple case
+    # folding): "İ" stays itself while str.casefold gives two characters, "ẞ" becomes "ß".
+    full = ch.casefold()
+    if len(full) == 1:
+        return full
+    low = ch.lower()
+    if len(low) == 1:
+        again = low.casefold()
+        return again if len(again) == 1 else low
+    return ch
+
+
+def fold(text: str) -> str:
+    """``text`` case-folded as QTextDocument.find compares it without FindCaseSensitively:
+    one character to one, so positions still agree."""
+    return text.translate({ord(c): _fold_char(c) for c in set(text) if _fold_char(c) != c})
+
+
+def as_searched(text: str, case: bool) -> str:
+    """A piece of the document as QTextDocument.find sees it: a no-break space is a space
+    (Qt replaces U+00A0 in the block's text, not in the needle), folded unless ``case``."""
+    text = text.replace("\u00a0", " ")
+    return text if case else fold(text)
+
+
+@lru_cache(maxsize=1)
+def _same_when_folded() -> dict[str, str]:
+    # folded character -> every character that folds to it; no case mapping lies past U+1E9FF
+    groups: dict[str, set[str]] = {}
+    for cp in range(0x1F000):
+        c = chr(cp)
+        if not 0xD800 <= cp < 0xE000 and (f := _fold_char(c)) != c:
+            groups.setdefault(f, {f}).add(c)
+    return {f: "".join(sorted(g)) for f, g in groups.items()}
+
+
+def _pattern(needle: str, case: bool) -> re.Pattern:
+    # one class per character of the needle, so a match is as long as the needle
+    groups = {} if case else _same_when_folded()
+    parts = []
+    for ch in needle:
+        same = " \u00a0" if ch == " " else ch if case else groups.get(_fold_char(ch), _fold_char(ch)) + ch
+        parts.append(re.escape(same) if len(same) == 1 else "[" + "".join(map(re.escape, sorted(set(same)))) + "]")
+    return re.compile("".join(parts))
 
 
 class _Haystack:
@@ -152,40 +211,41 @@ class _Haystack:
     def to_qt(self, cp: int) -> int:
         return self._map.to_qt(cp)
 
-    def _ascii_folded(self, needle: str) -> tuple[bytes, bytes] | None:
-        # bytes.lower() is a table lookup; str.lower() and re.IGNORECASE take ~20x longer
-        if not (needle.isascii() and self.text.isascii()):
-            return None
-        if self._folded is None:
-            self._folded = self.text.encode("ascii").lower()
-        return self._folded, needle.lower().encode("ascii")
-
     def find(self, needle: str, start: int, case: bool, backward: bool = False) -> int:
         """The code point where ``needle`` next occurs from ``start`` (going back: the last
-        one that starts before ``start``), or -1. A needle with a line break finds nothing
-        (QTextDocument.find matches within a line)."""
-        if "\n" in needle or "\u2029" in needle:
+        one that starts before ``start``), or -1, as QTextDocument.find matches: within a
+        line, a space matching a no-break space in the text (one in the needle matches
+        nothing), Qt's one-to-one case folding."""
+        if "\n" in needle or "\u2029" in needle or "\u00a0" in needle:
             return -1
         if backward and start <= 0:
             return -1
-        if case:
-            return self.text.rfind(needle, 0, max(0, start - 1) + len(needle)) if backward \
-                else self.text.find(needle, start)
-        folded = self._ascii_folded(needle)
-        if folded is not None:
-            hay, pin = folded
-            return hay.rfind(pin, 0, max(0, start - 1) + len(pin)) if backward else hay.find(pin, start)
-        pattern = re.compile(re.escape(needle), re.IGNORECASE)
+        hay: str | bytes = self.text
+        pin: str | bytes = needle
+        if self.text.isascii() and not case:
+            # bytes.lower() is a table lookup; a regular expression takes ~20x longer
+            pin = fold(needle)
+            if not pin.isascii():
+                return -1
+            if self._folded is None:
+                self._folded = self.text.encode("ascii").lower()
+            hay, pin = self._folded, pin.encode("ascii")
+        elif not (case and (" " not in needle or "\u00a0" not in self.text)):
+            return self._search(_pattern(needle, case), len(needle), start, backward)
+        # going back, the match must start before ``start``
+        return hay.rfind(pin, 0, max(0, start - 1) + len(pin)) if backward else hay.find(pin, start)
+
+    def _search(self, pattern: re.Pattern, n: int, start: int, backward: bool) -> int:
         if not backward:
             m = pattern.search(self.text, start)
             return m.start() if m else -1
-        end = start - 1 + len(needle)  # the match must start before ``start``
+        end = start - 1 + n  # the match must start before ``start``
         while end > 0:
             lo = max(0, end - self.CHUNK)
             hits = [m.start() for m in pattern.finditer(self.text, lo, end) if m.start() < start]
             if hits:
                 return hits[-1]
-            end = lo + len(needle) - 1 if lo > 0 else 0
+            end = lo + n - 1 if lo > 0 else 0
         return -1
 
     def find_all(self, needle: str, case: bool) -> list[int]:

@@ -48,13 +48,15 @@ class Candidate:
         figures = []
         if r is not None:
             taken, allowed = len(self.events) or r.nfe, self.settings.steps
-            figures.append(f"{taken} steps" if taken == allowed else f"{taken} of {allowed} steps")
+            unit = "step" if allowed == 1 else "steps"
+            figures.append(f"{taken} {unit}" if taken == allowed else f"{taken} of {allowed} {unit}")
             figures += [f"{r.nfe} NFE", f"{r.seconds:.1f} s"]
         line = " · ".join([f"#{self.number}", seed] + [f.replace(" ", "\u00a0") for f in figures])
         if self.same_as is not None:
             line += f" · same fill as #{self.same_as}"
-        planned = f"{self.settings.steps} steps"
-        setup = " · ".join(part for part in self.settings.describe().split(" · ") if part != planned)
+        n = self.settings.steps
+        planned = (f"{n} steps", f"{n} step")  # as settings.describe() words it
+        setup = " · ".join(part for part in self.settings.describe().split(" · ") if part not in planned)
         return f"{line}\n{setup}\n{fills_label(fills)}"
 
 
@@ -116,6 +118,7 @@ class InfillController(QObject):
         self.exporter.failed.connect(self._export_failed, queued)
         self.exporter.cancelled.connect(self._export_cancelled, queued)
         self._export_dialog: QProgressDialog | None = None
+        self._export_number = 0  # the export the dialog shows (ExportWorker.start's number)
 
     # ---------------------------------------------------------------- masks
     def mask_selection(self) -> None:
@@ -581,9 +584,11 @@ class InfillController(QObject):
             record=cand.record.describe() if cand.record is not None else "",
             font=w.preview.font().toString(), width=w.preview.viewport().width(),
             ms_per_frame=round(1000 / w.panel.speed.value()))
-        self.exporter.start(job)
+        self._end_export_dialog()  # a job that ended with its signal still queued has no dialog now
+        self._export_number = self.exporter.start(job)
         self._export_dialog = dialog = QProgressDialog(
-            f"Exporting {len(job.events)} steps to {gif.name}…", "Cancel", 0, len(job.events), w)
+            f"Exporting {len(job.events)} step{'' if len(job.events) == 1 else 's'} to {gif.name}…", "Cancel", 0,
+            len(job.events), w)
         dialog.setObjectName("exportProgress")
         dialog.setWindowTitle("Export")
         dialog.setWindowModality(Qt.WindowModality.NonModal)  # the window stays usable meanwhile
@@ -611,24 +616,31 @@ class InfillController(QObject):
             dialog.close()
             dialog.deleteLater()
 
-    def _export_progress(self, done: int, total: int) -> None:
+    def _export_ended(self, number: int) -> None:
+        # the signal of a job that ended after the next one started closes nothing of that one
+        if number == self._export_number:
+            self._end_export_dialog()
+
+    def _export_progress(self, number: int, done: int, total: int) -> None:
+        if number != self._export_number:
+            return
         if self._export_dialog is not None:
             self._export_dialog.setValue(min(done, total))
         self.exportProgress.emit(done, total)
 
-    def _export_finished(self, paths) -> None:
-        self._end_export_dialog()
+    def _export_finished(self, number: int, paths) -> None:
+        self._export_ended(number)
         gif, lines = paths
         self.w.statusBar().showMessage(f"Exported the run to {gif.name} and {lines.name}", 6000)
         self.exportFinished.emit(paths)
 
-    def _export_failed(self, message: str) -> None:
-        self._end_export_dialog()
+    def _export_failed(self, number: int, message: str) -> None:
+        self._export_ended(number)
         self.w.show_error(message)
         self.exportFinished.emit(None)
 
-    def _export_cancelled(self) -> None:
-        self._end_export_dialog()
+    def _export_cancelled(self, number: int) -> None:
+        self._export_ended(number)
         self.w.statusBar().showMessage("Export cancelled; no file was written.", 6000)
         self.exportFinished.emit(None)
 

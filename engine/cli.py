@@ -17,7 +17,7 @@ import threading
 from pathlib import Path
 
 from .errors import InputError, LacunaError, ModelLoadError
-from .safe_write import AtomicFile, WriteRefused
+from .safe_write import AtomicFile, WriteRefused, display
 from .types import CACHES, SAMPLERS
 
 MAX_STEPS = 1024            # planned steps run at most (more changes next to nothing); capped with a note
@@ -243,16 +243,21 @@ class _EventsFile:
     """--events FILE: checked up front, written whole at the end through engine.safe_write.
 
     A failed run (or a full disk) leaves an existing FILE as it was and no partial file; FILE
-    keeps its mode, owner and hard links, and a symbolic link is written through to its target.
-    A FIFO or a character device (/dev/stdout, /dev/null, a shell's >(...) pipe) is what the
-    user asked to write to, so it is written as the steps come and never replaced (a FIFO waits
-    for its reader, as with any program); a socket or a block device is refused.
+    keeps its mode, owner and hard links, and a symbolic link is written through to its target,
+    unless another user made the link (or the file) in a shared folder such as /tmp. A FIFO or
+    a character device (/dev/null, a shell's >(...) pipe) is what the user asked to write to, so
+    it is written as the steps come and never replaced (a FIFO waits for its reader, and says so
+    once); a name of one of our descriptors (/dev/stdout, /dev/fd/N, /proc/self/fd/N) is
+    written through a duplicate of it, at the descriptor's own offset; a socket or a block
+    device is refused. ``path`` is the name as given, fit for a one-line message.
     """
 
     def __init__(self, target: str) -> None:
-        self.path = Path(target)
+        self.path = display(target)
         try:
-            self._file = AtomicFile(target, streams=True)
+            if not target:
+                raise WriteRefused("the file name is empty; name the file to write the steps to, or /dev/stdout")
+            self._file = AtomicFile(target, streams=True, on_wait=self._waiting)
             problem = self._problem()
         except WriteRefused as exc:
             problem = str(exc)
@@ -266,16 +271,21 @@ class _EventsFile:
 
     def _problem(self) -> str | None:
         target = self._file.target
+        if self._file.fd is not None:
+            return None  # AtomicFile checked that the descriptor is open for writing
         if self._file.stream:
             return None if os.access(target, os.W_OK) else f"{self.path} is not writable"
         folder = target.parent
         if not folder.is_dir():
-            return f"the folder {folder} does not exist"
+            return f"the folder {display(folder)} does not exist"
         if not os.access(folder, os.W_OK | os.X_OK):
-            return f"cannot write in the folder {folder}"
+            return f"cannot write in the folder {display(folder)}"
         if target.exists() and not os.access(target, os.W_OK):
             return f"{self.path} is not writable"
         return None
+
+    def _waiting(self) -> None:
+        print(f"lacuna-cli: waiting for a program to read the FIFO {self.path}", file=sys.stderr, flush=True)
 
     def open(self) -> None:
         self._fh = self._file.open()

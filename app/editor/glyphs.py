@@ -48,6 +48,24 @@ def glyph_left_of(layout: QTextLayout, line: QTextLine, x: float, other_than: in
     return j if box is not None and box[0] < x <= box[1] + 0.75 + spacing_at(layout, j) else None
 
 
+def blank_around(layout: QTextLayout, line: QTextLine, x: float) -> tuple[float, float]:
+    """(left, right) of the blank stretch of ``line`` that holds ``x``: between the glyphs
+    drawn nearest either side of it (a tab's blank space). The cursor positions beside a
+    tab are not its edges in a line of mixed direction: one can lie past a neighbour's glyph."""
+    lo, hi = line.x(), line.x() + line.width()
+    for run in layout.glyphRuns(line.textStart(), max(1, line.textLength())):
+        advances = run.rawFont().advancesForGlyphIndexes(run.glyphIndexes())
+        for p, a in zip(run.positions(), advances):
+            left, right = p.x(), p.x() + a.x()
+            if a.x() <= 0:
+                continue
+            if right <= x + 0.5:
+                lo = max(lo, right)
+            elif left >= x - 0.5:
+                hi = min(hi, left)
+    return lo, hi
+
+
 def spacing_at(layout: QTextLayout, offset: int) -> float:
     """The letter spacing (pixels) the editor set on the character at ``offset`` (0 if none)."""
     for r in layout.formats():

@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import unicodedata
 
+from PySide6.QtCore import QTextBoundaryFinder
 from PySide6.QtGui import QColor, QFont, QFontMetricsF, QTextCharFormat, QTextDocument
 from PySide6.QtWidgets import QPlainTextDocumentLayout, QPlainTextEdit, QWidget
 
@@ -72,11 +73,16 @@ class Cells:
         fm, pad = self._metrics[bold], self._pad[bold]
         flat = text.replace("\r\n", NEWLINE_MARK).replace("\n", NEWLINE_MARK).replace("\t", "\u2192")
         # a control character draws nothing (and stops Qt measuring the rest): show U+FFFD
-        chars = [NBSP if ch.isspace() else "\ufffd" if unicodedata.category(ch) == "Cc" else ch
-                 for ch in flat[: 4 * CELL]]
+        cut = len(flat) > 16 * CELL  # more than 4 * CELL clusters can take: no need to look further
+        flat = "".join(NBSP if ch.isspace() else "\ufffd" if unicodedata.category(ch) == "Cc" else ch
+                       for ch in flat[: 16 * CELL])
+        # a word joiner goes between whole grapheme clusters: one inside ("e" + WJ + U+0301,
+        # a flag's two halves, an emoji and its skin tone) would draw them apart
+        clusters = graphemes(flat)
+        chars = clusters[: 4 * CELL]
         body = WJ.join(chars)
         width = fm.horizontalAdvance(body)
-        if width > self.target + 0.01 or len(flat) > 4 * CELL:
+        if width > self.target + 0.01 or cut or len(clusters) > 4 * CELL:
             while chars and fm.horizontalAdvance(WJ.join(chars + [ELLIPSIS])) > self.target + 0.01:
                 chars.pop()
             body = WJ.join(chars + [ELLIPSIS])
@@ -97,6 +103,27 @@ class Cells:
             n = 1
             width = fm.horizontalAdvance(padded(1))
         return padded(n) + ZWSP, self.target - width
+
+
+def graphemes(text: str) -> list[str]:
+    """``text`` cut into extended grapheme clusters (what a reader sees as one character), by
+    Qt's QTextBoundaryFinder: the library that draws them, so both agree (Unicode UAX #29);
+    a combining mark (or what follows a zero-width joiner) is never a cluster of its own."""
+    if text.isascii():
+        return list(text)
+    finder = QTextBoundaryFinder(QTextBoundaryFinder.BoundaryType.Grapheme, text)
+    units = text.encode("utf-16-le")
+    out, a = [], 0
+    b = finder.toNextBoundary()
+    while b > 0:  # Qt's positions count UTF-16 units
+        piece = units[2 * a:2 * b].decode("utf-16-le")
+        # Qt's Thai (and some other) script rules part a base from a mark UAX #29 keeps on it
+        if out and (unicodedata.category(piece[0]).startswith("M") or out[-1].endswith("\u200d")):
+            out[-1] += piece
+        else:
+            out.append(piece)
+        a, b = b, finder.toNextBoundary()
+    return out
 
 
 def event_fragments(ev, span_after_space: list[bool], highlight_new: bool = True,

@@ -18,7 +18,7 @@ from .. import positions
 from ..positions import document_text
 from . import colors
 from .gaps import Gap, set_gaps
-from .glyphs import RTL, BidiLine, cursor_x, glyph_box, glyph_left_of
+from .glyphs import RTL, BidiLine, blank_around, cursor_x, glyph_box, glyph_left_of
 from .masks import Mask
 
 CHIP_PAD = 2  # pixels between a chip and the glyphs on either side
@@ -309,6 +309,10 @@ class Editor(QPlainTextEdit):
             # the tab's blank space, from where it starts to where the point is (a tab has no
             # glyph; the cursor positions on either side of it bound it)
             lead, end = cursor_x(line, i), cursor_x(line, i + 1)
+            # and by the glyphs nearest the tab's start: in a mixed-direction line a cursor
+            # position beside the tab can lie past a glyph
+            lo, hi = blank_around(layout, line, lead + (0.5 if end >= lead else -0.5))
+            lead, end = (max(lead, lo), min(end, hi)) if end >= lead else (min(lead, hi), max(end, lo))
             room = abs(end - lead)
             pad = min(CHIP_PAD, max(0, (int(room) - 1) // 2))
             w = max(1, min(w, int(room) - 2 * pad))

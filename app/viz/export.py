@@ -17,7 +17,7 @@ from pathlib import Path
 
 from PySide6.QtGui import QImage
 
-from engine.safe_write import AtomicFile, WriteRefused
+from engine.safe_write import AtomicFile, WriteRefused, display
 
 
 def event_record(ev) -> dict:
@@ -60,16 +60,22 @@ def _atomic_write(path: Path, write) -> None:
     except WriteRefused:
         raise
     except OSError as exc:  # named by the file the user chose, not by our temporary one
-        raise OSError(f"could not write {path}: {exc.strerror or exc}") from None
+        raise OSError(f"could not write {display(path)}: {exc.strerror or exc}") from None
 
 
 def write_events(events, path: str | os.PathLike, header: dict | None = None) -> Path:
     """Write ``events`` as JSON lines (a first line ``{"run": header}`` when given)."""
     path = Path(path)
+    data = events_jsonl(events, header)
+    _atomic_write(path, lambda f: f.write(data))
+    return path
+
+
+def events_jsonl(events, header: dict | None = None) -> bytes:
+    """The JSON-lines file of ``events`` (UTF-8), as write_events writes it."""
     lines = [json.dumps({"run": header}, ensure_ascii=False)] if header else []
     lines += [json.dumps(event_record(ev), ensure_ascii=False) for ev in events]
-    _atomic_write(path, lambda f: f.write(("\n".join(lines) + "\n").encode("utf-8")))
-    return path
+    return ("\n".join(lines) + "\n").encode("utf-8")
 
 
 class GifStream:
@@ -156,23 +162,25 @@ def write_gif(frames, path: str | os.PathLike, ms_per_frame: int = 125, hold_las
 
     Raises ValueError for no frames and OSError when the file cannot be written."""
     path = Path(path)
-
-    def save(f) -> None:
-        gif = GifStream(f)
-        held = None
-        for frame in frames:
-            if cancelled is not None and cancelled():
-                raise ExportCancelled(path)
-            if held is not None:
-                gif.add(held, ms_per_frame)
-            held = qimage_to_rgb(frame) if isinstance(frame, QImage) else frame.convert("RGB")
-        if held is None:
-            raise ValueError("a run with no steps has nothing to animate")
-        gif.add(held, max(ms_per_frame, hold_last_ms))
-        gif.close()
-
-    _atomic_write(path, save)
+    _atomic_write(path, lambda f: stream_gif(frames, f, ms_per_frame, hold_last_ms, cancelled))
     return path
+
+
+def stream_gif(frames, f, ms_per_frame: int = 125, hold_last_ms: int = 1500, cancelled=None) -> None:
+    """write_gif's work into ``f``, an open binary file (the caller commits or discards it).
+    Raises ExportCancelled and ValueError as write_gif does."""
+    gif = GifStream(f)
+    held = None
+    for frame in frames:
+        if cancelled is not None and cancelled():
+            raise ExportCancelled(getattr(f, "name", "GIF"))
+        if held is not None:
+            gif.add(held, ms_per_frame)
+        held = qimage_to_rgb(frame) if isinstance(frame, QImage) else frame.convert("RGB")
+    if held is None:
+        raise ValueError("a run with no steps has nothing to animate")
+    gif.add(held, max(ms_per_frame, hold_last_ms))
+    gif.close()
 
 
 class ExportCancelled(Exception):

@@ -19,7 +19,7 @@ import threading
 from dataclasses import dataclass
 from pathlib import Path
 
-from PySide6.QtCore import QObject, QRectF, Qt, Signal
+from PySide6.QtCore import QObject, QRectF, Qt, QThread, Signal
 from PySide6.QtGui import QColor, QFont, QImage, QPainter, QTextDocument
 
 log = logging.getLogger(__name__)
@@ -27,7 +27,7 @@ log = logging.getLogger(__name__)
 CONTEXT_LINES = 2  # lines of text kept above and below the spans
 CONTEXT_REACH = 240  # characters at most of that context, either side of a span
 MAX_WIDTH = 760  # pixels: lines wrap there, as in a narrow window
-MAX_HEIGHT = 1400  # pixels: a taller view is cut at the bottom
+MAX_HEIGHT = 1400  # pixels: a taller view loses context lines, then is drawn smaller
 MARGIN = 8
 GAP = "\n\u22ef\n"  # between the pieces of text around spans far apart
 
@@ -105,7 +105,6 @@ class FrameRenderer:
     def __init__(self, job: ExportJob) -> None:
         from ..editor.preview import SpanWriter
 
-        text, spans = crop(job.text, job.spans)
         font = QFont()
         font.fromString(job.font)
         self.doc = QTextDocument()
@@ -116,16 +115,28 @@ class FrameRenderer:
         self.doc.setDefaultTextOption(option)
         self.doc.setTextWidth(max(120, min(job.width, MAX_WIDTH)))
         self.writer = SpanWriter(self.doc)
-        self.writer.start(text, spans)
+        # every span is shown: spans far apart get fewer lines of context, and when even
+        # none fit in MAX_HEIGHT the frame is drawn smaller (self.scale < 1)
+        for lines in range(CONTEXT_LINES, -1, -1):
+            text, spans = crop(job.text, job.spans, lines)
+            width, height = self._measure(job, text, spans)
+            if height <= MAX_HEIGHT:
+                break
+        self.context_lines = lines
+        self.scale = min(1.0, MAX_HEIGHT / height)
+        self.width = max(1, int(math.ceil(width * self.scale)))
+        self.height = max(1, int(math.ceil(height * self.scale)))
+
+    def _measure(self, job: ExportJob, text: str, spans) -> tuple[float, float]:
         # the frame's size: the calm layout is as tall during the whole run as at its first
         # step; the finished fill is at its own width (shorter mostly, longer when cells cut tokens)
+        self.writer.start(text, spans)
         sizes = []
         for draw in (lambda: self.writer.write_event(job.events[0]), lambda: self.writer.write_result(job.result)):
             draw()
             sizes.append((self.doc.idealWidth(), self.doc.size().height()))
         self.writer.start(text, spans)
-        self.width = int(math.ceil(min(self.doc.textWidth(), max(w for w, _ in sizes) + MARGIN)))
-        self.height = int(math.ceil(min(MAX_HEIGHT, max(h for _, h in sizes))))
+        return min(self.doc.textWidth(), max(w for w, _ in sizes) + MARGIN), max(h for _, h in sizes)
 
     def frame(self, ev=None, result=None) -> QImage:
         """The view at StepEvent ``ev``, or of the finished ``result``."""
@@ -136,7 +147,8 @@ class FrameRenderer:
         image = QImage(self.width, self.height, QImage.Format.Format_RGB32)
         image.fill(QColor(Qt.GlobalColor.white))
         p = QPainter(image)
-        self.doc.drawContents(p, QRectF(0, 0, self.width, self.height))
+        p.scale(self.scale, self.scale)
+        self.doc.drawContents(p, QRectF(0, 0, self.width / self.scale, self.height / self.scale))
         p.end()
         return image
 
@@ -155,36 +167,56 @@ def frames(job: ExportJob, renderer: FrameRenderer | None = None):
         yield renderer.frame(result=job.result) if k == last and job.result is not None else renderer.frame(ev)
 
 
+class _Thread(QThread):
+    # a QThread, not a threading.Thread: Qt gives it an event dispatcher, which
+    # QTextDocument's layout of a long text starts a timer on (a warning without one)
+    def __init__(self, target) -> None:
+        super().__init__()
+        self._target = target
+
+    def run(self) -> None:
+        self._target()
+
+
 class ExportWorker(QObject):
     """Runs one export at a time on a thread of its own.
 
-    ``progress(done, total)`` comes as frames are written (at most every 1%),
-    then exactly one of ``finished((gif, lines))``, ``failed(message)`` or
-    ``cancelled()``. Cancel stops before the next frame; nothing is left on disk."""
+    ``start`` returns the job's number, the first argument of every signal, so a
+    signal of a job that ended while it waited in the GUI thread's queue is not
+    taken for one of the job started after it. ``progress(job, done, total)``
+    comes as frames are written (at most every 1%), then exactly one of
+    ``finished(job, (gif, lines))``, ``failed(job, message)`` or ``cancelled(job)``.
+    Both files are written to temporaries and put in place only when both were
+    written: a cancel or a failure leaves nothing on disk."""
 
-    progress = Signal(int, int)
-    finished = Signal(object)
-    failed = Signal(str)
-    cancelled = Signal()
+    progress = Signal(int, int, int)
+    finished = Signal(int, object)
+    failed = Signal(int, str)
+    cancelled = Signal(int)
 
     def __init__(self, parent: QObject | None = None) -> None:
         super().__init__(parent)
-        self._thread: threading.Thread | None = None
+        self._thread: _Thread | None = None
         self._cancel = threading.Event()
         self._running = False  # cleared by the worker before it sends its last signal
+        self._jobs = 0
 
     def busy(self) -> bool:
         return self._running
 
-    def start(self, job: ExportJob) -> None:
+    def start(self, job: ExportJob) -> int:
+        """Start ``job``; returns its number. Raises RuntimeError while one runs."""
         if self.busy():
             raise RuntimeError("an export is already running")
         if self._thread is not None:
-            self._thread.join()  # the last one had sent its last signal: it is returning
+            self._thread.wait()  # the last one had sent its last signal: it is returning
+        self._jobs += 1
         self._cancel = threading.Event()
         self._running = True
-        self._thread = threading.Thread(target=self._run, args=(job, self._cancel), name="lacuna-export")
+        number, cancel = self._jobs, self._cancel
+        self._thread = _Thread(lambda: self._run(number, job, cancel))
         self._thread.start()
+        return self._jobs
 
     def cancel(self) -> None:
         self._cancel.set()
@@ -192,16 +224,21 @@ class ExportWorker(QObject):
     def wait(self, timeout: float | None = None) -> bool:
         """Wait for the running export to end; True if none is running."""
         if self._thread is not None:
-            self._thread.join(timeout)
+            if timeout is None:
+                self._thread.wait()
+            else:
+                self._thread.wait(max(0, int(timeout * 1000)))
         return not self.busy()
 
-    def _run(self, job: ExportJob, cancel: threading.Event) -> None:
-        signal, args = self._export(job, cancel)
+    def _run(self, number: int, job: ExportJob, cancel: threading.Event) -> None:
+        signal, args = self._export(number, job, cancel)
         self._running = False
-        signal.emit(*args)
+        signal.emit(number, *args)
 
-    def _export(self, job: ExportJob, cancel: threading.Event) -> tuple:
-        from ..viz.export import ExportCancelled, write_events, write_gif
+    def _export(self, number: int, job: ExportJob, cancel: threading.Event) -> tuple:
+        from engine.safe_write import AtomicFile, WriteRefused, display
+
+        from ..viz.export import ExportCancelled, events_jsonl, stream_gif
 
         total = len(job.events)
         done = [0, -1]
@@ -210,21 +247,44 @@ class ExportWorker(QObject):
             step = done[0] * 100 // max(1, total)
             if step != done[1]:
                 done[1] = step
-                self.progress.emit(done[0], total)
+                self.progress.emit(number, done[0], total)
             done[0] += 1
             return cancel.is_set()
 
+        files: list = []
+        now = job.gif  # the file being written, for the message if it fails
+        committed: list[Path] = []
         try:
-            write_gif(frames(job), job.gif, job.ms_per_frame, job.hold_last_ms, cancelled=cancelled)
-            # the GIF is written: a cancel now would only lose it; the JSON lines take a moment
+            # both are checked before any frame is drawn (a FIFO or a folder is refused at once)
+            files = [AtomicFile(job.gif), AtomicFile(job.lines)]
+            stream_gif(frames(job), files[0].open(), job.ms_per_frame, job.hold_last_ms, cancelled=cancelled)
+            now = job.lines
             header = {"request": dataclasses.asdict(job.request), "record": job.record}
-            write_events(job.events, job.lines, header)
+            files[1].open().write(events_jsonl(job.events, header))
+            if cancel.is_set():
+                raise ExportCancelled(job.gif)
+            for f, path in zip(files, (job.gif, job.lines)):  # only now: all or nothing
+                now = path
+                f.commit()
+                committed.append(path)
         except ExportCancelled:
             return self.cancelled, ()
+        except WriteRefused as exc:
+            return self.failed, (f"The run could not be exported: {exc}{_written(committed)}",)
         except (OSError, ValueError) as exc:
-            return self.failed, (f"The run could not be exported: {exc}",)
+            why = exc.strerror if isinstance(exc, OSError) and exc.strerror else exc
+            return self.failed, (f"The run could not be exported: could not write {display(now)}: "
+                                 f"{why}{_written(committed)}",)
         except Exception as exc:  # noqa: BLE001 - a thread must report, not die silently
             log.exception("export failed")
-            return self.failed, (f"The run could not be exported to {job.gif}: {exc}",)
-        self.progress.emit(total, total)
+            return self.failed, (f"The run could not be exported to {display(now)}: {exc}{_written(committed)}",)
+        finally:
+            for f in files:
+                f.discard()  # a no-op after a commit
+        self.progress.emit(number, total, total)
         return self.finished, ((job.gif, job.lines),)
+
+
+def _written(committed: list[Path]) -> str:
+    # the rare failure between the two commits: say which file is there
+    return "".join(f" ({p.name} was written.)" for p in committed)

@@ -214,26 +214,37 @@ KILLED_IN_PLACE = """
 import os, sys
 from pathlib import Path
 from engine import safe_write
-def half(target, source, inode):
+def cut_short(target, source, inode):
     fd = os.open(target, os.O_WRONLY)
-    os.write(fd, b"HALF")
+    source.seek(0)
+    os.write(fd, source.read(safe_write.PAGE))  # the first page of the new text, and no more
     os.close(fd)
     print("rewriting", flush=True)
     sys.stdin.readline()  # killed here: the file is torn, its safety copy is whole
-safe_write._rewrite_in_place = half
-safe_write.write_bytes(sys.argv[1], b"the whole new text\\n", journal=Path(sys.argv[2]))
+safe_write._rewrite_in_place = cut_short
+safe_write.write_bytes(sys.argv[1], Path(sys.argv[3]).read_bytes(), journal=Path(sys.argv[2]))
 """
+OLD_TEXT, NEW_TEXT = b"the old text, quite long\n" * 400, b"the whole new text\n" * 700  # 10,000 and 13,300 bytes
+
+
+def _torn(f: Path, tmp_path: Path) -> None:
+    """``f`` (hard-linked) rewritten in place by a save killed after its first page."""
+    f.write_bytes(OLD_TEXT)
+    os.link(f, tmp_path / "second-link.txt")
+    new = tmp_path / "new.bin"
+    new.write_bytes(NEW_TEXT)
+    _killed_save(f, KILLED_IN_PLACE, str(state_dir() / "saving"), str(new))
+    new.unlink()
+    assert f.read_bytes() == NEW_TEXT[:4096] + OLD_TEXT[4096:]
+    assert len(list(tmp_path.glob(".lacuna-*.copy"))) == 1
 
 
 def test_a_killed_in_place_rewrite_is_finished_at_the_next_start(make_window, tmp_path):
     f = tmp_path / "linked.txt"
-    f.write_bytes(b"the old text, quite long\n")
-    os.link(f, tmp_path / "second-link.txt")
-    _killed_save(f, KILLED_IN_PLACE, str(state_dir() / "saving"))
-    assert f.read_bytes().startswith(b"HALF") and len(list(tmp_path.glob(".lacuna-*.copy"))) == 1
-    make_window(show=False)  # the start cleans the journal
-    assert f.read_bytes() == b"the whole new text\n" == (tmp_path / "second-link.txt").read_bytes()
-    assert not list(tmp_path.glob(".lacuna-*"))
+    _torn(f, tmp_path)
+    w = make_window(show=False)  # the start cleans the journal
+    assert f.read_bytes() == NEW_TEXT == (tmp_path / "second-link.txt").read_bytes()
+    assert not list(tmp_path.glob(".lacuna-*")) and not w.banner.isVisibleTo(w)
 
 
 # ---- long names ------------------------------------------------------------------------------------

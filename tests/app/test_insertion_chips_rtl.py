@@ -114,3 +114,14 @@ def test_two_insertions_around_one_glyph_share_its_gap(window):
     _check(ed)
     rects = [ed.insertion_rect(m) for m in ed.masks]
     assert all(not a.intersects(b) for i, a in enumerate(rects) for b in rects[i + 1:])
+
+
+def test_a_chip_after_a_tab_in_a_mixed_direction_line_covers_no_glyph(window):
+    # review of f29b0de: the cursor position after the tab lies past the "ו" drawn right
+    # of it, and the chip covered that glyph
+    ed = window.editor
+    for text, at in (("x1\u05d5\t111\u05d5", 4), ("ab\u05e9\t22\u05dc cd", 4), ("id\t\u05e9\u05dc\u05d5\u05dd\tend\n", 3)):
+        ed.clear_masks()
+        ed.setPlainText(text)
+        ed.add_mask(at, at, length=8)
+        _check(ed)

@@ -157,3 +157,101 @@ def test_infill_into_a_full_device_says_so_and_leaves_the_device(capsys, tiny_mo
     assert code == 1 and "--events: could not write" in err and "No space left" in err
     assert err.count("\n") == 1 and "Traceback" not in err
     assert stat.S_ISCHR(os.lstat(full).st_mode) and list(tmp_path.iterdir()) == [full]
+
+
+# ---- after review: descriptors, planted links, odd names ----------------------------------------
+def test_events_to_dev_stdout_redirected_to_a_file_keeps_every_line(tiny_model_dir, capfd):
+    """The reviewer's input: `--events /dev/stdout > out.txt` wrote the result over the steps
+    (a reopened /dev/stdout has an offset of its own). capfd makes descriptor 1 a file, as `>` does."""
+    code = main(["infill", "--model", str(tiny_model_dir), "--device", "cpu", "--steps", "2", "--json",
+                 "--events", "/dev/stdout", "a [[2]] b"])
+    out, err = capfd.readouterr()
+    assert code == 0, err
+    *steps, result = [json.loads(line) for line in out.splitlines()]
+    assert [s["step"] for s in steps] == [1, 2] and steps[-1]["done"] and result["nfe"] == 2
+
+
+def test_a_socket_named_by_its_descriptor_is_written_through():
+    """Opening /proc/self/fd/N of a socket fails (ENXIO): stdout as a socket failed after the model load."""
+    ours, theirs = socket.socketpair()
+    with ours, theirs:
+        _write(f"/proc/self/fd/{ours.fileno()}")
+        ours.shutdown(socket.SHUT_WR)
+        got = theirs.makefile("rb").read().decode("utf-8").splitlines()
+    assert [json.loads(x) for x in got] == RECORDS
+
+
+def test_a_descriptor_that_is_not_open_is_refused_before_the_model_loads():
+    with pytest.raises(InputError) as err:
+        _EventsFile("/dev/fd/999")
+    assert str(err.value).startswith("--events: /dev/fd/999 names descriptor 999") and "\n" not in str(err.value)
+
+
+def test_a_path_under_proc_self_cwd_is_an_ordinary_file(tmp_path, monkeypatch):
+    """Not a stream: written whole, not appended to what was there."""
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "p.jsonl").write_text("an older run\n")
+    _write("/proc/self/cwd/p.jsonl")
+    assert [json.loads(x) for x in (tmp_path / "p.jsonl").read_text("utf-8").splitlines()] == RECORDS
+
+
+@needs_fifo
+def test_a_fifo_without_a_reader_says_so_once(tmp_path, capsys):
+    fifo = tmp_path / "steps"
+    os.mkfifo(fifo)
+    events = _EventsFile(str(fifo))
+    got: list[bytes] = []
+
+    def read_when_told() -> None:  # the reader comes only after the note
+        with open(fifo, "rb") as f:
+            got.append(f.read())
+
+    real_waiting, readers = events._waiting, []
+
+    def waiting() -> None:
+        real_waiting()
+        readers.append(threading.Thread(target=read_when_told, daemon=True))
+        readers[0].start()
+
+    events._file._on_wait = waiting
+    try:
+        events.open()
+        for r in RECORDS:
+            events.write(r)
+        events.commit()
+    finally:
+        events.discard()
+    err = capsys.readouterr().err
+    assert err == f"lacuna-cli: waiting for a program to read the FIFO {fifo}\n"
+    [reader] = readers
+    reader.join(10)
+    assert [json.loads(x) for x in got[0].decode().splitlines()] == RECORDS
+
+
+def test_an_empty_name_and_a_name_with_a_newline_are_one_clear_line(tmp_path):
+    with pytest.raises(InputError) as err:
+        _EventsFile("")
+    assert str(err.value) == ("--events: the file name is empty; name the file to write the steps to, "
+                              "or /dev/stdout")
+    with pytest.raises(InputError) as err:
+        _EventsFile(str(tmp_path / "no\nsuch" / "e.jsonl"))
+    assert "\n" not in str(err.value) and "no\\nsuch" in str(err.value)
+    assert _EventsFile(str(tmp_path / "a\nb.jsonl")).path == f"{tmp_path}/a\\nb.jsonl"
+
+
+@pytest.mark.skipif(not hasattr(os, "geteuid") or os.geteuid() != 0, reason="lchown needs root")
+def test_infill_refuses_a_link_another_user_planted_before_the_model_loads(tmp_path, capsys):
+    """The reviewer's input: nobody's /tmp/evil-events.jsonl -> root's config."""
+    victim = tmp_path / "config"
+    victim.write_text("root's config\n")
+    shared = tmp_path / "tmp"
+    shared.mkdir()
+    shared.chmod(0o1777)
+    link = shared / "evil-events.jsonl"
+    link.symlink_to(victim)
+    os.lchown(link, 65534, 65534)
+    code = main(["infill", "--model", str(tmp_path / "no-model-needed"), "--device", "cpu", "--steps", "2",
+                 "--events", str(link), "a [[2]] b"])
+    err = capsys.readouterr().err
+    assert code == 2 and "symbolic link that another user made" in err and err.count("\n") == 1
+    assert victim.read_text() == "root's config\n"
