@@ -15,11 +15,15 @@ if TYPE_CHECKING:
 
 OPEN_FOLDER = "__open_folder__"
 STARTER = "starter"
+STARTER_LABEL = "Lacuna starter (demo)"
+STARTER_TIP = ("A small demonstration bundled with Lacuna: it shows how diffusion infilling works, fast and "
+               "offline, but its fills are rarely sensible text. Help ▸ Choose a Model for This Machine… "
+               "or the Model Manager finds one that writes well here.")
 
 
 def spec_label(spec: str) -> str:
     if spec == STARTER:
-        return "Lacuna starter"
+        return STARTER_LABEL
     p = Path(spec)
     return p.name if p.is_absolute() else spec
 
@@ -59,6 +63,14 @@ class ModelController(QObject):
 
     def refresh_picker(self) -> None:
         self._list_requested.emit()
+
+    def label_starter(self) -> None:
+        """Say in the model picker what the starter is: a demonstration."""
+        picker = self.w.model_picker
+        i = picker.findData(STARTER)
+        if i >= 0:
+            picker.setItemText(i, STARTER_LABEL)
+            picker.setItemData(i, STARTER_TIP, Qt.ItemDataRole.ToolTipRole)
 
     def load_model(self, spec: str) -> None:
         w = self.w
@@ -111,10 +123,13 @@ class ModelController(QObject):
         w = self.w
         if "/" in info.name or "\\" in info.name:  # a folder: show its name
             info = replace(info, name=Path(info.name).name or info.name)
+        if info.spec == STARTER:
+            info = replace(info, name=STARTER_LABEL)
         self.model, self.model_info, self.model_spec = model, info, info.spec
         self.loading_spec = None
         w.s.setValue("model/spec", info.spec)
         w.model_label.setText(f"Model: {info.name}")
+        w.model_label.setToolTip(STARTER_TIP if info.spec == STARTER else "")
         w.device_label.setText(f"{info.device}{' · ' + info.dtype if info.dtype else ''}")
         w.device_label.setToolTip(f"context {info.context_length} tokens · loaded in {info.seconds:.1f} s")
         self.select_picker(info.spec)
@@ -177,7 +192,8 @@ class ModelController(QObject):
             self.load_model(folder)
 
     # -------------------------------------------------------- model manager
-    def open_model_manager(self) -> None:
+    def open_model_manager(self, select: str | None = None, download: bool = False) -> None:
+        """Open the Model manager; ``select``: a model id to select, ``download``: and start its download."""
         try:
             from app.models import ModelManager, ModelManagerDialog
         except Exception as exc:  # noqa: BLE001 - a build may leave the manager out
@@ -195,6 +211,10 @@ class ModelController(QObject):
             dlg.finished.connect(lambda _: self.refresh_picker())
             self.manager_dialog = dlg
         self.manager_dialog.open()
+        if isinstance(select, str) and select:  # a QAction's triggered(bool) may arrive here as a bool
+            self.manager_dialog.select(select)
+            if download:
+                self.manager_dialog.trigger("download", select)
 
     @Slot(object)
     def _on_download_finished(self, outcome) -> None:

@@ -49,6 +49,17 @@ def qsettings() -> QSettings:
     return QSettings(QSettings.Format.IniFormat, QSettings.Scope.UserScope, "lacuna", "lacuna")
 
 
+FIRST_RUN_KEY = "firstRun/shown"  # the first-run card (app.first_run) has been shown
+
+
+def first_run_done(s: QSettings) -> bool:
+    return str(s.value(FIRST_RUN_KEY, "false")).lower() in ("true", "1")
+
+
+def mark_first_run_done(s: QSettings) -> None:
+    s.setValue(FIRST_RUN_KEY, True)
+
+
 @dataclass(frozen=True)
 class RunSettings:
     sampler: str = "low_confidence"

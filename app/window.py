@@ -12,6 +12,7 @@ from PySide6.QtCore import QThread, QTimer, Signal
 from PySide6.QtGui import QCloseEvent
 from PySide6.QtWidgets import QMainWindow, QMessageBox
 
+from . import first_run
 from .actions import build_actions
 from .file_controller import FileController
 from .infill_controller import InfillController
@@ -63,6 +64,8 @@ class MainWindow(QMainWindow):
         self.infill = InfillController(self, self.infill_worker)
         self.models = ModelController(self, self.model_worker)
         build_actions(self)
+        self.models.label_starter()
+        first_run.install(self)
         self._connect()
         self._update_title()
         self._update_actions()
@@ -73,6 +76,7 @@ class MainWindow(QMainWindow):
             self.restoreState(layout)
         if autoload:
             QTimer.singleShot(0, self.models.startup)
+            QTimer.singleShot(0, lambda: first_run.maybe_show(self))
 
     def _start_engine_thread(self, stream, loader) -> None:
         self.engine_thread = QThread(self)

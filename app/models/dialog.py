@@ -4,13 +4,15 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from PySide6.QtCore import Signal
-from PySide6.QtWidgets import (QAbstractItemView, QDialog, QHBoxLayout, QHeaderView, QInputDialog, QLabel,
-                               QMessageBox, QPushButton, QTableView, QVBoxLayout, QWidget)
+from PySide6.QtCore import Qt, QTimer, Signal
+from PySide6.QtWidgets import (QAbstractItemView, QComboBox, QDialog, QHBoxLayout, QHeaderView, QInputDialog,
+                               QLabel, QMessageBox, QPushButton, QTableView, QVBoxLayout, QWidget)
 
-from .document import from_window, whole_context_text
+from .details import best_text, details_text, devices_text
+from .document import from_window, typical_text
 from .manager import ModelManager, Outcome
-from .table import STATUS, ModelTableModel
+from .sizing import CARD_SIZES
+from .table import CARD_COLUMNS, NOTE, ModelTableModel
 
 ACTIONS = ("download", "pause", "resume", "cancel", "verify", "delete", "load")
 
@@ -39,10 +41,22 @@ class ModelManagerDialog(QDialog):
         self.view.verticalHeader().setVisible(False)
         header = self.view.horizontalHeader()
         header.setSectionResizeMode(QHeaderView.ResizeMode.ResizeToContents)
-        header.setSectionResizeMode(STATUS, QHeaderView.ResizeMode.Stretch)
+        header.setSectionResizeMode(NOTE, QHeaderView.ResizeMode.Stretch)
         self.devices_label = QLabel("Checking this machine…", self, objectName="devicesLabel")
-        self.work_label = QLabel(whole_context_text(), self, objectName="workLabel")
+        self.devices_label.setWordWrap(True)
+        self.work_label = QLabel(typical_text(), self, objectName="workLabel")
         self.work_label.setWordWrap(True)
+        self.card_picker = QComboBox(self, objectName="cardPicker")
+        self.card_picker.addItem("no card (this machine only)", None)
+        for gb in CARD_SIZES:
+            self.card_picker.addItem(f"{gb} GB", gb)
+        self.card_picker.setToolTip("Size the models up for a GPU you do not have here, all of its memory free")
+        self.card_picker.currentIndexChanged.connect(self._on_card_picked)
+        self.best_label = QLabel("Finding the best model for this machine…", self, objectName="bestLabel")
+        self.best_label.setWordWrap(True)
+        self.details_label = QLabel("Select a model to read what it is.", self, objectName="detailsLabel")
+        self.details_label.setWordWrap(True)
+        self.details_label.setTextFormat(Qt.TextFormat.RichText)
         self.message_label = QLabel("", self, objectName="messageLabel")
         self.message_label.setWordWrap(True)
 
@@ -59,20 +73,30 @@ class ModelManagerDialog(QDialog):
         add.clicked.connect(self.ask_add)
         row.addWidget(add)
 
+        cards = QHBoxLayout()
+        cards.addWidget(QLabel("Also size up a GPU card:", self))
+        cards.addWidget(self.card_picker)
+        cards.addStretch(1)
+
         layout = QVBoxLayout(self)
         layout.addWidget(self.devices_label)
         layout.addWidget(self.work_label)
+        layout.addLayout(cards)
+        layout.addWidget(self.best_label)
         layout.addWidget(self.view, 1)
+        layout.addWidget(self.details_label)
         layout.addLayout(row)
         layout.addWidget(self.message_label)
-        self.resize(1040, 560)
+        self.resize(1180, 640)
 
         self.view.selectionModel().selectionChanged.connect(self.update_buttons)
+        self.view.selectionModel().selectionChanged.connect(self._show_details)
         self.manager.rowChanged.connect(self._on_row_changed)
         self.manager.modelsChanged.connect(self.update_buttons)
         self.manager.jobFinished.connect(self._on_finished)
         self.manager.consentNeeded.connect(self._ask_consent)
         self.manager.fitsReady.connect(self._show_devices)
+        self._show_card_columns()
         self._show_devices()
         if not self.manager.devices():
             self.manager.compute_fits()
@@ -84,10 +108,27 @@ class ModelManagerDialog(QDialog):
         self.refresh_work()
 
     def refresh_work(self) -> None:
-        """Size the verdicts up for the parent window's open document (each model's whole context without one)."""
+        """Size the verdicts and speeds up for the parent window's open document (a typical fill without one)."""
         work = from_window(self.parentWidget())
-        self.work_label.setText(work.describe() if work is not None else whole_context_text())
+        self.work_label.setText(work.describe() if work is not None else typical_text())
         self.manager.set_work(work)
+
+    # the card size ---------------------------------------------------------
+    def set_card(self, gb: float | None) -> None:
+        """Size the models up for a GPU of ``gb`` GB as well (None: none), as the picker does."""
+        i = self.card_picker.findData(gb) if gb else 0
+        if i < 0:
+            self.card_picker.addItem(f"{gb:g} GB", gb)
+            i = self.card_picker.count() - 1
+        self.card_picker.setCurrentIndex(i)
+
+    def _on_card_picked(self, index: int) -> None:
+        self.manager.set_card(self.card_picker.itemData(index))
+        self._show_card_columns()
+
+    def _show_card_columns(self) -> None:
+        for col in CARD_COLUMNS:
+            self.view.setColumnHidden(col, not self.manager.card_gb())
 
     # selection and buttons -------------------------------------------------
     def selected(self) -> str | None:
@@ -98,6 +139,18 @@ class ModelManagerDialog(QDialog):
         row = self.table_model.row_of(name)
         if row >= 0:
             self.view.selectRow(row)
+            self._keep_selection_visible()
+
+    def _keep_selection_visible(self) -> None:
+        """Scroll the selected row into view once the labels around the table are laid out
+        (they grow as the details, the verdicts and the speeds arrive)."""
+        def scroll() -> None:
+            rows = self.view.selectionModel().selectedRows()
+            if rows:
+                self.view.scrollTo(rows[0])
+
+        scroll()
+        QTimer.singleShot(0, self.view, scroll)  # dropped with the view if the window goes first
 
     def enabled_actions(self, name: str | None) -> set[str]:
         if name is None:
@@ -198,12 +251,18 @@ class ModelManagerDialog(QDialog):
                 self.manager.download(outcome.name, allow_pickle=True)
 
     def _show_devices(self) -> None:
-        from engine.hub.fmt import human_bytes
+        sizing = self.manager.sizing()
+        if sizing.devices:
+            self.devices_label.setText(devices_text(sizing))
+            self.best_label.setText(best_text(sizing))
+        self._show_details()
+        self._keep_selection_visible()
 
-        devices = self.manager.devices()
-        if devices:
-            self.devices_label.setText("   ".join(
-                f"{d.label}: {d.name}, {human_bytes(d.available)} free of {human_bytes(d.total)}" for d in devices))
+    def _show_details(self, *args: Any) -> None:
+        name = self.selected()
+        info = self.manager.model(name) if name else None
+        if info is not None:
+            self.details_label.setText(details_text(self.manager, info))
 
     # screenshots -------------------------------------------------------------
     def screenshot(self, path: str | Path) -> Path:

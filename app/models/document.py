@@ -1,12 +1,16 @@
 """The open document as the Model manager sizes it up: its tokens, its masked tokens, the run settings.
 
-The fit verdicts (engine.hub.fit.fit_model) are for the work the editor will
-do: a canvas of the document's tokens, each mask's tokens in place of the
+The fit verdicts (engine.hub.fit.fit_model) and the seconds per fill
+(engine.hub.advice.fill_seconds) are for the same work, the work the editor
+will do: a canvas of the document's tokens, each mask's tokens in place of the
 text it covers, with the masked tokens scored at once (all of them, or one
-block), under the run settings (cache, candidates, sampling, top-p). The
-tokens are counted by the loaded model's tokenizer; with no model loaded, as
-the characters / 4 (about right for English under a BPE tokenizer). Plain
-data, made on the GUI thread and handed to the fit worker.
+block), under the run settings (steps, cache, candidates, sampling, top-p).
+Without a document, or before its first mask, both are for a typical fill,
+engine.hub.advice.TYPICAL: a sentence (32 masked tokens) in a 512-token
+document, the editor's usual work. The tokens are counted by the loaded
+model's tokenizer; with no model loaded, as the characters / 4 (about right
+for English under a BPE tokenizer). Plain data, made on the GUI thread and
+handed to the fit worker.
 """
 from __future__ import annotations
 
@@ -28,25 +32,39 @@ class DocumentWork:
     candidates: int = 1
     sampling: bool = False
     top_p: bool = False
+    steps: int = 16
+    block: int = 0        # the run's block length (0: one block)
+
+    def advice_work(self) -> Any:
+        """engine.hub.advice.Work for this document: its tokens, all its masked tokens (a
+        sentence's worth before the first mask), the run's steps, block and settings."""
+        from engine.hub.advice import TYPICAL, Work
+
+        return Work(context=self.tokens, hole=self.masked or TYPICAL.hole, steps=self.steps, cache=self.cache,
+                    candidates=self.candidates, block=self.block, sampling=self.sampling, top_p=self.top_p)
 
     def fit_kwargs(self) -> dict[str, Any]:
         """fit_model's keywords for this work."""
-        return {"context": self.tokens, "hole": self.hole, "cache": self.cache, "candidates": self.candidates,
-                "sampling": self.sampling, "top_p": self.top_p}
+        return self.advice_work().fit_kwargs()
 
     def describe(self) -> str:
-        """One line for the window: what the verdicts are for."""
+        """One line for the window: what the verdicts and speeds are for."""
+        from engine.hub.advice import TYPICAL
+
         how = (f"counted by {self.counted_by}'s tokenizer" if self.counted_by
                else "counted as characters / 4: no model is loaded")
         size = f"{self.tokens:,} tokens" if self.counted_by else f"about {self.tokens:,} tokens"
-        masks = f"{self.masked:,} masked" if self.masked else "no mask yet, sized with a 256-token one"
-        return f"Verdicts for the open document: {size} ({how}), {masks}"
+        masks = (f"{self.masked:,} masked" if self.masked
+                 else f"no mask yet, sized with a {TYPICAL.hole}-token one (a sentence)")
+        return f"Verdicts and speeds for the open document: {size} ({how}), {masks}, {self.steps} steps"
 
 
-def whole_context_text() -> str:
-    from engine.hub.fit import DEFAULT_HOLE
+def typical_text() -> str:
+    """What the verdicts and speeds are for when no document is open."""
+    from engine.hub.advice import TYPICAL
 
-    return f"Verdicts for each model's whole context with {DEFAULT_HOLE} masked tokens (no document open)"
+    return (f"Verdicts and speeds for a typical fill (no document open): a sentence of {TYPICAL.hole} masked "
+            f"tokens in a {TYPICAL.context}-token document, {TYPICAL.steps} steps")
 
 
 def from_window(window: Any) -> DocumentWork | None:
@@ -83,6 +101,8 @@ def from_window(window: Any) -> DocumentWork | None:
         # candidates after the first sample (app.seeds.VARIETY_TEMPERATURE) when the run is greedy
         sampling=settings.temperature > 0 or settings.candidates > 1,
         top_p=settings.top_p < 1,
+        steps=max(1, int(settings.steps)),
+        block=max(0, int(block or 0)),
     )
 
 

@@ -14,10 +14,12 @@ import logging
 import threading
 import traceback
 import weakref
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from PySide6.QtCore import QCoreApplication, QObject, QThread, Signal, Slot
+
+from .sizing import FitWorker, RowFacts, Sizing
 
 log = logging.getLogger(__name__)
 _MANAGERS: "weakref.WeakSet[ModelManager]" = weakref.WeakSet()
@@ -117,29 +119,6 @@ class VerifyWorker(QObject):
         self.done.emit(outcome)
 
 
-class FitWorker(QObject):
-    done = Signal(object)  # (tuple of Device, tuple of (id, tuple of Fit))
-
-    def __init__(self, names: tuple[str, ...], devices: Any = None, work: Any = None) -> None:
-        super().__init__()
-        self._names = names
-        self._devices = devices
-        self._work = work  # app.models.document.DocumentWork, or None: each model's whole context
-
-    @Slot()
-    def run(self) -> None:
-        from engine.hub import fit
-
-        try:
-            devices = list(self._devices) if self._devices is not None else fit.detect_devices()
-            kwargs = self._work.fit_kwargs() if self._work is not None else {}
-            result = tuple((n, tuple(fit.fit_model(n, devices, **kwargs))) for n in self._names)
-            self.done.emit((tuple(devices), result))
-        except Exception:  # noqa: BLE001
-            log.error("fit check failed:\n%s", traceback.format_exc())
-            self.done.emit(((), ()))
-
-
 @dataclass
 class _Job:
     thread: QThread
@@ -160,10 +139,12 @@ class ModelManager(QObject):
 
     _instance: "ModelManager | None" = None
 
-    def __init__(self, parent: QObject | None = None, *, options: Any = None, devices: Any = None) -> None:
+    def __init__(self, parent: QObject | None = None, *, options: Any = None, devices: Any = None,
+                 rate: float | None = None) -> None:
         super().__init__(parent)
         self._options = options
         self._devices = devices
+        self._rate = rate  # this machine's FLOP/s for the speeds (tests); None: measured (engine.hub.advice)
         self._jobs: dict[str, _Job] = {}
         self._live: dict[str, Live] = {}
         self._models: list[Any] = []
@@ -171,6 +152,10 @@ class ModelManager(QObject):
         self._device_list: tuple = ()
         self._fit_job: _Job | None = None
         self._work: Any = None
+        self._card_gb: float | None = None
+        self._sizing = Sizing()
+        self._card_fits: dict[str, tuple] = {}
+        self._facts: dict[str, RowFacts] = {}
         self._closing = False
         app = QCoreApplication.instance()
         if app is not None:
@@ -215,6 +200,44 @@ class ModelManager(QObject):
 
     def devices(self) -> tuple:
         return self._device_list
+
+    def card_fits(self, name: str) -> tuple:
+        """The verdicts on the GPU card size picked with :meth:`set_card` (empty without one)."""
+        return self._card_fits.get(name, ())
+
+    def facts(self, name: str) -> RowFacts:
+        """Description, download size and seconds per fill of a row (empty until computed)."""
+        return self._facts.get(name, RowFacts())
+
+    def sizing(self) -> Sizing:
+        """The last sizing pass: devices, rate, the best model here and on the card."""
+        return self._sizing
+
+    def best(self) -> Any:
+        """engine.hub.advice.Advice: the best model for this machine, or None (not computed yet)."""
+        return self._sizing.best
+
+    def marked(self) -> str | None:
+        """The id the window marks ★: the best model, or, when that is the bundled demonstration,
+        the quickest model that writes (Advice.alternative)."""
+        best = self._sizing.best
+        if best is None:
+            return None
+        if best.bundled and best.alternative is not None:
+            return best.alternative.id
+        return best.id
+
+    def card_gb(self) -> float | None:
+        return self._card_gb
+
+    def set_card(self, gb: float | None) -> None:
+        """Size the models up for a GPU of ``gb`` GB as well (None: this machine only)."""
+        gb = float(gb) if gb else None
+        if gb == self._card_gb:
+            return
+        self._card_gb = gb
+        self._card_fits = {}
+        self.compute_fits()
 
     def status_text(self, name: str) -> str:
         info = self.model(name)
@@ -262,21 +285,39 @@ class ModelManager(QObject):
             self._fits_dirty = True
             return
         self._fits_dirty = False
-        worker = FitWorker(tuple(m.id for m in self._models), self._devices, self._work)
+        worker = FitWorker(tuple(m.id for m in self._models), self._devices, self._work, self._card_gb, self._rate)
+        worker.fitted.connect(self._on_sized)
         job = self._start(worker, None)
         self._fit_job = job
         worker.done.connect(self._on_fits)
 
     @Slot(object)
-    def _on_fits(self, payload: Any) -> None:
-        devices, fits = payload
-        self._device_list = devices
-        self._fits.update(dict(fits))
+    def _on_sized(self, sizing: Sizing) -> None:
+        """The verdicts of a pass, before its speeds: shown at once."""
+        self._take(sizing)
+        self.fitsReady.emit()
+
+    @Slot(object)
+    def _on_fits(self, sizing: Sizing) -> None:
+        self._take(sizing)
         job, self._fit_job = self._fit_job, None
         self._join(job)
         if getattr(self, "_fits_dirty", False):
             self.compute_fits()
         self.fitsReady.emit()
+
+    def _take(self, sizing: Sizing) -> None:
+        if not sizing.devices:  # the pass failed: keep what was shown
+            return
+        if not sizing.timed and self._sizing.timed:  # keep the last speeds until the new ones come
+            facts = {n: replace(f, seconds=self._facts.get(n, f).seconds) for n, f in sizing.facts}
+            sizing = replace(sizing, facts=tuple(facts.items()), rate=self._sizing.rate, best=self._sizing.best,
+                             card_best=self._sizing.card_best if sizing.card == self._sizing.card else None)
+        self._sizing = sizing
+        self._device_list = sizing.devices
+        self._fits.update(dict(sizing.fits))
+        self._card_fits = dict(sizing.card_fits)
+        self._facts.update(dict(sizing.facts))
 
     # ------------------------------------------------------------ actions
     def download(self, name: str, *, revision: str | None = None, trust_remote_code: bool = False,
@@ -284,8 +325,6 @@ class ModelManager(QObject):
         """Start (or resume) a download; False if one is already running or we are closing."""
         if name in self._jobs or self._closing:
             return False
-        from dataclasses import replace
-
         from engine.hub.download import PullOptions
 
         from engine.hub import catalog

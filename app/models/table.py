@@ -5,9 +5,15 @@ from typing import Any
 
 from PySide6.QtCore import QAbstractTableModel, QModelIndex, QPersistentModelIndex, Qt
 
-COLUMNS = ("Name", "Family", "Size", "bf16", "8-bit", "4-bit", "Status", "Note")
-NAME, FAMILY, SIZE, BF16, INT8, INT4, STATUS, NOTE = range(len(COLUMNS))
+COLUMNS = ("Name", "Family", "Download", "Per fill", "bf16", "8-bit", "4-bit", "bf16", "8-bit", "4-bit",
+           "Status", "Note")
+NAME, FAMILY, SIZE, SPEED, BF16, INT8, INT4, CARD_BF16, CARD_INT8, CARD_INT4, STATUS, NOTE = range(len(COLUMNS))
+CARD_COLUMNS = (CARD_BF16, CARD_INT8, CARD_INT4)
+PRECISION_OF = {BF16: ("bf16", "fp16", "fp32"), INT8: ("int8",), INT4: ("int4",),
+                CARD_BF16: ("bf16", "fp16", "fp32"), CARD_INT8: ("int8",), CARD_INT4: ("int4",)}
 CANNOT_LOAD = "the engine cannot load this family yet"
+DEMO_NOTE = "a demonstration: its fills are rarely sensible text"
+BEST_MARK = "★ "  # before the name of the best model for this machine (engine.hub.advice.recommend)
 ID_ROLE = Qt.ItemDataRole.UserRole + 1
 
 
@@ -28,8 +34,23 @@ class ModelTableModel(QAbstractTableModel):
         return 0 if parent.isValid() else len(COLUMNS)
 
     def headerData(self, section: int, orientation: Qt.Orientation, role: int = Qt.ItemDataRole.DisplayRole):
-        if role == Qt.ItemDataRole.DisplayRole and orientation == Qt.Orientation.Horizontal:
+        if orientation != Qt.Orientation.Horizontal:
+            return None
+        card = self._manager.card_gb()
+        if role == Qt.ItemDataRole.DisplayRole:
+            if section in CARD_COLUMNS:
+                return f"{card:g} GB: {COLUMNS[section]}" if card else COLUMNS[section]
             return COLUMNS[section]
+        if role == Qt.ItemDataRole.ToolTipRole:
+            if section == SIZE:
+                return "The download: the Hub's listed size, or ≈ an estimate from parameters x bytes per parameter"
+            if section == SPEED:
+                return ("Expected seconds per fill on this machine's CPU, in its own precision: the bundled "
+                        "starter's fill is timed once and each model's cost per token scales it (an estimate)")
+            if section in (BF16, INT8, INT4):
+                return "Will it fit this machine (the first device listed above)?"
+            if section in CARD_COLUMNS and card:
+                return f"Would it fit a GPU with {card:g} GB, all of it free?"
         return None
 
     def data(self, index: QModelIndex | QPersistentModelIndex, role: int = Qt.ItemDataRole.DisplayRole):
@@ -45,18 +66,58 @@ class ModelTableModel(QAbstractTableModel):
         if role == Qt.ItemDataRole.DisplayRole:
             return self._text(info, col)
         if role == Qt.ItemDataRole.ToolTipRole:
-            if col == NAME:
-                return f"{info.repo or info.path or info.id}" + (f"\ncommit {info.commit}" if info.commit else "")
-            if col in (BF16, INT8, INT4):
-                fit = self._fit(name, col)
-                if fit is not None:
-                    return _fit_tip(fit)
-            if col == STATUS:
-                live = self._manager.live(name)
-                return live.message if live is not None and live.message else None
-        if role == Qt.ItemDataRole.TextAlignmentRole and col == SIZE:
+            return self._tip(info, col)
+        if role == Qt.ItemDataRole.FontRole and col == NAME and self._is_best(name):
+            from PySide6.QtGui import QFont
+
+            font = QFont()
+            font.setBold(True)
+            return font
+        if role == Qt.ItemDataRole.TextAlignmentRole and col in (SIZE, SPEED):
             return int(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
         return None
+
+    def _tip(self, info: Any, col: int) -> str | None:
+        name = info.id
+        facts = self._manager.facts(name)
+        if col == NAME:
+            where = f"{info.repo or info.path or info.id}" + (f"\ncommit {info.commit}" if info.commit else "")
+            lines = [facts.description, where] if facts.description else [where]
+            if self._is_best(name):
+                lines.append(self._manager.best().reason)
+            return "\n".join(lines)
+        if col in PRECISION_OF:
+            fit = self._fit(name, col)
+            if fit is None:
+                return None
+            tip = _fit_tip(fit)
+            seconds = facts.seconds_for(fit.precision) if col not in CARD_COLUMNS else None
+            if seconds is not None:
+                tip += f"\nAbout {_plain_seconds(seconds)} per fill on this machine's CPU (estimated)."
+            if fit.precision in ("int8", "int4") and fit.device == "cpu" and fit.verdict != "n/a":
+                from engine.hub.fit import QUANT_ON_CPU
+
+                tip += f"\n{QUANT_ON_CPU}."
+            return tip
+        if col == SIZE and facts.size_estimated:
+            return (f"Estimated from {info.parameters:,} parameters x bytes per parameter of "
+                    f"{info.dtype or 'float32 (the dtype is not recorded)'}; the Hub's listing gives "
+                    "the exact size when the download starts") if info.parameters else None
+        if col == SPEED:
+            sizing = self._manager.sizing()
+            if not facts.seconds:
+                return ("Not estimated: this machine's speed is being measured" if not sizing.timed
+                        else "Not estimated: the model's size is unknown until it is downloaded")
+            parts = [f"{p}: about {_plain_seconds(s)}" for p, s in facts.seconds]
+            return ("Expected per fill on this machine's CPU (" + ", ".join(parts) + "); an estimate from the "
+                    "starter's measured speed, scaled by this model's FLOPs per token")
+        if col == STATUS:
+            live = self._manager.live(name)
+            return live.message if live is not None and live.message else None
+        return None
+
+    def _is_best(self, name: str) -> bool:
+        return name == self._manager.marked()
 
     # helpers ---------------------------------------------------------------
     def id_at(self, row: int) -> str | None:
@@ -69,14 +130,15 @@ class ModelTableModel(QAbstractTableModel):
             return -1
 
     def _fit(self, name: str, col: int):
-        wanted = {BF16: ("bf16", "fp16", "fp32"), INT8: ("int8",), INT4: ("int4",)}[col]
-        return next((f for f in self._manager.fits(name) if f.precision in wanted), None)
+        fits = self._manager.card_fits(name) if col in CARD_COLUMNS else self._manager.fits(name)
+        return next((f for f in fits if f.precision in PRECISION_OF[col]), None)
 
     def _text(self, info: Any, col: int) -> str:
         from engine.hub.fmt import human_bytes, human_count
 
         if col == NAME:
-            return info.name
+            demo = " (demo)" if info.status == "bundled" and "demo" not in info.name.lower() else ""
+            return (BEST_MARK if self._is_best(info.id) else "") + info.name + demo
         if col == FAMILY:
             return info.family + (f" · {human_count(info.parameters)}" if info.parameters else "")
         if col == SIZE:
@@ -84,17 +146,29 @@ class ModelTableModel(QAbstractTableModel):
                 return human_bytes(info.size)
             live = self._manager.live(info.id)
             total = getattr(getattr(live, "progress", None), "total", 0)
-            return human_bytes(total) if total else "?"
-        if col in (BF16, INT8, INT4):
+            if total:
+                return human_bytes(total)
+            from engine.hub.advice import size_text
+
+            facts = self._manager.facts(info.id)
+            return size_text(facts.size, facts.size_estimated) if facts.size else "?"
+        if col == SPEED:
+            facts = self._manager.facts(info.id)
+            if facts.seconds:
+                return _seconds(facts.seconds[0][1])
+            return "…" if not self._manager.sizing().timed else "—"
+        if col in PRECISION_OF:
             fit = self._fit(info.id, col)
             if fit is None:
-                return "…"
+                return "…" if col not in CARD_COLUMNS or self._manager.card_gb() else ""
             if fit.verdict == "n/a":
                 return "—"
             return _fit_text(fit)
         if col == STATUS:
             return self._manager.status_text(info.id)
         if col == NOTE:
+            if info.status == "bundled":
+                return DEMO_NOTE
             if info.family == "unknown":
                 return "family known after download" if info.status == "available" else ""
             if not info.loadable and info.status not in ("bundled", "local"):
@@ -121,6 +195,7 @@ class ModelTableModel(QAbstractTableModel):
 
     def _fits_changed(self) -> None:
         self._all_changed()
+        self.headerDataChanged.emit(Qt.Orientation.Horizontal, CARD_BF16, CARD_INT4)
 
     def _all_changed(self) -> None:
         if self._ids:
@@ -133,11 +208,28 @@ def _gb(n: int) -> str:
     return human_bytes(n)
 
 
+def _plain_seconds(seconds: float) -> str:
+    from engine.hub.advice import seconds_text
+
+    return seconds_text(seconds)
+
+
+def _seconds(seconds: float) -> str:
+    """A cell's estimate: "≈12 s"."""
+    return "≈" + _plain_seconds(seconds)
+
+
 def _fit_text(fit: Any) -> str:
-    """The verdict, and the longest document that fits when it is shorter than the model's context."""
+    """The verdict, the longest document that fits when it is shorter than the model's context,
+    and what must be installed first."""
+    from engine.hub.fit import QUANT_INSTALL
+
+    text = fit.verdict
     if fit.longest and fit.max_context and fit.longest < fit.max_context:
-        return f"{fit.verdict} · up to {fit.longest:,}"
-    return fit.verdict
+        text += f" · up to {fit.longest:,}"
+    if QUANT_INSTALL in (fit.note or ""):
+        text += " · needs bitsandbytes"
+    return text
 
 
 def _fit_tip(fit: Any) -> str:

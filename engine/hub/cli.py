@@ -60,6 +60,18 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
                         "sold (an 8 GB card holds 8 GiB), all of it free")
     p.add_argument("--json", action="store_true")
 
+    p = sub.add_parser("recommend", help="the best model for this machine (or a GPU card size)",
+                       description="The largest catalog model that fits and fills a sentence (32 masked tokens "
+                                   "in a 512-token document, 16 steps) within --max-seconds on this machine. "
+                                   "The first run times the bundled starter to measure this machine's speed.")
+    p.add_argument("--card", type=float, default=None, metavar="GB",
+                   help="recommend for a GPU of this many GB instead (its speed is not estimated)")
+    p.add_argument("--max-seconds", type=float, default=None, metavar="S",
+                   help="the longest fill you will wait for (default 30)")
+    p.add_argument("--remeasure", action="store_true",
+                   help="time the starter again (the speed recorded first may be slow if the machine was busy)")
+    p.add_argument("--json", action="store_true")
+
     p = sub.add_parser("add", help="add a Hub repo id or a local folder to your catalog")
     p.add_argument("spec", help="org/name or a folder")
 
@@ -80,11 +92,11 @@ def run(args: argparse.Namespace) -> int:
         parser = getattr(args, "_models_parser", None)
         if parser is not None:
             parser.print_help(sys.stderr)
-        _err("models: choose a command: list, pull, verify, rm, fit, add")
+        _err("models: choose a command: list, pull, verify, rm, fit, recommend, add")
         return 2
     try:
         return {"list": _list, "pull": _pull, "verify": _verify, "rm": _rm, "fit": _fit,
-                "add": _add}[command](args)
+                "recommend": _recommend, "add": _add}[command](args)
     except KeyboardInterrupt:
         _err("interrupted; partial files are kept: run the same command to resume")
         return 1
@@ -114,25 +126,106 @@ def _note(info: Any) -> str:
 
 
 def _list(args: argparse.Namespace) -> int:
+    from . import advice, catalog
     from .manage import list_models
 
     models = list_models()
+    entries = {e["id"]: e for e in catalog.entries()}
+    rate = _recorded_rate()
     if args.json:
         out = []
         for m in models:
             d = m.as_dict()
             d["note"] = _note(m)
+            entry = entries.get(m.id)
+            if not m.size and entry is not None:
+                d["size"], d["size_estimated"] = advice.download_size(entry)
+            d["seconds_per_fill"] = advice.fill_seconds(entry, rate) if entry is not None else None
             out.append(d)
         print(json.dumps(out, indent=2))
         return 0
-    rows = [("ID", "FAMILY", "PARAMS", "SIZE", "STATUS", "NOTE")]
+    rows = [("ID", "FAMILY", "PARAMS", "SIZE", "PER FILL", "STATUS", "NOTE")]
     for m in models:
-        rows.append((m.id, m.family, human_count(m.parameters), human_bytes(m.size) if m.size else "?",
-                     m.status, _note(m)))
-    widths = [max(len(r[i]) for r in rows) for i in range(5)]
+        entry = entries.get(m.id)
+        size = human_bytes(m.size) if m.size else (
+            advice.size_text(*advice.download_size(entry)) if entry is not None else "?")
+        speed = advice.seconds_text(advice.fill_seconds(entry, rate)) if entry is not None else "—"
+        rows.append((m.id, m.family, human_count(m.parameters), size, speed, m.status, _note(m)))
+    widths = [max(len(r[i]) for r in rows) for i in range(6)]
     for r in rows:
-        print("  ".join(c.ljust(w) for c, w in zip(r, widths)) + "  " + r[5])
+        print("  ".join(c.ljust(w) for c, w in zip(r, widths)) + "  " + r[6])
+    print("SIZE: ≈ marks an estimate (parameters x bytes of the dtype); " + (
+        "PER FILL: a sentence (32 tokens, 16 steps) on this CPU, estimated from the starter's measured speed"
+        if rate else "PER FILL: run `lacuna-cli models recommend` once to measure this machine's speed"))
     return 0
+
+
+def _recorded_rate() -> float | None:
+    """This machine's recorded FLOP/s, without importing torch when none is recorded at all."""
+    from . import speed_estimate, store
+
+    if not store.read(speed_estimate.SPEED_FILE, {}):
+        return None
+    return speed_estimate.measured_rate()
+
+
+def _recommend(args: argparse.Namespace) -> int:
+    from dataclasses import asdict
+
+    from engine.errors import InputError
+
+    from . import advice, fit
+
+    if args.card is not None and not 0 < args.card < 100_000:
+        raise InputError(f"models recommend: --card must be a size in GB, such as 8 or 24, got {args.card:g}")
+    if args.max_seconds is not None and not args.max_seconds > 0:
+        raise InputError(f"models recommend: --max-seconds must be a positive number, got {args.max_seconds:g}")
+    devices = [advice.card(args.card)] if args.card is not None else fit.detect_devices()
+    rate = None
+    if devices[0].kind == "cpu":
+        rate = None if args.remeasure else advice.machine_rate(calibrate=False)
+        if rate is None:
+            print("Measuring this machine's speed with the bundled starter…", file=sys.stderr)
+            rate = advice.machine_rate(again=args.remeasure)
+    best = advice.recommend(devices, rate, max_seconds=args.max_seconds or advice.MAX_SECONDS)
+    if best is None:
+        _err("no model in the catalog fits this machine")
+        return 1
+    if args.json:
+        def plain(option: Any) -> dict[str, Any] | None:
+            if option is None:
+                return None
+            d = {k: v for k, v in asdict(option).items() if k not in ("entry", "alternative", "work")}
+            return {"id": option.id, "name": option.name, **d}
+
+        print(json.dumps({**plain(best), "alternative": plain(best.alternative),
+                          "work": asdict(best.work), "rate_flops_per_s": rate}, indent=2))
+        return 0
+    print(_advice_line(best))
+    if best.alternative is not None:
+        print("quickest that writes: " + _advice_line(best.alternative))
+    print(best.reason)
+    if rate:
+        print(f"This machine's speed: {rate / 1e9:.{1 if rate < 1e10 else 0}f} GFLOP/s, from the starter's fill "
+              "(run with --remeasure to time it again if the machine was busy then).")
+    if best.bundled:
+        print(f"The starter is a {human_count(best.parameters)}-parameter demonstration: its fills show how "
+              "diffusion infilling works, not sensible text.")
+    elif best.size:
+        print(f"Download it with: lacuna-cli models pull {best.id}")
+    return 0
+
+
+def _advice_line(option: Any) -> str:
+    from . import advice
+
+    precision = advice.PRECISION_LABEL.get(option.precision, option.precision)
+    where = option.device_name if option.device_name.endswith(" GB card") else option.device
+    parts = [f"{option.id} ({option.name})", f"download {advice.size_text(option.size, option.size_estimated)}",
+             f"{option.verdict} on {where} in {precision} (needs {human_bytes(option.need)})"]
+    if option.seconds is not None:
+        parts.append(f"about {advice.seconds_text(option.seconds)} per fill")
+    return ", ".join(parts) + (f" [{option.note}]" if option.note else "")
 
 
 class _Printer:
@@ -290,6 +383,8 @@ def _fit(args: argparse.Namespace) -> int:
         for d, fits in per:
             for line in _fit_details(d, fits):
                 print("  " + line)
+    if any(d.kind == "cpu" for d in devices):
+        print(f"note: {fit.QUANT_ON_CPU} (LLaDA, Dream and LLaDA-MoE)")
     return 0
 
 

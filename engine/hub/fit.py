@@ -678,6 +678,28 @@ def bitsandbytes_available() -> bool:
     return importlib.util.find_spec("bitsandbytes") is not None
 
 
+# 8-bit and 4-bit, one truth for the verdicts, the model manager and the CLI. The loader
+# (engine.models.loader) quantises the blocks of the native families only, on CUDA and on
+# the CPU alike (bitsandbytes runs on CPUs from 0.45), and refuses MPS. On a CPU both load
+# and fill, as fast as bf16 at best (tests/engine/hub/bench_quant_cpu.py measures it):
+# they save memory, not time.
+QUANT_FAMILIES = ("llada", "dream", "llada_moe")
+QUANT_NOT_NATIVE = "8/4-bit loading is for LLaDA, Dream and LLaDA-MoE only"
+QUANT_NOT_ON_MPS = "8/4-bit needs bitsandbytes, which does not run on Apple's MPS"
+QUANT_INSTALL = "needs bitsandbytes: pip install 'lacuna-editor[quant]'"
+QUANT_ON_CPU = "8/4-bit runs on the CPU through bitsandbytes: it saves memory, not time"
+
+
+def quantization_refused(shape: Shape, device: Device) -> str | None:
+    """Why 8/4-bit cannot load ``shape`` on ``device`` whatever is installed, or None
+    when it can (bitsandbytes may still need installing: QUANT_INSTALL)."""
+    if shape.family not in QUANT_FAMILIES:
+        return QUANT_NOT_NATIVE
+    if device.kind == "mps":
+        return QUANT_NOT_ON_MPS
+    return None
+
+
 # verdicts --------------------------------------------------------------------
 @dataclass(frozen=True)
 class Fit:
@@ -757,22 +779,23 @@ def fit_model(name_or_entry: str | dict[str, Any], devices: list[Device] | None 
         prec = precision
         if precision == "bf16" and not device.bf16:
             prec = "fp32" if device.kind == "cpu" else "fp16"
-        cpu_quant = device.kind == "cpu" and shape.family is not None and bitsandbytes_available()
-        if precision in ("int8", "int4") and device.kind != "cuda" and not cpu_quant:
-            out.append(Fit(precision, device.label, 0, device.available, device.total, "n/a",
-                           "8/4-bit needs CUDA (bitsandbytes)", shape.exact))
+        refused = quantization_refused(shape, device) if precision in ("int8", "int4") else None
+        if refused:
+            out.append(Fit(precision, device.label, 0, device.available, device.total, "n/a", refused,
+                           shape.exact))
             continue
         view = shape if not context_tokens else replace(
             shape, max_context=min(int(context_tokens), shape.max_context or int(context_tokens)))
         length = int(context or view.max_context or DEFAULT_CONTEXT)
         est = estimate(view, prec, device.label, length, hole=hole, cache=cache, candidates=candidates,
                        sampling=sampling, top_p=top_p)
-        longest = longest_context(view, prec, device, hole=est.hole, cache=cache, candidates=candidates,
+        # the hole asked for, not the estimate's (capped at this canvas): a longer document holds all of it
+        longest = longest_context(view, prec, device, hole=hole or est.hole, cache=cache, candidates=candidates,
                                   sampling=sampling, top_p=top_p)
         said = verdict(est.total, device.available, device.total)
         notes = []
         if precision in ("int8", "int4") and not bitsandbytes_available():
-            notes.append("needs bitsandbytes (pip install bitsandbytes)")
+            notes.append(QUANT_INSTALL)
         if said != "fits" and est.cache and cache is None:
             off = estimate(view, prec, device.label, length, hole=hole, cache=False, candidates=candidates,
                            sampling=sampling, top_p=top_p)

@@ -103,3 +103,22 @@ def test_close_during_a_run_stops_and_joins_the_thread(make_window, qtbot):
     assert w.state == "running"
     assert w.close()
     assert not w.engine_thread.isRunning()
+
+
+def test_the_picker_and_the_model_label_say_the_starter_is_a_demonstration(window, qtbot):
+    """Issue 21: the app presented the starter as if it could write."""
+    from PySide6.QtCore import Qt
+
+    picker = window.model_picker
+    i = picker.findData("starter")
+    assert picker.itemText(i) == "Lacuna starter (demo)"
+    assert "demonstration" in picker.itemData(i, Qt.ItemDataRole.ToolTipRole)
+    with qtbot.waitSignal(window.modelReady) as sig:
+        window.load_model("starter")
+    assert sig.args[0].name == "Lacuna starter (demo)"
+    assert window.model_label.text() == "Model: Lacuna starter (demo)"
+    assert "demonstration" in window.model_label.toolTip()
+    with qtbot.waitSignal(window.modelReady):
+        window.load_model("fake")
+    assert window.model_label.toolTip() == ""
+    assert picker.itemText(picker.findData("starter")) == "Lacuna starter (demo)"

@@ -137,7 +137,11 @@ def test_table_shows_families_fit_and_what_cannot_load(dialog, manager, qtbot):
     assert model.data(model.index(llada, NOTE)) != "the engine cannot load this family yet"  # native LLaDA
     assert model.data(model.index(llada, FAMILY)).startswith("llada")
     assert model.data(model.index(llada, BF16)) == "won't fit"          # 16 GB of weights, 12 GB free
-    assert model.data(model.index(llada, INT4)) == "—"                  # 4-bit on a CPU needs bitsandbytes
+    # 4-bit runs on a CPU too (issue 21), once bitsandbytes is installed; MDLM never quantises
+    assert model.data(model.index(llada, INT4)) == "fits · needs bitsandbytes"
+    mdlm = model.row_of("mdlm-owt")
+    assert model.data(model.index(mdlm, INT4)) == "—"
+    assert fit.QUANT_NOT_NATIVE in model.data(model.index(mdlm, INT4), Qt.ItemDataRole.ToolTipRole)
     from engine.hub import catalog
 
     pending = [e["id"] for e in catalog.entries() if not e["loadable"] and model.row_of(e["id"]) >= 0]
@@ -189,3 +193,4 @@ def test_dialog_accepts_the_main_window_calling_convention(qtbot, hub):
     assert d.parent() is parent and d.manager is ModelManager.instance()
     assert ModelManagerDialog(parent).manager is d.manager, "one manager per app"
     d.manager.shutdown()
+    ModelManager._instance = None  # a shut-down manager takes no more jobs: later tests get a fresh one

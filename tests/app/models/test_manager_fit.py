@@ -109,11 +109,18 @@ def test_the_loaded_models_tokenizer_counts_and_the_run_settings_count(make_wind
     assert f.estimate.sampler == 16 * 126464 * fit.sampler_bytes(False, 2, sampling=True)
 
 
-def test_without_a_document_the_verdicts_are_for_the_whole_context(make_window, manager, qtbot):
+def test_without_a_document_the_verdicts_and_speeds_are_for_a_sentence(make_window, manager, qtbot):
+    """Issue 21: the verdicts and the seconds per fill describe the same work; with no document
+    open that is the editor's usual fill, a sentence (engine.hub.advice.TYPICAL)."""
+    from engine.hub.advice import TYPICAL
+
     w = make_window()
     assert from_window(w) is None and from_window(None) is None
     dialog = _open(manager, w, qtbot)
-    assert "whole context" in dialog.work_label.text()
+    assert "a sentence of 32 masked tokens in a 512-token document" in dialog.work_label.text()
     f = next(f for f in manager.fits("llada-8b-instruct") if f.precision == "int4")
-    assert (f.context, f.hole) == (4096, fit.DEFAULT_HOLE)
-    assert DocumentWork(10, None, 0, "").describe().endswith("no mask yet, sized with a 256-token one")
+    assert (f.context, f.hole) == (TYPICAL.context, TYPICAL.hole)
+    assert manager.sizing().work == TYPICAL
+    assert DocumentWork(10, None, 0, "").describe().endswith(
+        "no mask yet, sized with a 32-token one (a sentence), 16 steps")
+    assert DocumentWork(10, None, 0, "").fit_kwargs()["hole"] == TYPICAL.hole

@@ -80,3 +80,14 @@ def test_bad_numbers_are_one_sentence(hub, capsys, args, says):
     assert run("models", "fit", "llada-8b-instruct", *args) == 2
     err = capsys.readouterr().err.strip()
     assert len(err.splitlines()) == 1 and says in err and "Traceback" not in err
+
+
+def test_the_longest_document_keeps_the_requested_hole_when_it_exceeds_the_context():
+    """A reviewer's case: --card 24 --hole 3000 --context 512 said the whole 4,096-token context
+    fits, while the same hole at --context 4096 is tight with no document that fits."""
+    from engine.hub.fit import Device, fit_model
+
+    card = [Device("cuda", 0, "a simulated 24 GiB card", 24 << 30, 24 << 30, True)]
+    short = {f.precision: f for f in fit_model("llada-8b-instruct", card, context=512, hole=3000)}
+    full = {f.precision: f for f in fit_model("llada-8b-instruct", card, context=4096, hole=3000)}
+    assert short["bf16"].longest == full["bf16"].longest
