@@ -12,7 +12,7 @@ import platform
 import statistics
 import sys
 import threading
-from time import perf_counter
+from time import perf_counter, process_time
 
 import torch
 
@@ -26,18 +26,24 @@ _PARAGRAPH = (
 
 
 class _Recorder:
-    """Passes calls through to a model and records the shapes of each forward pass."""
+    """Passes calls through to a model and records each forward pass's inputs
+    (to replay them bare) and the CPU seconds spent inside it."""
 
     def __init__(self, model):
         self._model = model
-        self.calls: list[tuple[int, int]] = []
+        self.calls: list[tuple[torch.Tensor, torch.Tensor]] = []
+        self.inside_cpu = 0.0
 
     def __getattr__(self, name):
         return getattr(self._model, name)
 
     def logits(self, ids, positions):
-        self.calls.append((ids.numel(), positions.numel()))
-        return self._model.logits(ids, positions)
+        self.calls.append((ids.clone(), positions.clone()))
+        start = process_time()
+        try:
+            return self._model.logits(ids, positions)
+        finally:
+            self.inside_cpu += process_time() - start
 
 
 def bench_text(model, context: int, span: int):
@@ -54,6 +60,18 @@ def bench_text(model, context: int, span: int):
 
 def overhead(model, context: int = 256, span: int = 32, steps: int = 16, repeats: int = 7,
              sampler: str = "low_confidence") -> dict:
+    """The engine's cost over its model's forward passes, two ways:
+
+    - ``overhead_pct``: the wall time of an infill against the same forward
+      passes replayed bare (the very ids and positions the infill passed),
+      median of paired repetitions, alternating order;
+    - ``engine_cpu_pct``: within the infill itself, this process's CPU seconds
+      outside the model's forward passes over those inside them; on a shared
+      machine this is far steadier than wall time (others' load slows both
+      sides of a wall-time pair unevenly).
+    """
+    import os
+
     from .sampler import infill
     from .types import InfillRequest
 
@@ -62,48 +80,58 @@ def overhead(model, context: int = 256, span: int = 32, steps: int = 16, repeats
     # bare full-canvas passes below would not compare with (bench speed does)
     request = InfillRequest(text=text, spans=spans, steps=steps, sampler=sampler, seed=0, cache="none")
     recorder = _Recorder(model)
-    infill(recorder, request)  # warm-up, and the shapes to replay
-    shapes = list(recorder.calls)
-    length = shapes[0][0]
-    ids = torch.randint(0, model.vocab_size, (length,), device=model.device)
-    ids[ids == model.mask_id] = 0
+    infill(recorder, request)  # warm-up, and the passes to replay
+    calls = list(recorder.calls)
+    length = calls[0][0].shape[-1]
 
     def bare() -> None:
-        for _, m in shapes:
-            model.logits(ids, torch.arange(m, device=model.device))
+        for ids, positions in calls:
+            model.logits(ids, positions)
 
     def full_vocab() -> None:
         with torch.inference_mode():
-            for _ in shapes:
+            for ids, _ in calls:
+                batch = ids if ids.dim() == 2 else ids.unsqueeze(0)
                 if hasattr(model, "model"):  # transformers masked LMs
-                    model.model(input_ids=ids.unsqueeze(0)).logits
+                    model.model(input_ids=batch).logits
+                elif getattr(model, "family", "") in ("mdlm", "sedd"):  # DiT: ids and sigma -> logits
+                    model.network(batch, model.sigma(batch))
                 else:  # native networks: ids -> logits
-                    model.network(ids.unsqueeze(0))
+                    model.network(batch)
 
     bare()
-    engine_times, bare_times, full_times = [], [], []
+    engine_times, bare_times, full_times, engine_cpu = [], [], [], []
 
     def timed(fn, into):
         t = perf_counter()
         fn()
         into.append(perf_counter() - t)
 
-    run = lambda: infill(model, request, threading.Event())  # noqa: E731
+    def run() -> None:
+        recorder.inside_cpu = 0.0
+        start = process_time()
+        infill(recorder, request, threading.Event())
+        total = process_time() - start
+        engine_cpu.append((total - recorder.inside_cpu) / recorder.inside_cpu)
+
+    loads = [os.getloadavg()[0]]
     for r in range(repeats):
         # Alternate the order so a slow moment of the machine does not always hit one side.
         order = [(run, engine_times), (bare, bare_times), (full_vocab, full_times)]
         for fn, into in (order if r % 2 == 0 else order[::-1]):
             timed(fn, into)
+    loads.append(os.getloadavg()[0])
     e, b, f = (statistics.median(x) for x in (engine_times, bare_times, full_times))
     # Paired ratios are robust to load that drifts between repetitions.
     paired = statistics.median((x - y) / y for x, y in zip(engine_times, bare_times))
     return {
         "model": model.name, "device": str(model.device), "dtype": str(model.dtype).replace("torch.", ""),
         "threads": torch.get_num_threads(), "cache": "none", "canvas_tokens": length, "masked": span, "steps": steps,
-        "nfe": len(shapes), "sampler": sampler, "repeats": repeats,
+        "nfe": len(calls), "sampler": sampler, "repeats": repeats,
         "infill_s": round(e, 4), "bare_forwards_s": round(b, 4), "full_vocab_forwards_s": round(f, 4),
-        "overhead_pct": round(100 * paired, 2),
+        "overhead_pct": round(100 * paired, 2), "engine_cpu_pct": round(100 * statistics.median(engine_cpu), 2),
         "vs_reference_forwards_pct": round(100 * (e - f) / f, 2),
+        "load_1min": [round(x, 2) for x in loads],
     }
 
 
@@ -162,7 +190,9 @@ def main(args) -> int:
           f"no context cache (`lacuna-cli bench speed` compares the caches)")
     print(f"  infill                 {o['infill_s'] * 1000:8.1f} ms (median of {o['repeats']})")
     print(f"  bare forward passes    {o['bare_forwards_s'] * 1000:8.1f} ms")
-    print(f"  engine overhead        {o['overhead_pct']:8.2f} %")
+    print(f"  engine overhead        {o['overhead_pct']:8.2f} % (wall, paired with the bare passes)")
+    print(f"  engine CPU overhead    {o['engine_cpu_pct']:8.2f} % (CPU outside the forward passes / inside them)")
+    print(f"  load average (1 min)   {o['load_1min'][0]:.2f} before, {o['load_1min'][1]:.2f} after")
     print(f"  full-vocab forwards    {o['full_vocab_forwards_s'] * 1000:8.1f} ms "
           f"(the reference loop's cost; infill is {o['vs_reference_forwards_pct']:+.1f}% against it)")
     if "quality" in report:

@@ -344,3 +344,230 @@ def _print_speed(entry: dict) -> None:
             print(f"| ({r['config']}) {r['label']} | {100 * r['word_exact']:.1f}% (n={r['word_n']}) | "
                   f"{100 * r['phrase_token_acc']:.1f}% (n={r['phrase_n']}) | {100 * r['phrase_exact']:.1f}% | "
                   f"{r['phrase_nfe_per_token']:.2f} | {r['seconds']} |")
+
+
+# ------------------------------------------------ MDLM and SEDD at full size on the CPU
+
+DIT_SHAPES = {  # the released configs: kuleshov-group/mdlm-owt config.json, louaaron/sedd-small config.json
+    "mdlm": {"hidden_size": 768, "n_heads": 12, "n_blocks": 12, "cond_dim": 128, "vocab_size": 50258},
+    "sedd": {"hidden_size": 768, "n_heads": 12, "n_blocks": 12, "cond_dim": 128, "vocab_size": 50258},
+}
+DIT_CONTEXT = 1024
+
+
+def random_dit(family: str, tokenizer_folder: str | None = None, layers: int | None = None, seed: int = 0,
+               dtype: torch.dtype = torch.float32, init_std: float | None = None):
+    """mdlm-owt or sedd-small in the real layout (every width and the vocabulary as
+    released, ``layers`` blocks, default all 12) with random weights, seeded:
+    torch's default initialisation, or with ``init_std`` every weight and bias
+    drawn from N(0, init_std^2) (norm weights stay 1), which makes attention
+    far from uniform (the default's is nearly uniform, so every masked position
+    reads the same context). On GPT-2's tokenizer from ``tokenizer_folder``
+    (tokenizer.json, or vocab.json + merges.txt) or the local Hugging Face cache.
+    Raises InputError when no GPT-2 tokenizer is found."""
+    from pathlib import Path
+
+    from .errors import InputError, ModelLoadError
+    from .models.dit import DiTShape
+    from .models.dit_adapter import GPT2_TOKENIZER_REPO, load_gpt2_tokenizer
+    from .models.mdlm import MDLMAdapter, MDLMNetwork
+    from .models.sedd import SEDDAdapter, SEDDNetwork
+
+    if family not in DIT_SHAPES:
+        raise InputError(f"--family takes one of {', '.join(DIT_SHAPES)}, not {family!r}")
+    dims = dict(DIT_SHAPES[family], **({"n_blocks": layers} if layers else {}))
+    shape = DiTShape(**dims)
+    folder = Path(tokenizer_folder) if tokenizer_folder else Path("/nonexistent-gpt2-folder")
+    try:
+        tokenizer = load_gpt2_tokenizer(GPT2_TOKENIZER_REPO, folder, GPT2_TOKENIZER_REPO)
+    except ModelLoadError:
+        raise InputError(f"no GPT-2 tokenizer in {tokenizer_folder or 'the Hugging Face cache'}: run "
+                         f"`lacuna-cli models pull {GPT2_TOKENIZER_REPO}` or give --tokenizer FOLDER") from None
+    torch.manual_seed(seed)
+    if family == "mdlm":
+        network, adapter = MDLMNetwork(shape), MDLMAdapter
+    else:
+        network, adapter = SEDDNetwork(shape), SEDDAdapter
+    if init_std is not None:
+        with torch.no_grad():
+            for key, param in network.named_parameters():
+                if not key.endswith(("norm1.weight", "norm2.weight", "norm_final.weight")):
+                    param.normal_(0.0, init_std)
+    network = network.to(dtype).requires_grad_(False)
+    depth = f"{shape.n_blocks} of 12 blocks" if shape.n_blocks != 12 else "12 blocks"
+    init = f", weights N(0, {init_std}^2)" if init_std is not None else ""
+    name = f"random {family} layout ({depth} x {shape.hidden_size}, {shape.parameter_count() / 1e6:.1f}M{init})"
+    return adapter(name, network, tokenizer, shape.vocab_size - 1, DIT_CONTEXT)
+
+
+def hole_request(model, document: int, hole: int, steps: int, at: float = 0.5, insertion: bool = False,
+                 cache: str = "none", sampler: str = "low_confidence"):
+    """A ``document``-token text with ``hole`` tokens masked where a fraction
+    ``at`` of it lies: ``hole`` of its own tokens (a hole), or ``hole`` new ones
+    (an insertion)."""
+    from .types import Span
+
+    tok = model.tokenizer
+    text, _ = bench_text(model, document + hole, 1)
+    ids = tok.encode(text, add_special_tokens=False)[:document]
+    cut = max(0, min(len(ids) - (0 if insertion else hole), int(at * len(ids))))
+    before = tok.decode(ids[:cut], clean_up_tokenization_spaces=False)
+    covered = "" if insertion else tok.decode(ids[cut:cut + hole], clean_up_tokenization_spaces=False)
+    after = tok.decode(ids[cut + (0 if insertion else hole):], clean_up_tokenization_spaces=False)
+    span = Span(len(before), len(before) + len(covered), length=hole)
+    return _request(before + covered + after, [span], steps, sampler, cache)
+
+
+def _fill_ids(model, request) -> tuple[list[int], object]:
+    from .sampler import stream_infill
+
+    ids, result = {}, None
+    for ev in stream_infill(model, request):
+        for c in ev.committed:
+            ids[c.index] = c.token_id
+        result = ev.result or result
+    return [ids[k] for k in sorted(ids)], result
+
+
+def cache_agreement(model, requests: int = 50, document: int = 200, hole: int = 16, steps: int | None = None,
+                    sampler: str = "low_confidence", seed: int = 0) -> dict:
+    """Token agreement of the dual cache's fills with the plain loop's: over
+    ``requests`` greedy fills of a ``hole``-token hole at seeded random places of
+    a ``document``-token text, the share of slots holding the same token."""
+    import random
+
+    rng = random.Random(seed)
+    same = total = exact = 0
+    for _ in range(requests):
+        req = hole_request(model, document, hole, steps or hole, at=rng.uniform(0.05, 0.95), sampler=sampler)
+        plain, _ = _fill_ids(model, req)
+        cached, _ = _fill_ids(model, dataclasses.replace(req, cache="dual"))
+        same += sum(a == b for a, b in zip(plain, cached))
+        total += len(plain)
+        exact += plain == cached
+    return {"requests": requests, "document_tokens": document, "hole": hole, "steps": steps or hole,
+            "sampler": sampler, "tokens_same": same, "tokens": total, "agreement": same / max(1, total),
+            "fills_identical": exact}
+
+
+def dit_figures(model, document: int = 1000, hole: int = 32, insertion: int = 128, steps: int = 32,
+                threads: tuple[int, ...] = (1, 2), repeats: int = 1) -> list[dict]:
+    """Seconds per fill (wall and this process's CPU seconds, all threads) of a
+    ``hole``-token hole and an ``insertion``-token insertion in a
+    ``document``-token text, plain loop against the dual cache, greedy, at each
+    thread count; with the token agreement of the cached fill with the plain
+    one and the load average (1 min) when each was measured."""
+    import os
+
+    from .canvas import build
+
+    rows = []
+    for n in threads:
+        torch.set_num_threads(n)
+        for kind, size, is_insertion in (("hole", hole, False), ("insertion", insertion, True)):
+            fills = {}
+            for cache in ("none", "dual"):
+                req = hole_request(model, document, size, steps, insertion=is_insertion, cache=cache)
+                _fill_ids(model, dataclasses.replace(req, steps=1))  # warm-up: first-call allocations
+                walls, cpus, loads = [], [], []
+                for _ in range(repeats):
+                    loads.append(os.getloadavg()[0])
+                    t, c = perf_counter(), process_time()
+                    fills[cache], result = _fill_ids(model, req)
+                    walls.append(perf_counter() - t)
+                    cpus.append(process_time() - c)
+                rows.append({"threads": n, "fill": kind, "masked": size, "cache": cache, "steps": steps,
+                             "canvas_tokens": build(model, req).ids.numel(), "nfe": result.nfe,
+                             "wall_s": round(statistics.median(walls), 3), "cpu_s": round(statistics.median(cpus), 3),
+                             "load_1min": round(statistics.median(loads), 2)})
+            agree = sum(a == b for a, b in zip(fills["none"], fills["dual"])) / max(1, len(fills["none"]))
+            rows[-1]["agreement"] = round(agree, 4)
+    return rows
+
+
+def dit_main(argv: list[str] | None = None) -> int:
+    """``python -m engine.bench_speed dit``: MDLM and SEDD in their real layouts
+    with random weights on this CPU (see dit_figures and cache_agreement)."""
+    import argparse
+
+    from .bench import machine
+    from .errors import LacunaError
+
+    def positive(text: str) -> int:
+        if not text.strip().isdigit() or int(text) < 1:
+            raise argparse.ArgumentTypeError(f"{text!r} is not a positive whole number")
+        return int(text)
+
+    def counts(text: str) -> tuple[int, ...]:
+        return tuple(positive(t) for t in text.split(","))
+
+    p = argparse.ArgumentParser(prog="python -m engine.bench_speed dit", description=dit_main.__doc__)
+    p.add_argument("--family", action="append", choices=tuple(DIT_SHAPES), help="mdlm, sedd (default both)")
+    p.add_argument("--tokenizer", default=None, help="a folder with GPT-2's tokenizer.json (default: the HF cache)")
+    p.add_argument("--dtype", action="append", choices=("float32", "bfloat16"), help="default: both")
+    p.add_argument("--threads", type=counts, default=(1, 2), help="torch thread counts, comma-separated")
+    p.add_argument("--document", type=positive, default=1000)
+    p.add_argument("--hole", type=positive, default=32)
+    p.add_argument("--insertion", type=positive, default=128)
+    p.add_argument("--steps", type=positive, default=32)
+    p.add_argument("--repeats", type=positive, default=1)
+    p.add_argument("--layers", type=positive, default=None, help="blocks of the timed networks (default: all 12)")
+    p.add_argument("--agreement", type=int, default=0, metavar="N",  # 0: not measured
+                   help="also the cache's token agreement over N requests on --agreement-layers blocks")
+    p.add_argument("--agreement-layers", type=positive, default=2)
+    p.add_argument("--init-std", type=float, default=None,
+                   help="random weights from N(0, std^2) instead of torch's default initialisation")
+    p.add_argument("--figures", action=argparse.BooleanOptionalAction, default=True,
+                   help="the full-size seconds per fill (--no-figures: the agreement only)")
+    p.add_argument("--json", action="store_true")
+    args = p.parse_args(argv)
+    threads = args.threads
+    report = {"machine": machine(), "runs": []}
+    try:
+        for family in args.family or list(DIT_SHAPES):
+            for dtype in args.dtype or ["float32", "bfloat16"]:
+                dt = getattr(torch, dtype)
+                entry = {"family": family, "dtype": dtype}
+                if args.figures:
+                    model = random_dit(family, args.tokenizer, layers=args.layers, dtype=dt, init_std=args.init_std)
+                    entry["model"] = model.name
+                    entry["rows"] = dit_figures(model, args.document, args.hole, args.insertion, args.steps,
+                                                threads, args.repeats)
+                    del model
+                if args.agreement:
+                    torch.set_num_threads(max(threads))
+                    small = random_dit(family, args.tokenizer, layers=args.agreement_layers, dtype=dt,
+                                       init_std=args.init_std)
+                    entry["agreement"] = dict(cache_agreement(small, args.agreement), model=small.name)
+                report["runs"].append(entry)
+                if not args.json:
+                    _print_dit(entry)
+    except LacunaError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    print(json.dumps(report, indent=2) if args.json else f"machine: {report['machine']}")
+    return 0
+
+
+def _print_dit(entry: dict) -> None:
+    if "rows" in entry:
+        print(f"{entry['model']}, {entry['dtype']}")
+        print("| threads | fill | canvas | cache | NFE | wall s | CPU s | load (1 min) | agreement |")
+        print("|---:|---|---:|---|---:|---:|---:|---:|---:|")
+        for r in entry["rows"]:
+            agree = f"{100 * r['agreement']:.1f}%" if "agreement" in r else ""
+            print(f"| {r['threads']} | {r['masked']}-token {r['fill']} | {r['canvas_tokens']} | {r['cache']} | "
+                  f"{r['nfe']} | {r['wall_s']:.2f} | {r['cpu_s']:.2f} | {r['load_1min']:.1f} | {agree} |")
+    if "agreement" in entry:
+        a = entry["agreement"]
+        print(f"{a['model']}, {entry['dtype']}: dual cache vs plain loop over {a['requests']} greedy fills of a "
+              f"{a['hole']}-token hole in {a['document_tokens']} tokens, {a['steps']} steps: "
+              f"{a['tokens_same']}/{a['tokens']} tokens the same ({100 * a['agreement']:.1f}%), "
+              f"{a['fills_identical']} fills identical")
+
+
+if __name__ == "__main__":
+    if sys.argv[1:2] != ["dit"]:
+        sys.exit("usage: python -m engine.bench_speed dit [--family mdlm|sedd] ...; the other modes are "
+                 "`lacuna-cli bench speed`")
+    sys.exit(dit_main(sys.argv[2:]))

@@ -31,9 +31,19 @@ from . import select as sel
 from . import utf8
 from .errors import Cancelled, InputError, OutOfMemory
 from .models import vocab
-from .types import Commit, InfillRequest, InfillResult, StepEvent
+from .models.serial import model_lock
+from .types import Commit, InfillRequest, InfillResult, StepEvent, check_seed
 
 DEFAULT_THRESHOLD = 0.9  # Fast-dLLM's tau, for families that declare none
+# The most denoising steps a run plans, whatever the request asks. Capped samplers already
+# stop at one step per masked token; ancestral ones would run every step asked for (a
+# typed 10**9 is days of Bernoulli draws) and change next to nothing past this.
+MAX_STEPS = 1024
+
+
+def planned_steps(request: InfillRequest) -> int:
+    """The step count a run shares among its blocks: ``request.steps`` capped at MAX_STEPS."""
+    return min(request.steps, MAX_STEPS)
 
 
 def resolve_cache(model, request: InfillRequest) -> str:
@@ -86,6 +96,7 @@ class _Rules:
     """What every candidate's logits are constrained by (tensors on the device)."""
 
     special: torch.Tensor  # ids never generated
+    special_newline: torch.Tensor  # those and every id holding a line break
     no_newline: torch.Tensor  # BoolTensor [n] per slot
     no_lead_space: torch.Tensor
     newline_ids: torch.Tensor
@@ -96,7 +107,8 @@ def stream_infill(model, request: InfillRequest, cancel: threading.Event | None 
     """Yield one StepEvent per denoising step; the last has ``done`` and the result.
 
     The cancel event is checked before every forward pass; once it is set the
-    generator returns without another event. Inputs are never mutated.
+    generator returns without another event. Inputs are never mutated. A run
+    plans at most MAX_STEPS steps (``planned_steps``), whatever the sampler.
     Raises InputError for a context cache the model does not have.
     """
     for events in _run(model, request, (request.seed,), cancel):
@@ -122,7 +134,8 @@ def stream_candidates(model, request: InfillRequest, seeds: Sequence[int],
     """
     if not seeds:
         raise InputError("give at least one seed")
-    yield from _run(model, request, tuple(int(s) for s in seeds), cancel)
+    checked = tuple(check_seed(s, f"the seed of candidate {i + 1}") for i, s in enumerate(seeds))
+    yield from _run(model, request, checked, cancel)
 
 
 def infill_candidates(model, request: InfillRequest, seeds: Sequence[int],
@@ -140,6 +153,25 @@ def infill_candidates(model, request: InfillRequest, seeds: Sequence[int],
 
 def _run(model, request: InfillRequest, seeds: tuple[int, ...],
          cancel: threading.Event | None) -> Iterator[tuple[StepEvent | None, ...]]:
+    """_steps with each step computed under the model's lock (engine.models.serial), which
+    is free while the consumer holds the step's events: runs on one model from several
+    threads interleave step by step, and no adapter is ever called by two threads at once."""
+    lock = model_lock(model)
+    steps = _steps(model, request, seeds, cancel)
+    try:
+        while True:
+            with lock:
+                try:
+                    events = next(steps)
+                except StopIteration:
+                    return
+            yield events
+    finally:
+        steps.close()
+
+
+def _steps(model, request: InfillRequest, seeds: tuple[int, ...],
+           cancel: threading.Event | None) -> Iterator[tuple[StepEvent | None, ...]]:
     t0 = perf_counter()
     device = model.device
     cache_mode = resolve_cache(model, request)
@@ -155,9 +187,9 @@ def _run(model, request: InfillRequest, seeds: tuple[int, ...],
     ids = torch.stack([c.canvas.ids for c in cands]).to(device)  # [B, L]
     slots = first.slots.to(device)
     slot_span = first.slot_span
-    blocked = set(profile.blocked_ids.tolist()) | set(model.special_ids) | {model.mask_id}
+    special, special_newline = _blocked(model, profile, device)
     rules = _Rules(
-        special=torch.tensor(sorted(i for i in blocked if 0 <= i < model.vocab_size), dtype=torch.long, device=device),
+        special=special, special_newline=special_newline,
         no_newline=first.no_newline.to(device), no_lead_space=first.no_lead_space.to(device),
         newline_ids=profile.newline_ids.to(device), lead_space=profile.lead_space.to(device),
     )
@@ -171,7 +203,7 @@ def _run(model, request: InfillRequest, seeds: tuple[int, ...],
     # own blocks and step budgets; block i of every candidate runs together.
     for c in cands:
         c.sizes = schedules.blocks(c.masked_slots.numel(), request.block_length)
-        c.budgets = schedules.steps_per_block(c.sizes, request.steps, cap=not ancestral)
+        c.budgets = schedules.steps_per_block(c.sizes, planned_steps(request), cap=not ancestral)
         c.planned = sum(c.budgets)
 
     for i in range(max(len(c.sizes) for c in cands)):
@@ -244,11 +276,31 @@ def _new_candidate(model, request: InfillRequest, seed: int, canvas: canvas_mod.
     )
 
 
+def _blocked(model, profile, device) -> tuple[torch.Tensor, torch.Tensor]:
+    """(ids never generated, those and the ids holding a line break): LongTensors
+    on ``device``, computed once per model (they depend only on its tokenizer)."""
+    known = model.__dict__.setdefault("_lacuna_blocked", {})
+    key = (id(profile), str(device))
+    if key not in known:
+        blocked = set(profile.blocked_ids.tolist()) | set(model.special_ids) | {model.mask_id}
+        special = sorted(i for i in blocked if 0 <= i < model.vocab_size)
+        newline = sorted(set(special) | set(profile.newline_ids.tolist()))
+        known[key] = (torch.tensor(special, dtype=torch.long, device=device),
+                      torch.tensor(newline, dtype=torch.long, device=device), profile)  # profile: keeps id() unique
+    return known[key][:2]
+
+
+@torch.inference_mode()  # the adapters' logits are inference tensors, changed here in place
 def _constrain(logits: torch.Tensor, c: _Candidate, rules: _Rules, request: InfillRequest) -> torch.Tensor:
-    """The canvas rules on one candidate's logits [m, V] (row r: slot c.rows[r])."""
+    """The canvas rules on one candidate's logits [m, V] (row r: slot c.rows[r]),
+    in place: the sampler owns the logits a model returns."""
     rows = c.rows
-    logits = sel.suppress(logits, rules.special)
-    sel.forbid_in_rows(logits, rules.no_newline[rows], rules.newline_ids)
+    no_newline = rules.no_newline[rows]
+    if bool(no_newline.all()):  # the usual case (one-line spans): one pass for both rules
+        logits.index_fill_(1, rules.special_newline, sel.NEG_INF)
+    else:
+        logits.index_fill_(1, rules.special, sel.NEG_INF)
+        sel.forbid_in_rows(logits, no_newline, rules.newline_ids)
     if c.guard is not None:
         c.guard.restrict(logits, rows.tolist())
     sel.avoid_in_rows(logits, rules.no_lead_space[rows], rules.lead_space)

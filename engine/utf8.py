@@ -226,7 +226,7 @@ class Guard:
             banned = self._banned(before, after, device)
             if banned.numel():
                 if everyone:
-                    logits[:, banned] = float("-inf")
+                    logits.index_fill_(1, banned, float("-inf"))
                 else:
                     logits[index.unsqueeze(1), banned.unsqueeze(0)] = float("-inf")
         return logits

@@ -125,9 +125,16 @@ class StoredRotary(nn.Module):
             self.inv_freq = kept.to(self.inv_freq.device)
         return out
 
-    def cos_sin(self, length: int, device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
-        """float32 (cos, sin), each [L, head_dim]."""
-        t = torch.arange(length, device=device, dtype=torch.float32)
+    def cos_sin(self, length: int, device: torch.device,
+                positions: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+        """float32 (cos, sin), each [L, head_dim], for positions 0..L-1, or for
+        ``positions`` (LongTensor [L]: the canvas positions of a context cache's
+        block, not necessarily contiguous); integer positions are exact in
+        float32, so both give the same angles."""
+        if positions is None:
+            t = torch.arange(length, device=device, dtype=torch.float32)
+        else:
+            t = positions.to(device=device, dtype=torch.float32)
         freqs = torch.outer(t, self.inv_freq.float().to(device))
         angles = torch.cat((freqs, freqs), dim=-1)
         return angles.cos(), angles.sin()
@@ -186,7 +193,14 @@ class DiT(nn.Module):
     [B, P, V] equals the full output's columns exactly; the vocabulary
     projection is most of a small model's cost and the sampler needs only the
     masked positions. Sigma is used as given (the families decide whether it
-    is zeroed)."""
+    is zeroed).
+
+    ``at`` (LongTensor [L], optional): the canvas positions of ``indices``
+    for the rotary embedding (default 0..L-1). A cached step of the dual
+    context cache (engine.models.kvcache) runs only a block's tokens at
+    their canvas positions, inside ``kvcache.active``; attention goes through
+    engine.models.blocks.attention, which takes the whole canvas's keys and
+    values from the cache."""
 
     def __init__(self, shape: DiTShape):
         super().__init__()
@@ -200,10 +214,11 @@ class DiT(nn.Module):
         )
         self.output_layer = DiTFinalLayer(d, shape.vocab_size, shape.cond_dim)
 
-    def forward(self, indices: torch.Tensor, sigma: torch.Tensor, positions: torch.Tensor | None = None) -> torch.Tensor:
+    def forward(self, indices: torch.Tensor, sigma: torch.Tensor, positions: torch.Tensor | None = None,
+                at: torch.Tensor | None = None) -> torch.Tensor:
         x = self.vocab_embed(indices)
         c = F.silu(self.sigma_map(sigma))
-        cos, sin = self.rotary_emb.cos_sin(indices.shape[1], indices.device)
+        cos, sin = self.rotary_emb.cos_sin(indices.shape[1], indices.device, at)
         for block in self.blocks:
             x = block(x, cos, sin, c)
         if positions is not None:

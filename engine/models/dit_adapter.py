@@ -129,13 +129,20 @@ class DiTAdapter:
     """DiffusionModel over a DiT network (MDLM, SEDD); subclasses turn the
     network's output at the masked positions into sampling logits.
 
-    ``network(input_ids [B, L], sigma [B], positions [P]) -> [B, P, V]``.
+    ``network(input_ids [B, L], sigma [B], positions [P], at=None) -> [B, P, V]``.
+    Candidates of one request share each forward pass (``batches``); each row
+    is conditioned on its own canvas's sigma. The dual context cache
+    (engine.models.kvcache) runs through ``prefill`` and ``logits_cached``.
     One adapter serves one thread at a time.
     """
 
     family = "dit"
     logit_shift = 0
     scores = False  # True when logits() returns unnormalised log scores (SEDD)
+    batches = True
+    cache_modes = ("dual",)
+    default_cache = "dual"
+    default_threshold = 0.9  # Fast-dLLM's tau
 
     def __init__(self, name: str, network: torch.nn.Module, tokenizer: Any, mask_id: int,
                  context_length: int, path: str | None = None):
@@ -157,21 +164,53 @@ class DiTAdapter:
         self._texts: dict[int, str] = {}
 
     def sigma(self, ids: torch.Tensor) -> torch.Tensor:
-        """The noise level the network is conditioned on, float32 [1]."""
+        """The noise level each canvas is conditioned on: ids [L] -> float32 [1],
+        ids [B, L] -> float32 [B]."""
         raise NotImplementedError
 
-    def masked_fraction(self, ids: torch.Tensor) -> float:
-        return float((ids == self.mask_id).sum()) / max(1, ids.numel())
+    def _fractions(self, ids: torch.Tensor) -> list[float]:
+        """The masked fraction of each canvas of ids [L] or [B, L]."""
+        rows = ids if ids.dim() == 2 else ids.unsqueeze(0)
+        return ((rows == self.mask_id).sum(dim=1).double() / max(1, rows.shape[1])).tolist()
 
     def _sampling_logits(self, out: torch.Tensor, ids: torch.Tensor, positions: torch.Tensor) -> torch.Tensor:
+        """out: this adapter's own float32 [B, P, V] (may be changed in place);
+        ids [B, L]; positions [P]."""
         raise NotImplementedError
 
     @torch.inference_mode()
     def logits(self, ids: torch.Tensor, positions: torch.Tensor) -> torch.Tensor:
-        """ids: LongTensor [L]; positions: LongTensor [P] -> float32 [P, V]."""
-        sigma = self.sigma(ids).to(self.device)
-        out = self.network(ids.unsqueeze(0), sigma, positions)[0].float()
-        return self._sampling_logits(out, ids, positions)
+        """ids: LongTensor [L] or [B, L] (canvases of one layout); positions:
+        LongTensor [P] -> float32 [P, V] (or [B, P, V])."""
+        batch = ids if ids.dim() == 2 else ids.unsqueeze(0)
+        out = self.network(batch, self.sigma(batch).to(self.device), positions)
+        out = self._sampling_logits(out.float(), batch, positions)
+        return out if ids.dim() == 2 else out[0]
+
+    @torch.inference_mode()
+    def prefill(self, ids: torch.Tensor, positions: torch.Tensor):
+        """The refresh of the dual cache: the plain forward pass over ids [B, L]
+        that also keeps every layer's keys and values. Returns (float32
+        [B, P, V] at positions [P], the kvcache.DualCache)."""
+        from .kvcache import CacheStep, DualCache, active
+
+        with active(CacheStep(DualCache(), record=True)) as step:
+            out = self.network(ids, self.sigma(ids).to(self.device), positions)
+        return self._sampling_logits(out.float(), ids, positions), step.cache
+
+    @torch.inference_mode()
+    def logits_cached(self, ids: torch.Tensor, block: torch.Tensor, positions: torch.Tensor, cache) -> torch.Tensor:
+        """A cached step: only the canvas positions ``block`` [K] run, at their
+        rotary positions, conditioned on the canvas's sigma now, attending to
+        ``cache`` (their own entries are overwritten). ids [B, L]; positions [P]
+        within block. Returns float32 [B, P, V]."""
+        from .kvcache import CacheStep, active, run_positions
+
+        run = run_positions(block, positions, 0, ids.shape[1])
+        rows = torch.searchsorted(run, positions)
+        with active(CacheStep(cache, run=run)):
+            out = self.network(ids[:, run], self.sigma(ids).to(self.device), rows, at=run)
+        return self._sampling_logits(out.float(), ids, positions)
 
     def token_text(self, token_id: int) -> str:
         text = self._texts.get(token_id)

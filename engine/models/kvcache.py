@@ -37,19 +37,31 @@ Where it is exact and where it approximates:
   interim LLaDA-layout starter 98.8% (one block) and 99.5% (blocks of 4) of
   greedy tokens equal the plain loop's on held-out spans; on random tiny
   networks, whose distributions are flat, 60% (LLaDA) and 100% (Dream).
+* The DiT families (engine.models.dit, through engine.models.dit_adapter)
+  condition every layer on a noise level sigma (adaLN). MDLM's mdlm-owt
+  zeroes it, so everything above holds for it as for LLaDA. SEDD's sigma
+  follows the canvas's masked fraction, so after commits the cached keys and
+  values were also computed at the refresh's sigma while the block runs at
+  the sigma now: even its first layer's context entries drift (the refresh
+  and a block over the whole canvas stay exact). For a short hole in a long
+  canvas sigma barely moves (a 32-token hole in 1,024 tokens: 0.032 to 0);
+  the agreement with the plain loop is measured per family in
+  docs/benchmarks.md ("A real pretrained model on a laptop CPU").
 
 Memory: 2 x layers x L x H_kv x D values per candidate, in the model's dtype
 (LLaDA-8B, 4096 tokens, bf16: 2 GiB; the starter: a few MB), alive for one
 block.
 
 Not done: Elastic-Cache's adaptive refresh (refresh only when attention
-drifts) and dKV-Cache's delayed caching; the cache for the transformers
-families (ModernBERT, RoBERTa: their forward runs every position).
+drifts) and dKV-Cache's delayed caching (running only the still-masked and
+newly committed slots of a block); the cache for the transformers families
+(ModernBERT, RoBERTa: their forward runs every position).
 
 The cache reaches a family's layers through engine.models.blocks.attention,
-which the native networks (LLaDA, Dream, LLaDA-MoE) call and which defers to
-the CacheStep made current by ``active(step)`` (a context variable, so one per
-thread; the i-th attention call of a forward pass is layer i).
+which the native networks (LLaDA, Dream, LLaDA-MoE) and the DiT (MDLM, SEDD)
+call and which defers to the CacheStep made current by ``active(step)`` (a
+context variable, so one per thread; the i-th attention call of a forward
+pass is layer i).
 """
 from __future__ import annotations
 

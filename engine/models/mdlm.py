@@ -53,18 +53,19 @@ def shape_from_config(config: dict) -> DiTShape:
 
 
 class MDLMNetwork(nn.Module):
-    """``backbone``: the DiT. forward(input_ids [B, L], sigma [B], positions=None)
-    -> logits [B, L or P, V] before SUBS."""
+    """``backbone``: the DiT. forward(input_ids [B, L], sigma [B], positions=None,
+    at=None) -> logits [B, L or P, V] before SUBS (``at``: see DiT)."""
 
     def __init__(self, shape: DiTShape, time_conditioning: bool = False):
         super().__init__()
         self.time_conditioning = bool(time_conditioning)
         self.backbone = DiT(shape)
 
-    def forward(self, input_ids: torch.Tensor, sigma: torch.Tensor, positions: torch.Tensor | None = None) -> torch.Tensor:
+    def forward(self, input_ids: torch.Tensor, sigma: torch.Tensor, positions: torch.Tensor | None = None,
+                at: torch.Tensor | None = None) -> torch.Tensor:
         if not self.time_conditioning:
             sigma = torch.zeros_like(sigma)
-        return self.backbone(input_ids, sigma, positions)
+        return self.backbone(input_ids, sigma, positions, at)
 
 
 def subs(logits: torch.Tensor, xt: torch.Tensor, mask_id: int, inplace: bool = False) -> torch.Tensor:
@@ -86,17 +87,22 @@ def subs(logits: torch.Tensor, xt: torch.Tensor, mask_id: int, inplace: bool = F
 
 
 class MDLMAdapter(DiTAdapter):
+    """SUBS over the MDLM network. Its dual context cache is Fast-dLLM's, as for
+    LLaDA: mdlm-owt ignores sigma, so a cached step approximates only through
+    the context's keys and values going stale after commits (engine.models.kvcache)."""
+
     family = FAMILY
 
     def sigma(self, ids: torch.Tensor) -> torch.Tensor:
         # mdlm-owt is not time-conditioned (the network zeroes sigma); a model
-        # that is sees the log-linear sigma of the canvas's masked fraction.
+        # that is sees the log-linear sigma of each canvas's masked fraction.
+        rows = 1 if ids.dim() == 1 else ids.shape[0]
         if not self.network.time_conditioning:
-            return torch.zeros(1)
-        return torch.tensor([loglinear_sigma(self.masked_fraction(ids))], dtype=torch.float32)
+            return torch.zeros(rows)
+        return torch.tensor([loglinear_sigma(f) for f in self._fractions(ids)], dtype=torch.float32)
 
     def _sampling_logits(self, out: torch.Tensor, ids: torch.Tensor, positions: torch.Tensor) -> torch.Tensor:
-        return subs(out, ids[positions], self.mask_id, inplace=True)  # out: the adapter's float32 copy
+        return subs(out, ids[:, positions], self.mask_id, inplace=True)  # out: the adapter's float32 copy
 
 
 def load(name: str, path: Path, config: dict, device: torch.device, dtype: torch.dtype,

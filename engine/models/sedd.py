@@ -77,14 +77,16 @@ def shape_from_config(config: dict) -> tuple[DiTShape, bool, int]:
 
 
 class SEDDNetwork(DiT):
-    """forward(input_ids [B, L], sigma [B], positions=None) -> log score [B, L or P, V]."""
+    """forward(input_ids [B, L], sigma [B], positions=None, at=None) -> log score
+    [B, L or P, V] (``at``: see DiT)."""
 
     def __init__(self, shape: DiTShape, scale_by_sigma: bool = True):
         super().__init__(shape)
         self.scale_by_sigma = bool(scale_by_sigma)
 
-    def forward(self, input_ids: torch.Tensor, sigma: torch.Tensor, positions: torch.Tensor | None = None) -> torch.Tensor:
-        x = super().forward(input_ids, sigma, positions)
+    def forward(self, input_ids: torch.Tensor, sigma: torch.Tensor, positions: torch.Tensor | None = None,
+                at: torch.Tensor | None = None) -> torch.Tensor:
+        x = super().forward(input_ids, sigma, positions, at)
         if self.scale_by_sigma:
             sigma = sigma.float()
             esigm1 = torch.where(sigma < 0.5, torch.expm1(sigma), sigma.exp() - 1)
@@ -94,6 +96,11 @@ class SEDDNetwork(DiT):
 
 
 class SEDDAdapter(DiTAdapter):
+    """Log scores over the SEDD network. Its dual context cache approximates
+    twice over: the context's keys and values go stale after commits, and they
+    were computed at the sigma of the refresh while every layer of the block
+    sees the sigma of the canvas now (docs/benchmarks.md gives the agreement)."""
+
     family = FAMILY
     scores = True
 
@@ -101,10 +108,10 @@ class SEDDAdapter(DiTAdapter):
         return loglinear_sigma(masked_fraction)
 
     def sigma(self, ids: torch.Tensor) -> torch.Tensor:
-        return torch.tensor([self.sigma_at(self.masked_fraction(ids))], dtype=torch.float32)
+        return torch.tensor([self.sigma_at(f) for f in self._fractions(ids)], dtype=torch.float32)
 
     def _sampling_logits(self, out: torch.Tensor, ids: torch.Tensor, positions: torch.Tensor) -> torch.Tensor:
-        out[:, self.mask_id] = float("-inf")
+        out[..., self.mask_id] = float("-inf")
         return out
 
 
