@@ -22,6 +22,9 @@ def isolated(tmp_path, monkeypatch):
     cfg = tmp_path / "config"
     QSettings.setPath(QSettings.Format.IniFormat, QSettings.Scope.UserScope, str(cfg))
     monkeypatch.setenv("LACUNA_STATE_DIR", str(tmp_path / "state"))
+    # the first-run card times the starter and records the machine's speed: never in the user's own folder
+    if not os.environ.get("LACUNA_DATA_DIR", "").startswith(str(tmp_path.parent.parent)):
+        monkeypatch.setenv("LACUNA_DATA_DIR", str(tmp_path / "lacuna-data"))
     threads = sys.modules["torch"].get_num_threads() if "torch" in sys.modules else None
     yield
     if "torch" in sys.modules:  # the window leaves a core to the GUI; give it back to other tests

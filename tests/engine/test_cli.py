@@ -174,7 +174,7 @@ def test_events_file_is_checked_before_the_model(cli, tmp_path):
 def test_models_without_a_command_prints_the_usage(cli):
     code, _, err = cli("models", lines=None)
     assert code == 2 and "usage: lacuna-cli models" in err and "pull" in err and "verify" in err
-    assert err.strip().splitlines()[-1] == "lacuna-cli: models: choose a command: list, pull, verify, rm, fit, add"
+    assert err.strip().splitlines()[-1] == "lacuna-cli: models: choose a command: list, pull, verify, rm, fit, recommend, add"
 
 
 def test_models_list_into_head_ends_quietly(cli):
