@@ -96,7 +96,6 @@ class _Rules:
     """What every candidate's logits are constrained by (tensors on the device)."""
 
     special: torch.Tensor  # ids never generated
-    special_newline: torch.Tensor  # those and every id holding a line break
     no_newline: torch.Tensor  # BoolTensor [n] per slot
     no_lead_space: torch.Tensor
     newline_ids: torch.Tensor
@@ -187,9 +186,9 @@ def _steps(model, request: InfillRequest, seeds: tuple[int, ...],
     ids = torch.stack([c.canvas.ids for c in cands]).to(device)  # [B, L]
     slots = first.slots.to(device)
     slot_span = first.slot_span
-    special, special_newline = _blocked(model, profile, device)
+    blocked = set(profile.blocked_ids.tolist()) | set(model.special_ids) | {model.mask_id}
     rules = _Rules(
-        special=special, special_newline=special_newline,
+        special=torch.tensor(sorted(i for i in blocked if 0 <= i < model.vocab_size), dtype=torch.long, device=device),
         no_newline=first.no_newline.to(device), no_lead_space=first.no_lead_space.to(device),
         newline_ids=profile.newline_ids.to(device), lead_space=profile.lead_space.to(device),
     )
@@ -276,31 +275,11 @@ def _new_candidate(model, request: InfillRequest, seed: int, canvas: canvas_mod.
     )
 
 
-def _blocked(model, profile, device) -> tuple[torch.Tensor, torch.Tensor]:
-    """(ids never generated, those and the ids holding a line break): LongTensors
-    on ``device``, computed once per model (they depend only on its tokenizer)."""
-    known = model.__dict__.setdefault("_lacuna_blocked", {})
-    key = (id(profile), str(device))
-    if key not in known:
-        blocked = set(profile.blocked_ids.tolist()) | set(model.special_ids) | {model.mask_id}
-        special = sorted(i for i in blocked if 0 <= i < model.vocab_size)
-        newline = sorted(set(special) | set(profile.newline_ids.tolist()))
-        known[key] = (torch.tensor(special, dtype=torch.long, device=device),
-                      torch.tensor(newline, dtype=torch.long, device=device), profile)  # profile: keeps id() unique
-    return known[key][:2]
-
-
-@torch.inference_mode()  # the adapters' logits are inference tensors, changed here in place
 def _constrain(logits: torch.Tensor, c: _Candidate, rules: _Rules, request: InfillRequest) -> torch.Tensor:
-    """The canvas rules on one candidate's logits [m, V] (row r: slot c.rows[r]),
-    in place: the sampler owns the logits a model returns."""
+    """The canvas rules on one candidate's logits [m, V] (row r: slot c.rows[r])."""
     rows = c.rows
-    no_newline = rules.no_newline[rows]
-    if bool(no_newline.all()):  # the usual case (one-line spans): one pass for both rules
-        logits.index_fill_(1, rules.special_newline, sel.NEG_INF)
-    else:
-        logits.index_fill_(1, rules.special, sel.NEG_INF)
-        sel.forbid_in_rows(logits, no_newline, rules.newline_ids)
+    logits = sel.suppress(logits, rules.special)
+    sel.forbid_in_rows(logits, rules.no_newline[rows], rules.newline_ids)
     if c.guard is not None:
         c.guard.restrict(logits, rows.tolist())
     sel.avoid_in_rows(logits, rules.no_lead_space[rows], rules.lead_space)
