@@ -159,3 +159,18 @@ def test_each_row_of_a_batch_sees_its_own_sigma(sedd):
     both = sedd.logits(ids, block)
     for b in range(2):
         assert _finite_close(both[b], sedd.logits(ids[b], block))
+
+
+@pytest.mark.parametrize("cache", ["dual", "none"])
+def test_the_cli_runs_either_cache(capsys, tmp_path, cache):
+    import json
+
+    from engine.cli import main
+
+    folder = build_tiny_sedd(tmp_path / "s", with_tokenizer=True, tokens=VOCAB - 1)
+    code = main(["infill", "--model", str(folder), "--json", "--device", "cpu", "--cache", cache, "--steps", "3",
+                 "In the [[3]] God created the heaven."])
+    out, err = capsys.readouterr()
+    assert code == 0, err
+    data = json.loads(out)
+    assert data["text"].startswith("In the ") and data["nfe"] == 3
