@@ -3,9 +3,10 @@ and how candidates come to differ.
 
 The engine draws from its seeded torch.Generator in exactly these places
 (engine/sampler.py, engine/select.py, engine/canvas.py): Gumbel-max token
-sampling when the temperature is above 0; the random commit order of the
-``random`` sampler; the Bernoulli unmasking of the ``ancestral`` samplers; and
-which tokens an edit (strength < 1) re-masks. Anything else is greedy: the
+sampling when the temperature is above 0; the commit rule of every sampling
+policy that says so (engine.policies: ``uses_seed``, such as the random commit
+order and the Bernoulli unmasking of the ancestral policies); and which tokens
+an edit (strength < 1) re-masks. Anything else is greedy: the
 same request gives the same fill whatever the seed, so the window never shows
 such a seed as if it mattered (tests/app/test_seeds.py checks this list
 against the engine with a real model).
@@ -18,13 +19,14 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-SEEDED_SAMPLERS = frozenset({"random", "ancestral", "ancestral_nocache"})
+from engine.policies import POLICIES
+
 VARIETY_TEMPERATURE = 0.8  # softmax(logits / 0.8): varied fills that still read well
 
 
 def seed_matters(request) -> bool:
     """True when the fill of ``request`` (an InfillRequest) depends on its seed."""
-    return (request.temperature > 0 or request.sampler in SEEDED_SAMPLERS
+    return (request.temperature > 0 or POLICIES[request.sampler].uses_seed
             or any(s.strength < 1 for s in request.spans))
 
 

@@ -10,19 +10,9 @@ from PySide6.QtWidgets import (
     QSpinBox, QWidget,
 )
 
-# engine.types is plain data and imports no torch, so the GUI can use it at start-up.
-from engine.types import SAMPLERS  # noqa: E402
-
-SAMPLER_LABELS = {
-    "low_confidence": "Confidence (most sure first)",
-    "margin": "Margin (top-1 minus top-2)",
-    "entropy": "Entropy (least uncertain first)",
-    "random": "Random order",
-    "threshold": "Threshold (parallel above confidence)",
-    "ancestral": "Ancestral (MDLM ddpm)",
-    "ancestral_nocache": "Ancestral, no cache",
-    "ancestral_analytic": "Ancestral, analytic (SEDD Tweedie)",
-}
+# engine.policies and engine.types are plain data and import no torch, so the GUI can use them at start-up.
+from engine.policies import POLICIES  # noqa: E402
+from engine.types import SAMPLERS  # noqa: E402,F401 - the samplers the panel offers, in its order
 
 
 CACHE_LABELS = {
@@ -30,6 +20,12 @@ CACHE_LABELS = {
     "dual": "Dual cache (fast, approximate)",
     "none": "Off (recompute every token)",
 }
+
+
+def _uses_threshold(sampler: str) -> bool:
+    """Whether the policy called ``sampler`` reads the threshold (tau)."""
+    policy = POLICIES.find(sampler)
+    return policy is not None and policy.uses_threshold
 
 
 MAX_MASK_TOKENS = 4096  # with no model loaded yet
@@ -75,6 +71,11 @@ class RunSettings:
     allow_newlines: bool = False  # False: only where the masked text had a line break
     cache: str = "auto"  # "auto": the model family's default; else one of engine.types.CACHES
 
+    def __post_init__(self) -> None:
+        policy = POLICIES.find(self.sampler)
+        if policy is not None:  # an older name of a policy (an alias) reads as the current one
+            object.__setattr__(self, "sampler", policy.name)
+
     def next_seed(self, rng: random.Random | None = None) -> int:
         if not self.random_seed:
             return self.seed
@@ -87,7 +88,7 @@ class RunSettings:
         parts.append(f"T={self.temperature:g}")
         if self.top_p < 1:
             parts.append(f"top-p {self.top_p:g}")
-        if self.sampler == "threshold":
+        if _uses_threshold(self.sampler):
             parts.append(f"τ={self.threshold:g}" if self.threshold else "model's τ")
         return " · ".join(parts)
 
@@ -110,7 +111,7 @@ class RunSettings:
             except (TypeError, ValueError):
                 v = default
             values[f.name] = v
-        if values["sampler"] not in SAMPLERS:
+        if values["sampler"] not in POLICIES:  # an older name (an alias) is renamed by __post_init__
             values["sampler"] = base.sampler
         if values["cache"] not in CACHE_LABELS:
             values["cache"] = base.cache
@@ -129,8 +130,8 @@ class SettingsPanel(QWidget):
         form.setFieldGrowthPolicy(QFormLayout.FieldGrowthPolicy.AllNonFixedFieldsGrow)
 
         self.sampler = QComboBox(objectName="samplerCombo")
-        for name in SAMPLERS:
-            self.sampler.addItem(SAMPLER_LABELS[name], name)
+        for policy in POLICIES:
+            self.sampler.addItem(policy.label, policy.name)
         self.sampler.setToolTip("Which masked tokens to decide first at each step")
         form.addRow("Sampler", self.sampler)
 
@@ -236,7 +237,7 @@ class SettingsPanel(QWidget):
             self.seed.setValue(s.seed)
             self.seed.setEnabled(not s.random_seed)
             self.threshold.setValue(s.threshold)
-            self.threshold.setEnabled(s.sampler == "threshold")
+            self.threshold.setEnabled(_uses_threshold(s.sampler))
             self.insertion.setValue(s.insertion_length)
             self.candidates.setValue(s.candidates)
             self.allow_newlines.setChecked(s.allow_newlines)
@@ -273,7 +274,7 @@ class SettingsPanel(QWidget):
         if self.sender() is self.insertion:
             self._insertion_wanted = self.insertion.value()
         self.seed.setEnabled(not self.random_seed.isChecked())
-        self.threshold.setEnabled(self.sampler.currentData() == "threshold")
+        self.threshold.setEnabled(_uses_threshold(self.sampler.currentData()))
         s = self.settings()
         # what the user chose is kept, not what a short-context model clamps it to
         replace(s, insertion_length=self._insertion_wanted).save(qsettings())

@@ -17,10 +17,11 @@ import threading
 from pathlib import Path
 
 from .errors import InputError, LacunaError, ModelLoadError
+from .policies import POLICIES
 from .safe_write import AtomicFile, WriteRefused, display
+from .schedules import MAX_STEPS  # planned steps run at most (engine.sampler.planned_steps); capped with a note
 from .types import CACHES, SAMPLERS
 
-MAX_STEPS = 1024            # planned steps run at most (more changes next to nothing); capped with a note
 MAX_STEPS_ACCEPTED = 10**9  # larger --steps is not a step count but a typo
 SEED_MIN, SEED_MAX = -(2**63), 2**64 - 1  # what torch.Generator.manual_seed takes
 MAX_STDIN = 16 << 20        # bytes of text read from standard input
@@ -306,7 +307,7 @@ def _run_infill(args) -> int:
     from .markup import parse
     from .types import InfillRequest
 
-    if args.sampler not in SAMPLERS:
+    if args.sampler not in POLICIES:  # a current name, or an older one (an alias) the request renames
         raise InputError(f"unknown sampler {_show(args.sampler)}; choose one of: {', '.join(SAMPLERS)}")
     _check_model_name(args.model)
     events = _EventsFile(args.events) if args.events is not None else None

@@ -2,7 +2,8 @@
 
 stream_infill -> infill, as in MLX-LM's generate_step -> generate: the loop
 owns the canvas and the model calls; every per-step decision is delegated to
-the pure functions of engine.select and engine.schedules.
+the request's sampling policy (engine.policies) and the pure functions of
+engine.select and engine.schedules.
 
 Candidates: stream_candidates runs N samples of one request (one seed each)
 in lockstep, sharing every forward pass through the batch dimension of
@@ -18,6 +19,7 @@ canvas positions need not be contiguous) against that cache.
 """
 from __future__ import annotations
 
+import functools
 import threading
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
@@ -32,13 +34,11 @@ from . import utf8
 from .errors import Cancelled, InputError, OutOfMemory
 from .models import vocab
 from .models.serial import model_lock
+from .policies import POLICIES, Policy, Step
+from .schedules import MAX_STEPS
 from .types import Commit, InfillRequest, InfillResult, StepEvent, check_seed
 
 DEFAULT_THRESHOLD = 0.9  # Fast-dLLM's tau, for families that declare none
-# The most denoising steps a run plans, whatever the request asks. Capped samplers already
-# stop at one step per masked token; ancestral ones would run every step asked for (a
-# typed 10**9 is days of Bernoulli draws) and change next to nothing past this.
-MAX_STEPS = 1024
 
 
 def planned_steps(request: InfillRequest) -> int:
@@ -79,7 +79,7 @@ class _Candidate:
     confs: list[float | None]
     masked_slots: torch.Tensor  # CPU, document order
     rows: torch.Tensor | None = None  # slot indices of the current block still masked
-    logits: torch.Tensor | None = None  # this step's constrained logits [m, V]; kept by MDLM's cache
+    logits: torch.Tensor | None = None  # this step's constrained logits [m, V]; reused by some policies
     mass: torch.Tensor | None = None  # SEDD's log score mass per row (analytic step)
     sizes: list[int] = field(default_factory=list)  # masked slots per block
     budgets: list[int] = field(default_factory=list)  # steps per block
@@ -169,40 +169,53 @@ def _run(model, request: InfillRequest, seeds: tuple[int, ...],
         steps.close()
 
 
+@dataclass(frozen=True)
+class _RunContext:
+    """What every step of a run shares (fixed for the run)."""
+
+    model: object
+    request: InfillRequest
+    policy: Policy
+    slots: torch.Tensor  # canvas position of each masked slot, on the device
+    slot_span: tuple[int, ...]
+    tau: float
+    analytic: bool  # the policy's analytic step, on a model that gives scores
+    t0: float
+
+
 def _steps(model, request: InfillRequest, seeds: tuple[int, ...],
            cancel: threading.Event | None) -> Iterator[tuple[StepEvent | None, ...]]:
     t0 = perf_counter()
     device = model.device
+    policy = POLICIES[request.sampler]
     cache_mode = resolve_cache(model, request)
-    tau = resolve_threshold(model, request)
     # Never generated: the mask, the model's specials, and every id that is no text (engine.models.vocab).
     profile = vocab.profile(model.tokenizer, model.vocab_size)
     # Only edits (strength < 1) draw from the seed while building the canvas.
     edits = any(span.strength < 1.0 for span in request.spans)
     shared = None if edits else canvas_mod.build(model, request, None)
     cands = [_new_candidate(model, request, seed, shared, profile) for seed in seeds]
-    batch = len(cands)
     first = cands[0].canvas  # every seed has the same layout
     ids = torch.stack([c.canvas.ids for c in cands]).to(device)  # [B, L]
     slots = first.slots.to(device)
-    slot_span = first.slot_span
     blocked = set(profile.blocked_ids.tolist()) | set(model.special_ids) | {model.mask_id}
     rules = _Rules(
         special=torch.tensor(sorted(i for i in blocked if 0 <= i < model.vocab_size), dtype=torch.long, device=device),
         no_newline=first.no_newline.to(device), no_lead_space=first.no_lead_space.to(device),
         newline_ids=profile.newline_ids.to(device), lead_space=profile.lead_space.to(device),
     )
-
-    ancestral = request.sampler.startswith("ancestral")
-    reuse = request.sampler in ("ancestral", "ancestral_analytic")
-    # SEDD's analytic update needs scores (unnormalised); on other models it is plain ancestral.
-    analytic = request.sampler == "ancestral_analytic" and getattr(model, "scores", False)
-    batched = batch > 1 and getattr(model, "batches", False)
+    run = _RunContext(
+        model=model, request=request, policy=policy, slots=slots, slot_span=first.slot_span,
+        tau=resolve_threshold(model, request),
+        # SEDD's analytic update needs scores (unnormalised); on other models it is plain ancestral.
+        analytic=policy.analytic and getattr(model, "scores", False), t0=t0,
+    )
+    forward = _forward_path(model, cache_mode, len(cands) > 1 and getattr(model, "batches", False), ids, slots)
     # Edits mask a different number of slots per seed, so each candidate has its
     # own blocks and step budgets; block i of every candidate runs together.
     for c in cands:
         c.sizes = schedules.blocks(c.masked_slots.numel(), request.block_length)
-        c.budgets = schedules.steps_per_block(c.sizes, planned_steps(request), cap=not ancestral)
+        c.budgets = schedules.steps_per_block(c.sizes, planned_steps(request), cap=policy.caps_steps)
         c.planned = sum(c.budgets)
 
     for i in range(max(len(c.sizes) for c in cands)):
@@ -212,12 +225,7 @@ def _steps(model, request: InfillRequest, seeds: tuple[int, ...],
             c.budget = c.budgets[i] if i < len(c.sizes) else 0
             c.last_block = i >= len(c.sizes) - 1
             c.logits = None
-        # What a cached step runs: the canvas positions of the block's slots.
-        # Edits mask different slots per seed; then each candidate runs its own
-        # block against its row of the cache, as its separate run would.
-        blocks = [slots[c.rows] for c in cands]
-        block = blocks[0] if all(torch.equal(blocks[0], x) for x in blocks[1:]) else None
-        context = None
+        forward.start_block(cands)
         for s in range(max(c.budget for c in cands)):
             if not any(c.rows.numel() and s < c.budget for c in cands):
                 break
@@ -225,34 +233,90 @@ def _steps(model, request: InfillRequest, seeds: tuple[int, ...],
                 return
             need = [b for b, c in enumerate(cands) if c.rows.numel() and s < c.budget and c.logits is None]
             if need:
-                if cache_mode == "dual":
-                    want = torch.unique(torch.cat([slots[cands[b].rows] for b in need]))
-                    if context is None:
-                        logits, context = _guarded(model, ids, lambda: model.prefill(ids, want))
-                        per = [logits[b, torch.searchsorted(want, slots[cands[b].rows])] for b in need]
-                    elif block is not None:
-                        logits = _guarded(model, ids, lambda: model.logits_cached(ids, block, want, context))
-                        per = [logits[b, torch.searchsorted(want, slots[cands[b].rows])] for b in need]
-                    else:
-                        per = [_guarded(model, ids, lambda: model.logits_cached(
-                            ids[b : b + 1], blocks[b], slots[cands[b].rows], context.row(b))[0]) for b in need]
-                elif batched:
-                    want = torch.unique(torch.cat([slots[cands[b].rows] for b in need]))
-                    logits = _guarded(model, ids, lambda: model.logits(ids, want))
-                    per = [logits[b, torch.searchsorted(want, slots[cands[b].rows])] for b in need]
-                else:
-                    per = [_guarded(model, ids, lambda: model.logits(ids[b], slots[cands[b].rows])) for b in need]
+                # ``per`` (and the pass's full logits, forward.logits) stay referenced until the
+                # next pass: the peak engine.hub.fit.sampler_bytes was measured against.
+                per = forward(cands, need)
                 for b, raw in zip(need, per):
                     c = cands[b]
                     c.nfe += 1
-                    c.mass = torch.logsumexp(raw, dim=-1) if analytic else None
+                    c.mass = torch.logsumexp(raw, dim=-1) if run.analytic else None
                     c.logits = _constrain(raw.float(), c, rules, request)
-            events: list[StepEvent | None] = [None] * batch
+            events: list[StepEvent | None] = [None] * len(cands)
             for b, c in enumerate(cands):
                 if c.rows.numel() and s < c.budget:
-                    events[b] = _step(model, request, c, ids[b], slots, slot_span, tau, s,
-                                      ancestral, reuse, analytic, t0)
+                    events[b] = _step(run, c, ids[b], s)
             yield tuple(events)
+
+
+def _forward_path(model, cache_mode: str, batched: bool, ids: torch.Tensor, slots: torch.Tensor) -> _Forward:
+    """How a run gets its logits, chosen once per run: the dual context cache,
+    one pass shared by the batch of candidates, or one pass per candidate."""
+    if cache_mode == "dual":
+        return _DualCache(model, ids, slots)
+    if batched:
+        return _Batched(model, ids, slots)
+    return _Forward(model, ids, slots)
+
+
+class _Forward:
+    """One forward pass per candidate that needs logits (``model.logits`` on its row).
+
+    Called with the candidates and the indices of those that need logits, it
+    returns their raw logits [m_b, V], one tensor per index, in that order."""
+
+    def __init__(self, model, ids: torch.Tensor, slots: torch.Tensor) -> None:
+        self.model, self.ids, self.slots = model, ids, slots
+        self.logits: torch.Tensor | None = None  # the last pass over the whole batch, [B, H, V]
+
+    def start_block(self, cands: list[_Candidate]) -> None:
+        """A new block begins (each candidate's ``rows`` are set)."""
+
+    def __call__(self, cands: list[_Candidate], need: list[int]) -> list[torch.Tensor]:
+        model, ids, slots = self.model, self.ids, self.slots
+        return [_guarded(model, ids, lambda: model.logits(ids[b], slots[cands[b].rows])) for b in need]
+
+    def _rows_of(self, logits: torch.Tensor, want: torch.Tensor, cands, need) -> list[torch.Tensor]:
+        # each candidate takes its rows out of a pass over the union of their positions
+        return [logits[b, torch.searchsorted(want, self.slots[cands[b].rows])] for b in need]
+
+    def _union(self, cands, need) -> torch.Tensor:
+        return torch.unique(torch.cat([self.slots[cands[b].rows] for b in need]))
+
+
+class _Batched(_Forward):
+    """One forward pass over the whole batch, at the union of the positions asked for."""
+
+    def __call__(self, cands, need):
+        want = self._union(cands, need)
+        self.logits = _guarded(self.model, self.ids, lambda: self.model.logits(self.ids, want))
+        return self._rows_of(self.logits, want, cands, need)
+
+
+class _DualCache(_Forward):
+    """Fast-dLLM's dual cache (engine.models.kvcache): the first step of a block
+    is a full pass that keeps every layer's keys and values; each further step
+    runs only the block's slots against them."""
+
+    def start_block(self, cands):
+        self.context = None
+        # What a cached step runs: the canvas positions of the block's slots.
+        # Edits mask different slots per seed; then each candidate runs its own
+        # block against its row of the cache, as its separate run would.
+        self.blocks = [self.slots[c.rows] for c in cands]
+        same = all(torch.equal(self.blocks[0], x) for x in self.blocks[1:])
+        self.block = self.blocks[0] if same else None
+
+    def __call__(self, cands, need):
+        model, ids, slots, context = self.model, self.ids, self.slots, self.context
+        want = self._union(cands, need)
+        if context is None:
+            self.logits, self.context = _guarded(model, ids, lambda: model.prefill(ids, want))
+        elif self.block is not None:
+            self.logits = _guarded(model, ids, lambda: model.logits_cached(ids, self.block, want, context))
+        else:
+            return [_guarded(model, ids, lambda: model.logits_cached(
+                ids[b : b + 1], self.blocks[b], slots[cands[b].rows], context.row(b))[0]) for b in need]
+        return self._rows_of(self.logits, want, cands, need)
 
 
 def _new_candidate(model, request: InfillRequest, seed: int, canvas: canvas_mod.Canvas | None,
@@ -286,28 +350,22 @@ def _constrain(logits: torch.Tensor, c: _Candidate, rules: _Rules, request: Infi
     return sel.filter_top_k_top_p(logits, request.top_k, request.top_p)
 
 
-def _step(model, request: InfillRequest, c: _Candidate, ids: torch.Tensor, slots, slot_span, tau: float,
-          s: int, ancestral: bool, reuse: bool, analytic: bool, t0: float) -> StepEvent:
-    """One denoising step of one candidate on its logits; commits into ``ids`` (its row of the batch)."""
+def _step(run: _RunContext, c: _Candidate, ids: torch.Tensor, s: int) -> StepEvent:
+    """Step ``s`` of the block of one candidate, on its logits; commits into ``ids`` (its row of the batch)."""
+    model, request = run.model, run.request
     logits, rows, budget = c.logits, c.rows, c.budget
     tokens = sel.sample_tokens(logits, request.temperature, c.gen)
     probs = sel.probabilities(logits)
     conf = sel.token_confidence(probs, tokens)
-    steps_left = budget - s
-    k = schedules.commit_count(rows.numel(), steps_left)
-    everyone = torch.ones_like(conf, dtype=torch.bool)
-    if ancestral:
-        p = schedules.unmask_probability(s, budget)
-        if analytic and c.mass is not None and steps_left > 1:
-            p = _tweedie_reveal(model, ids, c.mass, rows.numel() * p)
-        chosen = sel.pick_bernoulli(everyone, p, c.gen)
-    elif request.sampler == "threshold":
-        chosen = sel.pick_threshold(conf, everyone, tau, at_least=k)
-    else:
-        chosen = sel.pick_top(_scores(request.sampler, probs, conf, c.gen), everyone, k)
-    # MDLM's cache: with nothing committed the canvas is unchanged and the
-    # model is not time-conditioned, so the next step may reuse these logits.
-    if not (reuse and chosen.numel() == 0):
+    reveal = None if c.mass is None else functools.partial(_tweedie_reveal, model, ids, c.mass)
+    chosen = run.policy.rule(Step(
+        probs=probs, confidence=conf, eligible=torch.ones_like(conf, dtype=torch.bool),
+        commit=schedules.commit_count(rows.numel(), budget - s), step=s, steps=budget, tau=run.tau,
+        generator=c.gen, reveal=reveal,
+    ))
+    # With nothing committed the canvas is unchanged, and the models are not
+    # time-conditioned: a policy may reuse these logits for the next step.
+    if not (run.policy.reuses_logits and chosen.numel() == 0):
         c.logits = None
 
     new_rows = rows[chosen]
@@ -318,7 +376,7 @@ def _step(model, request: InfillRequest, c: _Candidate, ids: torch.Tensor, slots
         new_tokens = torch.tensor(fixed, dtype=torch.long, device=rows.device)
         conf = conf.clone()
         conf[chosen] = sel.token_confidence(probs[chosen], new_tokens)
-    ids[slots[new_rows]] = new_tokens
+    ids[run.slots[new_rows]] = new_tokens
     keep = torch.ones(rows.numel(), dtype=torch.bool, device=rows.device)
     keep[chosen] = False
     c.rows = rows[keep]
@@ -327,14 +385,14 @@ def _step(model, request: InfillRequest, c: _Candidate, ids: torch.Tensor, slots
     for slot, token, p in zip(new_rows.tolist(), new_tokens.tolist(), conf[chosen].tolist()):
         text = model.token_text(token)
         c.slot_ids[slot], c.texts[slot], c.confs[slot] = token, text, p
-        committed.append(Commit(slot, slot_span[slot], token, text, p))
+        committed.append(Commit(slot, run.slot_span[slot], token, text, p))
     c.step += 1
     c.done = c.last_block and c.rows.numel() == 0
-    result = _result(model, request, c, t0) if c.done else None
+    result = _result(model, request, c, run.t0) if c.done else None
     return StepEvent(
-        step=c.step, steps=c.planned, nfe=c.nfe, elapsed=perf_counter() - t0,
+        step=c.step, steps=c.planned, nfe=c.nfe, elapsed=perf_counter() - run.t0,
         committed=tuple(committed), tokens=tuple(c.texts), confidence=tuple(c.confs),
-        slot_span=slot_span, done=c.done, result=result,
+        slot_span=run.slot_span, done=c.done, result=result,
     )
 
 
@@ -357,18 +415,6 @@ def _tweedie_reveal(model, ids: torch.Tensor, mass: torch.Tensor, expected: floa
     length = ids.numel()
     masked = int((ids == model.mask_id).sum())
     return sel.tweedie_reveal(mass, model.sigma_at(masked / length), model.sigma_at((masked - expected) / length))
-
-
-def _scores(sampler: str, probs: torch.Tensor, conf: torch.Tensor, gen: torch.Generator) -> torch.Tensor:
-    if sampler == "low_confidence":
-        return conf
-    if sampler == "margin":
-        return sel.margin(probs)
-    if sampler == "entropy":
-        return sel.neg_entropy(probs)
-    if sampler == "random":
-        return sel.random_scores(conf.numel(), gen, conf.device)
-    raise AssertionError(sampler)
 
 
 def _result(model, request, c: _Candidate, t0: float) -> InfillResult:

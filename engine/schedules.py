@@ -3,6 +3,12 @@ from __future__ import annotations
 
 import math
 
+# The most denoising steps a run plans, whatever the request asks (engine.sampler.planned_steps;
+# the CLI caps --steps with a note). Capped policies already stop at one step per masked token;
+# uncapped ones would run every step asked for (a typed 10**9 is days of Bernoulli draws) and
+# change next to nothing past this.
+MAX_STEPS = 1024
+
 
 def split_evenly(total: int, steps: int) -> list[int]:
     """``total`` tokens over ``steps`` steps, the remainder to the early steps
@@ -29,7 +35,8 @@ def steps_per_block(block_sizes: list[int], steps: int, cap: bool = True) -> lis
     """Share ``steps`` among blocks in proportion to their size, at least two
     per block (one step per block ruins quality, Fast-dLLM PR #82) unless the
     block has a single token, and (with ``cap``) never more steps than tokens.
-    Ancestral sampling is uncapped: its extra steps are what the cache saves."""
+    Ancestral sampling is uncapped (engine.policies.Policy.caps_steps): its
+    extra steps are what reusing unchanged logits saves."""
     if not block_sizes:
         return []
     total = sum(block_sizes)

@@ -10,17 +10,9 @@ import numbers
 from dataclasses import dataclass, field
 
 from .errors import InputError
+from .policies import POLICIES
 
-SAMPLERS = (
-    "low_confidence",
-    "margin",
-    "entropy",
-    "random",
-    "threshold",
-    "ancestral",
-    "ancestral_nocache",
-    "ancestral_analytic",
-)
+SAMPLERS = POLICIES.names  # the sampling policies (engine.policies), by current name
 
 # Context caches (engine.models.kvcache): "none" recomputes every token at every
 # step (the reference); "dual" is Fast-dLLM's dual cache. None in a request:
@@ -68,6 +60,8 @@ class Span:
 class InfillRequest:
     """Everything a run needs, snapshotted: the text, its spans and the settings.
 
+    ``sampler``: a policy of engine.policies.POLICIES, by name; an older name
+    (an alias, such as "ancestral_nocache") is stored as the current one.
     ``block_length``: semi-autoregressive blocks over the masked tokens in
     document order (None: one block). ``threshold``: confidence above which the
     ``threshold`` sampler commits a token (None: the model family's default,
@@ -119,8 +113,10 @@ class InfillRequest:
             if b.start < a.end or (a.start == b.start and a.is_insertion and b.is_insertion):
                 raise InputError(f"spans [{a.start}, {a.end}) and [{b.start}, {b.end}) overlap")
         check_text(self.text)
-        if not isinstance(self.sampler, str) or self.sampler not in SAMPLERS:
+        policy = POLICIES.find(self.sampler)
+        if policy is None:
             raise InputError(f"unknown sampler {_show(self.sampler)}; choose one of: {', '.join(SAMPLERS)}")
+        object.__setattr__(self, "sampler", policy.name)  # an old name (an alias) reads as the current one
         if not _is_integer(self.steps) or self.steps < 1:
             raise InputError(f"steps must be a positive integer, got {_show(self.steps)}")
         if not (_is_real(self.temperature) and self.temperature >= 0.0 and math.isfinite(float(self.temperature))):

@@ -10,6 +10,9 @@ from PySide6.QtCore import Qt
 from PySide6.QtTest import QTest
 
 from app.seeds import VARIETY_TEMPERATURE, SeedRecord, seed_matters
+from app.settings import RunSettings, SettingsPanel
+from engine.policies import POLICIES
+from engine.types import SAMPLERS
 from tests.app.conftest import set_text_and_masks
 from tests.app.fakes import make_stream
 from tests.app.test_positions import recording
@@ -31,7 +34,7 @@ def one_thread():
 
 
 @settings(max_examples=15, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
-@given(sampler=st.sampled_from(["low_confidence", "margin", "entropy", "random", "threshold", "ancestral"]),
+@given(sampler=st.sampled_from(SAMPLERS),
        temperature=st.sampled_from([0.0, 0.0, 0.7]), strength=st.sampled_from([1.0, 1.0, 0.5]),
        seeds=st.tuples(st.integers(0, 2**31 - 2), st.integers(0, 2**31 - 2)))
 def test_a_seed_said_to_change_nothing_changes_nothing(tiny_model, one_thread, sampler, temperature, strength, seeds):
@@ -53,6 +56,45 @@ def test_sampling_does_depend_on_the_seed(tiny_model, one_thread):
     req = InfillRequest(TEXT, (Span(len(TEXT), len(TEXT), 8),), steps=8, temperature=VARIETY_TEMPERATURE)
     assert seed_matters(req)
     assert len({infill(tiny_model, replace(req, seed=s)).text for s in range(4)}) > 1
+
+
+@pytest.mark.parametrize("policy", POLICIES, ids=lambda p: p.name)
+def test_a_greedy_fill_depends_on_the_seed_where_the_policy_draws_from_it(policy):
+    # issue 22: the seed rule reads the policy's record (tests/engine/test_policies.py checks the
+    # record against the engine); ancestral_analytic draws too, and was once shown as "greedy"
+    from engine import InfillRequest, Span
+
+    req = InfillRequest(TEXT, (Span(0, 2),), sampler=policy.name)
+    assert seed_matters(req) == policy.uses_seed
+    assert seed_matters(replace(req, temperature=0.7))
+    assert seed_matters(replace(req, spans=(Span(0, 9, strength=0.5),)))
+
+
+# ---- the settings: policies by name, older names kept ----------------------------------------
+@pytest.mark.parametrize("stored, loaded", [("ancestral_nocache", "ancestral_recompute"),
+                                            ("ancestral_analytic", "ancestral_analytic"),
+                                            ("no_such_sampler", "low_confidence"), ("", "low_confidence")])
+def test_a_settings_file_with_an_older_policy_name_still_loads(tmp_path, stored, loaded):
+    from PySide6.QtCore import QSettings
+
+    store = QSettings(str(tmp_path / "lacuna.ini"), QSettings.Format.IniFormat)
+    RunSettings(steps=12).save(store)
+    store.setValue("run/sampler", stored)
+    store.sync()
+    got = RunSettings.load(QSettings(str(tmp_path / "lacuna.ini"), QSettings.Format.IniFormat))
+    assert got.sampler == loaded and got.steps == 12
+
+
+def test_the_panel_offers_every_policy_and_tau_only_where_one_reads_it(qtbot):
+    panel = SettingsPanel(RunSettings(sampler="ancestral_nocache"))
+    qtbot.addWidget(panel)
+    offered = [panel.sampler.itemData(i) for i in range(panel.sampler.count())]
+    assert offered == list(SAMPLERS) and panel.settings().sampler == "ancestral_recompute"
+    for policy in POLICIES:
+        panel.sampler.setCurrentIndex(offered.index(policy.name))
+        assert panel.threshold.isEnabled() == policy.uses_threshold
+        assert panel.sampler.currentText() == policy.label
+        assert ("τ" in panel.settings().describe()) == policy.uses_threshold
 
 
 # ---- the window: the fake stream shows what is asked for -----------------------------------

@@ -337,3 +337,34 @@ def test_a_refused_canvas_gets_its_error_alone(capsys, tiny_model_dir, holes, st
     text = " ".join(["a [[1]]"] * max(holes, context + 1))
     code, _, err = run(capsys, "infill", "--model", str(tiny_model_dir), "--device", "cpu", *steps, text)
     assert code != 0 and err.count("\n") == 1 and "capped" not in err and "holds" in err
+
+
+@pytest.mark.parametrize("given, runs", [("ancestral_nocache", "ancestral_recompute"),
+                                         ("ancestral_recompute", "ancestral_recompute"),
+                                         ("ancestral_analytic", "ancestral_analytic")])
+def test_a_policy_is_taken_by_its_name_or_its_older_name(capsys, tiny_model_dir, monkeypatch, given, runs):
+    # issue 22: "ancestral_nocache" was renamed; scripts that pass the old name keep working
+    seen = []
+    import engine.sampler
+
+    real = engine.sampler.stream_infill
+    monkeypatch.setattr(engine.sampler, "stream_infill", lambda m, r, c=None: (seen.append(r), real(m, r, c))[1])
+    code, _, err = run(capsys, "infill", "--model", str(tiny_model_dir), "--device", "cpu", "--steps", "3",
+                       "--sampler", given, "a [[2]] b")
+    assert code == 0, err
+    assert seen[-1].sampler == runs
+
+
+@pytest.mark.parametrize("name", ["ancestral_no_cache", "Ancestral", "ancestral_nocache "])
+def test_a_near_miss_policy_name_is_refused_with_the_names(capsys, name):
+    code, _, err = run(capsys, "infill", "--sampler", name, "a [[2]] b")
+    assert code == 2 and err.count("\n") == 1 and "unknown sampler" in err and "ancestral_recompute" in err
+
+
+def test_the_cli_caps_steps_where_the_sampler_does():
+    import engine.cli
+    import engine.sampler
+    from engine import InfillRequest, Span
+
+    assert engine.cli.MAX_STEPS == engine.sampler.MAX_STEPS
+    assert engine.sampler.planned_steps(InfillRequest("ab", (Span(0, 1),), steps=10**9)) == engine.cli.MAX_STEPS

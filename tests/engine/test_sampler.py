@@ -70,9 +70,9 @@ def test_threshold_commits_all_confident_slots_at_once(fake):
     assert sum(len(e.committed) for e in events) == 6
 
 
-def test_ancestral_cache_saves_forward_passes_and_matches_the_uncached_tokens(fake):
+def test_ancestral_reuse_saves_forward_passes_and_matches_the_recomputed_tokens(fake):
     cached = run(fake, sampler="ancestral", steps=24, temperature=1.0, seed=3)
-    uncached = run(FakeModel(fake.tokenizer), sampler="ancestral_nocache", steps=24, temperature=1.0, seed=3)
+    uncached = run(FakeModel(fake.tokenizer), sampler="ancestral_recompute", steps=24, temperature=1.0, seed=3)
     assert cached[-1].steps == 24  # more steps than tokens is allowed here
     assert len(cached) == len(uncached) > 6
     assert cached[-1].nfe < uncached[-1].nfe == len(uncached)
