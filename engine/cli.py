@@ -20,7 +20,7 @@ from .errors import InputError, LacunaError, ModelLoadError
 from .policies import POLICIES
 from .safe_write import AtomicFile, WriteRefused, display
 from .schedules import MAX_STEPS  # planned steps run at most (engine.sampler.planned_steps); capped with a note
-from .types import CACHES, SAMPLERS
+from .types import CACHES, INSTRUCT_LAYOUTS, SAMPLERS
 
 MAX_STEPS_ACCEPTED = 10**9  # larger --steps is not a step count but a typo
 SEED_MIN, SEED_MAX = -(2**63), 2**64 - 1  # what torch.Generator.manual_seed takes
@@ -88,6 +88,12 @@ def _add_infill(sub) -> None:
     p.add_argument("--context-tokens", type=_int_arg(1, 10**9), default=None,
                    help="the most tokens the model sees: masks, context and the model's own special tokens "
                         "together (default: its whole context)")
+    p.add_argument("--instruction", default=None, metavar="TEXT",
+                   help="what an Instruct model should do with the marked text, e.g. 'make it more formal' "
+                        "(its chat template wraps the document; the text outside the marks stays as it is)")
+    p.add_argument("--instruct-layout", choices=INSTRUCT_LAYOUTS, default=INSTRUCT_LAYOUTS[0],
+                   help="quoted: the instruction and the marked text in the user turn (default); masked: "
+                        "the instruction alone")
     p.add_argument("--seed", type=_int_arg(SEED_MIN, SEED_MAX), default=0,
                    help="random seed (any integer a torch generator takes)")
     p.add_argument("--allow-newlines", action=argparse.BooleanOptionalAction, default=None,
@@ -322,7 +328,8 @@ def _run_infill(args) -> int:
                           temperature=args.temperature, top_k=args.top_k, top_p=args.top_p,
                           block_length=args.block_length, threshold=args.threshold, seed=args.seed,
                           allow_newlines=args.allow_newlines, cache=args.cache,
-                          context_tokens=args.context_tokens)
+                          context_tokens=args.context_tokens, instruction=args.instruction,
+                          instruct_layout=args.instruct_layout)
     _check_model_files(args.model)
     _quiet_transformers()
     from . import load_model
@@ -360,6 +367,7 @@ def _run_infill(args) -> int:
             "text": result.text,
             "spans": [{"start": s.start, "end": s.end, "length": s.length} for s in result.spans],
             "nfe": result.nfe, "steps": result.steps, "seconds": round(result.seconds, 4), "seed": result.seed,
+            "instruction": request.instruction,
         }, ensure_ascii=False))
     else:
         sys.stdout.write(result.text if result.text.endswith("\n") else result.text + "\n")

@@ -155,6 +155,13 @@ def _run(model, request: InfillRequest, seeds: tuple[int, ...],
     """_steps with each step computed under the model's lock (engine.models.serial), which
     is free while the consumer holds the step's events: runs on one model from several
     threads interleave step by step, and no adapter is ever called by two threads at once."""
+    if request.instruction is not None:
+        from . import instruct
+
+        # The chat frame replaces only the model's prefix/suffix ids: the canvas, the rules and
+        # the spans' coordinates are the plain fill's (the in-place layouts keep the request as is).
+        model, request = instruct.framed(model, request, request.instruction,
+                                         instruct.template_for(model), layout=request.instruct_layout)
     lock = model_lock(model)
     steps = _steps(model, request, seeds, cancel)
     try:

@@ -18,6 +18,11 @@ SAMPLERS = POLICIES.names  # the sampling policies (engine.policies), by current
 # step (the reference); "dual" is Fast-dLLM's dual cache. None in a request:
 # the model family's default (``model.default_cache``).
 CACHES = ("none", "dual")
+# How an instruction wraps the canvas (engine.instruct): "quoted" (the user turn holds the
+# instruction and the text being replaced; the answer is the document with the span masked)
+# or "masked" (the user turn holds the instruction alone). The first is the default.
+INSTRUCT_LAYOUTS = ("quoted", "masked")
+MAX_INSTRUCTION = 2000  # characters: an instruction is a line, not a document
 
 
 @dataclass(frozen=True)
@@ -72,6 +77,12 @@ class InfillRequest:
     document revision, echoed back so stale results can be recognised).
     ``allow_newlines``: whether a fill may contain line breaks (None: only in
     spans whose covered text has one; an insertion has none).
+    ``instruction``: what an Instruct model should do with the spans ("make this
+    more formal"; None: a plain fill). The run is then the model's own chat, the
+    instruction in the user turn and the document, spans masked, as the
+    assistant's answer (engine.instruct; ``instruct_layout``: one of
+    INSTRUCT_LAYOUTS); the text outside the spans stays byte for byte. A model
+    without a chat template refuses it with InputError.
     ``context_tokens``: the most tokens the model sees (masks, context and the
     model's own special tokens together; None: the model's whole context). A
     smaller view is faster, a larger one gives the model more text around the
@@ -92,6 +103,8 @@ class InfillRequest:
     allow_newlines: bool | None = None
     cache: str | None = None
     context_tokens: int | None = None
+    instruction: str | None = None
+    instruct_layout: str = "quoted"
 
     def __post_init__(self) -> None:
         if not isinstance(self.text, str):
@@ -135,6 +148,16 @@ class InfillRequest:
             raise InputError(f"context_tokens must be a positive integer, got {_show(self.context_tokens)}")
         check_seed(self.seed)
         _integer("revision", self.revision)
+        if self.instruction is not None:
+            if not isinstance(self.instruction, str) or not self.instruction.strip():
+                raise InputError(f"instruction must be a non-empty string or None, got {_show(self.instruction)}")
+            if len(self.instruction) > MAX_INSTRUCTION:
+                raise InputError(f"the instruction is {len(self.instruction)} characters; an instruction is a "
+                                 f"line of at most {MAX_INSTRUCTION} (put the text to work on in the document)")
+            check_text(self.instruction)
+        if not isinstance(self.instruct_layout, str) or self.instruct_layout not in INSTRUCT_LAYOUTS:
+            raise InputError(f"unknown instruct_layout {_show(self.instruct_layout)}; "
+                             f"choose one of: {', '.join(INSTRUCT_LAYOUTS)}")
         if self.allow_newlines is not None and not isinstance(self.allow_newlines, bool):
             raise InputError(f"allow_newlines must be None, True or False, got {_show(self.allow_newlines)}")
         _plain(self, ints=("steps", "top_k", "block_length", "seed", "revision", "context_tokens"),
