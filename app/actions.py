@@ -167,3 +167,4 @@ def _toolbar(w: MainWindow) -> None:
     w.model_picker.addItem("Lacuna starter", STARTER)
     w.model_picker.addItem("Open folder…", OPEN_FOLDER)
     tb.addWidget(w.model_picker)
+    w.model_picker.activated.connect(w.models.on_picker_activated)

@@ -20,17 +20,19 @@ is left as it is and the banner says where the text being saved is kept.
 from __future__ import annotations
 
 import dataclasses
+import os
+import stat
 import time
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from PySide6.QtCore import QObject, QTimer
+from PySide6.QtCore import QObject, QTimer, Signal
 from PySide6.QtGui import QTextCursor
 from PySide6.QtWidgets import QFileDialog, QInputDialog, QMessageBox, QPushButton
 
 from engine.safe_write import display
 
-from . import autosave, fileio, paths
+from . import autosave, fileio, opening, paths
 from .editor import document_text
 
 if TYPE_CHECKING:
@@ -53,6 +55,8 @@ def _interrupted(kept) -> str:
 
 
 class FileController(QObject):
+    loadProgress = Signal(int, int)  # characters put into the editor, of how many (Open of a large file)
+
     def __init__(self, window: MainWindow, state_dir=None) -> None:
         super().__init__(window)
         self.w = window
@@ -77,8 +81,11 @@ class FileController(QObject):
         if cleaned.kept:  # told once the window is up
             QTimer.singleShot(0, self, lambda: self.w.show_error(_interrupted(cleaned.kept)))
         self._autosave_revision = -1
+        self._opening: opening.OpenProgress | None = None  # the open under way
         # undone back to the saved text: nothing is left to protect
         window.editor.document().modificationChanged.connect(self._on_modification_changed)
+        window.editor.document().modificationChanged.connect(self.update_title)
+        window.stateChanged.connect(self.update_actions)
         self.autosave_timer = QTimer(self)
         self.autosave_timer.setInterval(autosave.INTERVAL_MS)
         self.autosave_timer.timeout.connect(self.autosave_now)
@@ -88,12 +95,23 @@ class FileController(QObject):
     def display_name(self) -> str:
         return Path(self.path).name if self.path else "Untitled"
 
+    def update_title(self, *_: object) -> None:
+        """The window's title: the file's name, marked while it has unsaved changes."""
+        self.w.setWindowTitle(f"{self.display_name}[*] — Lacuna")
+        self.w.setWindowModified(self.w.editor.document().isModified())
+
+    def update_actions(self, state: str) -> None:
+        """The file actions replace the text: only while no run or preview is shown."""
+        w = self.w
+        for a in (w.new_action, w.open_action, w.reopen_encoding_action):
+            a.setEnabled(state == "idle")
+
     def confirm_discard(self) -> bool:
         """Ask to save unsaved changes; False: the user cancelled."""
         if not self.w.editor.document().isModified():
             return True
-        # through the window: tests and automation replace the question there
-        answer = self.w.ask_save_changes(self.display_name)
+        # a method of its own: tests and automation replace the question there
+        answer = self.ask_save_changes(self.display_name)
         if answer == QMessageBox.StandardButton.Save:
             return self.save()
         return answer == QMessageBox.StandardButton.Discard
@@ -120,12 +138,47 @@ class FileController(QObject):
         """Open ``path``; ``encoding`` None: UTF-8 or what a BOM names, else a codec of
         fileio.ENCODINGS. A file that is not text in it is refused with an offer to
         reopen it with another encoding."""
+        if self._opening is not None:  # asked again while a large file opens (events run meanwhile)
+            return False
         self.w.infill.leave_run()
         if not self.confirm_discard():
             return False
+        self._opening = progress = opening.OpenProgress(self.w, Path(path).name)
         try:
-            text, fmt, stamp = fileio.open_text(path, encoding)
+            return self._open(path, encoding, progress)
+        finally:
+            progress.close()
+            self._opening = None
+
+    @property
+    def loading(self) -> bool:
+        """A file is being opened: the event loop runs behind its progress dialog, and
+        the document is not that file yet."""
+        return self._opening is not None
+
+    def cancel_load(self) -> None:
+        """Stop the open under way (a large file), as its Cancel button does."""
+        if self._opening is not None:
+            self._opening.cancel()
+
+    def _read(self, path: str, encoding: str | None, progress: opening.OpenProgress):
+        """fileio.open_text; a large regular file on a thread, behind the progress dialog."""
+        try:
+            st = os.stat(path)
+            large = stat.S_ISREG(st.st_mode) and st.st_size >= opening.READ_ON_THREAD
+        except OSError:
+            large = False  # open_text says what is wrong
+        if not large:
+            return fileio.open_text(path, encoding)
+        return progress.run(lambda: fileio.open_text(path, encoding))
+
+    def _open(self, path: str, encoding: str | None, progress: opening.OpenProgress) -> bool:
+        try:
+            text, fmt, stamp = self._read(path, encoding, progress)
             real = fileio.real_path(path)
+        except opening.Cancelled:  # nothing changed yet: the window keeps what it showed
+            self.w.statusBar().showMessage(f"Opening {Path(path).name} was cancelled.", 6000)
+            return False
         except fileio.EncodingError as exc:
             self.refused = (fileio.real_path(path), exc.suggestion)
             self.w.show_error(str(exc), ("Reopen with Encoding…",
@@ -136,7 +189,9 @@ class FileController(QObject):
             self._remove_recent(path)
             return False
         self.refused = None
-        self._set_text(text, real, fmt)
+        if not self._set_text(text, real, fmt, progress):
+            self.w.statusBar().showMessage(f"Opening {Path(real).name} was cancelled.", 6000)
+            return False
         self.stamp = stamp
         self._add_recent(self.path)
         return True
@@ -160,7 +215,7 @@ class FileController(QObject):
             return False
         if suggestion is None and path == self.path:
             suggestion = "utf-16" if self.fmt.encoding.startswith("utf-16") else self.fmt.encoding
-        encoding = self.w.ask_encoding(Path(path).name, suggestion)
+        encoding = self.ask_encoding(Path(path).name, suggestion)
         if encoding is None:
             return False
         return self.open_path(path, encoding)
@@ -191,11 +246,15 @@ class FileController(QObject):
         doc.setModified(False)
         self.fmt, self.stamp = fmt, stamp
         self.w.format_label.setText(fmt.label)
-        self.w._update_title()
+        self.update_title()
         self.w.statusBar().showMessage(f"Reloaded {self.display_name} from disk; Ctrl+Z brings back your version.", 6000)
         return True
 
-    def _set_text(self, text: str, path: str | None, fmt: fileio.TextFormat) -> None:
+    def _set_text(self, text: str, path: str | None, fmt: fileio.TextFormat,
+                  progress: opening.OpenProgress | None = None) -> bool:
+        """Show ``text`` as the unmodified contents of ``path`` with no undo history. A
+        large text goes in piece by piece behind ``progress``; False: the user cancelled
+        it (or closed the window), and the window holds an empty untitled text."""
         w, editor = self.w, self.w.editor
         editor.clear_masks()
         editor.clear_tint()
@@ -203,15 +262,23 @@ class FileController(QObject):
         w.infill.last_accept = []
         doc = editor.document()
         doc.setUndoRedoEnabled(False)
-        editor.setPlainText(text)
+        if progress is None:
+            editor.setPlainText(text)
+            filled = True
+        else:
+            filled = progress.fill(editor, text, self.loadProgress.emit)
+        if not filled:
+            path, fmt = None, fileio.TextFormat()
+            editor.setPlainText("")
         doc.setUndoRedoEnabled(True)
         doc.setModified(False)
         self._autosave_unneeded()
         self.path, self.fmt, self.stamp = path, fmt, None
         w.format_label.setText(fmt.label)
         w.banner.hide()
-        w._update_title()
-        w._update_actions()
+        self.update_title()
+        w.refresh_actions()
+        return filled
 
     def save(self) -> bool:
         if self.path is None:
@@ -257,7 +324,7 @@ class FileController(QObject):
         # Save As to another file: its dialog asked about replacing it
         expected = self.stamp if target == self.path else None
         if not fileio.writable(target):
-            answer = self.w.ask_file_conflict(Path(target).name, "readonly")
+            answer = self.ask_file_conflict(Path(target).name, "readonly")
             if answer == "save_as":
                 return self.save_as()
             if answer != "overwrite":
@@ -268,7 +335,7 @@ class FileController(QObject):
                                                         self.journal, self.locks)
                 break
             except fileio.Conflict as exc:
-                answer = self.w.ask_file_conflict(Path(target).name, "changed")
+                answer = self.ask_file_conflict(Path(target).name, "changed")
                 if answer == "reload":
                     self.reload()
                     return False
@@ -288,7 +355,7 @@ class FileController(QObject):
         doc.setModified(False)
         self._autosave_unneeded()
         self._add_recent(self.path)
-        self.w._update_title()
+        self.update_title()
         self.w.statusBar().showMessage(f"Saved {self.path}", 4000)
         return True
 
@@ -346,7 +413,7 @@ class FileController(QObject):
 
     def autosave_now(self) -> bool:
         doc = self.w.editor.document()
-        if not doc.isModified():
+        if not doc.isModified() or self.loading:
             return False
         if doc.revision() == self._autosave_revision:
             return False
@@ -389,7 +456,7 @@ class FileController(QObject):
         c.setBlockFormat(c.blockFormat())  # ends the merge: typing next is its own undo step (as Accept does)
         c.endEditBlock()
         self.stamp = rec.stamp if rec.path else None
-        self.w._update_title()
+        self.update_title()
         _unlink_quietly(rec.file)
         _unlink_quietly(rec.file.with_suffix(".lock"))
         self.autosave_now()
@@ -414,7 +481,7 @@ class FileController(QObject):
         again. Discard deletes only the autosave it named."""
         orphans = autosave.find_orphans(self.store.folder)
         for k, rec in enumerate(orphans):
-            answer = self.w.ask_recovery(rec, k, len(orphans))
+            answer = self.ask_recovery(rec, k, len(orphans))
             if answer == "discard":
                 autosave.remove(rec)
             elif answer == "restore":

@@ -5,18 +5,22 @@ QTextDocument.find compares it (a no-break space as a space, Qt's one-to-one
 case folding where case does not matter), kept between searches until the next
 edit. QTextDocument.find walks the document block by block, about a second for
 50 MB, and twice that for a word that is absent (it wraps around). Matches never
-span lines, as with QTextDocument.find.
+span lines, as with QTextDocument.find. A large document is read for the search
+in pieces, with events handled between them, so the window never waits on the
+whole text at once.
 """
 from __future__ import annotations
 
 import re
 from functools import lru_cache
 
-from PySide6.QtCore import Qt
+from PySide6.QtCore import QCoreApplication, Qt
 from PySide6.QtGui import QKeySequence, QShortcut, QTextCursor
 from PySide6.QtWidgets import QCheckBox, QGridLayout, QLabel, QLineEdit, QPushButton, QToolButton, QWidget
 
 from . import positions
+
+READ_PIECE = 1 << 20  # characters of the document read at a time for a search (about 30 ms each)
 
 
 class FindBar(QWidget):
@@ -55,17 +59,68 @@ class FindBar(QWidget):
         esc = QShortcut(QKeySequence(Qt.Key.Key_Escape), self, context=Qt.ShortcutContext.WidgetWithChildrenShortcut)
         esc.activated.connect(self.close_bar)
         self._haystack: _Haystack | None = None
+        self._reading = False
+        self._last_match: tuple[QTextCursor, tuple[int, int]] | None = None  # Find's cursor, its code points
         editor.document().contentsChange.connect(self._forget_text)
         self.hide()
 
     def _forget_text(self, *_: object) -> None:
         self._haystack = None
+        self._last_match = None
+
+    def _selection(self) -> tuple[int, int]:
+        """positions.selection of the editor's cursor. After an edit that reads the whole
+        document (0.4 s of CPU for 50 MB), so the cursor Find itself placed, and the start
+        of the document, are answered without it."""
+        c = self.editor.textCursor()
+        if self._last_match is not None and c == self._last_match[0]:
+            return self._last_match[1]
+        if not c.hasSelection() and c.atStart():
+            return 0, 0
+        return positions.selection(c)
 
     def haystack(self) -> _Haystack:
-        """The document's text as searched (made again after an edit)."""
+        """The document's text as searched (made again after an edit). A large document
+        is read piece by piece, handling events between pieces (see _read_in_pieces)."""
         if self._haystack is None:
-            self._haystack = _Haystack(positions.document_text(self.editor.document()))
+            doc = self.editor.document()
+            if doc.characterCount() <= READ_PIECE:
+                self._haystack = _Haystack(positions.document_text(doc))
+            else:
+                self._haystack = self._read_in_pieces()
         return self._haystack
+
+    def _read_in_pieces(self) -> _Haystack:
+        # One toRawText of 50 MB held the GUI thread for 0.4-0.6 s, and its ASCII lower-case
+        # copy 0.2 s more; read in pieces of READ_PIECE, no event waits longer than a piece
+        # (about 30 ms). An edit made meanwhile starts the reading again.
+        doc = self.editor.document()
+        self._reading = True
+        try:
+            while True:
+                n, k = doc.characterCount() - 1, 0
+                # the lower-case copy is filled in place, piece by piece: no join of 50 MB at the end
+                revision, pieces, folded = doc.revision(), [], bytearray(n)
+                while k < n and doc.revision() == revision:
+                    j = min(n, k + READ_PIECE)
+                    if "\ud800" <= doc.characterAt(j - 1) <= "\udbff":  # never half a surrogate pair
+                        j += 1
+                    piece = positions.qt_cursor(doc, k, j).selectedText().replace("\u2029", "\n")
+                    pieces.append(piece)
+                    if folded is not None and piece.isascii():
+                        folded[k:j] = piece.encode("ascii").lower()
+                    else:
+                        folded = None
+                    k = j
+                    QCoreApplication.processEvents()
+                if doc.revision() == revision:
+                    break
+            hay = _Haystack("".join(pieces))
+            if folded is not None:
+                hay._folded = folded
+            return hay
+        finally:
+            self._reading = False
 
     def open(self, replace: bool = False) -> None:
         sel = self.editor.textCursor().selectedText()
@@ -85,11 +140,11 @@ class FindBar(QWidget):
 
     def _find(self, backward: bool) -> bool:
         needle = self.find_edit.text()
-        if not needle:
+        if not needle or self._reading:  # a search asked for while the text is being read: the first one answers
             return False
         hay, case = self.haystack(), self.case.isChecked()
         # where QTextDocument.find starts: after the selection, or before it going back
-        first, last = positions.selection(self.editor.textCursor())
+        first, last = self._selection()
         start = first if backward else last
         hit = hay.find(needle, start, case, backward)
         if hit < 0:  # wrap around
@@ -103,6 +158,7 @@ class FindBar(QWidget):
         c = positions.qt_cursor(self.editor.document(), hay.to_qt(hit), hay.to_qt(hit + len(needle)))
         self.editor.setTextCursor(c)
         self.editor.set_find_cursor(c)
+        self._last_match = (QTextCursor(c), (hit, hit + len(needle)))
         return True
 
     def find_next(self) -> bool:
@@ -127,7 +183,7 @@ class FindBar(QWidget):
         self.find_next()
 
     def replace_all(self) -> int:
-        if self.editor.isReadOnly() or not self.find_edit.text():
+        if self.editor.isReadOnly() or not self.find_edit.text() or self._reading:
             return 0
         doc = self.editor.document()
         needle, repl = self.find_edit.text(), self.replace_edit.text()
@@ -206,7 +262,7 @@ class _Haystack:
     def __init__(self, text: str) -> None:
         self.text = text
         self._map = positions.PositionMap(text)
-        self._folded: bytes | None = None  # the ASCII text in lower case, made on first use
+        self._folded: bytes | bytearray | None = None  # the ASCII text in lower case, made on first use
 
     def to_qt(self, cp: int) -> int:
         return self._map.to_qt(cp)

@@ -15,6 +15,7 @@ from . import positions
 from .editor import MaskPopup, document_text
 from .seeds import VARIETY_TEMPERATURE, SeedRecord, device_kind, seed_matters
 from .settings import RunSettings
+from .workers.messages import Failed, Finished, Steps
 
 if TYPE_CHECKING:
     from .window import MainWindow
@@ -119,18 +120,40 @@ class InfillController(QObject):
         self.exporter.cancelled.connect(self._export_cancelled, queued)
         self._export_dialog: QProgressDialog | None = None
         self._export_number = 0  # the export the dialog shows (ExportWorker.start's number)
+        window.stateChanged.connect(self.update_actions)
+        window.editor.masksChanged.connect(self.update_actions)
+        window.editor.maskEditRequested.connect(self.edit_mask)
+        window.candidates_list.itemClicked.connect(self.on_candidate_clicked)
+        window.candidates_list.currentRowChanged.connect(self.update_actions)
+        window.reuse_seed_button.clicked.connect(self.reuse_seed)
+        window.panel.stepRequested.connect(self.on_timeline)
+        window.panel.exportRequested.connect(lambda: self.export_run())
+
+    def update_actions(self, *_: object) -> None:
+        """The infill actions for the window's state, the masks and the candidate chosen."""
+        w = self.w
+        idle, running, preview = w.state == "idle", w.state == "running", w.state == "preview"
+        has_masks = bool(w.editor.masks)
+        current = self.current
+        w.mask_action.setEnabled(idle)
+        w.clear_masks_action.setEnabled(idle and has_masks)
+        w.infill_action.setEnabled((idle or preview) and has_masks)
+        w.stop_action.setEnabled(running)
+        w.accept_action.setEnabled(preview and current is not None and current.result is not None)
+        w.reject_action.setEnabled(preview)
+        w.regenerate_action.setEnabled((idle or preview) and has_masks)
+        w.reuse_seed_button.setEnabled(w.candidates_list.currentRow() >= 0)
+        w.tint_action.setEnabled(not running)
 
     # ---------------------------------------------------------------- masks
     def mask_selection(self) -> None:
         if self.w.state != "idle":
             return
         self.w.editor.mask_selection(self.w.run_settings.insertion_length)
-        self.w._update_actions()
 
     def clear_masks(self) -> None:
         if self.w.state == "idle":
             self.w.editor.clear_masks()
-            self.w._update_actions()
 
     def token_count(self, start: int, end: int) -> int | None:
         model = self.w.models.model
@@ -148,8 +171,8 @@ class InfillController(QObject):
         popup = MaskPopup(mask, self.token_count(mask.start, mask.end), w,
                           max_length=w.settings_panel.max_mask_length)
         popup.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
-        popup.changed.connect(lambda: (editor.mask_changed(mask), w._update_actions()))
-        popup.removeRequested.connect(lambda m: (editor.remove_mask(m), w._update_actions()))
+        popup.changed.connect(lambda: editor.mask_changed(mask))  # masksChanged updates the actions
+        popup.removeRequested.connect(editor.remove_mask)
         if global_pos is None:
             c = positions.cursor_at(editor.document(), mask.start)
             global_pos = editor.viewport().mapToGlobal(editor.cursorRect(c).bottomLeft())
@@ -230,7 +253,7 @@ class InfillController(QObject):
             w.show_error("No model is loaded. Choose one in the model picker on the toolbar.")
             return False
         if w.state == "preview":
-            w._set_state("idle")
+            w.set_state("idle")
         try:
             requests = self._make_requests(w.run_settings.candidates, regenerate)
         except Exception as exc:  # noqa: BLE001 - InputError and friends
@@ -259,7 +282,7 @@ class InfillController(QObject):
         self._drop_watch_queue()
         self._show_in_preview(cand)
         w.preview.verticalScrollBar().setValue(w.editor.verticalScrollBar().value())
-        w._set_state("running")
+        w.set_state("running")
         w.panel.reset(f"candidate {cand.number}" if len(self.batch) > 1 else "")
         self.run_id += 1
         self.cancel = threading.Event()
@@ -283,9 +306,9 @@ class InfillController(QObject):
         return group
 
     @Slot(object)
-    def _on_step(self, payload) -> None:
-        run_id, events = payload
-        if run_id != self.run_id or self.current is None:
+    def _on_step(self, message: Steps) -> None:
+        events = message.events
+        if message.run_id != self.run_id or self.current is None:
             return
         self.current.events.extend(events)
         pace = self.w.panel.watch_ms()
@@ -358,12 +381,12 @@ class InfillController(QObject):
         self.w.candidates_list.addItem(item)
 
     @Slot(object)
-    def _on_finished(self, payload) -> None:
-        run_id, result = payload[0], payload[1]
-        if run_id != self.run_id or self.current is None:
+    def _on_finished(self, message: Finished) -> None:
+        result = message.result
+        if message.run_id != self.run_id or self.current is None:
             return
         if self.watch_queue:
-            self._finish_waiting = payload  # watch mode: finish once the view has shown every step
+            self._finish_waiting = message  # watch mode: finish once the view has shown every step
             return
         self.watch_timer.stop()
         w, cand = self.w, self.current
@@ -371,10 +394,10 @@ class InfillController(QObject):
         if cand.events:
             w.panel.show_event(cand.events[-1])
         self._add_candidate(cand, result)
-        for other, (events, other_result) in zip(self._group[1:], payload[2] if len(payload) > 2 else ()):
-            other.events = list(events)
-            self._add_candidate(other, other_result)
-            cand, result = other, other_result
+        for other, run in zip(self._group[1:], message.others):
+            other.events = list(run.events)
+            self._add_candidate(other, run.result)
+            cand, result = other, run.result
         idx = self.batch.index(cand)
         if idx + 1 < len(self.batch):
             w.preview.render_result(result)
@@ -393,15 +416,15 @@ class InfillController(QObject):
         self.w.workerCancelled.emit()
 
     @Slot(object)
-    def _on_failed(self, payload) -> None:
-        run_id, message = payload
-        if run_id != self.run_id:
+    def _on_failed(self, failure: Failed) -> None:
+        message = failure.message
+        if failure.run_id != self.run_id:
             return
         self.frame_timer.stop()
         self._drop_watch_queue()
         self.cancel = None
         self.current = None
-        self.w._set_state("idle")
+        self.w.set_state("idle")
         self.w.show_error(message)
         self.w.runFailed.emit(message)
 
@@ -417,7 +440,7 @@ class InfillController(QObject):
         self.pending_event = None
         self.current = None
         self.cancel = None
-        self.w._set_state("idle")
+        self.w.set_state("idle")
         self.w.statusBar().showMessage("Stopped; the text is as it was.", 4000)
         self.w.runStopped.emit()
 
@@ -459,7 +482,7 @@ class InfillController(QObject):
             w.candidates_list.setCurrentRow(index)
         if w.state != "preview":
             w.preview.verticalScrollBar().setValue(w.editor.verticalScrollBar().value())
-        w._set_state("preview")
+        w.set_state("preview")
         return True
 
     def on_candidate_clicked(self, item: QListWidgetItem) -> None:
@@ -507,27 +530,8 @@ class InfillController(QObject):
             return False
         result, req = cand.result, cand.request
         doc = editor.document()
-        # Qt ranges of the text the fill was made from (the key check above: it is the document's),
-        # replaced last first so the earlier ones still hold; cursors made up front would
-        # drift when an insertion sits at the end of the span before it
-        pm = positions.PositionMap(req.text)
-        ranges = [(pm.to_qt(s.start), pm.to_qt(s.end)) for s in req.spans]
-        order = sorted(range(len(ranges)), key=lambda i: ranges[i], reverse=True)
-        edit = positions.qt_cursor(doc, 0, 0)
-        editor._applying = True
-        try:
-            edit.beginEditBlock()  # one undo step for every span
-            for i in order:
-                c = positions.qt_cursor(doc, *ranges[i])
-                c.insertText(result.span_text(i))
-            # Qt merges an insertion typed (or pasted) right after an edit block's last
-            # insertion into that block, so one Ctrl+Z would take the fill with it. The
-            # block must end on another kind of command: setting a block's format to
-            # what it already is records one and changes nothing.
-            edit.setBlockFormat(edit.blockFormat())
-            edit.endEditBlock()
-        finally:
-            editor._applying = False
+        editor.apply_fills(req.text, [(s.start, s.end) for s in req.spans],
+                           [result.span_text(i) for i in range(len(req.spans))])
         editor.clear_masks()
         self.last_accept = [(p.start, p.end, p.confidence) for ps in result.pieces for p in ps
                             if p.confidence is not None]
@@ -538,7 +542,7 @@ class InfillController(QObject):
         w.candidates_list.clear()
         w.panel.set_timeline(0)  # no preview left to replay into
         self.current = None
-        w._set_state("idle")
+        w.set_state("idle")
         if result.spans:
             editor.setTextCursor(positions.cursor_at(doc, result.spans[-1].end))
         if w.tint_action.isChecked():
@@ -550,7 +554,7 @@ class InfillController(QObject):
         if self.w.state != "preview":
             return
         self.current = None
-        self.w._set_state("idle")
+        self.w.set_state("idle")
         self.w.panel.reset()
 
     def export_run(self, base: str | None = None) -> bool:

@@ -9,6 +9,7 @@ from PySide6.QtCore import QObject, Qt, Signal, Slot
 from PySide6.QtWidgets import QFileDialog
 
 from .workers import ModelInfo
+from .workers.messages import LoadFailed, ModelLoaded
 
 if TYPE_CHECKING:
     from .window import MainWindow
@@ -28,12 +29,18 @@ def spec_label(spec: str) -> str:
     return p.name if p.is_absolute() else spec
 
 
+def _message(outcome) -> ModelLoaded | LoadFailed:
+    """app.workers.model reports (model, ModelInfo) or the failure's message: as a message type."""
+    return LoadFailed(outcome) if isinstance(outcome, str) else ModelLoaded(*outcome)
+
+
 class ModelController(QObject):
     _load_requested = Signal(str)
-    _load_reported = Signal(object, object)  # (ModelLoad, (model, ModelInfo) or message), from its thread
+    _load_reported = Signal(object, object)  # (ModelLoad, ModelLoaded or LoadFailed), from its thread
     _load_progressed = Signal(object, str, int, object)  # (ModelLoad, stage, done, total or None), from its thread
     _list_requested = Signal()
     _clean_requested = Signal()
+    loadingChanged = Signal()  # a load started or ended (the window's state label says "Loading model")
 
     def __init__(self, window: MainWindow, worker) -> None:
         super().__init__(window)
@@ -54,6 +61,11 @@ class ModelController(QObject):
         self._list_requested.connect(worker.list_models, queued)
         self._clean_requested.connect(worker.clean_stale_partials, queued)
         worker.listed.connect(self.on_models_listed, queued)
+        window.stateChanged.connect(self.update_actions)
+
+    def update_actions(self, state: str) -> None:
+        """No switching models while a run uses one."""
+        self.w.model_picker.setEnabled(state != "running")
 
     def startup(self) -> None:
         self._list_requested.emit()
@@ -80,23 +92,24 @@ class ModelController(QObject):
         self.loading_spec = spec
         w.model_label.setText(f"Model: {spec_label(spec)} (loading…)")
         w.device_label.setText("")
-        w._update_state_label()
+        self.loadingChanged.emit()
         self._load_requested.emit(spec)
 
     def _start_load(self, spec: str) -> None:
-        job = self._worker.make_load(spec, self._load_reported.emit, self._load_progressed.emit)
+        job = self._worker.make_load(spec, lambda job, outcome: self._load_reported.emit(job, _message(outcome)),
+                                     self._load_progressed.emit)
         self._loads.add(job)
         job.start()
 
     @Slot(object, object)
-    def _on_load_reported(self, job, outcome) -> None:
+    def _on_load_reported(self, job, outcome: ModelLoaded | LoadFailed) -> None:
         self._loads.discard(job)
         if job.spec != self.loading_spec:
             return  # a newer load was asked for, or the window closed
-        if isinstance(outcome, str):
-            self._on_failed(job.spec, outcome)
+        if isinstance(outcome, LoadFailed):
+            self._on_failed(job.spec, outcome.message)
         else:
-            self._on_loaded(*outcome)
+            self._on_loaded(outcome.model, outcome.info)
 
     @Slot(object, str, int, object)
     def _on_load_progressed(self, job, stage: str, done: int, total) -> None:
@@ -134,11 +147,11 @@ class ModelController(QObject):
         w.device_label.setToolTip(f"context {info.context_length} tokens · loaded in {info.seconds:.1f} s")
         self.select_picker(info.spec)
         w.statusBar().showMessage(f"Loaded {info.name} on {info.device} in {info.seconds:.1f} s", 5000)
-        w._update_state_label()
+        self.loadingChanged.emit()
         w.modelReady.emit(info)
         if self.pending_infill:
             self.pending_infill = False
-            w.start_infill(False)
+            w.infill.start(False)
 
     @Slot(str, str)
     def _on_failed(self, spec: str, message: str) -> None:
@@ -155,7 +168,7 @@ class ModelController(QObject):
         if spec == STARTER:
             message += ("\nThe starter model ships with Lacuna; if it is missing from this installation, "
                         "choose another model with Model ▸ Open Model Folder… or the Model Manager.")
-        w._update_state_label()
+        self.loadingChanged.emit()
         w.show_error(message)
         w.modelFailed.emit(message)
 

@@ -116,6 +116,11 @@ def graphemes(text: str) -> list[str]:
     out, a = [], 0
     b = finder.toNextBoundary()
     while b > 0:  # Qt's positions count UTF-16 units
+        if 0xD800 <= int.from_bytes(units[2 * b - 2:2 * b], "little") < 0xDC00 and 2 * b < len(units):
+            # Qt puts a boundary inside the surrogate pair of some unassigned astral code
+            # points (U+18D1F): a character is never cut
+            b = finder.toNextBoundary()
+            continue
         piece = units[2 * a:2 * b].decode("utf-16-le")
         # Qt's Thai (and some other) script rules part a base from a mark UAX #29 keeps on it
         if out and (unicodedata.category(piece[0]).startswith("M") or out[-1].endswith("\u200d")):

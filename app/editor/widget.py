@@ -132,6 +132,31 @@ class Editor(QPlainTextEdit):
         self.viewport().update()
         self.masksChanged.emit()
 
+    def apply_fills(self, source: str, spans: list[tuple[int, int]], fills: list[str]) -> None:
+        """Replace each span [start, end) (code points of ``source``, which must be the
+        document's text) with its fill, as one undo step that typing after it does not
+        join. Masks are not touched here (the caller clears them)."""
+        doc = self.document()
+        # Qt ranges of ``source``, replaced last first so the earlier ones still hold;
+        # cursors made up front would drift when an insertion sits at the end of the span before it
+        pm = positions.PositionMap(source)
+        ranges = [(pm.to_qt(a), pm.to_qt(b)) for a, b in spans]
+        order = sorted(range(len(ranges)), key=lambda i: ranges[i], reverse=True)
+        edit = positions.qt_cursor(doc, 0, 0)
+        self._applying = True
+        try:
+            edit.beginEditBlock()  # one undo step for every span
+            for i in order:
+                positions.qt_cursor(doc, *ranges[i]).insertText(fills[i])
+            # Qt merges an insertion typed (or pasted) right after an edit block's last
+            # insertion into that block, so one Ctrl+Z would take the fill with it. The
+            # block must end on another kind of command: setting a block's format to
+            # what it already is records one and changes nothing.
+            edit.setBlockFormat(edit.blockFormat())
+            edit.endEditBlock()
+        finally:
+            self._applying = False
+
     def mask_at(self, pos: int) -> Mask | None:
         hits = [m for m in self.masks if m.contains(pos)]
         return hits[0] if hits else None

@@ -8,6 +8,8 @@ import traceback
 
 from PySide6.QtCore import QObject, Signal, Slot
 
+from .messages import CandidateRun, Failed, Finished, Steps
+
 log = logging.getLogger(__name__)
 
 
@@ -39,7 +41,7 @@ def _user_caused(exc: BaseException) -> bool:
 
 
 class InfillWorker(QObject):
-    """Runs one request at a time. Signals carry (run_id, payload) tuples.
+    """Runs one request at a time. Signals carry the messages of app.workers.messages.
 
     Events are sent in batches at most every ``min_interval`` seconds (the
     first and the last at once): every event reaches the GUI, in order, but a
@@ -47,10 +49,10 @@ class InfillWorker(QObject):
     step.
     """
 
-    step = Signal(object)  # (run_id, tuple of StepEvents)
-    finished = Signal(object)  # (run_id, InfillResult[, ((events, InfillResult) of each other candidate, ...)])
+    step = Signal(object)  # Steps
+    finished = Signal(object)  # Finished
     cancelled = Signal(int)  # run_id
-    failed = Signal(object)  # (run_id, message)
+    failed = Signal(object)  # Failed
 
     def __init__(self, stream=None, min_interval: float = 0.06) -> None:
         super().__init__()
@@ -71,8 +73,8 @@ class InfillWorker(QObject):
     def run(self, run_id: int, model, request, cancel: threading.Event) -> None:
         """``request``: one InfillRequest, or a tuple of them that differ only in
         their seeds (candidates, run in one batch). In a batch the first
-        candidate streams its events live; ``finished`` then carries
-        (run_id, first result, ((events, result) of each other candidate, ...))."""
+        candidate streams its events live; ``finished`` then carries the others'
+        events and results in Finished.others."""
         if cancel.is_set():
             self.cancelled.emit(run_id)
             return
@@ -90,7 +92,7 @@ class InfillWorker(QObject):
                 batch.append(ev)
                 now = time.perf_counter()
                 if ev.done or now - sent >= self.min_interval:
-                    self.step.emit((run_id, tuple(batch)))
+                    self.step.emit(Steps(run_id, tuple(batch)))
                     batch, sent = [], now
                 if ev.done:
                     result = ev.result
@@ -99,17 +101,17 @@ class InfillWorker(QObject):
                     break
             if result is not None and others:
                 stream.finish()  # the others may still be running after the first finished
-                extras = tuple((tuple(evs), evs[-1].result if evs else None) for evs in others)
-                if cancel.is_set() or any(r is None for _, r in extras):
+                extras = tuple(CandidateRun(tuple(evs), evs[-1].result if evs else None) for evs in others)
+                if cancel.is_set() or any(x.result is None for x in extras):
                     self.cancelled.emit(run_id)
                 else:
-                    self.finished.emit((run_id, result, extras))
+                    self.finished.emit(Finished(run_id, result, extras))
             elif result is not None:
-                self.finished.emit((run_id, result))
+                self.finished.emit(Finished(run_id, result))
             elif cancel.is_set():
                 self.cancelled.emit(run_id)
             else:
-                self.failed.emit((run_id, "The run ended without a result."))
+                self.failed.emit(Failed(run_id, "The run ended without a result."))
         except Exception as exc:  # noqa: BLE001 - every failure becomes a message
             if type(exc).__name__ == "Cancelled":
                 self.cancelled.emit(run_id)
@@ -118,7 +120,7 @@ class InfillWorker(QObject):
                 log.info("infill refused: %s", exc)
             else:
                 log.error("infill failed:\n%s", traceback.format_exc())
-            self.failed.emit((run_id, readable_error(exc)))
+            self.failed.emit(Failed(run_id, readable_error(exc)))
 
 
 class _Batch:

@@ -81,14 +81,14 @@ def bench_window(shape: str, n: int, folder: Path) -> float:
     f.write_bytes(data)
     w = build_window(stream=make_stream(), loader=fake_loader, autoload=False)
     try:
-        assert w.open_path(str(f))
+        assert w.files.open_path(str(f))
         doc = w.editor.document()
         for k in rows:
             c = QTextCursor(doc.findBlockByNumber(k))
             c.movePosition(QTextCursor.MoveOperation.EndOfBlock)
             c.insertText(" edited")
         t0 = time.process_time()
-        assert w.autosave_now()
+        assert w.files.autosave_now()
         return time.process_time() - t0
     finally:
         doc.setModified(False)

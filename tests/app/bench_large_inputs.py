@@ -3,9 +3,11 @@
     QT_QPA_PLATFORM=offscreen python -m tests.app.bench_large_inputs SCENARIO [--mb N] [--steps N]
 
 SCENARIO:
-  open      open a generated file of --mb megabytes (default 50): the time of the
-            open call (the GUI thread is blocked for all of it) and of its parts
-  find      Find a word near the end of that file, then one that is absent
+  open      open a generated file of --mb megabytes (default 50; --one-line: all in one line): the time of the
+            open call and of its parts, and the longest gap of a 5 ms QTimer on the
+            GUI thread (the longest stall)
+  find      Find a word near the end of that file, then one that is absent (with the
+            longest stall of the GUI thread)
   type      type 20 keys in the middle of that file
   line      type 20 keys in the middle of a single line of --mb megabytes (default 1)
   masks     type 20 keys in a text holding --masks insertion masks (default 2,000)
@@ -135,21 +137,28 @@ def scenario_open(args) -> None:
     w = _window()
     _settle(app)
     path = Path(tempfile.mkdtemp()) / "big.txt"
-    path.write_text(make_text(args.mb), encoding="utf-8")
+    path.write_text(make_text(args.mb, single_line=args.one_line), encoding="utf-8")
     from app import fileio
 
     t = time.perf_counter()
     fileio.open_text(str(path))
     read = time.perf_counter() - t
+    from tests.app.fakes import StallProbe
+
+    probe = StallProbe()
     with PeakRSS() as mem:
+        probe.start()
         t = time.perf_counter()
-        w.open_path(str(path))
+        w.files.open_path(str(path))
         opened = time.perf_counter() - t
         t = time.perf_counter()
         _settle(app)
         shown = time.perf_counter() - t
-    print(f"open {args.mb} MB: open_path {opened:.2f} s (of which fileio.open_text alone {read:.2f} s), "
-          f"first paint after it {shown * 1000:.0f} ms; {mem.report()}")
+        probe.stop()
+    print(f"open {args.mb} MB{' in one line' if args.one_line else ''}: open_path {opened:.2f} s (of which fileio.open_text alone {read:.2f} s), "
+          f"first paint after it {shown * 1000:.0f} ms, GUI thread's longest stall "
+          f"{max(probe.gaps, default=opened + shown) * 1000:.0f} ms ({max(probe.busy, default=0) * 1000:.0f} ms of it "
+          f"the GUI thread's CPU time); {mem.report()}")
     w.editor.document().setModified(False)
     w.close()
 
@@ -159,18 +168,26 @@ def scenario_find(args) -> None:
     w = _window()
     w.editor.setPlainText(make_text(args.mb))
     _settle(app)
+    from tests.app.fakes import StallProbe
+
     w.findbar.open(False)
     for word in ("zebracorn", "unicornfish"):
         w.findbar.find_edit.setText(word)
+        probe = StallProbe()
         with PeakRSS() as mem:
+            probe.start()
             t = time.perf_counter()
             found = w.findbar.find_next()
             first = time.perf_counter() - t
             t = time.perf_counter()
             again = w.findbar.find_next()
             second = time.perf_counter() - t
+            app.processEvents()  # the probe's tick after the searches
+            probe.stop()
         print(f"find {word!r} ({'found' if found else 'absent'}) in {args.mb} MB: {first:.3f} s, "
-              f"again {second:.3f} s ({'found' if again else 'absent'}); {mem.report()}")
+              f"again {second:.3f} s ({'found' if again else 'absent'}), GUI thread's longest stall "
+              f"{max(probe.gaps) * 1000:.0f} ms ({max(probe.busy) * 1000:.0f} ms of it the GUI thread's CPU time); "
+              f"{mem.report()}")
     w.editor.document().setModified(False)
     w.close()
 
@@ -235,16 +252,16 @@ def scenario_export(args) -> None:
     w = _window()
     loop = QEventLoop()
     w.modelReady.connect(loop.quit)
-    w.load_model("fake")
+    w.models.load_model("fake")
     loop.exec()
     text = make_text(0.01)
     w.editor.setPlainText(text)
     w.editor.add_mask(200, 200, length=args.steps)
     w.settings_panel.steps.setValue(min(args.steps, 1024))
     w.runFinished.connect(loop.quit)
-    w.start_infill()
+    w.infill.start()
     loop.exec()
-    events = len(w._current.events)
+    events = len(w.infill.current.events)
     out = Path(tempfile.mkdtemp()) / "run"
     probe = StallProbe()
     done = []
@@ -279,6 +296,7 @@ def main() -> int:
     ap.add_argument("--mb", type=float, default=50)
     ap.add_argument("--masks", type=int, default=2000)
     ap.add_argument("--steps", type=int, default=1000)
+    ap.add_argument("--one-line", action="store_true", help="open: the file is one line")
     args = ap.parse_args()
     globals()[f"scenario_{args.scenario}"](args)
     return 0

@@ -113,7 +113,7 @@ def main() -> int:
     w.show()
     loop = QEventLoop()
     w.modelReady.connect(loop.quit)
-    w.load_model(spec)
+    w.models.load_model(spec)
     loop.exec()
     w.editor.setPlainText(TEXT)
     for s in spans:
@@ -128,7 +128,7 @@ def main() -> int:
     for k in range(args.repeats + 1):
         if k:  # alternate with the headless runs so both see the same machine load
             h.append(headless())
-        f0 = w.frames
+        f0 = w.infill.frames
         t = time.perf_counter()
         if args.probe:
             probe.start()
@@ -136,7 +136,7 @@ def main() -> int:
             torch.set_num_threads(args.live_threads)
         if args.switch:
             sys.setswitchinterval(args.switch)
-        w.start_infill()
+        w.infill.start()
         c0 = time.thread_time()
         loop.exec()
         gui_cpu.append(time.thread_time() - c0)
@@ -145,9 +145,9 @@ def main() -> int:
         sys.setswitchinterval(default_switch)
         if k:  # the first is a warm-up
             live.append(time.perf_counter() - t)
-            frames.append(w.frames - f0)
-            engine_l.append(w._current.result.seconds)
-        w.reject()
+            frames.append(w.infill.frames - f0)
+            engine_l.append(w.infill.current.result.seconds)
+        w.infill.reject()
     w.editor.document().setModified(False)
     w.close()
     mh, ml = statistics.median(h), statistics.median(live)

@@ -66,7 +66,7 @@ def window(make_window, qtbot):
     """A window with the fake model loaded."""
     w = make_window()
     with qtbot.waitSignal(w.modelReady, timeout=5000):
-        w.load_model("fake")
+        w.models.load_model("fake")
     return w
 
 
@@ -75,5 +75,4 @@ def set_text_and_masks(w, text: str, words: list[str]):
     w.editor.setPlainText(text)
     for word in words:
         i = text.index(word)
-        w.editor.add_mask(i, i + len(word))
-    w._update_actions()
+        w.editor.add_mask(i, i + len(word))  # masksChanged updates the actions

@@ -90,12 +90,12 @@ def main() -> int:
     folder = Path(tempfile.mkdtemp())
     doc = folder / "hamlet.txt"
     doc.write_text(TEXT, encoding="utf-8")
-    w.open_path(str(doc))
+    w.files.open_path(str(doc))
     w.show()
     loop = QEventLoop()
     w.modelReady.connect(loop.quit)
     w.modelFailed.connect(loop.quit)
-    w.load_model(spec)
+    w.models.load_model(spec)
     loop.exec()
     text = w.editor.toPlainText()
     for phrase in MASKED:
@@ -116,16 +116,16 @@ def main() -> int:
             QTimer.singleShot(120, shoot)  # let the coalesced frame land
 
     def shoot():
-        w._render_frame()
+        w.infill.render_frame()
         w.grab().save(args.out)
-        print(f"saved {args.out} at step {target}/{args.steps} with {w.model_info.name if w.model_info else spec}")
+        print(f"saved {args.out} at step {target}/{args.steps} with {w.models.model_info.name if w.models.model_info else spec}")
         grabbed.set()
         w.runFinished.connect(loop.quit)
 
     timer = QTimer()
     timer.timeout.connect(poll)
     timer.start(10)
-    w.start_infill()
+    w.infill.start()
     loop.exec()
     w.editor.document().setModified(False)
     w.close()

@@ -9,15 +9,15 @@ from app.paths import autosave_dir
 
 def test_autosave_writes_only_unsaved_changes_and_restores(make_window, tmp_path, qtbot):
     w = make_window()
-    assert w._autosave_timer.interval() == 30_000 and w._autosave_timer.isActive()
-    assert not w.autosave_now()  # nothing unsaved
+    assert w.files.autosave_timer.interval() == 30_000 and w.files.autosave_timer.isActive()
+    assert not w.files.autosave_now()  # nothing unsaved
     doc = tmp_path / "notes.txt"
     doc.write_bytes("first line\r\n".encode("utf-8"))
-    w.open_path(str(doc))
+    w.files.open_path(str(doc))
     w.editor.moveCursor(w.editor.textCursor().MoveOperation.End)
     w.editor.insertPlainText("unsaved work\n")
-    assert w.autosave_now()
-    assert not w.autosave_now()  # unchanged since the last autosave
+    assert w.files.autosave_now()
+    assert not w.files.autosave_now()  # unchanged since the last autosave
     files = list(autosave_dir().glob("*.json"))
     assert len(files) == 1
     data = json.loads(files[0].read_text(encoding="utf-8"))
@@ -27,19 +27,19 @@ def test_autosave_writes_only_unsaved_changes_and_restores(make_window, tmp_path
     orphans = autosave.find_orphans(alive=lambda pid: False)
     assert [o.text for o in orphans] == ["first line\nunsaved work\n"]
     w2 = make_window()
-    w2.restore(orphans[0])
+    w2.files.restore(orphans[0])
     assert w2.editor.toPlainText() == "first line\nunsaved work\n"
-    assert w2.path == str(doc.resolve()) and w2.editor.document().isModified()
+    assert w2.files.path == str(doc.resolve()) and w2.editor.document().isModified()
     assert w2.windowTitle() == "notes.txt[*] — Lacuna"
-    assert w2.save()
+    assert w2.files.save()
     assert doc.read_bytes() == "first line\r\nunsaved work\r\n".encode("utf-8")  # CRLF kept
-    assert not w2.store.file.exists()
+    assert not w2.files.store.file.exists()
 
 
 def test_live_process_files_are_not_orphans(make_window):
     w = make_window()
     w.editor.insertPlainText("typing")
-    w.autosave_now()
+    w.files.autosave_now()
     assert autosave.find_orphans() == []  # our own pid is alive
 
 
@@ -48,15 +48,15 @@ def test_saving_or_discarding_removes_the_autosave(make_window, tmp_path, monkey
 
     w = make_window()
     w.editor.insertPlainText("typing")
-    w.autosave_now()
-    assert w.store.file.exists()
-    w.save_as(str(tmp_path / "saved.txt"))
-    assert not w.store.file.exists()
+    w.files.autosave_now()
+    assert w.files.store.file.exists()
+    w.files.save_as(str(tmp_path / "saved.txt"))
+    assert not w.files.store.file.exists()
     w.editor.insertPlainText(" more")
-    w.autosave_now()
-    monkeypatch.setattr(w, "ask_save_changes", lambda name: QMessageBox.StandardButton.Discard)
+    w.files.autosave_now()
+    monkeypatch.setattr(w.files, "ask_save_changes", lambda name: QMessageBox.StandardButton.Discard)
     assert w.close()
-    assert not w.store.file.exists()
+    assert not w.files.store.file.exists()
 
 
 def test_offer_recovery_restores_on_request(make_window, monkeypatch):
@@ -73,7 +73,7 @@ def test_offer_recovery_restores_on_request(make_window, monkeypatch):
         return 0
 
     monkeypatch.setattr(QMessageBox, "exec", fake_exec)
-    w.offer_recovery()
+    w.files.offer_recovery()
     assert w.editor.toPlainText() == "lost words" and w.editor.document().isModified()
     assert not (folder / "999999999-deadbeef.json").exists()
 

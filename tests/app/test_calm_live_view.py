@@ -6,7 +6,7 @@ from hypothesis import HealthCheck, given, settings as hsettings, strategies as 
 from PySide6.QtGui import QFont, QFontMetricsF, QTextCharFormat, QTextLayout
 
 from app import positions
-from app.editor.preview import CELL, NBSP, WJ, ZWSP, Cells
+from app.editor.preview import CELL, NBSP, WJ, ZWSP, Cells, graphemes
 from app.editor.widget import editor_font
 from tests.app import fakes
 from tests.app.conftest import set_text_and_masks
@@ -57,7 +57,7 @@ def test_lines_below_a_resolving_span_do_not_move(window, qtbot):
     assert "\u2591" in window.preview.text() or window.panel.slider.value() == 13
     # the finished fill is shown at its own width (once)
     window.panel.slider.setValue(14)
-    assert window.preview.text() == window._current.result.text
+    assert window.preview.text() == window.infill.current.result.text
 
 
 def test_long_tokens_line_breaks_and_wide_characters_keep_it_calm(window, qtbot, monkeypatch):
@@ -83,8 +83,10 @@ def test_a_cell_is_always_as_wide_and_breaks_only_after_itself(qapp, text, bold)
     assert cell.endswith(ZWSP) and ZWSP not in cell[:-1]
     body = cell[:-1]
     assert not any(ch.isspace() and ch != NBSP for ch in body)
-    # between two characters of a cell there is a no-break space or a word joiner
-    assert all(WJ in (a, b) or NBSP in (a, b) for a, b in zip(body, body[1:]))
+    # between two grapheme clusters of a cell there is a no-break space or a word joiner (a
+    # cluster stays whole: "0" + U+1082, a flag's two regional indicators)
+    clusters = graphemes(body)
+    assert all(WJ in (a, b) or NBSP in (a, b) for a, b in zip(clusters, clusters[1:]))
     if bold:
         font.setWeight(QFont.Weight.Bold)
     width = QFontMetricsF(font).horizontalAdvance(body) + spacing

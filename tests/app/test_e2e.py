@@ -17,7 +17,7 @@ def real_window(make_window, qtbot, spec):
 
     w = make_window(stream=stream_infill, loader=load_model)
     with qtbot.waitSignal(w.modelReady, timeout=60000) as sig:
-        w.load_model(str(spec))
+        w.models.load_model(str(spec))
     info = sig.args[0]
     assert info.device and info.context_length > 0
     return w
@@ -26,7 +26,7 @@ def real_window(make_window, qtbot, spec):
 def mask_two_and_fill(w, qtbot, tmp_path, steps=8):
     path = tmp_path / "genesis.txt"
     path.write_bytes(TEXT.encode("utf-8"))
-    assert w.open_path(str(path))
+    assert w.files.open_path(str(path))
     text = w.editor.toPlainText()
     set_text_and_masks(w, text, [])
     for word in ("heaven", "darkness"):
@@ -41,12 +41,12 @@ def mask_two_and_fill(w, qtbot, tmp_path, steps=8):
     w.settings_panel.random_seed.setChecked(False)
     w.settings_panel.seed.setValue(3)
     with qtbot.waitSignal(w.runFinished, timeout=60000):
-        assert w.start_infill()
+        assert w.infill.start()
     return path, text
 
 
 def check_accept_undo_save(w, path, text):
-    cand = w._current
+    cand = w.infill.current
     result = cand.result
     req = cand.request
     assert req.text == text
@@ -62,7 +62,7 @@ def check_accept_undo_save(w, path, text):
     w.undo_action.trigger()
     assert w.editor.toPlainText() == text
     w.redo_action.trigger()
-    assert w.save()
+    assert w.files.save()
     assert path.read_bytes() == result.text.replace("\n", "\r\n").encode() or \
         path.read_bytes().decode() .replace("\r\n", "\n") == result.text
 
@@ -83,10 +83,10 @@ def test_stop_with_real_engine(make_window, qtbot, tiny_model_dir):
     before = (w.editor.toPlainText(), w.editor.mask_ranges())
     w.settings_panel.steps.setValue(104)
     with qtbot.waitSignal(w.frameRendered, timeout=30000):
-        w.start_infill()
+        w.infill.start()
     with qtbot.waitSignal(w.workerCancelled, timeout=10000):
         w.stop_action.trigger()
-    assert len(w._batch[0].events) < 104
+    assert len(w.infill.batch[0].events) < 104
     assert (w.editor.toPlainText(), w.editor.mask_ranges()) == before
     assert w.state == "idle" and not w.editor.document().isModified()
 
@@ -113,15 +113,15 @@ def test_the_gui_thread_never_works_over_50ms_at_a_stretch_during_a_run(make_win
         # The click itself (sixteen requests and seed records built on the GUI thread) is
         # measured apart from the run, whose stalls the probe sees from its first step.
         t0 = time.thread_time()
-        w.start_infill()
+        w.infill.start()
         click = time.thread_time() - t0
         probe.start()
     probe.stop()
     gaps, busy = probe.gaps, probe.busy
     print(f"\nprobe: {len(gaps)} ticks, worst stall {max(gaps) * 1000:.1f} ms wall, "
           f"{max(busy) * 1000:.1f} ms of GUI-thread CPU, top {sorted(round(g * 1000, 1) for g in gaps)[-5:]} ms, "
-          f"frames {w.frames}, runs {len(w._candidates)}, start click {click * 1000:.1f} ms CPU")
-    assert w.frames >= 8
+          f"frames {w.infill.frames}, runs {len(w.infill.candidates)}, start click {click * 1000:.1f} ms CPU")
+    assert w.infill.frames >= 8
     # the last tick's gap holds the run's end (the candidate shown, the panel filled)
     assert max(busy[:-1] or [0.0]) < 0.050, f"the GUI thread computed {max(busy) * 1000:.0f} ms at a stretch"
     assert max(gaps) < 2.0, f"event loop stalled {max(gaps) * 1000:.0f} ms"
@@ -139,7 +139,7 @@ def test_window_grabbed_mid_run_is_not_blank(make_window, qtbot, tiny_model_dir)
 
     w.frameRendered.connect(grab_once)
     with qtbot.waitSignal(w.runFinished, timeout=60000):
-        w.start_infill()
+        w.infill.start()
     assert shots, "no frame was rendered mid-run"
     img = shots[0]
     assert img.width() > 600 and img.height() > 400
@@ -157,10 +157,10 @@ def test_window_grabbed_mid_run_is_not_blank(make_window, qtbot, tiny_model_dir)
                     "is not trained yet")
 def test_mask_two_spans_infill_accept_undo_save_starter(make_window, qtbot, tmp_path):
     w = real_window(make_window, qtbot, "starter")
-    assert "starter" in w.model_label.text().lower() or w.model_info.spec == "starter"
+    assert "starter" in w.model_label.text().lower() or w.models.model_info.spec == "starter"
     path, text = mask_two_and_fill(w, qtbot, tmp_path, steps=16)
-    result = w._current.result
-    assert [s.length for s in result.spans] == [sum(1 for j in w._current.events[-1].slot_span if j == i)
+    result = w.infill.current.result
+    assert [s.length for s in result.spans] == [sum(1 for j in w.infill.current.events[-1].slot_span if j == i)
                                                 for i in range(2)]
     check_accept_undo_save(w, path, text)
 
@@ -177,7 +177,7 @@ def test_candidates_run_in_one_batch_and_equal_separate_runs(make_window, qtbot,
     w.settings_panel.candidates.setValue(3)
     w.settings_panel.temperature.setValue(1.0)
     mask_two_and_fill(w, qtbot, tmp_path, steps=4)
-    cands = w._candidates
+    cands = w.infill.candidates
     assert len(cands) == 3 and w.candidates_list.count() == 3
     assert len(w.infill._group) == 3  # the three ran together
     model = w.models.model
@@ -202,6 +202,6 @@ def test_stopping_a_batch_of_candidates_frees_the_worker_and_keeps_the_text(make
 
     w.frameRendered.connect(stop_once)
     with qtbot.waitSignal(w.workerCancelled, timeout=60000):
-        assert w.start_infill()
+        assert w.infill.start()
     assert len(w.infill._group) == 4 and stopped
-    assert w.state == "idle" and w.editor.toPlainText() == text and not w._candidates
+    assert w.state == "idle" and w.editor.toPlainText() == text and not w.infill.candidates

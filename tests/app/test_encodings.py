@@ -23,8 +23,8 @@ def test_a_windows_1252_file_is_refused_with_an_offer_then_reopened(window, tmp_
     f = tmp_path / "legacy.txt"
     f.write_bytes(CP1252)
     asked = []
-    monkeypatch.setattr(window, "ask_encoding", lambda name, current: asked.append((name, current)) or "cp1252")
-    assert not window.open_path(str(f))
+    monkeypatch.setattr(window.files, "ask_encoding", lambda name, current: asked.append((name, current)) or "cp1252")
+    assert not window.files.open_path(str(f))
     assert window.banner.isVisibleTo(window) and "not valid UTF-8" in window.banner_label.text()
     assert "Windows-1252" in window.banner_label.text()  # the suggestion
     button = window.banner_action
@@ -32,18 +32,18 @@ def test_a_windows_1252_file_is_refused_with_an_offer_then_reopened(window, tmp_
     button.click()  # the refusal message itself offers the way out
     assert asked == [("legacy.txt", "cp1252")]
     assert window.editor.toPlainText() == "Café — naïve “quoted” façade\nsecond line €5\n"
-    assert window.path == str(f.resolve()) and window.fmt.encoding == "cp1252"
+    assert window.files.path == str(f.resolve()) and window.files.fmt.encoding == "cp1252"
     assert window.format_label.text() == "Windows-1252 · CRLF"
     assert not window.banner.isVisibleTo(window)
     # an unchanged save writes the same bytes
     window.editor.document().setModified(True)
-    assert window.save()
+    assert window.files.save()
     assert f.read_bytes() == CP1252
     # an edit is written in Windows-1252 too, the other bytes unchanged
     c = QTextCursor(window.editor.document())
     c.movePosition(QTextCursor.MoveOperation.End)
     c.insertText("déjà vu\n")
-    assert window.save()
+    assert window.files.save()
     assert f.read_bytes() == CP1252 + "déjà vu\r\n".encode("cp1252")
 
 
@@ -52,61 +52,61 @@ def test_reopen_with_encoding_from_the_file_menu(window, tmp_path, monkeypatch):
 
     f = tmp_path / "latin.txt"
     f.write_bytes(LATIN1)
-    monkeypatch.setattr(window, "ask_encoding", lambda name, current: "cp1252")
-    assert not window.open_path(str(f))  # not UTF-8
+    monkeypatch.setattr(window.files, "ask_encoding", lambda name, current: "cp1252")
+    assert not window.files.open_path(str(f))  # not UTF-8
     action = window.findChild(QAction, "reopenEncodingAction")
     assert action in window.menuBar().actions()[0].menu().actions()
     action.trigger()  # 0x85 decodes in Windows-1252 too ("…"), so this opens
-    assert window.fmt.encoding == "cp1252" and "…" in window.editor.toPlainText()
-    monkeypatch.setattr(window, "ask_encoding", lambda name, current: current == "cp1252" and "latin-1")
+    assert window.files.fmt.encoding == "cp1252" and "…" in window.editor.toPlainText()
+    monkeypatch.setattr(window.files, "ask_encoding", lambda name, current: current == "cp1252" and "latin-1")
     action.trigger()  # the open file, read again; the question starts at its encoding
-    assert window.fmt.encoding == "latin-1" and window.format_label.text().startswith("Latin-1")
+    assert window.files.fmt.encoding == "latin-1" and window.format_label.text().startswith("Latin-1")
     assert window.editor.toPlainText() == LATIN1.decode("latin-1")
     window.editor.document().setModified(True)
-    assert window.save() and f.read_bytes() == LATIN1
+    assert window.files.save() and f.read_bytes() == LATIN1
 
 
 def test_only_what_cannot_be_decoded_is_refused(window, tmp_path, monkeypatch):
     f = tmp_path / "undefined.txt"
     f.write_bytes(b"abc \x81 def\n")  # 0x81 has no character in Windows-1252
-    monkeypatch.setattr(window, "ask_encoding", lambda name, current: "cp1252")
-    assert not window.open_path(str(f), "cp1252")
+    monkeypatch.setattr(window.files, "ask_encoding", lambda name, current: "cp1252")
+    assert not window.files.open_path(str(f), "cp1252")
     text = window.banner_label.text()
     assert "not Windows-1252 text" in text and "0x81" in text and "offset 4" in text
-    assert window.path is None
-    monkeypatch.setattr(window, "ask_encoding", lambda name, current: "latin-1")
+    assert window.files.path is None
+    monkeypatch.setattr(window.files, "ask_encoding", lambda name, current: "latin-1")
     window.banner_action.click()
-    assert window.editor.toPlainText() == "abc \x81 def\n" and window.fmt.encoding == "latin-1"
+    assert window.editor.toPlainText() == "abc \x81 def\n" and window.files.fmt.encoding == "latin-1"
 
 
 def test_cancelling_the_question_changes_nothing(window, tmp_path, monkeypatch):
     f = tmp_path / "a.txt"
     f.write_bytes("plain é\n".encode("utf-8"))
-    assert window.open_path(str(f))
-    monkeypatch.setattr(window, "ask_encoding", lambda name, current: None)
-    assert not window.reopen_with_encoding()
-    assert window.fmt.encoding == "utf-8" and window.editor.toPlainText() == "plain é\n"
+    assert window.files.open_path(str(f))
+    monkeypatch.setattr(window.files, "ask_encoding", lambda name, current: None)
+    assert not window.files.reopen_with_encoding()
+    assert window.files.fmt.encoding == "utf-8" and window.editor.toPlainText() == "plain é\n"
 
 
 def test_utf16_without_bom_reopened_as_utf16(window, tmp_path, monkeypatch):
     data = "Zeile eins\r\nzwei ü\r\n".encode("utf-16-be")
     f = tmp_path / "u16.txt"
     f.write_bytes(data)
-    monkeypatch.setattr(window, "ask_encoding", lambda name, current: current)
-    assert not window.open_path(str(f))  # NUL bytes: refused...
-    assert window.reopen_with_encoding()  # ...the menu offers UTF-16 for the refused file
-    assert window.fmt.encoding == "utf-16-be" and not window.fmt.bom
+    monkeypatch.setattr(window.files, "ask_encoding", lambda name, current: current)
+    assert not window.files.open_path(str(f))  # NUL bytes: refused...
+    assert window.files.reopen_with_encoding()  # ...the menu offers UTF-16 for the refused file
+    assert window.files.fmt.encoding == "utf-16-be" and not window.files.fmt.bom
     assert window.editor.toPlainText() == "Zeile eins\nzwei ü\n"
     window.editor.document().setModified(True)
-    assert window.save() and f.read_bytes() == data
+    assert window.files.save() and f.read_bytes() == data
 
 
 def test_unsavable_character_is_one_clear_message_and_loses_nothing(window, tmp_path, monkeypatch):
     f = tmp_path / "legacy.txt"
     f.write_bytes(CP1252)
-    assert window.open_path(str(f), "cp1252")
+    assert window.files.open_path(str(f), "cp1252")
     window.editor.insertPlainText("🙂")
-    assert not window.save()
+    assert not window.files.save()
     assert "cannot be saved as Windows-1252" in window.banner_label.text() and "🙂" in window.banner_label.text()
     assert f.read_bytes() == CP1252 and window.editor.document().isModified()
 
@@ -119,10 +119,10 @@ def test_the_unsavable_message_offers_utf8_which_keeps_the_text_and_its_endings(
                                                                                 data, typed):
     f = tmp_path / "legacy.txt"
     f.write_bytes(data)
-    assert window.open_path(str(f), encoding)
+    assert window.files.open_path(str(f), encoding)
     window.editor.moveCursor(QTextCursor.MoveOperation.End)
     window.editor.insertPlainText(typed)
-    assert not window.save()
+    assert not window.files.save()
     assert window.banner_action.isVisible() and window.banner_action.text() == "Save as UTF-8"
     window.banner_action.click()
     expected = data.decode(encoding) + typed
@@ -139,23 +139,23 @@ def test_a_bom_with_bytes_utf8_cannot_hold_suggests_an_encoding():
 def test_disk_change_reload_and_read_only_keep_the_encoding(window, tmp_path, monkeypatch):
     f = tmp_path / "legacy.txt"
     f.write_bytes(CP1252)
-    assert window.open_path(str(f), "cp1252")
+    assert window.files.open_path(str(f), "cp1252")
     changed = "Ç'est changé\r\n".encode("cp1252")
     f.write_bytes(changed)
     window.editor.insertPlainText("mine ")
     asked = []
-    monkeypatch.setattr(window, "ask_file_conflict", lambda name, kind: asked.append(kind) or "reload")
-    assert not window.save()
+    monkeypatch.setattr(window.files, "ask_file_conflict", lambda name, kind: asked.append(kind) or "reload")
+    assert not window.files.save()
     assert asked == ["changed"]
-    assert window.editor.toPlainText() == "Ç'est changé\n" and window.fmt.encoding == "cp1252"
+    assert window.editor.toPlainText() == "Ç'est changé\n" and window.files.fmt.encoding == "cp1252"
     os.chmod(f, stat.S_IREAD)
     try:
         window.editor.moveCursor(QTextCursor.MoveOperation.Start)
         window.editor.insertPlainText("x")
-        monkeypatch.setattr(window, "ask_file_conflict", lambda name, kind: asked.append(kind) or "overwrite")
+        monkeypatch.setattr(window.files, "ask_file_conflict", lambda name, kind: asked.append(kind) or "overwrite")
         if os.access(f, os.W_OK) and os.geteuid() != 0:
             pytest.skip("cannot make a read-only file here")
-        assert window.save()
+        assert window.files.save()
         assert asked[-1] == "readonly"
         assert f.read_bytes() == ("x" + "Ç'est changé\r\n").encode("cp1252")
     finally:
@@ -166,17 +166,17 @@ def test_autosave_and_recovery_remember_the_encoding(make_window, tmp_path):
     f = tmp_path / "legacy.txt"
     f.write_bytes(CP1252)
     w = make_window()
-    assert w.open_path(str(f), "cp1252")
+    assert w.files.open_path(str(f), "cp1252")
     w.editor.moveCursor(QTextCursor.MoveOperation.End)
     w.editor.insertPlainText("après\n")
-    assert w.autosave_now()
+    assert w.files.autosave_now()
     data = json.loads(next(autosave_dir().glob("*.json")).read_text(encoding="utf-8"))
     assert data["encoding"] == "cp1252"
     orphans = autosave.find_orphans(alive=lambda pid: False)
     w2 = make_window()
-    w2.restore(orphans[0])
-    assert w2.fmt.encoding == "cp1252" and w2.format_label.text() == "Windows-1252 · CRLF"
-    assert w2.save()
+    w2.files.restore(orphans[0])
+    assert w2.files.fmt.encoding == "cp1252" and w2.format_label.text() == "Windows-1252 · CRLF"
+    assert w2.files.save()
     assert f.read_bytes() == CP1252 + "après\r\n".encode("cp1252")
 
 
@@ -185,8 +185,8 @@ def test_recovery_of_an_unknown_encoding_falls_back_to_utf8(make_window):
 
     w = make_window()
     rec = autosave.Recovered(Path("/nonexistent/x.json"), None, "text", 1.0, "klingon")
-    w.restore(rec)
-    assert w.fmt.encoding == "utf-8"
+    w.files.restore(rec)
+    assert w.files.fmt.encoding == "utf-8"
 
 
 # ---- fileio, without a window -----------------------------------------------------------
@@ -230,15 +230,15 @@ def test_mostly_cjk_utf16_without_a_bom_is_offered_as_utf16_and_reopens(window, 
     data = CJK.encode(order)
     f = tmp_path / "cjk.txt"
     f.write_bytes(data)
-    monkeypatch.setattr(window, "ask_encoding", lambda name, current: current)
-    assert not window.open_path(str(f))
+    monkeypatch.setattr(window.files, "ask_encoding", lambda name, current: current)
+    assert not window.files.open_path(str(f))
     assert "looks like UTF-16" in window.banner_label.text() and "binary" not in window.banner_label.text()
     assert window.banner_action.text() == "Reopen with Encoding…"
     window.banner_action.click()  # the suggestion is UTF-16, and the byte order is found
-    assert window.fmt.encoding == order and not window.fmt.bom
+    assert window.files.fmt.encoding == order and not window.files.fmt.bom
     assert window.editor.toPlainText() == CJK
     window.editor.document().setModified(True)
-    assert window.save() and f.read_bytes() == data
+    assert window.files.save() and f.read_bytes() == data
 
 
 @pytest.mark.parametrize("order", ["utf-16-le", "utf-16-be"])
@@ -254,8 +254,8 @@ def test_a_file_refused_as_binary_can_still_be_reopened_with_an_encoding(window,
     f = tmp_path / "odd.txt"
     f.write_bytes(b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR")
     asked = []
-    monkeypatch.setattr(window, "ask_encoding", lambda name, current: asked.append(name) or "latin-1")
-    assert not window.open_path(str(f))
+    monkeypatch.setattr(window.files, "ask_encoding", lambda name, current: asked.append(name) or "latin-1")
+    assert not window.files.open_path(str(f))
     assert "binary" in window.banner_label.text() and window.banner_action.text() == "Reopen with Encoding…"
     window.banner.hide()
     window.reopen_encoding_action.trigger()  # the menu reaches the refused file too

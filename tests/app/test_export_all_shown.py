@@ -20,7 +20,7 @@ def _run(window, qtbot, tokens, words=("Line 120",), steps=None, text=LONG):
         m.length = tokens
     window.settings_panel.steps.setValue(steps or tokens)
     run_to_preview(qtbot, window)
-    return window._current
+    return window.infill.current
 
 
 def _export(window, qtbot, base):

@@ -31,21 +31,21 @@ def test_decode_encode_roundtrip(name):
 def test_window_open_save_unedited_is_byte_identical(window, tmp_path, name):
     src = tmp_path / f"{name}.txt"
     src.write_bytes(SAMPLES[name])
-    assert window.open_path(str(src))
+    assert window.files.open_path(str(src))
     assert not window.editor.document().isModified()
     out = tmp_path / f"{name}-copy.txt"
-    assert window.save_as(str(out))
+    assert window.files.save_as(str(out))
     assert out.read_bytes() == SAMPLES[name]
 
 
 def test_edit_keeps_encoding_and_newlines(window, tmp_path):
     src = tmp_path / "crlf16.txt"
     src.write_bytes(SAMPLES["utf16le_bom"])
-    window.open_path(str(src))
+    window.files.open_path(str(src))
     window.editor.moveCursor(window.editor.textCursor().MoveOperation.End)
     window.editor.insertPlainText("added\n")
     assert window.windowTitle() == "crlf16.txt[*] — Lacuna" and window.isWindowModified()
-    assert window.save()
+    assert window.files.save()
     assert not window.isWindowModified()
     assert src.read_bytes() == codecs.BOM_UTF16_LE + "ünïcode\r\nline 2\r\nadded\r\n".encode("utf-16-le")
 
@@ -57,7 +57,7 @@ def test_binary_or_undecodable_is_refused_with_a_message(window, tmp_path, data)
     window.editor.document().setModified(False)
     f = tmp_path / "blob.bin"
     f.write_bytes(data)
-    assert not window.open_path(str(f))
+    assert not window.files.open_path(str(f))
     assert window.banner.isVisible()
     msg = window.banner_label.text()
     assert "blob.bin" in msg and ("binary" in msg or "not valid" in msg)
@@ -65,7 +65,7 @@ def test_binary_or_undecodable_is_refused_with_a_message(window, tmp_path, data)
 
 
 def test_missing_file_message(window, tmp_path):
-    assert not window.open_path(str(tmp_path / "nope.txt"))
+    assert not window.files.open_path(str(tmp_path / "nope.txt"))
     assert "Could not read" in window.banner_label.text()
 
 
@@ -91,7 +91,7 @@ def test_five_megabyte_file_opens_quickly(window, tmp_path, qtbot):
     f = tmp_path / "big.txt"
     f.write_bytes(data)
     t = time.perf_counter()
-    assert window.open_path(str(f))
+    assert window.files.open_path(str(f))
     qtbot.wait(1)  # let it lay out and paint once
     elapsed = time.perf_counter() - t
     assert elapsed < 1.5, elapsed
@@ -102,8 +102,8 @@ def test_recent_files_menu(window, tmp_path):
     a, b = tmp_path / "a.txt", tmp_path / "b.txt"
     a.write_text("A")
     b.write_text("B")
-    window.open_path(str(a))
-    window.open_path(str(b))
+    window.files.open_path(str(a))
+    window.files.open_path(str(b))
     names = [act.text() for act in window.recent_menu.actions() if act.text()]
     assert names[0].startswith("&1 b.txt") and names[1].startswith("&2 a.txt")
     window.recent_menu.actions()[1].trigger()
@@ -115,8 +115,8 @@ def test_unsaved_changes_prompt_can_cancel_close(window, monkeypatch):
 
     window.editor.insertPlainText("unsaved")
     asked = []
-    monkeypatch.setattr(window, "ask_save_changes", lambda name: asked.append(name) or QMessageBox.StandardButton.Cancel)
+    monkeypatch.setattr(window.files, "ask_save_changes", lambda name: asked.append(name) or QMessageBox.StandardButton.Cancel)
     assert not window.close()
     assert asked == ["Untitled"] and window.isVisible()
-    monkeypatch.setattr(window, "ask_save_changes", lambda name: QMessageBox.StandardButton.Discard)
+    monkeypatch.setattr(window.files, "ask_save_changes", lambda name: QMessageBox.StandardButton.Discard)
     assert window.close()

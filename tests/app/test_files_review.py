@@ -30,7 +30,7 @@ NOBODY = 65534
 
 def _open_and_edit(make_window, f: Path, show=False):
     w = make_window(show=show)
-    assert w.open_path(str(f))
+    assert w.files.open_path(str(f))
     w.editor.moveCursor(QTextCursor.MoveOperation.End)
     w.editor.insertPlainText("added\n")
     return w
@@ -49,12 +49,12 @@ def test_save_as_and_open_refuse_a_link_another_user_planted(make_window, tmp_pa
     os.lchown(link, NOBODY, NOBODY)
     w = make_window(show=False)
     w.editor.insertPlainText("typed\n")
-    assert not w.save_as(str(link))
-    assert "symbolic link that another user made" in w.banner_label.text() and w.path is None
+    assert not w.files.save_as(str(link))
+    assert "symbolic link that another user made" in w.banner_label.text() and w.files.path is None
     assert victim.read_text() == "root's config\n" and w.editor.document().isModified()
     opened = make_window(show=False)
-    assert not opened.open_path(str(link)) and "another user" in opened.banner_label.text()
-    assert opened.editor.toPlainText() == "" and opened.path is None
+    assert not opened.files.open_path(str(link)) and "another user" in opened.banner_label.text()
+    assert opened.editor.toPlainText() == "" and opened.files.path is None
 
 
 # ---- 2. a crash in the middle of an in-place save ---------------------------------------------------
@@ -203,16 +203,16 @@ def test_an_autosave_of_the_reviewers_document_keeps_its_crlf_lines(make_window,
     f = tmp_path / "prose.txt"
     f.write_bytes(raw.encode())
     w = make_window(show=False)
-    assert w.open_path(str(f))
+    assert w.files.open_path(str(f))
     doc = w.editor.document()
     for k in (2, 10_000 - 20):
         c = QTextCursor(doc.findBlockByNumber(k))
         c.movePosition(QTextCursor.MoveOperation.EndOfBlock)
         c.insertText(" edited")
-    assert w.autosave_now()
+    assert w.files.autosave_now()
     [rec] = autosave.find_orphans(alive=lambda pid: False)
     assert rec.endings == tuple((k, "\r\n") for k in range(10_000 - 11, 10_000 - 1))
-    assert w.save() and f.read_bytes().endswith(b"\r\n".join(x.encode() for x in old[-10:]))
+    assert w.files.save() and f.read_bytes().endswith(b"\r\n".join(x.encode() for x in old[-10:]))
 
 
 lines = st.lists(st.sampled_from(["", "x", "y", "x y", "-"]), max_size=40)
@@ -270,12 +270,12 @@ def test_open_save_and_close_work_with_a_state_folder_that_refuses(make_window, 
     f.write_bytes(b"hello\n")
     w = make_window(show=False)
     w.editor.insertPlainText("unsaved\n")
-    assert w.autosave_now()
+    assert w.files.autosave_now()
     _refusing_state(monkeypatch, code)
     w.editor.document().setModified(False)  # "Discard"
-    assert w.open_path(str(f)) and w.editor.toPlainText() == "hello\n"
+    assert w.files.open_path(str(f)) and w.editor.toPlainText() == "hello\n"
     w.editor.insertPlainText("more ")
-    assert w.save() and f.read_bytes() == b"more hello\n"
+    assert w.files.save() and f.read_bytes() == b"more hello\n"
     w.close()  # closeEvent ended before shutdown(): "QThread destroyed while running"
     assert not w.engine_thread.isRunning()
 
@@ -285,14 +285,14 @@ def test_clicking_the_warning_saves_when_the_autosave_folder_is_a_file(make_wind
     f = tmp_path / "notes.txt"
     f.write_bytes(b"saved\n")
     w = make_window()
-    assert w.open_path(str(f))
+    assert w.files.open_path(str(f))
     w.editor.insertPlainText("unsaved ")
-    folder = w.store.folder
+    folder = w.files.store.folder
     for p in folder.iterdir():
         p.unlink()
     folder.rmdir()
     folder.write_text("")
-    assert not w.autosave_now() and w.files.autosave_warning.isVisible()
+    assert not w.files.autosave_now() and w.files.autosave_warning.isVisible()
     w.files.autosave_warning.click()
     assert f.read_bytes() == b"unsaved saved\n" and not w.editor.document().isModified()
     assert not w.files.autosave_warning.isVisible()  # saved: nothing left unprotected
@@ -303,19 +303,19 @@ def test_undoing_back_to_the_saved_text_ends_the_warning(make_window, tmp_path):
     f = tmp_path / "notes.txt"
     f.write_bytes(b"saved\n")
     w = make_window()
-    assert w.open_path(str(f))
+    assert w.files.open_path(str(f))
     w.editor.insertPlainText("unsaved ")
-    folder = w.store.folder
+    folder = w.files.store.folder
     for p in folder.iterdir():
         p.unlink()
     folder.rmdir()
     folder.write_text("")
-    assert not w.autosave_now() and w.files.autosave_warning.isVisible()
+    assert not w.files.autosave_now() and w.files.autosave_warning.isVisible()
     w.editor.undo()
     assert not w.editor.document().isModified() and not w.files.autosave_warning.isVisible()
     folder.unlink()
     w.editor.redo()  # unsaved again: the next autosave writes it, although this revision was seen before
-    assert w.autosave_now()
+    assert w.files.autosave_now()
 
 
 # ---- 7. one lock for every name of a file -------------------------------------------------------------
@@ -348,7 +348,7 @@ def test_two_hard_link_names_of_one_file_share_its_save_lock(make_window, tmp_pa
     try:
         assert proc.stdout.readline().strip() == "checked"
         monkeypatch.setattr(fileio, "LOCK_TIMEOUT", 0)
-        assert not w.save() and "being saved by another" in w.banner_label.text()
+        assert not w.files.save() and "being saved by another" in w.banner_label.text()
         proc.stdin.write("\n")
         proc.stdin.flush()
         assert proc.stdout.readline().strip() == "saved"
@@ -356,8 +356,8 @@ def test_two_hard_link_names_of_one_file_share_its_save_lock(make_window, tmp_pa
         proc.kill()
         proc.wait()
     asked = []
-    monkeypatch.setattr(w, "ask_file_conflict", lambda name, kind: asked.append(kind) or "cancel")
-    assert not w.save() and asked == ["changed"] and f.read_bytes() == b"base\nfrom process 2\n"
+    monkeypatch.setattr(w.files, "ask_file_conflict", lambda name, kind: asked.append(kind) or "cancel")
+    assert not w.files.save() and asked == ["changed"] and f.read_bytes() == b"base\nfrom process 2\n"
     assert not list(save_locks_dir().iterdir())  # a lock file lives as long as its save
 
 
@@ -424,6 +424,6 @@ def test_a_save_into_a_folder_that_refuses_new_files_names_the_folder(make_windo
         return real_open(path, flags, *a, **k)
 
     monkeypatch.setattr(os, "open", refuse)
-    assert not w.save()
+    assert not w.files.save()
     message = w.banner_label.text()
     assert f"folder {tmp_path}" in message and "somewhere else" in message and "writable" in message

@@ -34,7 +34,7 @@ def _typed(make_window, text: str = "typed text\n"):
 
 def _open_and_edit(make_window, f: Path):
     w = make_window(show=False)
-    assert w.open_path(str(f))
+    assert w.files.open_path(str(f))
     w.editor.moveCursor(QTextCursor.MoveOperation.End)
     w.editor.insertPlainText("added\n")
     return w
@@ -46,10 +46,10 @@ def test_save_as_onto_a_fifo_is_refused_and_the_fifo_stays(make_window, tmp_path
     fifo = tmp_path / "pipe"
     os.mkfifo(fifo)
     w = _typed(make_window)
-    assert not w.save_as(str(fifo))
+    assert not w.files.save_as(str(fifo))
     assert stat.S_ISFIFO(os.lstat(fifo).st_mode)
     assert "named pipe" in w.banner_label.text() and "Choose another name" in w.banner_label.text()
-    assert w.editor.document().isModified() and w.path is None
+    assert w.editor.document().isModified() and w.files.path is None
 
 
 def test_save_as_onto_a_socket_or_a_device_is_refused(make_window, tmp_path):
@@ -58,7 +58,7 @@ def test_save_as_onto_a_socket_or_a_device_is_refused(make_window, tmp_path):
     sock = socket.socket(socket.AF_UNIX)
     sock.bind(str(sock_path))
     try:
-        assert not w.save_as(str(sock_path))
+        assert not w.files.save_as(str(sock_path))
         assert stat.S_ISSOCK(os.lstat(sock_path).st_mode) and "a socket" in w.banner_label.text()
     finally:
         sock.close()
@@ -67,7 +67,7 @@ def test_save_as_onto_a_socket_or_a_device_is_refused(make_window, tmp_path):
         os.mknod(node, stat.S_IFCHR | 0o666, os.makedev(1, 3))
     except (OSError, AttributeError):
         pytest.skip("cannot make a device node here")
-    assert not w.save_as(str(node))
+    assert not w.files.save_as(str(node))
     assert stat.S_ISCHR(os.lstat(node).st_mode) and "a device" in w.banner_label.text()
 
 
@@ -77,13 +77,13 @@ def test_save_through_a_symlink_keeps_the_link(make_window, tmp_path):
     link = tmp_path / "link.txt"
     link.symlink_to(real.name)
     w = _open_and_edit(make_window, link)
-    assert w.save()
+    assert w.files.save()
     assert link.is_symlink() and real.read_bytes() == b"old\nadded\n"
     # Save As onto a chain of links, one of them dangling: the last target is created
     chain, dangling = tmp_path / "chain", tmp_path / "dangling"
     dangling.symlink_to("made.txt")
     chain.symlink_to(dangling.name)
-    assert w.save_as(str(chain))
+    assert w.files.save_as(str(chain))
     assert chain.is_symlink() and dangling.is_symlink() and (tmp_path / "made.txt").read_bytes() == b"old\nadded\n"
 
 
@@ -93,7 +93,7 @@ def test_new_saved_and_exported_files_take_the_umask_mode(make_window, qtbot, tm
     w = _typed(make_window)
     old = os.umask(umask)
     try:
-        assert w.save_as(str(tmp_path / "new.txt"))
+        assert w.files.save_as(str(tmp_path / "new.txt"))
         write_events([], tmp_path / "run.jsonl", {"request": {}})
         image = QImage(4, 4, QImage.Format.Format_RGB32)
         image.fill(0)
@@ -112,12 +112,12 @@ def test_a_saved_file_keeps_its_mode_and_its_hard_links(make_window, tmp_path):
     os.link(f, other)
     inode = f.stat().st_ino
     w = _open_and_edit(make_window, f)
-    assert w.save()
+    assert w.files.save()
     assert other.read_bytes() == b"one\nadded\n" and f.stat().st_ino == inode and f.stat().st_nlink == 2
     assert stat.S_IMODE(f.stat().st_mode) == 0o640
     assert not list(tmp_path.glob(".lacuna-*"))  # the safety copy went once the file was whole
     w.editor.insertPlainText("again\n")  # the second save checks against the stamp of the first
-    assert w.save() and other.read_bytes() == b"one\nadded\nagain\n"
+    assert w.files.save() and other.read_bytes() == b"one\nadded\nagain\n"
 
 
 @as_root
@@ -127,7 +127,7 @@ def test_saving_as_root_keeps_the_files_owner_and_group(make_window, tmp_path):
     os.chown(f, 4321, 4322)
     f.chmod(0o600)
     w = _open_and_edit(make_window, f)
-    assert w.save()
+    assert w.files.save()
     st = f.stat()
     assert (st.st_uid, st.st_gid, stat.S_IMODE(st.st_mode)) == (4321, 4322, 0o600)
     assert f.read_bytes() == b"theirs\nadded\n"
@@ -190,7 +190,7 @@ def test_a_killed_saves_temp_file_goes_at_the_next_save_in_its_folder(make_windo
     fd, running = safe_write._new_temp(tmp_path, 0o600)  # a save under way keeps its file
     try:
         w = _typed(make_window)
-        assert w.save_as(str(tmp_path / "other.txt"))
+        assert w.files.save_as(str(tmp_path / "other.txt"))
         assert not stale.exists() and running.exists()
     finally:
         os.close(fd)
@@ -206,7 +206,7 @@ def test_a_killed_saves_temp_file_goes_when_a_file_beside_it_is_opened(make_wind
     foreign = tmp_path / ".lacuna-notours.tmp"  # not our name pattern: never touched
     foreign.write_bytes(b"x")
     w = make_window(show=False)
-    assert w.open_path(str(target))
+    assert w.files.open_path(str(target))
     assert list(tmp_path.glob(".lacuna-*")) == [foreign]
 
 
@@ -254,7 +254,7 @@ def test_a_file_with_a_long_name_saves_in_place(make_window, tmp_path, name):
     f = tmp_path / name
     f.write_bytes(b"short text\n")
     w = _open_and_edit(make_window, f)
-    assert w.save(), w.banner_label.text()
+    assert w.files.save(), w.banner_label.text()
     assert f.read_bytes() == b"short text\nadded\n"
 
 
@@ -304,7 +304,7 @@ def test_a_full_disk_fails_an_in_place_save_before_a_byte_changes(make_window, t
 
     monkeypatch.setattr(os, "posix_fallocate", full)
     w = _open_and_edit(make_window, f)
-    assert not w.save()
+    assert not w.files.save()
     assert "No space left on device" in w.banner_label.text() and w.editor.document().isModified()
     assert f.read_bytes() == b"short\n" and not list(tmp_path.glob(".lacuna-*"))
 
@@ -320,7 +320,7 @@ def test_an_in_place_save_that_fails_half_way_names_its_safety_copy(make_window,
 
     monkeypatch.setattr(safe_write.shutil, "copyfileobj", broken)
     w = _open_and_edit(make_window, f)
-    assert not w.save()
+    assert not w.files.save()
     [copy] = tmp_path.glob(".lacuna-*.copy")
     assert copy.read_bytes() == b"short\nadded\n" and str(copy) in w.banner_label.text()
 

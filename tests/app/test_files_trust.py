@@ -39,13 +39,13 @@ MIXED = {
 def test_mixed_endings_survive_an_unedited_save(window, tmp_path, name):
     src = tmp_path / f"{name}.txt"
     src.write_bytes(MIXED[name])
-    assert window.open_path(str(src))
+    assert window.files.open_path(str(src))
     assert not window.editor.document().isModified()
-    assert window.save_as(str(tmp_path / "copy.txt"))
+    assert window.files.save_as(str(tmp_path / "copy.txt"))
     assert (tmp_path / "copy.txt").read_bytes() == MIXED[name]
     # and once more over the original, now that its format was settled by a save
     window.editor.document().setModified(True)
-    assert window.save_to(str(src))
+    assert window.files.save_to(str(src))
     assert src.read_bytes() == MIXED[name]
 
 
@@ -84,19 +84,19 @@ def test_an_edited_line_takes_the_majority_ending_and_the_others_keep_theirs(par
 def test_edited_lines_in_the_window_take_the_majority(window, tmp_path):
     src = tmp_path / "mixed.txt"
     src.write_bytes(b"a\r\nb\nc\r\nd\r\n")
-    window.open_path(str(src))
+    window.files.open_path(str(src))
     c = window.editor.document().find("d")
     c.insertText("D")
     c.movePosition(QTextCursor.MoveOperation.End)
     c.insertText("new\n")
-    assert window.save()
+    assert window.files.save()
     assert src.read_bytes() == b"a\r\nb\nc\r\nD\r\nnew\r\n"  # b keeps its LF
 
 
 # ---- another program changed the file ----------------------------------------------------
 def _open_edited(window, path: Path, content: bytes = b"mine\n"):
     path.write_bytes(content)
-    assert window.open_path(str(path))
+    assert window.files.open_path(str(path))
     window.editor.moveCursor(QTextCursor.MoveOperation.End)
     window.editor.insertPlainText("typed\n")
 
@@ -107,8 +107,8 @@ def test_a_file_changed_on_disk_is_never_silently_overwritten(window, tmp_path, 
     _open_edited(window, f)
     f.write_bytes(b"theirs, written by another program\n")
     asked = []
-    monkeypatch.setattr(window, "ask_file_conflict", lambda name, kind: asked.append((name, kind)) or answer)
-    saved = window.save()
+    monkeypatch.setattr(window.files, "ask_file_conflict", lambda name, kind: asked.append((name, kind)) or answer)
+    saved = window.files.save()
     assert asked == [("shared.txt", "changed")]
     if answer == "cancel":
         assert not saved and f.read_bytes() == b"theirs, written by another program\n"
@@ -117,7 +117,7 @@ def test_a_file_changed_on_disk_is_never_silently_overwritten(window, tmp_path, 
         assert saved and f.read_bytes() == b"mine\ntyped\n"
         asked.clear()
         window.editor.insertPlainText("x")
-        assert window.save() and asked == []  # the save took a new stamp
+        assert window.files.save() and asked == []  # the save took a new stamp
     else:
         assert not saved and f.read_bytes() == b"theirs, written by another program\n"
         assert document_text(window.editor.document()) == "theirs, written by another program\n"
@@ -131,14 +131,14 @@ def test_a_change_keeping_size_and_mtime_is_still_seen_and_a_touch_is_not(window
     _open_edited(window, f, b"abcd\n")
     st0 = f.stat()
     asked = []
-    monkeypatch.setattr(window, "ask_file_conflict", lambda name, kind: asked.append(kind) or "cancel")
+    monkeypatch.setattr(window.files, "ask_file_conflict", lambda name, kind: asked.append(kind) or "cancel")
     os.utime(f, ns=(st0.st_atime_ns, st0.st_mtime_ns + 5_000_000_000))  # a touch: same bytes
-    assert window.save() and asked == []
+    assert window.files.save() and asked == []
     st1 = f.stat()
     f.write_bytes(b"wxyz\n")  # same size...
     os.utime(f, ns=(st1.st_atime_ns, st1.st_mtime_ns))  # ...and the same mtime: only the hash tells
     window.editor.insertPlainText("more")
-    assert not window.save() and asked == ["changed"]
+    assert not window.files.save() and asked == ["changed"]
     assert f.read_bytes() == b"wxyz\n"
 
 
@@ -148,11 +148,11 @@ def test_save_as_is_offered_for_a_changed_file(window, tmp_path, monkeypatch):
     f, other = tmp_path / "a.txt", tmp_path / "b.txt"
     _open_edited(window, f)
     f.write_bytes(b"theirs\n")
-    monkeypatch.setattr(window, "ask_file_conflict", lambda name, kind: "save_as")
+    monkeypatch.setattr(window.files, "ask_file_conflict", lambda name, kind: "save_as")
     monkeypatch.setattr(QFileDialog, "getSaveFileName", staticmethod(lambda *a, **k: (str(other), "")))
-    assert window.save()
+    assert window.files.save()
     assert f.read_bytes() == b"theirs\n" and other.read_bytes() == b"mine\ntyped\n"
-    assert window.path == str(other.resolve())
+    assert window.files.path == str(other.resolve())
 
 
 def test_a_read_only_file_is_not_overwritten_without_asking(window, tmp_path, monkeypatch):
@@ -160,11 +160,11 @@ def test_a_read_only_file_is_not_overwritten_without_asking(window, tmp_path, mo
     _open_edited(window, f)
     f.chmod(0o444)
     asked = []
-    monkeypatch.setattr(window, "ask_file_conflict", lambda name, kind: asked.append(kind) or "cancel")
-    assert not window.save()
+    monkeypatch.setattr(window.files, "ask_file_conflict", lambda name, kind: asked.append(kind) or "cancel")
+    assert not window.files.save()
     assert asked == ["readonly"] and f.read_bytes() == b"mine\n"
-    monkeypatch.setattr(window, "ask_file_conflict", lambda name, kind: "overwrite")
-    assert window.save() and f.read_bytes() == b"mine\ntyped\n"
+    monkeypatch.setattr(window.files, "ask_file_conflict", lambda name, kind: "overwrite")
+    assert window.files.save() and f.read_bytes() == b"mine\ntyped\n"
     assert stat.S_IMODE(f.stat().st_mode) == 0o444  # still read-only
 
 
@@ -182,7 +182,7 @@ def test_a_fifo_is_refused_at_once(window, tmp_path):
     rescue.daemon = True
     rescue.start()
     try:
-        assert not window.open_path(str(fifo))
+        assert not window.files.open_path(str(fifo))
     finally:
         rescue.cancel()
     assert "named pipe" in window.banner_label.text()
@@ -191,7 +191,7 @@ def test_a_fifo_is_refused_at_once(window, tmp_path):
 @pytest.mark.skipif(not os.path.exists("/dev/zero"), reason="no /dev/zero here")
 @pytest.mark.parametrize("device", ["/dev/zero", "/dev/null"])
 def test_a_device_is_refused_without_reading_it(window, device):
-    assert not window.open_path(device)
+    assert not window.files.open_path(device)
     assert "device" in window.banner_label.text()
 
 
@@ -199,9 +199,9 @@ def test_vertical_tab_and_form_feed_are_text(window, tmp_path):
     data = b"page one\x0cpage two\x0bcolumn\n\x0c\n"
     f = tmp_path / "pages.txt"
     f.write_bytes(data)
-    assert window.open_path(str(f))
+    assert window.files.open_path(str(f))
     assert document_text(window.editor.document()) == data.decode()
-    assert window.save_as(str(tmp_path / "copy.txt"))
+    assert window.files.save_as(str(tmp_path / "copy.txt"))
     assert (tmp_path / "copy.txt").read_bytes() == data
 
 
@@ -260,13 +260,13 @@ def test_every_crashed_windows_autosave_is_offered_even_when_its_pid_is_reused(m
     older = _orphan("999999999-aaaa0002", "an older crash", 1.0)
     w = make_window()
     offered = []
-    monkeypatch.setattr(w, "ask_recovery", lambda rec, k, n: offered.append((rec.text, k, n)) or "later")
-    w.offer_recovery()
+    monkeypatch.setattr(w.files, "ask_recovery", lambda rec, k, n: offered.append((rec.text, k, n)) or "later")
+    w.files.offer_recovery()
     assert offered == [("from a window whose pid now belongs to another process", 0, 2), ("an older crash", 1, 2)]
     assert reused.exists() and older.exists()  # "Not now" keeps them
     # restoring one leaves the other to be offered again
-    monkeypatch.setattr(w, "ask_recovery", lambda rec, k, n: "restore")
-    w.offer_recovery()
+    monkeypatch.setattr(w.files, "ask_recovery", lambda rec, k, n: "restore")
+    w.files.offer_recovery()
     assert document_text(w.editor.document()) == "from a window whose pid now belongs to another process"
     assert not reused.exists() and older.exists()
     assert "1 more autosaved text" in w.banner_label.text()
@@ -288,8 +288,8 @@ def test_discard_removes_only_what_the_user_was_shown(make_window, monkeypatch):
             os.utime(rewritten, ns=(time.time_ns(), time.time_ns() + 10**9))
         return "discard"
 
-    monkeypatch.setattr(w, "ask_recovery", answer)
-    w.offer_recovery()
+    monkeypatch.setattr(w.files, "ask_recovery", answer)
+    w.files.offer_recovery()
     assert not shown.exists()
     assert rewritten.exists() and late[0].exists()
 
@@ -297,7 +297,7 @@ def test_discard_removes_only_what_the_user_was_shown(make_window, monkeypatch):
 def test_an_open_window_in_this_process_is_not_a_crash(make_window):
     a = make_window()
     a.editor.insertPlainText("typing")
-    a.autosave_now()
+    a.files.autosave_now()
     make_window()
     assert autosave.find_orphans() == []
 
@@ -315,7 +315,7 @@ def test_closing_while_a_model_loads_closes_at_once(make_window, qtbot):
         return FakeModel()
 
     w = make_window(loader=slow_loader)
-    w.load_model("slow")
+    w.models.load_model("slow")
     assert started.wait(5)
     assert w.close()
     # the window closed (its engine thread joined) while the load was still under way

@@ -34,9 +34,9 @@ def _crash(make_window, f: Path, data: bytes, old: str, new: str, encoding=None)
     the autosave is then an orphan, as for a process that died."""
     f.write_bytes(data)
     w = make_window()
-    assert w.open_path(str(f), encoding)
+    assert w.files.open_path(str(f), encoding)
     _edit(w, old, new)
-    assert w.autosave_now()
+    assert w.files.autosave_now()
     [rec] = autosave.find_orphans(alive=lambda pid: False)
     return rec
 
@@ -46,9 +46,9 @@ def test_restore_then_save_keeps_the_endings_of_lines_the_user_did_not_touch(mak
     f = tmp_path / "mixed.txt"
     rec = _crash(make_window, f, MIXED, "delta", "DELTA")
     w = make_window()
-    w.restore(rec)
+    w.files.restore(rec)
     assert w.format_label.text() == "UTF-8 · CRLF (mixed)"
-    assert w.save()
+    assert w.files.save()
     assert f.read_bytes() == b"alpha\r\nbeta\ngamma\r\nDELTA\r\n"  # beta keeps its LF
 
 
@@ -57,13 +57,13 @@ def test_restore_keeps_encoding_bom_and_endings_through_further_edits(make_windo
     f = tmp_path / "utf16.txt"
     rec = _crash(make_window, f, data, "eins", "EINS")
     w = make_window()
-    w.restore(rec)
+    w.files.restore(rec)
     c = w.editor.document().find("fünf")
     c.movePosition(QTextCursor.MoveOperation.EndOfBlock)
     c.insertText("\nsechs")  # typed after the restore: a new line takes the majority ending
-    assert w.save()
+    assert w.files.save()
     assert f.read_bytes() == "\ufeffEINS\r\nzwei\nдрей\rvier\r\nfünf\r\nsechs\r\n".encode("utf-16-le")
-    assert w.fmt.encoding == "utf-16-le" and w.fmt.bom
+    assert w.files.fmt.encoding == "utf-16-le" and w.files.fmt.bom
 
 
 endings = st.sampled_from(["\n", "\r\n", "\r", "\u2029"])
@@ -103,13 +103,13 @@ def test_restore_then_save_asks_when_another_program_changed_the_file_after_the_
     rec = _crash(make_window, f, MIXED, "delta", "DELTA")
     f.write_bytes(b"written by another program after the crash\n")
     w = make_window()
-    w.restore(rec)
+    w.files.restore(rec)
     asked = []
-    monkeypatch.setattr(w, "ask_file_conflict", lambda name, kind: asked.append(kind) or "cancel")
-    assert not w.save()
+    monkeypatch.setattr(w.files, "ask_file_conflict", lambda name, kind: asked.append(kind) or "cancel")
+    assert not w.files.save()
     assert asked == ["changed"] and f.read_bytes() == b"written by another program after the crash\n"
-    monkeypatch.setattr(w, "ask_file_conflict", lambda name, kind: asked.append(kind) or "overwrite")
-    assert w.save()
+    monkeypatch.setattr(w.files, "ask_file_conflict", lambda name, kind: asked.append(kind) or "overwrite")
+    assert w.files.save()
     assert f.read_bytes() == b"alpha\r\nbeta\ngamma\r\nDELTA\r\n"
 
 
@@ -120,20 +120,20 @@ def test_a_change_after_the_crash_keeping_size_and_mtime_is_seen(make_window, tm
     f.write_bytes(b"wxyz\n")
     os.utime(f, ns=(st0.st_atime_ns, st0.st_mtime_ns))
     w = make_window()
-    w.restore(rec)
+    w.files.restore(rec)
     asked = []
-    monkeypatch.setattr(w, "ask_file_conflict", lambda name, kind: asked.append(kind) or "cancel")
-    assert not w.save() and asked == ["changed"] and f.read_bytes() == b"wxyz\n"
+    monkeypatch.setattr(w.files, "ask_file_conflict", lambda name, kind: asked.append(kind) or "cancel")
+    assert not w.files.save() and asked == ["changed"] and f.read_bytes() == b"wxyz\n"
 
 
 def test_restore_then_save_of_an_unchanged_file_asks_nothing(make_window, tmp_path, monkeypatch):
     f = tmp_path / "calm.txt"
     rec = _crash(make_window, f, b"one\ntwo\n", "two", "TWO")
     w = make_window()
-    w.restore(rec)
+    w.files.restore(rec)
     asked = []
-    monkeypatch.setattr(w, "ask_file_conflict", lambda name, kind: asked.append(kind) or "cancel")
-    assert w.save() and asked == [] and f.read_bytes() == b"one\nTWO\n"
+    monkeypatch.setattr(w.files, "ask_file_conflict", lambda name, kind: asked.append(kind) or "cancel")
+    assert w.files.save() and asked == [] and f.read_bytes() == b"one\nTWO\n"
 
 
 def test_an_autosave_without_a_stamp_asks_before_replacing_its_file(make_window, tmp_path, monkeypatch):
@@ -145,10 +145,10 @@ def test_an_autosave_without_a_stamp_asks_before_replacing_its_file(make_window,
         {"version": 1, "path": str(f), "text": "recovered\n", "saved_at": 1.0}), encoding="utf-8")
     [rec] = autosave.find_orphans()
     w = make_window()
-    w.restore(rec)
+    w.files.restore(rec)
     asked = []
-    monkeypatch.setattr(w, "ask_file_conflict", lambda name, kind: asked.append(kind) or "cancel")
-    assert not w.save() and asked == ["changed"] and f.read_bytes() == b"what is on disk now\n"
+    monkeypatch.setattr(w.files, "ask_file_conflict", lambda name, kind: asked.append(kind) or "cancel")
+    assert not w.files.save() and asked == ["changed"] and f.read_bytes() == b"what is on disk now\n"
 
 
 def test_a_damaged_endings_list_costs_the_endings_not_the_text(make_window):
@@ -159,9 +159,9 @@ def test_a_damaged_endings_list_costs_the_endings_not_the_text(make_window):
          "endings": [[0, "\n"], "junk", [99, "\n"], [1, "nonsense"]], "stamp": {"size": "x"}}), encoding="utf-8")
     [rec] = autosave.find_orphans()
     w = make_window()
-    w.restore(rec)
+    w.files.restore(rec)
     assert document_text(w.editor.document()) == "a\nb\n"
-    assert fileio.encode(document_text(w.editor.document()), w.fmt) == b"a\nb\r\n"
+    assert fileio.encode(document_text(w.editor.document()), w.files.fmt) == b"a\nb\r\n"
 
 
 # ---- two windows, two processes ----------------------------------------------------------------------
@@ -169,7 +169,7 @@ def _two_windows(make_window, f: Path):
     f.write_bytes(b"base\n")
     a, b = make_window(show=False), make_window(show=False)
     for w, line in ((a, "from A\n"), (b, "from B\n")):
-        assert w.open_path(str(f))
+        assert w.files.open_path(str(f))
         w.editor.moveCursor(QTextCursor.MoveOperation.End)
         w.editor.insertPlainText(line)
     return a, b
@@ -179,7 +179,7 @@ def test_two_windows_pressing_save_together_both_edits_survive_or_are_asked(make
     f = tmp_path / "shared.txt"
     a, b = _two_windows(make_window, f)
     asked = []
-    monkeypatch.setattr(b, "ask_file_conflict", lambda name, kind: asked.append(kind) or "cancel")
+    monkeypatch.setattr(b.files, "ask_file_conflict", lambda name, kind: asked.append(kind) or "cancel")
     monkeypatch.setattr(fileio, "LOCK_TIMEOUT", 0)
     real = fileio.write_text_atomic
     b_saved = []
@@ -187,14 +187,14 @@ def test_two_windows_pressing_save_together_both_edits_survive_or_are_asked(make
     def a_writes(*args, **kwargs):
         # B presses Save after A checked the disk and before A writes: the moment that lost an edit
         monkeypatch.setattr(fileio, "write_text_atomic", real)
-        b_saved.append(b.save())
+        b_saved.append(b.files.save())
         return real(*args, **kwargs)
 
     monkeypatch.setattr(fileio, "write_text_atomic", a_writes)
-    assert a.save()
+    assert a.files.save()
     assert b_saved == [False] and "being saved by another" in b.banner_label.text()
     assert f.read_bytes() == b"base\nfrom A\n" and b.editor.document().isModified()
-    assert not b.save()  # A's save is a change B has not seen: B asks
+    assert not b.files.save()  # A's save is a change B has not seen: B asks
     assert asked == ["changed"] and f.read_bytes() == b"base\nfrom A\n"
 
 
@@ -202,18 +202,18 @@ def test_overwrite_overwrites_only_the_version_the_user_was_shown(make_window, t
     f = tmp_path / "shared.txt"
     a, b = _two_windows(make_window, f)
     f.write_bytes(b"a third program\n")
-    assert b.reload() and b.editor.insertPlainText("B on top\n") is None
+    assert b.files.reload() and b.editor.insertPlainText("B on top\n") is None
     answers = []
 
     def ask(name, kind):
         # while A's question is up (a nested event loop), B saves
         if not answers:
-            assert b.save()
+            assert b.files.save()
         answers.append(kind)
         return "overwrite" if len(answers) == 1 else "cancel"
 
-    monkeypatch.setattr(a, "ask_file_conflict", ask)
-    assert not a.save()
+    monkeypatch.setattr(a.files, "ask_file_conflict", ask)
+    assert not a.files.save()
     assert answers == ["changed", "changed"]  # asked again: B's save came after the version shown
     assert f.read_bytes() == b"a third program\nB on top\n"
 
@@ -239,7 +239,7 @@ def test_two_processes_saving_one_file_take_turns_and_the_second_is_asked(make_w
     f = tmp_path / "shared.txt"
     f.write_bytes(b"base\n")
     w = make_window(show=False)
-    assert w.open_path(str(f))
+    assert w.files.open_path(str(f))
     w.editor.moveCursor(QTextCursor.MoveOperation.End)
     w.editor.insertPlainText("from the window\n")
     env = dict(os.environ, PYTHONPATH=str(ROOT))
@@ -248,7 +248,7 @@ def test_two_processes_saving_one_file_take_turns_and_the_second_is_asked(make_w
     try:
         assert proc.stdout.readline().strip() == "checked"
         monkeypatch.setattr(fileio, "LOCK_TIMEOUT", 0)
-        assert not w.save()  # the other process holds the file's lock
+        assert not w.files.save()  # the other process holds the file's lock
         assert "being saved by another" in w.banner_label.text() and f.read_bytes() == b"base\n"
         proc.stdin.write("\n")
         proc.stdin.flush()
@@ -257,8 +257,8 @@ def test_two_processes_saving_one_file_take_turns_and_the_second_is_asked(make_w
         proc.kill()
         proc.wait()
     asked = []
-    monkeypatch.setattr(w, "ask_file_conflict", lambda name, kind: asked.append(kind) or "cancel")
-    assert not w.save() and asked == ["changed"]
+    monkeypatch.setattr(w.files, "ask_file_conflict", lambda name, kind: asked.append(kind) or "cancel")
+    assert not w.files.save() and asked == ["changed"]
     assert f.read_bytes() == b"base\nfrom process 2\n"
 
 
@@ -268,10 +268,10 @@ def test_an_unusable_lock_folder_still_checks_the_stamp(make_window, tmp_path, m
     locks.write_text("a file where the lock folder should be")
     f = tmp_path / "doc.txt"
     a, b = _two_windows(make_window, f)
-    assert a.save()
+    assert a.files.save()
     asked = []
-    monkeypatch.setattr(b, "ask_file_conflict", lambda name, kind: asked.append(kind) or "cancel")
-    assert not b.save() and asked == ["changed"] and f.read_bytes() == b"base\nfrom A\n"
+    monkeypatch.setattr(b.files, "ask_file_conflict", lambda name, kind: asked.append(kind) or "cancel")
+    assert not b.files.save() and asked == ["changed"] and f.read_bytes() == b"base\nfrom A\n"
 
 
 # ---- a failing autosave ---------------------------------------------------------------------------
@@ -279,12 +279,12 @@ def test_a_failing_autosave_warns_until_it_works_again(make_window, tmp_path):
     f = tmp_path / "notes.txt"
     f.write_bytes(b"saved\n")
     w = make_window()
-    assert w.open_path(str(f))
+    assert w.files.open_path(str(f))
     w.editor.insertPlainText("unsaved ")
-    folder = w.store.folder
+    folder = w.files.store.folder
     shutil.rmtree(folder)
     folder.write_text("")  # the state folder cannot take an autosave (root ignores a read-only mode)
-    assert not w.autosave_now()
+    assert not w.files.autosave_now()
     warning = w.files.autosave_warning
     assert warning.isVisible() and str(folder) in warning.toolTip()
     message = w.banner_label.text()
@@ -292,10 +292,10 @@ def test_a_failing_autosave_warns_until_it_works_again(make_window, tmp_path):
     assert w.banner_action.text() == "Save Now"
     w.banner.hide()  # the user closes the banner
     w.editor.insertPlainText("more ")
-    assert not w.autosave_now()
+    assert not w.files.autosave_now()
     assert warning.isVisible() and not w.banner.isVisible()  # it stays; the banner does not come back every 30 s
     folder.unlink()
-    assert w.autosave_now()
+    assert w.files.autosave_now()
     assert not warning.isVisible()
 
 
@@ -303,7 +303,7 @@ def test_a_full_disk_autosave_warning_saves_when_clicked(make_window, tmp_path, 
     f = tmp_path / "notes.txt"
     f.write_bytes(b"saved\n")
     w = make_window()
-    assert w.open_path(str(f))
+    assert w.files.open_path(str(f))
     w.editor.moveCursor(QTextCursor.MoveOperation.End)
     w.editor.insertPlainText("unsaved\n")
     full = [True]
@@ -315,7 +315,7 @@ def test_a_full_disk_autosave_warning_saves_when_clicked(make_window, tmp_path, 
         real_fsync(fd)
 
     monkeypatch.setattr(os, "fsync", fsync)
-    assert not w.autosave_now()
+    assert not w.files.autosave_now()
     assert w.files.autosave_warning.isVisible() and "No space left on device" in w.banner_label.text()
     assert not list(autosave_dir().glob("*.json"))
     full[0] = False  # the user freed some space

@@ -29,7 +29,7 @@ def test_picker_refreshes_when_a_download_finishes_after_the_dialog_closed(windo
     from app.models import ModelManager, Outcome
 
     window.model_manager_action.trigger()
-    dlg = window._model_manager
+    dlg = window.models.manager_dialog
     before = listing.calls
     dlg.close()  # closing refreshes the picker too: let that listing pass before a download "finishes"
     qtbot.waitUntil(lambda: listing.calls > before)
@@ -44,14 +44,14 @@ def test_picker_refreshes_when_a_download_finishes_after_the_dialog_closed(windo
 
 def test_load_in_the_dialog_loads_the_model_once(window, qtbot):
     window.model_manager_action.trigger()
-    dlg = window._model_manager
+    dlg = window.models.manager_dialog
     asked: list[str] = []
     window.models._load_requested.connect(asked.append)
     with qtbot.waitSignal(window.modelReady) as sig:
         dlg.trigger("load", "org/chosen")
     assert asked == ["org/chosen"] and sig.args[0].spec == "org/chosen"
     window.model_manager_action.trigger()  # opening it again shows the same window
-    assert window._model_manager is dlg and dlg.isVisible()
+    assert window.models.manager_dialog is dlg and dlg.isVisible()
     dlg.close()
 
 

@@ -31,6 +31,6 @@ def test_a_native_family_fills_two_spans_accept_undo_save(folder, family, make_w
     w = real_window(make_window, qtbot, request.getfixturevalue(folder))
     assert w.models.model.family == family
     path, text = mask_two_and_fill(w, qtbot, tmp_path, steps=4)
-    filled = w._current.result
+    filled = w.infill.current.result
     assert filled.text != text and all(s.end > s.start for s in filled.spans)  # the spans were filled anew
     check_accept_undo_save(w, path, text)  # ... and nothing outside them changed

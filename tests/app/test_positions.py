@@ -49,7 +49,7 @@ def rec_window(make_window, qtbot):
     stream = recording(make_stream())
     w = make_window(stream=stream)
     with qtbot.waitSignal(w.modelReady, timeout=5000):
-        w.load_model("fake")
+        w.models.load_model("fake")
     w.requests = stream.requests
     return w
 
@@ -96,7 +96,7 @@ def test_heaven_after_an_emoji_is_asked_for_as_heaven(rec_window, qtbot):
     (req,) = w.requests
     (span,) = req.spans
     assert req.text[span.start:span.end] == "heaven"
-    result = w._current.result
+    result = w.infill.current.result
     assert w.preview.text() == result.text  # the preview replaced the right characters
     QTest.keyClick(w.preview, Qt.Key.Key_Return)
     i = SMILE.index("heaven")
@@ -131,7 +131,7 @@ def test_mask_near_the_end_after_emoji_and_insertion_at_the_very_end(rec_window,
     assert [(m.start, m.end, m.insertion) for m in w.editor.masks] == [
         (text.index("word"), len(text), False), (len(text), len(text), True)]
     with qtbot.waitSignal(w.runFinished, timeout=5000):
-        assert w.start_infill()  # used to fail: "outside the text"
+        assert w.infill.start()  # used to fail: "outside the text"
     assert not w.banner.isVisible()
     req = w.requests[-1]
     assert [req.text[s.start:s.end] for s in req.spans] == ["word", ""]
@@ -147,7 +147,7 @@ def test_mask_popup_counts_the_masked_text(rec_window, monkeypatch):
     w.editor.setPlainText(SMILE)
     select_found(w, "heaven")
     w.mask_action.trigger()
-    popup = w.edit_mask(w.editor.masks[0])
+    popup = w.infill.edit_mask(w.editor.masks[0])
     assert asked == ["heaven"] and "7 tokens" in popup.length.specialValueText()
     popup.close()
 
@@ -182,7 +182,7 @@ def test_request_and_accept_touch_exactly_the_selection(rec_window, qtbot, parts
     w = rec_window
     text = "".join(parts)
     if w.state != "idle":
-        w.reject()
+        w.infill.reject()
     w.editor.clear_masks()
     w.editor.setPlainText(text)
     # a selection of whole pieces that does not start or end with white space (those stay outside a mask)
@@ -201,12 +201,12 @@ def test_request_and_accept_touch_exactly_the_selection(rec_window, qtbot, parts
     w.mask_action.trigger()
     n = len(w.requests)
     with qtbot.waitSignal(w.runFinished, timeout=5000):
-        assert w.start_infill()
+        assert w.infill.start()
     req = w.requests[n]
     assert [req.text[s.start:s.end] for s in req.spans] == [selected]
-    result = w._current.result
+    result = w.infill.current.result
     assert w.preview.text() == result.text
-    assert w.accept()
+    assert w.infill.accept()
     after = document_text(w.editor.document())
     fill = result.span_text(0)
     assert after == text[:start] + fill + text[end:]
@@ -239,8 +239,8 @@ def test_accept_with_an_insertion_right_after_a_mask_and_emoji_before(rec_window
     b = text.index("four")
     w.editor.add_mask(b, b + 4)
     with qtbot.waitSignal(w.runFinished, timeout=5000):
-        assert w.start_infill()
-    req, result = w.requests[-1], w._current.result
+        assert w.infill.start()
+    req, result = w.requests[-1], w.infill.current.result
     assert [req.text[s.start:s.end] for s in req.spans] == ["two", "", "four"]
-    assert w.accept()
+    assert w.infill.accept()
     assert document_text(w.editor.document()) == result.text

@@ -47,7 +47,7 @@ def test_the_model_manager_pulls_and_the_editor_fills(real_hub, make_window, qtb
     model_repo, *companion = publish(real_hub, model_id)
     w = make_window(stream=stream_infill, loader=load_model)
     w.model_manager_action.trigger()
-    dlg = w._model_manager
+    dlg = w.models.manager_dialog
     dlg.auto_confirm = True  # the user says yes to the pickle question (SEDD's weights are a pickle)
     asked = []
     record = asked.append
@@ -71,7 +71,7 @@ def test_the_model_manager_pulls_and_the_editor_fills(real_hub, make_window, qtb
     dlg.close()
     assert ready.args[0].spec == model_id and w.models.model.family == family
     path, text = mask_two_and_fill(w, qtbot, tmp_path, steps=4)
-    filled = w._current.result
+    filled = w.infill.current.result
     assert filled.text != text and all(s.end > s.start for s in filled.spans)
     check_accept_undo_save(w, path, text)
     assert real_hub.log == [], "loading and filling ask the Hub nothing"

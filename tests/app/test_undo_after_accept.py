@@ -15,8 +15,8 @@ from tests.app.test_window import TEXT, run_to_preview
 def _accept(window, qtbot, words):
     set_text_and_masks(window, TEXT, words)
     run_to_preview(qtbot, window)
-    filled = window._current.result.text
-    assert window.accept()
+    filled = window.infill.current.result.text
+    assert window.infill.accept()
     assert window.editor.toPlainText() == filled
     window.editor.setFocus()
     return filled

@@ -10,7 +10,7 @@ from app.autosave import Recovered
 def _restore_then_type(window, tmp_path, text: str, typed: str):
     f = tmp_path / "a.autosave"
     f.write_text("x")
-    window.restore(Recovered(file=f, path=None, text=text, saved_at=0.0))
+    window.files.restore(Recovered(file=f, path=None, text=text, saved_at=0.0))
     ed = window.editor
     c = ed.textCursor()
     c.movePosition(c.MoveOperation.End)

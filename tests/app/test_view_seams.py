@@ -26,32 +26,32 @@ def test_insertion_length_is_bounded_by_the_model_context_and_follows_it(make_wi
     spin.setValue(256)  # chosen before any model is known
     assert w.run_settings.insertion_length == 256
     with qtbot.waitSignal(w.modelReady, timeout=5000):
-        w.load_model("short")
+        w.models.load_model("short")
     assert spin.maximum() == 192 < 256  # a 256-token model keeps room for the context around it
     assert spin.value() == 192 and w.run_settings.insertion_length == 192
     w.editor.setPlainText(TEXT)
     w.editor.setTextCursor(w.editor.textCursor())
-    w.mask_selection()
+    w.infill.mask_selection()
     assert w.editor.masks[0].length == 192
     with qtbot.waitSignal(w.modelReady, timeout=5000):
-        w.load_model("long")
+        w.models.load_model("long")
     assert spin.maximum() == max_mask_length(2048) == 1536
     assert spin.value() == 256 and w.run_settings.insertion_length == 256  # the user's choice comes back
     with qtbot.waitSignal(w.modelReady, timeout=5000):
-        w.load_model("short")
+        w.models.load_model("short")
     spin.setValue(100)  # a choice within the bound is the new choice
     with qtbot.waitSignal(w.modelReady, timeout=5000):
-        w.load_model("long")
+        w.models.load_model("long")
     assert spin.value() == 100
 
 
 def test_insertion_popup_is_bounded_and_hides_strength(make_window, qtbot):
     w = make_window(loader=_loader_with_context({"short": 256}))
     with qtbot.waitSignal(w.modelReady, timeout=5000):
-        w.load_model("short")
+        w.models.load_model("short")
     w.editor.setPlainText(TEXT)
     ins = w.editor.add_mask(10, 10, length=8)
-    popup = w.edit_mask(ins)
+    popup = w.infill.edit_mask(ins)
     assert popup.isVisible()
     assert popup.length.maximum() == 192
     popup.length.setValue(500)
@@ -59,7 +59,7 @@ def test_insertion_popup_is_bounded_and_hides_strength(make_window, qtbot):
     assert not popup.strength.isVisible() and not popup.strength_label.isVisible()
     popup.close()
     set_text_and_masks(w, TEXT, ["door"])
-    popup = w.edit_mask(w.editor.masks[0])
+    popup = w.infill.edit_mask(w.editor.masks[0])
     assert popup.strength.isVisible()  # a range mask can be a partial edit
     assert popup.length.maximum() == 192
     popup.close()
@@ -85,7 +85,7 @@ def test_load_progress_shows_in_the_status_bar(make_window, qtbot):
     messages = []
     w.statusBar().messageChanged.connect(messages.append)
     with qtbot.waitSignal(w.modelReady, timeout=5000):
-        w.load_model("slow")
+        w.models.load_model("slow")
     assert "Loading slow: loading weights 2/4 (50%)" in messages
     assert messages.index("Loading slow: loading weights 4/4 (100%)") < len(messages) - 1  # then "Loaded …"
     assert w.statusBar().currentMessage().startswith("Loaded fake-model")
@@ -99,7 +99,7 @@ def test_real_load_reports_in_the_status_bar_and_draws_nothing_on_stderr(make_wi
     w.statusBar().messageChanged.connect(messages.append)
     capfd.readouterr()
     with qtbot.waitSignal(w.modelReady, timeout=30000):
-        w.load_model(str(tiny_model_dir))
+        w.models.load_model(str(tiny_model_dir))
     err = capfd.readouterr().err
     assert "Loading weights" not in err and "%|" not in err, err
     name = tiny_model_dir.name
@@ -121,9 +121,9 @@ def test_a_stale_load_does_not_report(make_window, qtbot):
     w = make_window(loader=loader)
     messages = []
     w.statusBar().messageChanged.connect(messages.append)
-    w.load_model("old")
+    w.models.load_model("old")
     with qtbot.waitSignal(w.modelReady, timeout=5000):
-        w.load_model("new")
+        w.models.load_model("new")
     go.set()
     qtbot.waitUntil(lambda: not w.models._loads, timeout=5000)
     assert not any(m.startswith("Loading old") for m in messages)

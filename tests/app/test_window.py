@@ -15,7 +15,7 @@ TEXT = "In the beginning God created the heaven and the earth.\nAnd the earth wa
 
 def run_to_preview(qtbot, w):
     with qtbot.waitSignal(w.runFinished, timeout=10000):
-        assert w.start_infill()
+        assert w.infill.start()
     assert w.state == "preview"
 
 
@@ -67,7 +67,7 @@ def test_mask_selection_keeps_text_and_moves_with_edits(window):
 def test_mask_popup_edits_length_and_strength(window):
     set_text_and_masks(window, TEXT, ["heaven"])
     m = window.editor.masks[0]
-    popup = window.edit_mask(m)
+    popup = window.infill.edit_mask(m)
     assert popup.isVisible()
     popup.length.setValue(5)
     assert m.length == 5
@@ -79,13 +79,13 @@ def test_mask_popup_edits_length_and_strength(window):
 def test_infill_live_then_accept_is_one_undo_step(make_window, qtbot):
     window = make_window(stream=make_stream(step_delay=0.04))
     with qtbot.waitSignal(window.modelReady):
-        window.load_model("fake")
+        window.models.load_model("fake")
     set_text_and_masks(window, TEXT, ["heaven", "form"])
     window.editor.masks[0].length = 4
     window.settings_panel.steps.setValue(5)
     doc = window.editor.document()
     with qtbot.waitSignal(window.frameRendered, timeout=5000):
-        window.start_infill()
+        window.infill.start()
     assert window.preview.text() != TEXT and window.editor.toPlainText() == TEXT
     assert "\u2591" in window.preview.text()  # placeholders for tokens still masked
     with qtbot.waitSignal(window.runFinished, timeout=10000):
@@ -93,9 +93,9 @@ def test_infill_live_then_accept_is_one_undo_step(make_window, qtbot):
     assert window.stack.currentWidget() is window.preview
     assert window.editor.toPlainText() == TEXT  # untouched until Accept
     assert window.candidates_list.count() == 1
-    result = window._current.result
+    result = window.infill.current.result
     assert window.preview.text() == result.text
-    assert window.panel.slider.isEnabled() and window.panel.slider.maximum() == len(window._current.events)
+    assert window.panel.slider.isEnabled() and window.panel.slider.maximum() == len(window.infill.current.events)
     assert not doc.isUndoAvailable()
     window.accept_action.trigger()
     assert window.editor.toPlainText() == result.text
@@ -152,12 +152,12 @@ def test_stop_restores_document_and_masks_exactly(make_window, qtbot):
 
     w = make_window(stream=make_stream(step_delay=0.05, on_step=on_step))
     with qtbot.waitSignal(w.modelReady):
-        w.load_model("fake")
+        w.models.load_model("fake")
     set_text_and_masks(w, TEXT, ["heaven", "earth"])
     w.editor.add_mask(10, 10, length=4)
     before_text, before_masks = w.editor.toPlainText(), w.editor.mask_ranges()
     w.settings_panel.steps.setValue(12)
-    w.start_infill()
+    w.infill.start()
     qtbot.waitUntil(gate.is_set, timeout=5000)
     with qtbot.waitSignal(w.workerCancelled, timeout=5000):
         QTest.keyClick(w.preview, Qt.Key.Key_Escape)
@@ -174,12 +174,12 @@ def test_editor_read_only_while_running(make_window, qtbot):
     gate = threading.Event()
     w = make_window(stream=make_stream(step_delay=0.02, on_step=lambda n: gate.set()))
     with qtbot.waitSignal(w.modelReady):
-        w.load_model("fake")
+        w.models.load_model("fake")
     set_text_and_masks(w, TEXT, ["heaven"])
     w.settings_panel.steps.setValue(6)
     w.editor.masks[0].length = 6
     with qtbot.waitSignal(w.runFinished, timeout=5000):
-        w.start_infill()
+        w.infill.start()
         assert w.editor.isReadOnly() and w.state == "running"
         assert not w.mask_action.isEnabled() and w.stop_action.isEnabled()
     assert w.editor.toPlainText() == TEXT
@@ -191,7 +191,7 @@ def test_candidates_preview_reuse_seed_and_regenerate(window, qtbot):
     run_to_preview(qtbot, window)
     lst = window.candidates_list
     assert lst.count() == 3
-    seeds = [c.seed for c in window._candidates]
+    seeds = [c.seed for c in window.infill.candidates]
     assert len(set(seeds)) == 3
     # at temperature 0 the first is the greedy fill (no seed shown), the others are sampled
     assert "greedy" in lst.item(0).text() and "seed" not in lst.item(0).text().split("“")[0]
@@ -201,8 +201,8 @@ def test_candidates_preview_reuse_seed_and_regenerate(window, qtbot):
     # click the third: previewed in place
     rect = lst.visualItemRect(lst.item(2))
     QTest.mouseClick(lst.viewport(), Qt.MouseButton.LeftButton, pos=rect.center())
-    assert window._current is window._candidates[2]
-    assert window.preview.text() == window._candidates[2].result.text
+    assert window.infill.current is window.infill.candidates[2]
+    assert window.preview.text() == window.infill.candidates[2].result.text
     assert window.editor.toPlainText() == TEXT
     # reuse seed
     window.reuse_seed_button.click()
@@ -211,10 +211,10 @@ def test_candidates_preview_reuse_seed_and_regenerate(window, qtbot):
     with qtbot.waitSignal(window.runFinished, timeout=5000):
         window.regenerate_action.trigger()
     assert lst.count() == 6
-    assert window._candidates[3].seed not in seeds
-    window.show_candidate(1)
-    window.accept()
-    assert window.editor.toPlainText() == window._candidates[1].result.text if window._candidates else True
+    assert window.infill.candidates[3].seed not in seeds
+    window.infill.show_candidate(1)
+    window.infill.accept()
+    assert window.editor.toPlainText() == window.infill.candidates[1].result.text if window.infill.candidates else True
 
 
 def test_fixed_seed_is_used(window, qtbot):
@@ -222,7 +222,7 @@ def test_fixed_seed_is_used(window, qtbot):
     window.settings_panel.random_seed.setChecked(False)
     window.settings_panel.seed.setValue(1234)
     run_to_preview(qtbot, window)
-    assert window._candidates[0].seed == 1234
+    assert window.infill.candidates[0].seed == 1234
 
 
 def test_timeline_replays_steps(window, qtbot):
@@ -230,20 +230,20 @@ def test_timeline_replays_steps(window, qtbot):
     window.editor.masks[0].length = 8
     window.settings_panel.steps.setValue(8)
     run_to_preview(qtbot, window)
-    events = window._current.events
+    events = window.infill.current.events
     assert len(events) == 8
     slider = window.findChild(type(window.panel.slider), "timelineSlider")
     slider.setValue(1)
     assert window.preview.text().count("\u2591") == 7  # one placeholder per token still masked
     assert window.panel.step_label.text().startswith("Step 1 / 8")
     slider.setValue(8)
-    assert window.preview.text() == window._current.result.text
+    assert window.preview.text() == window.infill.current.result.text
 
 
 def test_tint_toggle_and_cleared_by_edit(window, qtbot):
     set_text_and_masks(window, TEXT, ["heaven"])
     run_to_preview(qtbot, window)
-    window.accept()
+    window.infill.accept()
     assert window.editor.has_tint
     window.tint_action.trigger()  # off
     assert not window.editor.has_tint
@@ -262,15 +262,15 @@ def test_errors_are_readable_messages(make_window, qtbot):
 
     w = make_window(stream=failing)
     set_text_and_masks(w, TEXT, ["heaven"])
-    assert not w.start_infill()
+    assert not w.infill.start()
     assert "No model is loaded" in w.banner_label.text()
     with qtbot.waitSignal(w.modelFailed):
-        w.load_model("broken")
+        w.models.load_model("broken")
     assert "could not be loaded" in w.banner_label.text() and "broken" in w.banner_label.text()
     with qtbot.waitSignal(w.modelReady):
-        w.load_model("fake")
+        w.models.load_model("fake")
     with qtbot.waitSignal(w.runFailed, timeout=5000) as sig:
-        w.start_infill()
+        w.infill.start()
     assert sig.args[0].startswith("The masked tokens need 900 positions")
     assert w.state == "idle" and w.editor.toPlainText() == TEXT and len(w.editor.masks) == 1
 
@@ -280,7 +280,7 @@ def test_errors_are_readable_messages(make_window, qtbot):
 
     w.infill_worker._stream = oom
     with qtbot.waitSignal(w.runFailed, timeout=5000) as sig:
-        w.start_infill()
+        w.infill.start()
     assert sig.args[0].startswith("Out of memory")
 
 
@@ -288,8 +288,8 @@ def test_infill_waits_for_loading_model(make_window, qtbot):
     w = make_window()
     set_text_and_masks(w, TEXT, ["heaven"])
     with qtbot.waitSignal(w.runFinished, timeout=5000):
-        w.load_model("fake")
-        assert w.start_infill()  # queued until the model is ready
+        w.models.load_model("fake")
+        assert w.infill.start()  # queued until the model is ready
 
 
 def test_find_and_replace(window):
@@ -378,7 +378,7 @@ def test_model_manager_action_opens_the_dialog_and_loads_its_choice(window, qtbo
     except ImportError:
         pytest.skip("app.models is not in this checkout yet")
     window.model_manager_action.trigger()
-    dlg = window._model_manager
+    dlg = window.models.manager_dialog
     assert dlg.isVisible()
     with qtbot.waitSignal(window.modelReady) as sig:
         dlg.loadRequested.emit("picked-in-manager")
@@ -400,8 +400,8 @@ def test_preview_restarts_without_copying_the_document_again(window, qtbot, monk
     doc = window.preview.document()
     monkeypatch.setattr(doc, "setPlainText", lambda t: copies.append(t))
     for k in (2, 0, 1):
-        assert window.show_candidate(k)
-        assert window.preview.text() == window._candidates[k].result.text
+        assert window.infill.show_candidate(k)
+        assert window.preview.text() == window.infill.candidates[k].result.text
     assert copies == []
 
 

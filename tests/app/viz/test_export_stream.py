@@ -22,7 +22,7 @@ def _run(window, qtbot, tokens: int, text: str = LONG, word: str = "Line 120"):
     window.editor.masks[0].length = tokens
     window.settings_panel.steps.setValue(tokens)
     run_to_preview(qtbot, window)
-    return window._current
+    return window.infill.current
 
 
 def test_frames_are_drawn_off_the_gui_thread_and_written_as_they_come(window, qtbot, tmp_path, monkeypatch):

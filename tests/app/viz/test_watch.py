@@ -18,7 +18,7 @@ def _eight_steps(w, qtbot):
     w.editor.masks[0].length = 8
     w.settings_panel.steps.setValue(8)
     run_to_preview(qtbot, w)
-    return w._current.events
+    return w.infill.current.events
 
 
 def test_play_animates_a_finished_run_through_the_preview(window, qtbot):
@@ -34,7 +34,7 @@ def test_play_animates_a_finished_run_through_the_preview(window, qtbot):
     assert window.preview.text().count("\u2591") == 7
     qtbot.waitUntil(lambda: not play.isChecked(), timeout=5000)
     assert seen == list(range(1, len(events) + 1))
-    assert window.preview.text() == window._current.result.text
+    assert window.preview.text() == window.infill.current.result.text
     assert panel.chart.cursor is None  # back at the end: no cursor over a finished chart
 
 
@@ -61,7 +61,7 @@ def test_watch_mode_paces_a_live_run(window, qtbot):
     window.frameRendered.connect(lambda: frames.append(time.perf_counter()))
     t0 = time.perf_counter()
     with qtbot.waitSignal(window.runFinished, timeout=10000):
-        window.start_infill()
+        window.infill.start()
     shown = time.perf_counter() - t0
     assert len(frames) == 4  # every step drawn, none coalesced away
     gaps = [b - a for a, b in zip(frames, frames[1:])]
@@ -77,8 +77,8 @@ def test_stop_during_watch_mode_restores_at_once(window, qtbot):
     window.settings_panel.steps.setValue(6)
     window.panel.watch.setValue(1000)
     with qtbot.waitSignal(window.frameRendered, timeout=5000):
-        window.start_infill()
-    window.stop()
+        window.infill.start()
+    window.infill.stop()
     assert window.state == "idle"
     assert not window.infill.watch_queue and not window.infill.watch_timer.isActive()
     assert window.editor.toPlainText() == before
@@ -105,7 +105,7 @@ def test_saved_nfe_is_shown_when_the_plan_had_spare_steps(window, qtbot):
     assert window.panel.saved_label.text() == ""  # every planned step was needed
     from dataclasses import replace
 
-    last = replace(window._current.events[-1], steps=6)
+    last = replace(window.infill.current.events[-1], steps=6)
     window.panel.show_event(last)
     assert "4 of 6 planned NFE saved" in window.panel.saved_label.text()
     assert window.panel.chart.finished
@@ -128,7 +128,7 @@ def test_export_writes_json_lines_and_an_animated_gif(window, qtbot, tmp_path):
     rows = [json.loads(line) for line in lines.read_text(encoding="utf-8").splitlines()]
     assert rows[0]["run"]["request"]["text"] == TEXT
     assert [r["step"] for r in rows[1:]] == [e.step for e in events]
-    assert rows[-1]["result"]["text"] == window._current.result.text
+    assert rows[-1]["result"]["text"] == window.infill.current.result.text
     with Image.open(gif) as im:
         assert im.format == "GIF" and im.n_frames == len(events) and im.info.get("loop") == 0
         first = im.convert("RGB").tobytes()
@@ -149,14 +149,14 @@ def test_export_to_an_unwritable_place_is_one_message(window, qtbot, tmp_path, m
 def test_panel_forgets_the_run_after_reject_and_after_opening_a_file(window, qtbot, tmp_path):
     _eight_steps(window, qtbot)
     assert window.panel.chart.counts
-    window.reject()
+    window.infill.reject()
     assert not window.panel.chart.counts and window.panel.step_label.text().startswith("Step –")
     _eight_steps(window, qtbot)
-    window.accept()
+    window.infill.accept()
     window.editor.document().setModified(False)  # no "save changes?" question
     other = tmp_path / "other.txt"
     other.write_text("Another text.\n", encoding="utf-8")
-    window.open_path(str(other))
+    window.files.open_path(str(other))
     assert not window.panel.chart.counts and not window.panel.slider.isEnabled()
     assert not window.panel.play_button.isEnabled()
 
@@ -171,7 +171,7 @@ def test_candidate_label_shows_every_span():
 def test_accepting_a_fill_keeps_its_chart_until_the_next_run(window, qtbot):
     events = _eight_steps(window, qtbot)
     counts = list(window.panel.chart.counts)
-    assert window.accept()
+    assert window.infill.accept()
     panel = window.panel
     assert panel.chart.counts == counts and panel.step_label.text() == f"Step {len(events)} / {events[-1].steps}"
     assert not panel.slider.isEnabled() and not panel.play_button.isEnabled()  # nothing to replay into
@@ -194,7 +194,7 @@ def test_candidate_label_counts_the_steps_taken_and_keeps_figures_whole(window, 
     figures = first.split(" · ")[2:]
     assert len(figures) == 3 and figures[1].endswith("\u00a0NFE") and figures[2].endswith("\u00a0s")
     assert all(" " not in part for part in figures)
-    window.reject()
+    window.infill.reject()
     window.settings_panel.steps.setValue(5)
     run_to_preview(qtbot, window)
     assert " · 5\u00a0steps · " in window.candidates_list.item(0).text().split("\n")[0]
