@@ -220,7 +220,7 @@ class FirstRunCard(QDialog):
         if target is None:
             return
         if _installed(target.id):
-            self.window_.load_model(target.id)
+            self.window_.models.load_model(target.id)
         else:
             self.window_.models.open_model_manager(select=target.id, download=True)
         self.accept()

@@ -116,7 +116,7 @@ def main(argv: list[str] | None = None) -> int:
         app.setWindowIcon(icon)
     window = build_window()
     if options.file:
-        window.open_path(options.file)
+        window.files.open_path(options.file)
     window.show()
     launched = os.environ.get("LACUNA_STARTUP_TIME")  # `date +%s.%N` at launch, to measure start-up
     if launched:
@@ -129,7 +129,7 @@ def main(argv: list[str] | None = None) -> int:
         def _ready(info) -> None:
             sys.stderr.write(f"lacuna: model {info.name} ready {time.time() - float(launched):.3f} s after launch\n")
         window.modelReady.connect(_ready)
-    QTimer.singleShot(0, window.offer_recovery)
+    QTimer.singleShot(0, window.files.offer_recovery)
     return app.exec()
 
 

@@ -37,11 +37,6 @@ def _torch_threads() -> int:
     return int(env) if env.isdigit() and int(env) > 0 else max(1, (os.cpu_count() or 2) - 1)
 
 
-def _forward(controller: str, name: str) -> property:
-    """A read-only window attribute that is the controller's, under the name it has always had."""
-    return property(lambda self: getattr(getattr(self, controller), name), doc=f"self.{controller}.{name}")
-
-
 class MainWindow(QMainWindow):
     # emitted on the GUI thread, for tests and automation
     runStarted = Signal()
@@ -113,22 +108,6 @@ class MainWindow(QMainWindow):
         if self.engine_thread.isRunning():
             self.engine_thread.quit()
             self.engine_thread.wait()
-
-    # Forwards kept only for callers outside this change (see the report of issue 22 §4):
-    # app/main.py, app/models/__init__.py, app/first_run.py, docs/make_screenshots.py and the
-    # tests test_seeds, test_models_picker, test_model_refusals, test_first_run. Address the
-    # controllers (window.files, window.infill, window.models) instead; these go when those do.
-    open_path = _forward("files", "open_path")
-    offer_recovery = _forward("files", "offer_recovery")
-    load_model = _forward("models", "load_model")
-    model = _forward("models", "model")
-    model_info = _forward("models", "model_info")
-    _on_models_listed = _forward("models", "on_models_listed")
-    start_infill = _forward("infill", "start")
-    token_count = _forward("infill", "token_count")
-    edit_mask = _forward("infill", "edit_mask")
-    _candidates = _forward("infill", "candidates")
-    reject = _forward("infill", "reject")
 
     # ---------------------------------------------------------------- state
     def set_state(self, state: str) -> None:

@@ -67,9 +67,9 @@ def main(argv: list[str] | None = None) -> int:
     width, height = (int(x) for x in args.size.split("x"))
     w.resize(width, height)
     w.show()
-    w.load_model(args.model)
+    w.models.load_model(args.model)
     _wait(w.modelReady, w.modelFailed)
-    if w.model is None:
+    if w.models.model is None:
         print(f"could not load {args.model}: {w.banner_label.text()}", file=sys.stderr)
         return 1
 
@@ -88,7 +88,7 @@ def main(argv: list[str] | None = None) -> int:
     panel.candidates.setValue(1)
     w.editor.document().setModified(False)
 
-    w.start_infill()
+    w.infill.start()
     _wait(w.runFinished, w.runFailed)
     if w.state != "preview":
         print(f"the run did not finish: {w.banner_label.text()}", file=sys.stderr)

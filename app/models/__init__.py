@@ -2,7 +2,7 @@
 
     manager = ModelManager.instance()          # once per app; owns the downloads
     dialog = ModelManagerDialog(manager, parent)
-    dialog.loadRequested.connect(window.load_model)
+    dialog.loadRequested.connect(window.models.load_model)
 """
 from .dialog import ModelManagerDialog
 from .manager import ModelManager, Outcome

@@ -119,7 +119,7 @@ def test_the_advice_waits_for_the_model_the_user_is_loading(make_window, qtbot, 
     qtbot.addWidget(card)
     assert not asked.wait(0.2)
     with qtbot.waitSignal(card.adviceShown, timeout=10_000):
-        w.load_model("fake")
+        w.models.load_model("fake")
     assert asked.is_set() and card.advice is mdlm_advice
 
 

@@ -47,7 +47,7 @@ def loaded_window(make_window, qtbot):
 
     w = make_window(loader=lambda spec: FakeModel() if spec == "fake" else load_model(spec, device="cpu"))
     with qtbot.waitSignal(w.modelReady, timeout=5000):
-        w.load_model("fake")
+        w.models.load_model("fake")
     return w
 
 
@@ -66,14 +66,14 @@ def test_a_refused_folder_gets_one_sentence_and_the_loaded_model_stays(loaded_wi
     w = loaded_window
     path = request.getfixturevalue(folder)
     with qtbot.waitSignal(w.modelFailed, timeout=60000) as sig:
-        w.load_model(str(path))
+        w.models.load_model(str(path))
         assert "loading" in w.model_label.text()
     msg = sig.args[0]
     assert _is_one_plain_sentence(msg), msg
     assert words in msg and path.name in msg and "fake-model is still loaded" in msg
     assert w.banner_label.text() == msg
     assert w.model_label.text() == "Model: fake-model"
-    assert w.model is not None and w.model_info.name == "fake-model"
+    assert w.models.model is not None and w.models.model_info.name == "fake-model"
     assert w.model_picker.currentData() == "fake"
     assert w.state_label.text() == "Idle"
 
@@ -84,5 +84,5 @@ def test_an_unknown_model_type_is_named_too(loaded_window, qtbot, tmp_path):
     (folder / "config.json").write_text(json.dumps({"model_type": "gpt_neox", "architectures": ["GPTNeoXForCausalLM"]}))
     (folder / "tokenizer.json").write_text("{}")
     with qtbot.waitSignal(loaded_window.modelFailed, timeout=60000) as sig:
-        loaded_window.load_model(str(folder))
+        loaded_window.models.load_model(str(folder))
     assert _is_one_plain_sentence(sig.args[0]) and "GPTNeoXForCausalLM" in sig.args[0]

@@ -27,7 +27,7 @@ def test_scan_hf_cache_lists_loadable_models_only(tmp_path):
 def test_picker_lists_cache_models_and_loads_the_choice(window, qtbot, tmp_path, monkeypatch):
     picker = window.model_picker
     assert picker.itemData(0) == "starter" and picker.itemData(picker.count() - 1) == "__open_folder__"
-    window._on_models_listed((("org/model-a", "org/model-a"),))
+    window.models.on_models_listed((("org/model-a", "org/model-a"),))
     i = picker.findData("org/model-a")
     assert 0 < i < picker.count() - 1
     with qtbot.waitSignal(window.modelReady) as sig:
@@ -48,8 +48,8 @@ def test_picker_lists_cache_models_and_loads_the_choice(window, qtbot, tmp_path,
 
 def test_failed_load_keeps_the_previous_model(window, qtbot):
     with qtbot.waitSignal(window.modelFailed):
-        window.load_model("broken")
-    assert window.model is not None and "fake-model" in window.model_label.text()
+        window.models.load_model("broken")
+    assert window.models.model is not None and "fake-model" in window.model_label.text()
     assert "broken" in window.banner_label.text()
 
 
@@ -58,13 +58,13 @@ def test_mask_length_defaults_to_token_count_of_covered_text(make_window, qtbot,
 
     w = make_window(stream=stream_infill, loader=load_model)
     with qtbot.waitSignal(w.modelReady, timeout=60000):
-        w.load_model(str(tiny_model_dir))
+        w.models.load_model(str(tiny_model_dir))
     text = "The quick brown fox jumps over the lazy dog."
     w.editor.setPlainText(text)
     m = w.editor.add_mask(4, 19)
-    n = token_count(w.model, text, 4, 19)
-    assert w.token_count(4, 19) == n
-    popup = w.edit_mask(m)
+    n = token_count(w.models.model, text, 4, 19)
+    assert w.infill.token_count(4, 19) == n
+    popup = w.infill.edit_mask(m)
     assert popup.length.specialValueText() == f"auto ({n} tokens)" and m.length is None
     popup.close()
 
@@ -95,11 +95,11 @@ def test_close_during_a_run_stops_and_joins_the_thread(make_window, qtbot):
 
     w = make_window(stream=make_stream(step_delay=0.2))
     with qtbot.waitSignal(w.modelReady):
-        w.load_model("fake")
+        w.models.load_model("fake")
     set_text_and_masks(w, "one two three four", ["two"])
     w.editor.masks[0].length = 30
     w.settings_panel.steps.setValue(30)
-    w.start_infill()
+    w.infill.start()
     assert w.state == "running"
     assert w.close()
     assert not w.engine_thread.isRunning()
@@ -114,11 +114,11 @@ def test_the_picker_and_the_model_label_say_the_starter_is_a_demonstration(windo
     assert picker.itemText(i) == "Lacuna starter (demo)"
     assert "demonstration" in picker.itemData(i, Qt.ItemDataRole.ToolTipRole)
     with qtbot.waitSignal(window.modelReady) as sig:
-        window.load_model("starter")
+        window.models.load_model("starter")
     assert sig.args[0].name == "Lacuna starter (demo)"
     assert window.model_label.text() == "Model: Lacuna starter (demo)"
     assert "demonstration" in window.model_label.toolTip()
     with qtbot.waitSignal(window.modelReady):
-        window.load_model("fake")
+        window.models.load_model("fake")
     assert window.model_label.toolTip() == ""
     assert picker.itemText(picker.findData("starter")) == "Lacuna starter (demo)"

@@ -22,7 +22,7 @@ TEXT = "In the beginning God created the heaven and the earth. And the earth was
 
 def run(qtbot, w, regenerate=False):
     with qtbot.waitSignal(w.runFinished, timeout=20000):
-        assert w.start_infill(regenerate)
+        assert w.infill.start(regenerate)
 
 
 # ---- the rule against the engine ----------------------------------------------------------
@@ -103,7 +103,7 @@ def rec_window(make_window, qtbot):
     stream = recording(make_stream())
     w = make_window(stream=stream)
     with qtbot.waitSignal(w.modelReady, timeout=5000):
-        w.load_model("fake")
+        w.models.load_model("fake")
     w.requests = stream.requests
     return w
 
@@ -121,7 +121,7 @@ def test_four_candidates_at_the_defaults_are_one_greedy_fill_and_three_samples(r
     assert "greedy" in labels[0] and "seed" not in labels[0]  # no seed shown where it had no effect
     for k in (1, 2, 3):
         assert f"seed {w.requests[k].seed}" in labels[k]
-    assert [c.record.used for c in w._candidates] == [False, True, True, True]
+    assert [c.record.used for c in w.infill.candidates] == [False, True, True, True]
 
 
 def test_regenerate_samples_even_with_one_candidate(rec_window, qtbot):
@@ -164,7 +164,7 @@ def real_window(make_window, qtbot, tiny_model):
 
     w = make_window(stream=stream_infill, loader=lambda spec: tiny_model)
     with qtbot.waitSignal(w.modelReady, timeout=5000):
-        w.load_model("tiny")
+        w.models.load_model("tiny")
     return w
 
 
@@ -174,20 +174,20 @@ def test_candidates_differ_and_reuse_seed_reproduces_a_fill(real_window, qtbot):
     w.settings_panel.steps.setValue(4)
     w.settings_panel.candidates.setValue(4)
     run(qtbot, w)
-    fills = [c.result.span_text(0) for c in w._candidates]
+    fills = [c.result.span_text(0) for c in w.infill.candidates]
     assert len(set(fills)) > 1, fills
-    third = w._candidates[2]
+    third = w.infill.candidates[2]
     assert third.record.used and third.record.dtype == "float32" and third.record.device == "cpu"
-    assert third.record.model == w.model_info.name
+    assert third.record.model == w.models.model_info.name
     w.candidates_list.setCurrentRow(2)
     w.reuse_seed_button.click()
     assert w.run_settings.seed == third.seed and w.run_settings.temperature == VARIETY_TEMPERATURE
     w.settings_panel.candidates.setValue(1)
-    w.reject()
+    w.infill.reject()
     run(qtbot, w)
-    assert w._candidates[-1].result.span_text(0) == fills[2]
+    assert w.infill.candidates[-1].result.span_text(0) == fills[2]
     # the greedy one is one click away: temperature 0, one candidate
     w.settings_panel.temperature.setValue(0.0)
-    w.reject()
+    w.infill.reject()
     run(qtbot, w)
-    assert w._candidates[-1].result.span_text(0) == fills[0]
+    assert w.infill.candidates[-1].result.span_text(0) == fills[0]
