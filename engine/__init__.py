@@ -12,6 +12,7 @@ from .types import SAMPLERS, Commit, InfillRequest, InfillResult, Span, StepEven
 
 _LAZY = {
     "load_model": ("engine.models.loader", "load_model"),
+    "ModelAdapter": ("engine.models.base", "ModelAdapter"),  # what load_model returns, to type against
     "stream_infill": ("engine.sampler", "stream_infill"),
     "infill": ("engine.sampler", "infill"),
     "stream_candidates": ("engine.sampler", "stream_candidates"),

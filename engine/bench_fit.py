@@ -11,9 +11,9 @@ more. It measures the process's peak RSS (Linux VmHWM, reset through
 /proc/self/clear_refs) over the RSS before the tokenizer was loaded, in a
 fresh process per case, and sets it beside ``fit.estimate`` for the same
 shapes, precision, context, hole and cache. The same figures are taken
-apart: tokenizer (loaded, then after a first small run builds its encoders
-and vocabulary profile), weights, and the run's working memory over all of
-that.
+apart: tokenizer (loaded, with the encoders and vocabulary profile the
+adapter builds at load, then after a first small run), weights, and the
+run's working memory over all of that.
 
 The tokenizer is synthetic (a word-level vocabulary of the model's size,
 through the engine's FastTokenizer) unless ``--tokenizer FOLDER`` names a
@@ -121,7 +121,7 @@ def synthetic_tokenizer(vocab: int, mask_id: int, context: int):
 
 def load_tokenizer(case: dict, config, context: int):
     folder = case.get("tokenizer")
-    vocab = int(getattr(config, "embedding_size", None) or config.vocab_size)
+    vocab = config.logits_width
     if not folder:
         return synthetic_tokenizer(vocab, config.mask_token_id, context)
     from .models.native import load_tokenizer as load
@@ -226,16 +226,20 @@ def measure(case: dict) -> dict:
         model = load_model(folder, device="cpu", dtype=dtype)
         build_s = perf_counter() - t0
         loaded = base
-        tokenizer, net = model.tokenizer, model.network if hasattr(model, "network") else model.model
+        tokenizer, net = model.tokenizer, model.network
         shape = fit.shape_for(folder)
     else:
         _warm_up(case, dtype)
-        module, _, _, shift, _ = _family(case["family"])
+        shift = _family(case["family"])[3]
         config = build_config(case)
-        limit = min(int(getattr(module, "CONTEXT", 1 << 30)), int(getattr(config, "max_sequence_length", 0)
-                                                                     or config.max_position_embeddings))
+        from .models.families import BY_NAME
+        from .models.vocab import facts
+
+        limit = min(BY_NAME[case["family"]].context or config.max_positions, config.max_positions)
         base = reset_peak()
         tokenizer = load_tokenizer(case, config, limit)
+        # the vocabulary facts the adapter builds at load: the tokenizer's share, not the weights'
+        facts(tokenizer, min(config.logits_width, len(tokenizer)))
         loaded = reset_peak()
         t0 = perf_counter()
         net = build_network(case, config, dtype)
@@ -244,7 +248,7 @@ def measure(case: dict) -> dict:
                               logit_shift=shift)
         shape = fit.shape_from_config(config.to_config())
     built = reset_peak()
-    # a first small run: the tokenizer's encoders and the vocabulary profile, as any first fill builds them
+    # a first small run: what any first fill builds beyond the vocabulary facts of the load
     _run(model, _request(tokenizer, 16, 2, case), 1, steps=1)
     request = _request(tokenizer, int(case["context"]), int(case["hole"]), case)
     canvas = canvas_mod.build(model, request)

@@ -16,8 +16,6 @@ from PySide6.QtCore import QObject, Signal, Slot
 
 log = logging.getLogger(__name__)
 
-# model_type values of the families engine/models handles (config.json)
-LOADABLE_TYPES = {"modernbert", "bert", "roberta", "distilbert", "llada", "dream", "mdlm", "sedd"}
 
 
 @dataclass(frozen=True)
@@ -44,9 +42,19 @@ TOKENIZER_FILES = ("tokenizer.json", "tokenizer_config.json", "vocab.txt", "voca
                    "sentencepiece.bpe.model", "tokenizer.model")
 
 
-def _runnable_type(model_type: str) -> bool:
-    if model_type in LOADABLE_TYPES:
+def _loadable_family(config: dict) -> bool:
+    """A native family (engine.models.families, torch-free) or a masked LM the catalog knows."""
+    from engine.models import families
+
+    return families.detect(config) is not None or families.family_name(config) in ("bert", "modernbert")
+
+
+def _runnable(config: dict) -> bool:
+    """True when the engine has a loader for this config.json: a native family's
+    (engine.models.families, torch-free) or one of transformers' masked LMs."""
+    if _loadable_family(config):
         return True
+    model_type = str(config.get("model_type", "")).lower()
     try:
         from transformers.models.auto.modeling_auto import MODEL_FOR_MASKED_LM_MAPPING_NAMES
     except Exception:  # noqa: BLE001 - without the table, let the engine's own message speak
@@ -68,8 +76,10 @@ def refusal_reason(spec: str) -> str | None:
         config = json.loads(cfg.read_text(encoding="utf-8"))
     except (OSError, ValueError):
         return "its config.json cannot be read"
+    if not isinstance(config, dict):
+        return "its config.json is not a JSON object"
     model_type = str(config.get("model_type", "")).lower()
-    if model_type and not _runnable_type(model_type):
+    if model_type and not _runnable(config):
         arch = (config.get("architectures") or [model_type])[0]
         return (f"it is a {arch} model, an architecture Lacuna cannot run (it runs masked language "
                 "and masked diffusion models such as BERT, ModernBERT, LLaDA and Dream)")
@@ -119,11 +129,12 @@ def scan_hf_cache(cache: Path | None = None) -> list[tuple[str, str]]:
             if not cfg.is_file():
                 continue
             try:
-                mt = str(json.loads(cfg.read_text(encoding="utf-8")).get("model_type", "")).lower()
+                config = json.loads(cfg.read_text(encoding="utf-8"))
             except (OSError, ValueError):
                 continue
             has_weights = any(snap.glob("*.safetensors")) or any(snap.glob("*.bin"))
-            if has_weights and (mt in LOADABLE_TYPES or "llada" in repo.lower() or "dream" in repo.lower()):
+            if has_weights and isinstance(config, dict) and (_loadable_family(config) or "llada" in repo.lower()
+                                                             or "dream" in repo.lower()):
                 found.append((repo, repo))
             break
     return found
@@ -172,10 +183,10 @@ def load_model_outcome(spec: str, loader=None, threads: int | None = None, progr
         model = loader(spec, progress=progress) if progress is not None and _takes_progress(loader) else loader(spec)
         info = ModelInfo(
             spec=spec,
-            name=str(getattr(model, "name", spec)),
-            device=str(getattr(model, "device", "cpu")),
-            dtype=str(getattr(model, "dtype", "")).replace("torch.", ""),
-            context_length=int(getattr(model, "context_length", 0) or 0),
+            name=str(model.name),
+            device=str(model.device),
+            dtype=str(model.dtype).replace("torch.", ""),
+            context_length=int(model.context_length or 0),
             seconds=time.perf_counter() - t0,
             revision=model_revision(model),
         )

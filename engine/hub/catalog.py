@@ -17,10 +17,11 @@ import re
 from pathlib import Path
 from typing import Any
 
+from ..models import families
 from . import store
 
 USER_CATALOG = "catalog.json"
-LOADABLE_FAMILIES = frozenset({"bert", "modernbert", "llada", "llada_moe", "dream", "mdlm", "sedd"})
+LOADABLE_FAMILIES = frozenset({*families.TRANSFORMERS_FAMILIES.values(), *families.BY_NAME})
 DEFAULT_FILES = (
     "*.safetensors",
     "*.safetensors.index.json",
@@ -213,19 +214,5 @@ def remove_user_entry(name: str) -> bool:
 
 
 def family_from_config(config: dict[str, Any]) -> str:
-    """A family name from a transformers config.json."""
-    if not isinstance(config, dict):
-        return "unknown"
-    model_type = str(config.get("model_type", "")).lower()
-    archs = config.get("architectures")
-    archs = " ".join(a for a in archs if isinstance(a, str)).lower() if isinstance(archs, list) else ""
-    if model_type == "modernbert":
-        return "modernbert"
-    if model_type in {"bert", "roberta", "distilbert", "xlm-roberta", "electra", "deberta", "deberta-v2"}:
-        return "bert"
-    if "lladamoe" in archs or ("llada" in model_type and ("moe" in model_type or "num_experts" in config)):
-        return "llada_moe"  # released with model_type "llada": the experts tell it from dense LLaDA
-    for fam in ("llada", "dream", "mdlm", "sedd"):
-        if fam in model_type or fam in archs:
-            return fam
-    return model_type or "unknown"
+    """A family name from a config.json dict (engine.models.families.family_name)."""
+    return families.family_name(config)

@@ -56,6 +56,9 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
+from ..models import families
+from ..models.configs import ParamSplit
+
 MIB = 1 << 20
 GIB = 1 << 30
 
@@ -79,12 +82,12 @@ DEFAULT_VOCAB = 50_000  # when the vocabulary is unknown (before download)
 # per vocabulary entry, host memory. Measured: Dream's 151,665-entry BPE 144 MiB (engine.bench_fit),
 # GPT-2's 50,257 entries 1,085 bytes each; a word-level or WordPiece vocabulary holds less.
 TOKENIZER_BYTES_PER_TOKEN = 1000
-# The families whose adapter (engine.models.native.NativeAdapter) runs the dual cache by default.
-CACHED_FAMILIES = ("llada", "dream", "llada_moe")
-# The context the engine gives a family when it is below what the config allows:
-# engine.models.dream.CONTEXT (Dream's config inherits Qwen2.5's 131072 positions;
-# its README and generation code use 2048).
-FAMILY_CONTEXT = {"dream": 2048}
+# The native families whose adapter runs the dual cache by default (engine.models.families;
+# a Shape names only the families the fit check counts exactly, those with a ModelConfig).
+CACHED_FAMILIES = tuple(f.name for f in families.FAMILIES if f.default_cache == "dual")
+# The context the engine gives a family when it is below what the config allows
+# (Dream's config inherits Qwen2.5's 131072 positions; its README and generation code use 2048).
+FAMILY_CONTEXT = {f.name: f.context for f in families.FAMILIES if f.context}
 # Sampler bytes per (masked position x vocabulary entry), engine.sampler and engine.select
 # (checked against measured peaks by engine.bench_fit):
 LOGITS_BYTES = 4        # the float32 logits a forward pass returns, per candidate
@@ -105,93 +108,15 @@ def weight_bytes(parameters: int, precision: str, quantized: int | None = None) 
 
 
 # per-family parameter counts -------------------------------------------------
-@dataclass(frozen=True)
-class ParamSplit:
-    quantized: int  # parameters in the Linear layers 8/4-bit loading quantises
-    kept: int       # parameters that stay 16-bit: embeddings, output head, norms
-
-    @property
-    def total(self) -> int:
-        return self.quantized + self.kept
-
-
-def _llada_split(cfg: dict[str, Any]) -> ParamSplit:
-    """LLaDA / iLLaDA (engine/models/llada.py): blocks of q, k, v, attn_out, ff_proj,
-    up_proj, ff_out (quantised) plus two norms; wte, ln_f and an untied head kept."""
-    d, layers, heads = int(cfg["d_model"]), int(cfg["n_layers"]), int(cfg["n_heads"])
-    kv = int(cfg.get("n_kv_heads") or heads)
-    ff = int(cfg.get("mlp_hidden_size") or int(cfg.get("mlp_ratio", 4)) * d)
-    vocab = int(cfg.get("embedding_size") or cfg["vocab_size"])
-    hd = d // heads
-    linear = d * heads * hd + 2 * d * kv * hd + heads * hd * d + 3 * d * ff
-    embeddings = vocab * d * (1 if cfg.get("weight_tying") else 2)
-    return ParamSplit(layers * linear, embeddings + (2 * layers + 1) * d)
-
-
-def _dream_split(cfg: dict[str, Any]) -> ParamSplit:
-    """Dream / DiffuCoder (engine/models/dream.py): q/k/v (with their biases), o_proj and
-    the SwiGLU MLP quantised, the q/k/v biases themselves kept 16-bit (bitsandbytes keeps
-    a layer's bias in the compute dtype); norms, embed_tokens and the untied lm_head kept."""
-    d, layers, heads = int(cfg["hidden_size"]), int(cfg["num_hidden_layers"]), int(cfg["num_attention_heads"])
-    kv = int(cfg.get("num_key_value_heads") or heads)
-    ff, vocab = int(cfg["intermediate_size"]), int(cfg["vocab_size"])
-    hd = d // heads
-    quantized = (d * heads * hd + 2 * d * kv * hd) + heads * hd * d + 3 * d * ff
-    kept = (heads * hd + 2 * kv * hd) + 2 * d
-    return ParamSplit(layers * quantized, layers * kept + 2 * vocab * d + d)
-
-
-def _llada_moe_split(cfg: dict[str, Any]) -> ParamSplit:
-    """LLaDA-MoE (engine/models/llada_moe.py): attention projections, experts, shared
-    experts and dense MLPs quantised; attention biases (when the config has them),
-    routers, expert biases, norms, embed_tokens and lm_head kept. Every expert counts: all stay in memory."""
-    d, layers, heads = int(cfg["hidden_size"]), int(cfg["num_hidden_layers"]), int(cfg["num_attention_heads"])
-    kv = int(cfg.get("num_key_value_heads") or heads)
-    hd = d // heads
-    experts, vocab = int(cfg["num_experts"]), int(cfg["vocab_size"])
-    freq = cfg.get("moe_layer_freq") or [1] * layers
-    shared = cfg.get("shared_expert_intermediate_size")
-    attention = 2 * d * heads * hd + 2 * d * kv * hd
-    biased = bool(cfg.get("attention_bias"))
-    quantized = kept = 0
-    for i in range(layers):
-        kept += 2 * d + (2 * hd if cfg.get("qk_layernorm") else 0)
-        quantized += attention
-        if biased:
-            kept += 2 * heads * hd + 2 * kv * hd
-        if freq[i]:
-            quantized += experts * 3 * d * int(cfg["expert_intermediate_size"]) + (3 * d * int(shared) if shared else 0)
-            kept += experts * d + (experts if cfg.get("moe_router_enable_expert_bias") else 0)
-        else:
-            quantized += 3 * d * int(cfg["dense_intermediate_size"])
-    return ParamSplit(quantized, kept + 2 * vocab * d + d)
-
-
-def _family_is(name: str):
-    def detect(config: dict[str, Any]) -> bool:
-        from .catalog import family_from_config
-
-        return family_from_config(config) == name
-    return detect
-
-
-# family -> (does this config belong to it, its split), tried in this order. Other native families add theirs.
-FAMILY_SPLITS: dict[str, tuple[Any, Any]] = {
-    "llada_moe": (_family_is("llada_moe"), _llada_moe_split),  # before llada: released as model_type "llada"
-    "llada": (lambda c: str(c.get("model_type", "")).lower() == "llada", _llada_split),
-    "dream": (_family_is("dream"), _dream_split),
-}
-
-
 def family_split(config: dict[str, Any]) -> tuple[str, ParamSplit] | None:
-    """(family, split) for a native family's config, or None (unknown or incomplete config)."""
-    for family, (detect, split) in FAMILY_SPLITS.items():
-        if detect(config):
-            try:
-                return family, split(config)
-            except (KeyError, TypeError, ValueError, ZeroDivisionError):
-                return None
-    return None
+    """(family, split) for a native family's config (engine.models.families and the family's
+    ModelConfig.parameter_split), or None (another family, or an incomplete config)."""
+    family = families.detect(config)
+    config_type = family.config_type() if family is not None else None
+    if config_type is None:
+        return None
+    split = config_type.split_from_dict(config)
+    return (family.name, split) if split is not None else None
 
 
 @dataclass(frozen=True)
@@ -683,7 +608,7 @@ def bitsandbytes_available() -> bool:
 # the CPU alike (bitsandbytes runs on CPUs from 0.45), and refuses MPS. On a CPU both load
 # and fill, as fast as bf16 at best (tests/engine/hub/bench_quant_cpu.py measures it):
 # they save memory, not time.
-QUANT_FAMILIES = ("llada", "dream", "llada_moe")
+QUANT_FAMILIES = families.quantizing()
 QUANT_NOT_NATIVE = "8/4-bit loading is for LLaDA, Dream and LLaDA-MoE only"
 QUANT_NOT_ON_MPS = "8/4-bit needs bitsandbytes, which does not run on Apple's MPS"
 QUANT_INSTALL = "needs bitsandbytes: pip install 'lacuna-editor[quant]'"

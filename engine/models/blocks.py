@@ -1,4 +1,4 @@
-"""Transformer pieces shared by the native families (LLaDA, Dream, LLaDA-MoE).
+"""Transformer pieces shared by the native families (LLaDA, Dream, LLaDA-MoE; the DiT's attention).
 
 Plain torch only, so that no repository's modelling code is ever imported.
 Numerics follow the reference implementations: RMSNorm and rotary embeddings
@@ -8,11 +8,13 @@ run in float32 whatever the weight dtype (OLMo/LLaDA ``RMSLayerNorm`` and
 """
 from __future__ import annotations
 
+import math
+
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from . import kvcache
+from .kvcache import CacheStep
 
 # SDPA grew grouped-query support (enable_gqa) in torch 2.5.
 try:
@@ -108,6 +110,8 @@ def attention(
     k: torch.Tensor,
     v: torch.Tensor,
     attn_mask: torch.Tensor | None = None,
+    cache: CacheStep | None = None,
+    layer: int = 0,
 ) -> torch.Tensor:
     """Bidirectional scaled dot-product attention with grouped-query support.
 
@@ -117,14 +121,12 @@ def attention(
     [B or 1, 1, Lq, Lk] (True = may attend) or additive float mask.
     Returns [B, H, Lq, D]. No causal mask: every position sees every other.
 
-    Lq may differ from Lk, so a context cache (keys and values of positions
-    not recomputed this step) can be concatenated onto k and v by the caller.
-    Inside ``kvcache.active(step)`` the dual context cache supplies k and v
-    (engine.models.kvcache: each call is the next layer of the pass).
+    Lq may differ from Lk: with ``cache`` (engine.models.kvcache) this
+    layer's keys and values are stored in, or read back merged from, the
+    dual context cache at index ``layer``.
     """
-    step = kvcache.current()
-    if step is not None:
-        k, v = step.kv(k, v)
+    if cache is not None:
+        k, v = cache.kv(layer, k, v)
     heads, kv_heads = q.shape[1], k.shape[1]
     if heads != kv_heads:
         if heads % kv_heads:
@@ -146,3 +148,93 @@ def merge_heads(x: torch.Tensor) -> torch.Tensor:
     """[B, H, L, D] -> [B, L, H * D]."""
     b, heads, length, dim = x.shape
     return x.transpose(1, 2).reshape(b, length, heads * dim)
+
+
+def swiglu(x: torch.Tensor, gate: nn.Linear, up: nn.Linear, down: nn.Linear) -> torch.Tensor:
+    """down(silu(gate(x)) * up(x)) (Shazeer 2020, "GLU Variants Improve Transformer"):
+    the feed-forward of LLaDA, Dream and LLaDA-MoE. x: [..., d] -> [..., d]."""
+    return down(F.silu(gate(x)) * up(x))
+
+
+class SwiGLU(nn.Module):
+    """SwiGLU with Qwen2/OLMoE's names ``gate_proj``, ``up_proj``, ``down_proj``, no biases:
+    Dream's MLP, and LLaDA-MoE's dense MLP, experts and shared expert."""
+
+    def __init__(self, hidden: int, intermediate: int):
+        super().__init__()
+        self.gate_proj = nn.Linear(hidden, intermediate, bias=False)
+        self.up_proj = nn.Linear(hidden, intermediate, bias=False)
+        self.down_proj = nn.Linear(intermediate, hidden, bias=False)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return swiglu(x, self.gate_proj, self.up_proj, self.down_proj)
+
+
+class MaskPredictor(nn.Module):
+    """What a native network offers its adapter (engine.models.native):
+    ``hidden(input_ids [B, L], positions=None, cache=None) -> [B, L, d]``
+    (final normed hidden states; ``positions`` [L] are the ids' rotary
+    positions, default 0..L-1; ``cache`` a kvcache.CacheStep handed to each
+    layer with its index) and ``head(h [..., d]) -> [..., V]``. ``forward``
+    runs the head only at the rows asked for: the head is most of a small
+    model's cost.
+
+    A subclass builds its modules under their official names, sets
+    ``rotary``, and ends its ``__init__`` with ``self._ready()``; ``trunk``
+    names its embedding, its layers (each called as ``layer(x, rotary,
+    positions, cache, index)``) and its final norm.
+    """
+
+    def __init__(self, config) -> None:
+        super().__init__()
+        config.check()
+        self.config = config
+
+    def _ready(self) -> None:
+        # Built on the meta device the loader fills every weight; built for real, it starts fresh.
+        if not any(p.is_meta for p in self.parameters()):
+            self.reset_parameters()
+
+    def reset_parameters(self, std: float = 0.02) -> None:
+        raise NotImplementedError
+
+    def trunk(self) -> tuple[nn.Module, nn.ModuleList, nn.Module]:
+        """(token embedding, layers, final norm)."""
+        raise NotImplementedError
+
+    def hidden(self, input_ids: torch.Tensor, positions: torch.Tensor | None = None,
+               cache: CacheStep | None = None) -> torch.Tensor:
+        """input_ids: LongTensor [B, L] -> final normed hidden states [B, L, d]."""
+        embed, layers, norm = self.trunk()
+        x = embed(input_ids)
+        for i, layer in enumerate(layers):
+            x = layer(x, self.rotary, positions, cache, i)
+        return norm(x)
+
+    def head(self, hidden: torch.Tensor) -> torch.Tensor:
+        raise NotImplementedError
+
+    def forward(self, input_ids: torch.Tensor, logits_at: torch.Tensor | None = None) -> torch.Tensor:
+        """input_ids: LongTensor [B, L] -> logits [B, L, V] (unshifted), or with
+        ``logits_at`` (LongTensor [P] of rows) only those rows, [B, P, V]."""
+        h = self.hidden(input_ids)
+        if logits_at is not None:
+            h = h[:, logits_at]
+        return self.head(h)
+
+    def num_parameters(self) -> int:
+        return sum(p.numel() for p in self.parameters())
+
+    def _init_weights(self, std: float, layers: int, residual_out: tuple[str, ...], scope: str = "") -> None:
+        """Fresh weights for training from scratch: normal(0, std) for matrices, the
+        residual output projections (``residual_out``, inside ``scope``) scaled by
+        1/sqrt(2 layers) (GPT-2's residual scaling), zero biases, ones for norms."""
+        out_std = std / math.sqrt(2 * layers)
+        for name, module in self.named_modules():
+            if isinstance(module, (nn.Linear, nn.Embedding)):
+                residual = name.rsplit(".", 1)[-1] in residual_out and scope in name
+                nn.init.normal_(module.weight, mean=0.0, std=out_std if residual else std)
+                if getattr(module, "bias", None) is not None:
+                    nn.init.zeros_(module.bias)
+            elif isinstance(module, RMSNorm):
+                module.reset_parameters()

@@ -33,6 +33,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from .blocks import apply_rotary, attention, merge_heads
+from .kvcache import CacheStep
 
 FREQUENCY_DIM = 256  # width of the sinusoidal sigma embedding in both references
 ROTARY_BASE = 10_000
@@ -159,14 +160,15 @@ class DiTBlock(nn.Module):
         )
         self.adaLN_modulation = nn.Linear(cond_dim, 6 * dim)
 
-    def forward(self, x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor, c: torch.Tensor) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor, c: torch.Tensor,
+                cache: CacheStep | None = None, layer: int = 0) -> torch.Tensor:
         b, length, dim = x.shape
         shift_a, scale_a, gate_a, shift_m, scale_m, gate_m = self.adaLN_modulation(c)[:, None].chunk(6, dim=2)
         h = _modulate(self.norm1(x), shift_a, scale_a)
         # (three h d) packing: [B, L, 3, H, d] -> three [B, H, L, d]
         qkv = self.attn_qkv(h).view(b, length, 3, self.n_heads, dim // self.n_heads).permute(2, 0, 3, 1, 4)
         q, k, v = apply_rotary(qkv[0], cos, sin), apply_rotary(qkv[1], cos, sin), qkv[2]
-        attn = merge_heads(attention(q, k, v))
+        attn = merge_heads(attention(q, k, v, cache=cache, layer=layer))
         x = x + gate_a * self.attn_out(attn)
         return x + gate_m * self.mlp(_modulate(self.norm2(x), shift_m, scale_m))
 
@@ -198,9 +200,9 @@ class DiT(nn.Module):
     ``at`` (LongTensor [L], optional): the canvas positions of ``indices``
     for the rotary embedding (default 0..L-1). A cached step of the dual
     context cache (engine.models.kvcache) runs only a block's tokens at
-    their canvas positions, inside ``kvcache.active``; attention goes through
-    engine.models.blocks.attention, which takes the whole canvas's keys and
-    values from the cache."""
+    their canvas positions with ``cache`` (a kvcache.CacheStep), which every
+    block hands to engine.models.blocks.attention: it takes the whole
+    canvas's keys and values from the cache."""
 
     def __init__(self, shape: DiTShape):
         super().__init__()
@@ -215,12 +217,12 @@ class DiT(nn.Module):
         self.output_layer = DiTFinalLayer(d, shape.vocab_size, shape.cond_dim)
 
     def forward(self, indices: torch.Tensor, sigma: torch.Tensor, positions: torch.Tensor | None = None,
-                at: torch.Tensor | None = None) -> torch.Tensor:
+                at: torch.Tensor | None = None, cache: CacheStep | None = None) -> torch.Tensor:
         x = self.vocab_embed(indices)
         c = F.silu(self.sigma_map(sigma))
         cos, sin = self.rotary_emb.cos_sin(indices.shape[1], indices.device, at)
-        for block in self.blocks:
-            x = block(x, cos, sin, c)
+        for i, block in enumerate(self.blocks):
+            x = block(x, cos, sin, c, cache, i)
         if positions is not None:
             x = x[:, positions]
         return self.output_layer(x, c)

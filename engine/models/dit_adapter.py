@@ -1,6 +1,6 @@
 """What MDLM and SEDD share around their DiT network: the GPT-2 tokenizer
 (a companion download, since neither repository ships one), the weights by
-name, and the DiffusionModel adapter that the sampler drives.
+name, and the ModelAdapter that the sampler drives.
 
 Both were trained on OpenWebText packed into fixed 1024-token rows with
 GPT-2's <|endoftext|> between documents, so a canvas is framed by that token
@@ -16,6 +16,9 @@ from typing import Any
 import torch
 
 from ..errors import ModelLoadError
+from .base import ModelAdapter
+from .families import Family
+from .kvcache import CacheStep, DualCache, run_positions
 
 log = logging.getLogger(__name__)
 
@@ -125,43 +128,31 @@ def _added_ids(tokenizer) -> set[int]:
         return set()
 
 
-class DiTAdapter:
-    """DiffusionModel over a DiT network (MDLM, SEDD); subclasses turn the
+class DiTAdapter(ModelAdapter):
+    """ModelAdapter over a DiT network (MDLM, SEDD); subclasses name their
+    family's record (``FAMILY``, engine.models.families) and turn the
     network's output at the masked positions into sampling logits.
 
-    ``network(input_ids [B, L], sigma [B], positions [P], at=None) -> [B, P, V]``.
+    ``network(input_ids [B, L], sigma [B], positions [P], at=None, cache=None) -> [B, P, V]``.
     Candidates of one request share each forward pass (``batches``); each row
     is conditioned on its own canvas's sigma. The dual context cache
     (engine.models.kvcache) runs through ``prefill`` and ``logits_cached``.
     One adapter serves one thread at a time.
     """
 
-    family = "dit"
-    logit_shift = 0
-    scores = False  # True when logits() returns unnormalised log scores (SEDD)
-    batches = True
-    cache_modes = ("dual",)
-    default_cache = "dual"
-    default_threshold = 0.9  # Fast-dLLM's tau
+    FAMILY: Family
+    mask_text = ""  # the live view shows a still-masked slot as nothing
 
     def __init__(self, name: str, network: torch.nn.Module, tokenizer: Any, mask_id: int,
                  context_length: int, path: str | None = None):
-        self.name = name
-        self.path = path
-        self.network = network.eval()
-        self.tokenizer = tokenizer
-        self.mask_id = int(mask_id)
-        self.vocab_size = int(network_vocab(network))
         param = next(network.parameters())
-        self.device = param.device
-        self.dtype = param.dtype
-        self.context_length = int(context_length)
-        specials = {int(i) for i in tokenizer.all_special_ids if i is not None}
-        self.special_ids = frozenset(specials | {self.mask_id})
         eos = tokenizer.eos_token_id
-        self.prefix_ids = (int(eos),) if eos is not None else ()
-        self.suffix_ids = (int(eos),) if eos is not None else ()
-        self._texts: dict[int, str] = {}
+        frame = ((int(eos),), (int(eos),)) if eos is not None else ((), ())
+        specials = {int(i) for i in tokenizer.all_special_ids if i is not None} | {int(mask_id)}
+        super().__init__(name, tokenizer, mask_id=mask_id, vocab_size=network_vocab(network),
+                         context_length=context_length, device=param.device, dtype=param.dtype, path=path,
+                         special_ids=frozenset(specials), frame=frame, family=self.FAMILY)
+        self.network = network.eval()
 
     def sigma(self, ids: torch.Tensor) -> torch.Tensor:
         """The noise level each canvas is conditioned on: ids [L] -> float32 [1],
@@ -192,10 +183,8 @@ class DiTAdapter:
         """The refresh of the dual cache: the plain forward pass over ids [B, L]
         that also keeps every layer's keys and values. Returns (float32
         [B, P, V] at positions [P], the kvcache.DualCache)."""
-        from .kvcache import CacheStep, DualCache, active
-
-        with active(CacheStep(DualCache(), record=True)) as step:
-            out = self.network(ids, self.sigma(ids).to(self.device), positions)
+        step = CacheStep(DualCache(), record=True)
+        out = self.network(ids, self.sigma(ids).to(self.device), positions, cache=step)
         return self._sampling_logits(out.float(), ids, positions), step.cache
 
     @torch.inference_mode()
@@ -204,21 +193,11 @@ class DiTAdapter:
         rotary positions, conditioned on the canvas's sigma now, attending to
         ``cache`` (their own entries are overwritten). ids [B, L]; positions [P]
         within block. Returns float32 [B, P, V]."""
-        from .kvcache import CacheStep, active, run_positions
-
         run = run_positions(block, positions, 0, ids.shape[1])
         rows = torch.searchsorted(run, positions)
-        with active(CacheStep(cache, run=run)):
-            out = self.network(ids[:, run], self.sigma(ids).to(self.device), rows, at=run)
+        out = self.network(ids[:, run], self.sigma(ids).to(self.device), rows, at=run,
+                           cache=CacheStep(cache, run=run))
         return self._sampling_logits(out.float(), ids, positions)
-
-    def token_text(self, token_id: int) -> str:
-        text = self._texts.get(token_id)
-        if text is None:
-            text = "" if token_id == self.mask_id else self.tokenizer.decode(
-                [token_id], clean_up_tokenization_spaces=False)
-            self._texts[token_id] = text
-        return text
 
     def __repr__(self) -> str:
         return f"<{type(self).__name__} {self.name} on {self.device} {self.dtype}>"

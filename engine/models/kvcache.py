@@ -57,16 +57,13 @@ drifts) and dKV-Cache's delayed caching (running only the still-masked and
 newly committed slots of a block); the cache for the transformers families
 (ModernBERT, RoBERTa: their forward runs every position).
 
-The cache reaches a family's layers through engine.models.blocks.attention,
-which the native networks (LLaDA, Dream, LLaDA-MoE) and the DiT (MDLM, SEDD)
-call and which defers to the CacheStep made current by ``active(step)`` (a
-context variable, so one per thread; the i-th attention call of a forward
-pass is layer i).
+The cache reaches a family's layers explicitly: the adapter builds a
+CacheStep, the network's ``hidden`` (LLaDA, Dream, LLaDA-MoE) or forward
+(the DiT of MDLM and SEDD) hands it with its index to each layer, and
+engine.models.blocks.attention stores or reads that layer's keys and values.
 """
 from __future__ import annotations
 
-import contextlib
-import contextvars
 from dataclasses import dataclass, field
 
 import torch
@@ -95,25 +92,23 @@ class DualCache:
 
 @dataclass
 class CacheStep:
-    """What attention does in one forward pass.
+    """What attention does in one forward pass; the network hands it to each layer.
 
-    ``record``: a refresh, append each layer's k/v to ``cache``. ``run``: a
+    ``record``: a refresh, store each layer's k/v in ``cache``. ``run``: a
     cached step over these canvas positions [R]; their k/v replace the cached
-    ones and queries attend to the whole cache. ``layer`` counts the attention
-    calls of the pass (native networks).
+    ones and queries attend to the whole cache.
     """
 
     cache: DualCache
     record: bool = False
     run: torch.Tensor | None = None
-    layer: int = 0
 
-    def kv(self, k: torch.Tensor, v: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """The keys/values ([B, H_kv, L, D]) the queries of the next layer attend to;
+    def kv(self, layer: int, k: torch.Tensor, v: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """The keys/values ([B, H_kv, L, D]) the queries of layer ``layer`` attend to;
         k, v: this pass's [B, H_kv, R, D]."""
-        layer = self.layer
-        self.layer += 1
         if self.record:
+            if layer != len(self.cache.keys):
+                raise ValueError(f"layer {layer} recorded out of order (the cache holds {len(self.cache.keys)})")
             self.cache.keys.append(k)
             self.cache.values.append(v)
             return k, v
@@ -121,23 +116,6 @@ class CacheStep:
         ck.index_copy_(2, self.run, k.to(ck.dtype))
         cv.index_copy_(2, self.run, v.to(cv.dtype))
         return ck, cv
-
-
-_CURRENT: contextvars.ContextVar[CacheStep | None] = contextvars.ContextVar("lacuna_cache_step", default=None)
-
-
-def current() -> CacheStep | None:
-    """The CacheStep of the forward pass running on this thread, if any."""
-    return _CURRENT.get()
-
-
-@contextlib.contextmanager
-def active(step: CacheStep):
-    token = _CURRENT.set(step)
-    try:
-        yield step
-    finally:
-        _CURRENT.reset(token)
 
 
 def run_positions(block: torch.Tensor, positions: torch.Tensor, logit_shift: int, length: int) -> torch.Tensor:

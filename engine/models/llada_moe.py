@@ -29,226 +29,14 @@ channels of each head. LLaDA-MoE predicts each position from its own output
 """
 from __future__ import annotations
 
-import dataclasses
-import math
-from dataclasses import dataclass, field
-from typing import Any
-
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .blocks import RMSNorm, RotaryEmbedding, attention, merge_heads, split_heads
-from .configs import official_config
-
-# The mask id of the released models: their generate(mask_id=156895); config.json has none.
-LLADA_MOE_MASK_ID = 156895
-
-# Shapes of inclusionAI/LLaDA-MoE-7B-A1B: 16 layers of 64 experts, 8 active,
-# 2048 wide (paper and model card); vocabulary 157184, rope theta 50000 and
-# 8192 positions as third-party readings of its config.json give them (the
-# file itself was not at hand). Only benchmarks use this; loading always reads
-# the checkpoint's own config.json.
-_LLADA_MOE_7B = {
-    "hidden_size": 2048,
-    "num_hidden_layers": 16,
-    "num_attention_heads": 16,
-    "num_key_value_heads": 16,
-    "dense_intermediate_size": 8192,
-    "expert_intermediate_size": 1024,
-    "shared_expert_intermediate_size": None,
-    "num_experts": 64,
-    "num_experts_per_tok": 8,
-    "moe_layer_freq": [1] * 16,
-    "vocab_size": 157184,
-    "max_position_embeddings": 8192,
-    "rope_theta": 50000.0,
-    "partial_rotary_factor": 1.0,
-    "rms_norm_eps": 1e-5,
-    "qk_layernorm": True,
-    "attention_bias": False,
-    "moe_router_enable_expert_bias": False,
-}
-
-_FIXED = {
-    "hidden_act": "silu",
-    "tie_word_embeddings": False,
-    "rope_scaling": None,
-}
-
-_INERT = {
-    "attention_dropout": 0.0,
-    "initializer_range": 0.02,
-    "output_router_logits": False,
-    "router_aux_loss_coef": 0.01,
-    "use_cache": False,
-}
-
-
-@dataclass
-class LLaDAMoEConfig:
-    """The hyper-parameters LLaDA-MoE's forward pass depends on (official key names).
-
-    ``moe_layer_freq`` has one entry per layer: 0 for a dense MLP
-    (``dense_intermediate_size``), anything else for a mixture of experts.
-    ``shared_expert_intermediate_size`` None means no shared expert.
-    ``clip_qkv`` None means no clamping of q, k and v.
-    """
-
-    hidden_size: int = 2048
-    num_hidden_layers: int = 16
-    num_attention_heads: int = 16
-    num_key_value_heads: int = 16
-    dense_intermediate_size: int = 8192
-    expert_intermediate_size: int = 1024
-    shared_expert_intermediate_size: int | None = None
-    num_experts: int = 64
-    num_experts_per_tok: int = 8
-    moe_layer_freq: list[int] = field(default_factory=lambda: [1] * 16)
-    vocab_size: int = 157184
-    max_position_embeddings: int = 8192
-    rope_theta: float = 50000.0
-    partial_rotary_factor: float = 1.0
-    rms_norm_eps: float = 1e-5
-    qk_layernorm: bool = True
-    attention_bias: bool = False
-    clip_qkv: float | None = None
-    moe_router_enable_expert_bias: bool = False
-    mask_token_id: int = LLADA_MOE_MASK_ID
-    pad_token_id: int | None = None
-    bos_token_id: int | None = None
-    eos_token_id: int | None = None
-    extra: dict[str, Any] = field(default_factory=dict, compare=False)
-
-    @property
-    def head_dim(self) -> int:
-        return self.hidden_size // self.num_attention_heads
-
-    @property
-    def rotary_dim(self) -> int:
-        # transformers' default rope init: int(head_dim * partial_rotary_factor)
-        return int(self.head_dim * self.partial_rotary_factor)
-
-    def is_moe(self, layer: int) -> bool:
-        return self.moe_layer_freq[layer] != 0
-
-    @classmethod
-    def from_config(cls, d: dict) -> "LLaDAMoEConfig":
-        """Build from an official config.json dict (model_type "llada" with MoE keys).
-
-        Raises ValueError naming the key when the config asks for a variant this
-        implementation does not compute or a shape is inconsistent.
-        """
-        for key, wanted in _FIXED.items():
-            if key in d and d[key] != wanted:
-                raise ValueError(f"LLaDA-MoE config has {key}={d[key]!r}; only {wanted!r} is supported")
-        score = d.get("moe_router_score_function")
-        if score not in (None, "softmax"):
-            raise ValueError(f"LLaDA-MoE config has moe_router_score_function={score!r}; only softmax is supported")
-        values: dict[str, Any] = {}
-        optional = {"shared_expert_intermediate_size", "clip_qkv", "pad_token_id", "bos_token_id", "eos_token_id"}
-        for f in dataclasses.fields(cls):
-            if f.name == "extra":
-                continue
-            if f.name in optional and f.name in d:
-                values[f.name] = d[f.name]
-            elif d.get(f.name) is not None:
-                values[f.name] = d[f.name]
-        if "num_key_value_heads" not in values:
-            values["num_key_value_heads"] = values.get("num_attention_heads", cls.num_attention_heads)
-        freq = values.get("moe_layer_freq")
-        layers = int(values.get("num_hidden_layers", cls.num_hidden_layers))
-        if freq is None:
-            values["moe_layer_freq"] = [1] * layers
-        elif not isinstance(freq, list) or len(freq) != layers:
-            raise ValueError(f"LLaDA-MoE config: moe_layer_freq must list one entry per layer ({layers}), got {freq!r}")
-        known = {f.name for f in dataclasses.fields(cls)}
-        values["extra"] = {k: v for k, v in d.items() if k not in known}
-        try:
-            config = cls(**{k: (v if k == "extra" else _convert(cls, k, v)) for k, v in values.items()})
-        except (TypeError, ValueError) as exc:
-            raise ValueError(f"LLaDA-MoE config has a value of the wrong type ({exc})") from exc
-        config.check()
-        return config
-
-    def check(self) -> None:
-        """Raise ValueError when the shapes cannot form a network."""
-        for name in ("hidden_size", "num_hidden_layers", "num_attention_heads", "num_key_value_heads",
-                     "vocab_size", "num_experts", "num_experts_per_tok", "expert_intermediate_size"):
-            if getattr(self, name) <= 0:
-                raise ValueError(f"LLaDA-MoE config has {name}={getattr(self, name)}; it must be positive")
-        if len(self.moe_layer_freq) != self.num_hidden_layers:
-            raise ValueError(
-                f"LLaDA-MoE config: moe_layer_freq has {len(self.moe_layer_freq)} entries "
-                f"for {self.num_hidden_layers} layers"
-            )
-        if not all(self.is_moe(i) for i in range(self.num_hidden_layers)) and self.dense_intermediate_size <= 0:
-            raise ValueError("LLaDA-MoE config: dense layers need a positive dense_intermediate_size")
-        if self.shared_expert_intermediate_size is not None and self.shared_expert_intermediate_size <= 0:
-            raise ValueError("LLaDA-MoE config: shared_expert_intermediate_size must be positive or null")
-        if self.num_experts_per_tok > self.num_experts:
-            raise ValueError(
-                f"LLaDA-MoE config: num_experts_per_tok {self.num_experts_per_tok} exceeds "
-                f"num_experts {self.num_experts}"
-            )
-        if self.hidden_size % self.num_attention_heads:
-            raise ValueError(
-                f"LLaDA-MoE config: hidden_size {self.hidden_size} is not a multiple of "
-                f"num_attention_heads {self.num_attention_heads}"
-            )
-        if self.num_attention_heads % self.num_key_value_heads:
-            raise ValueError(
-                f"LLaDA-MoE config: num_attention_heads {self.num_attention_heads} is not a multiple of "
-                f"num_key_value_heads {self.num_key_value_heads}"
-            )
-        if not 0 < self.partial_rotary_factor <= 1:
-            raise ValueError(
-                f"LLaDA-MoE config has partial_rotary_factor={self.partial_rotary_factor}; it must be in (0, 1]"
-            )
-        if self.rotary_dim % 2 or self.rotary_dim == 0:
-            raise ValueError(f"LLaDA-MoE config: rotary dimension {self.rotary_dim} must be even and positive")
-        if not 0 <= self.mask_token_id < self.vocab_size:
-            raise ValueError(f"LLaDA-MoE config: mask_token_id {self.mask_token_id} is outside the vocabulary")
-
-    def to_config(self) -> dict:
-        """An official-style config.json dict (model_type "llada", architectures LLaDAMoEModelLM).
-
-        The released config.json carries no mask_token_id; this one does, which
-        the upstream config class accepts and ignores. No ``auto_map``."""
-        return official_config(self, _FIXED, _INERT, architectures=["LLaDAMoEModelLM"], model_type="llada")
-
-    @classmethod
-    def llada_moe_7b(cls, **overrides: Any) -> "LLaDAMoEConfig":
-        """LLaDA-MoE-7B-A1B's shapes, with any field overridden (e.g. num_hidden_layers for a CPU bench)."""
-        values = {**_LLADA_MOE_7B, **overrides}
-        values["moe_layer_freq"] = overrides.get("moe_layer_freq", [1] * int(values["num_hidden_layers"]))
-        return cls(**values)
-
-
-_CONVERTERS = {
-    "shared_expert_intermediate_size": int, "clip_qkv": float, "pad_token_id": int, "bos_token_id": int,
-    "eos_token_id": int, "moe_layer_freq": lambda v: [int(x) for x in v],
-}
-
-
-def _convert(cls: type, name: str, value: Any) -> Any:
-    if value is None:
-        return None
-    convert = _CONVERTERS.get(name)
-    return convert(value) if convert is not None else type(getattr(cls, name))(value)
-
-
-class SwiGLU(nn.Module):
-    """down_proj(silu(gate_proj(x)) * up_proj(x)), no biases: the dense MLP, each expert and the shared expert."""
-
-    def __init__(self, hidden: int, intermediate: int):
-        super().__init__()
-        self.gate_proj = nn.Linear(hidden, intermediate, bias=False)
-        self.up_proj = nn.Linear(hidden, intermediate, bias=False)
-        self.down_proj = nn.Linear(intermediate, hidden, bias=False)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.down_proj(F.silu(self.gate_proj(x)) * self.up_proj(x))
+from .blocks import MaskPredictor, RMSNorm, RotaryEmbedding, SwiGLU, attention, merge_heads, split_heads
+from .families import BY_NAME
+from .kvcache import CacheStep
+from .llada_moe_config import LLADA_MOE_MASK_ID, LLaDAMoEConfig
 
 
 class SparseMoE(nn.Module):
@@ -326,7 +114,8 @@ class LLaDAMoEAttention(nn.Module):
         else:
             self.q_norm = self.k_norm = None
 
-    def forward(self, x: torch.Tensor, rotary: RotaryEmbedding, positions: torch.Tensor | None) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, rotary: RotaryEmbedding, positions: torch.Tensor | None,
+                cache: CacheStep | None = None, layer: int = 0) -> torch.Tensor:
         """x: [B, L, hidden] (already normed) -> [B, L, hidden]."""
         q, k, v = self.q_proj(x), self.k_proj(x), self.v_proj(x)
         q = split_heads(q, self.heads)
@@ -343,7 +132,7 @@ class LLaDAMoEAttention(nn.Module):
             q_rot, k_rot = rotary(q[..., :r], k[..., :r], positions)
             q = torch.cat((q_rot, q[..., r:]), dim=-1)
             k = torch.cat((k_rot, k[..., r:]), dim=-1)
-        return self.o_proj(merge_heads(attention(q, k, v)))
+        return self.o_proj(merge_heads(attention(q, k, v, cache=cache, layer=layer)))
 
 
 class LLaDAMoELayer(nn.Module):
@@ -361,9 +150,10 @@ class LLaDAMoELayer(nn.Module):
         else:
             self.shared_expert = None
 
-    def forward(self, x: torch.Tensor, rotary: RotaryEmbedding, positions: torch.Tensor | None = None) -> torch.Tensor:
-        """x: [B, L, hidden] -> [B, L, hidden]."""
-        x = x + self.self_attn(self.input_layernorm(x), rotary, positions)
+    def forward(self, x: torch.Tensor, rotary: RotaryEmbedding, positions: torch.Tensor | None = None,
+                cache: CacheStep | None = None, layer: int = 0) -> torch.Tensor:
+        """x: [B, L, hidden] -> [B, L, hidden]; ``cache``: this pass's context cache, this layer its ``layer``."""
+        x = x + self.self_attn(self.input_layernorm(x), rotary, positions, cache, layer)
         m = self.post_attention_layernorm(x)
         y = self.mlp(m)
         if self.shared_expert is not None:
@@ -379,7 +169,7 @@ class _Backbone(nn.Module):
         self.norm = RMSNorm(config.hidden_size, config.rms_norm_eps)
 
 
-class LLaDAMoENetwork(nn.Module):
+class LLaDAMoENetwork(MaskPredictor):
     """LLaDA-MoE's mask predictor: token ids [B, L] -> logits [B, L, vocab_size] (no shift).
 
     State-dict keys are the official ones: ``model.embed_tokens.weight``,
@@ -391,51 +181,26 @@ class LLaDAMoENetwork(nn.Module):
     """
 
     def __init__(self, config: LLaDAMoEConfig):
-        super().__init__()
-        config.check()
-        self.config = config
+        super().__init__(config)
         self.model = _Backbone(config)
         self.lm_head = nn.Linear(config.hidden_size, config.vocab_size, bias=False)
         self.rotary = RotaryEmbedding(config.rotary_dim, config.rope_theta)
-        if not any(p.is_meta for p in self.parameters()):
-            self.reset_parameters()
+        self._ready()
 
     def reset_parameters(self, std: float = 0.02) -> None:
         """Fresh weights: normal(0, std) for matrices (output projections scaled by
         1/sqrt(2 n_layers)), zero biases and expert biases, ones for norms."""
-        out_std = std / math.sqrt(2 * self.config.num_hidden_layers)
-        for name, module in self.named_modules():
-            if isinstance(module, (nn.Linear, nn.Embedding)):
-                residual_out = name.endswith(("o_proj", "down_proj"))
-                nn.init.normal_(module.weight, mean=0.0, std=out_std if residual_out else std)
-                if getattr(module, "bias", None) is not None:
-                    nn.init.zeros_(module.bias)
-            elif isinstance(module, RMSNorm):
-                module.reset_parameters()
-            elif isinstance(module, SparseMoE) and module.expert_bias is not None:
+        self._init_weights(std, self.config.num_hidden_layers, ("o_proj", "down_proj"))
+        for module in self.modules():
+            if isinstance(module, SparseMoE) and module.expert_bias is not None:
                 module.expert_bias.zero_()
 
-    def hidden(self, input_ids: torch.Tensor, positions: torch.Tensor | None = None) -> torch.Tensor:
-        """input_ids: LongTensor [B, L] -> final normed hidden states [B, L, hidden_size]."""
-        m = self.model
-        x = m.embed_tokens(input_ids)
-        for layer in m.layers:
-            x = layer(x, self.rotary, positions)
-        return m.norm(x)
+    def trunk(self) -> tuple[nn.Module, nn.ModuleList, nn.Module]:
+        return self.model.embed_tokens, self.model.layers, self.model.norm
 
     def head(self, hidden: torch.Tensor) -> torch.Tensor:
         """[..., hidden_size] -> logits [..., vocab_size]."""
         return self.lm_head(hidden)
-
-    def forward(self, input_ids: torch.Tensor, logits_at: torch.Tensor | None = None) -> torch.Tensor:
-        """input_ids: LongTensor [B, L] -> logits [B, L, V], or [B, P, V] for ``logits_at`` (LongTensor [P])."""
-        h = self.hidden(input_ids)
-        if logits_at is not None:
-            h = h[:, logits_at]
-        return self.head(h)
-
-    def num_parameters(self) -> int:
-        return sum(p.numel() for p in self.parameters())
 
     def active_parameters(self) -> int:
         """Parameters one token is multiplied through: all but the experts it was not
@@ -448,33 +213,12 @@ class LLaDAMoENetwork(nn.Module):
 
 
 # family entry points (engine.models.loader) ----------------------------------
-FAMILY = "llada_moe"
-_MOE_KEYS = ("num_experts", "expert_intermediate_size", "moe_layer_freq")
-
-
-def detect(config: dict) -> bool:
-    """True for LLaDA-MoE configs: model_type "llada" (as released) or "lladamoe"/"llada_moe"
-    with mixture-of-experts keys, or the LLaDAMoEModelLM architecture."""
-    model_type = str(config.get("model_type", "")).lower()
-    architectures = [str(a) for a in config.get("architectures") or []]
-    if any(a.startswith("LLaDAMoE") for a in architectures):
-        return True
-    if model_type in ("lladamoe", "llada_moe", "llada-moe"):
-        return True
-    return model_type == "llada" and any(key in config for key in _MOE_KEYS)
-
-
-def quantized_module(name: str) -> bool:
-    """True for the layers 8-bit/4-bit loading quantises: attention projections, experts,
-    shared experts and dense MLPs. The router (``mlp.gate``), embedding, lm_head and
-    norms stay 16-bit: the routing decision is what a coarse weight would flip."""
-    if ".layers." not in f".{name}.":
-        return False
-    return name.rsplit(".", 1)[-1] in ("q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj")
+FAMILY = BY_NAME["llada_moe"]
+quantized_module = FAMILY.quantizes  # engine.bench_native reads it
 
 
 def load(name: str, path, config: dict, device: torch.device, dtype: torch.dtype, quantization: str | None = None):
-    """A DiffusionModel for a LLaDA-MoE checkpoint folder in the official layout.
+    """A NativeAdapter for a LLaDA-MoE checkpoint folder in the official layout.
 
     The mask id is the config's ``mask_token_id`` when it has one (the
     released config.json has none), else the tokenizer's mask token, else
@@ -509,7 +253,7 @@ def load(name: str, path, config: dict, device: torch.device, dtype: torch.dtype
     context = cfg.max_position_embeddings
     tokenizer.model_max_length = context
     network = build_network(lambda: LLaDAMoENetwork(cfg), path, device, dtype, quantization,
-                            keep=lambda module: not quantized_module(module))
-    return NativeAdapter(name, FAMILY, network, tokenizer, cfg.mask_token_id, context, logit_shift=0,
+                            keep=lambda module: not FAMILY.quantizes(module))
+    return NativeAdapter(name, FAMILY, network, tokenizer, cfg.mask_token_id, context,
                          path=str(path), extra_special_ids=(cfg.eos_token_id, cfg.pad_token_id),
                          quantization=quantization)

@@ -1,15 +1,13 @@
 """load_model: a catalog id, a Hugging Face repo id already in the local cache,
-or a local folder -> a DiffusionModel. Never runs remote code, never downloads.
+or a local folder -> a ModelAdapter. Never runs remote code, never downloads.
 
-The family comes from config.json. Native families (Lacuna's own forward
-pass, engine.models.<module>) each expose ``detect(config) -> bool`` and
-``load(name, path, config, device, dtype, quantization) -> DiffusionModel``;
+The family comes from config.json, through the registry of native families
+(engine.models.families: Lacuna's own forward pass, whose module exposes
+``load(name, path, config, device, dtype, quantization) -> ModelAdapter``);
 everything else goes through transformers' masked-LM classes (family "bert").
 """
 from __future__ import annotations
 
-import importlib
-import importlib.util
 import logging
 import os
 from pathlib import Path
@@ -19,24 +17,15 @@ import torch
 from .. import resources
 from ..errors import ModelLoadError
 from ..hub import catalog_entry, changed_files, local_snapshot
-from . import claims, load_progress
+from . import claims, families, load_progress
 from .load_progress import Progress, quiet_load, report
 from .weights import checkpoint_files
 from .masked_lm import MaskedLMAdapter
 
 log = logging.getLogger(__name__)
 
-# Native families, tried in this order: (family, module under engine.models).
-# A module that is not there yet leaves its family refused with a clear line.
-NATIVE_FAMILIES = (
-    ("llada_moe", "llada_moe"),  # before llada: its configs name LLaDA too
-    ("llada", "llada"),
-    ("dream", "dream"),
-    ("mdlm", "mdlm"),
-    ("sedd", "sedd"),
-)
-# model_type / architecture words of families whose module is not written yet.
-_PENDING_WORDS = ("llada", "dream", "mdlm", "sedd")
+# (family, module under engine.models), in detection order: the registry's, for older callers.
+NATIVE_FAMILIES = tuple((f.name, f.module) for f in families.FAMILIES)
 QUANTIZATIONS = ("int8", "nf4")
 
 _DTYPES = {
@@ -139,23 +128,14 @@ def _read_config(name: str, path: Path) -> dict:
 
 
 def native_family(config: dict):
-    """The family module whose ``detect`` accepts this config, or None."""
-    for _family, module_name in NATIVE_FAMILIES:
-        qualified = f"{__package__}.{module_name}"
-        if importlib.util.find_spec(qualified) is None:
-            continue
-        module = importlib.import_module(qualified)
-        if module.detect(config):
-            return module
-    return None
+    """The module of the native family that recognises this config
+    (engine.models.families), or None."""
+    family = families.detect(config)
+    return family.load_module() if family is not None else None
 
 
 def _check_masked_lm(name: str, config: dict) -> None:
     model_type = str(config.get("model_type", "")).lower()
-    words = " ".join([model_type, *map(str, config.get("architectures") or [])]).lower()
-    pending = next((w for w in _PENDING_WORDS if w in words), None)
-    if pending:
-        raise ModelLoadError(f"{name}: the engine cannot load {model_type or pending} models yet (a native loader is planned)")
     from transformers import CONFIG_MAPPING
 
     if model_type not in CONFIG_MAPPING:

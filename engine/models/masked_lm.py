@@ -7,11 +7,12 @@ from typing import Any
 import torch
 
 from . import vocab
+from .base import ModelAdapter
 from .serial import model_lock
 
 
-class MaskedLMAdapter:
-    """Wraps a loaded masked LM and its fast tokenizer behind DiffusionModel.
+class MaskedLMAdapter(ModelAdapter):
+    """Wraps a loaded masked LM and its fast tokenizer behind ModelAdapter.
 
     The vocabulary projection is the costliest part of a small model's forward
     pass, and the sampler needs logits only at the still-masked positions, so a
@@ -23,28 +24,20 @@ class MaskedLMAdapter:
     """
 
     family = "bert"
-    logit_shift = 0
+    # Candidates of one request share a forward pass (engine.sampler batches them).
+    batches = True
 
     def __init__(self, name: str, model: torch.nn.Module, tokenizer: Any, path: str | None = None):
         if tokenizer.mask_token_id is None:
             raise ValueError(f"{name}: the tokenizer has no mask token, so it cannot infill")
-        self.name = name
-        self.path = path
+        param = next(model.parameters())
+        super().__init__(name, tokenizer, mask_id=tokenizer.mask_token_id,
+                         vocab_size=model.get_output_embeddings().out_features,
+                         context_length=_context_length(model.config, tokenizer), device=param.device,
+                         dtype=param.dtype, path=path)
         self.model = model.eval()
         self.network = self.model  # the torch module, as every family names it
-        self.tokenizer = tokenizer
-        self.mask_id = int(tokenizer.mask_token_id)
-        self.vocab_size = int(model.get_output_embeddings().out_features)
-        param = next(model.parameters())
-        self.device = param.device
-        self.dtype = param.dtype
-        self.context_length = _context_length(model.config, tokenizer)
-        self.special_ids = frozenset(int(i) for i in tokenizer.all_special_ids if i is not None)
-        self.prefix_ids, self.suffix_ids = _special_frame(tokenizer)
         vocab.check_tokenizer_fits(name, tokenizer, self.vocab_size, self.mask_id, self.prefix_ids + self.suffix_ids)
-        vocab.profile(tokenizer, self.vocab_size)  # at load, off the GUI thread, not at the first infill
-        self._wordpiece = _decoder_kind(tokenizer) == "WordPiece"
-        self._texts: dict[int, str] = {}
         self._positions: torch.Tensor | None = None
         model.get_output_embeddings().register_forward_pre_hook(self._gather)
 
@@ -53,9 +46,6 @@ class MaskedLMAdapter:
             return None
         hidden = args[0]
         return (hidden[:, self._positions, :],)
-
-    # Candidates of one request share a forward pass (engine.sampler batches them).
-    batches = True
 
     @torch.inference_mode()
     def logits(self, ids: torch.Tensor, positions: torch.Tensor) -> torch.Tensor:
@@ -68,9 +58,6 @@ class MaskedLMAdapter:
             finally:
                 self._positions = None
         return out.float() if ids.dim() == 2 else out[0].float()
-
-    def token_text(self, token_id: int) -> str:
-        return cached_token_text(self, token_id)
 
     def __repr__(self) -> str:
         return f"<MaskedLMAdapter {self.name} on {self.device} {self.dtype}>"
@@ -87,32 +74,3 @@ def _context_length(config: Any, tokenizer: Any) -> int:
     if max_len and max_len < 1_000_000:
         limits.append(int(max_len))
     return min(limits) if limits else 512
-
-
-def _special_frame(tokenizer: Any) -> tuple[tuple[int, ...], tuple[int, ...]]:
-    """The special tokens the tokenizer wraps around a text (e.g. [CLS] ... [SEP]),
-    found by encoding a probe with and without them."""
-    bare = tokenizer.encode("a", add_special_tokens=False)
-    full = tokenizer.encode("a", add_special_tokens=True)
-    for i in range(len(full) - len(bare) + 1):
-        if full[i : i + len(bare)] == bare:
-            return tuple(full[:i]), tuple(full[i + len(bare) :])
-    return (), ()
-
-
-def cached_token_text(adapter: Any, token_id: int) -> str:
-    """One token's text for the live view, cached on ``adapter`` (its ``_texts`` dict);
-    WordPiece pieces lose their ``##`` or gain the space that separates words."""
-    text = adapter._texts.get(token_id)
-    if text is None:
-        text = adapter.tokenizer.decode([token_id], clean_up_tokenization_spaces=False)
-        if adapter._wordpiece:
-            text = text[2:] if text.startswith("##") else " " + text
-        adapter._texts[token_id] = text
-    return text
-
-
-def _decoder_kind(tokenizer: Any) -> str:
-    backend = getattr(tokenizer, "backend_tokenizer", None)
-    decoder = getattr(backend, "decoder", None)
-    return type(decoder).__name__ if decoder is not None else ""

@@ -24,18 +24,15 @@ from .dit import DiT, DiTShape
 from .dit_adapter import (
     DiTAdapter, build_dit, check_vocabulary, load_gpt2_tokenizer, loglinear_sigma, tokenizer_repo_for,
 )
+from .families import BY_NAME
+from .kvcache import CacheStep
 
 log = logging.getLogger(__name__)
 
-FAMILY = "mdlm"
+FAMILY = BY_NAME["mdlm"]
 # MDLMConfig's defaults in the Hub repo's configuration_mdlm.py.
 _DEFAULTS = {"vocab_size": 50258, "model_length": 1024, "hidden_dim": 768, "cond_dim": 128,
              "n_blocks": 12, "n_heads": 12, "time_conditioning": False}
-
-
-def detect(config: dict) -> bool:
-    """A config.json of the Hub's MDLM (model_type ``mdlm``)."""
-    return str(config.get("model_type", "")).lower() == FAMILY
 
 
 def shape_from_config(config: dict) -> DiTShape:
@@ -54,7 +51,7 @@ def shape_from_config(config: dict) -> DiTShape:
 
 class MDLMNetwork(nn.Module):
     """``backbone``: the DiT. forward(input_ids [B, L], sigma [B], positions=None,
-    at=None) -> logits [B, L or P, V] before SUBS (``at``: see DiT)."""
+    at=None, cache=None) -> logits [B, L or P, V] before SUBS (``at``, ``cache``: see DiT)."""
 
     def __init__(self, shape: DiTShape, time_conditioning: bool = False):
         super().__init__()
@@ -62,10 +59,10 @@ class MDLMNetwork(nn.Module):
         self.backbone = DiT(shape)
 
     def forward(self, input_ids: torch.Tensor, sigma: torch.Tensor, positions: torch.Tensor | None = None,
-                at: torch.Tensor | None = None) -> torch.Tensor:
+                at: torch.Tensor | None = None, cache: CacheStep | None = None) -> torch.Tensor:
         if not self.time_conditioning:
             sigma = torch.zeros_like(sigma)
-        return self.backbone(input_ids, sigma, positions, at)
+        return self.backbone(input_ids, sigma, positions, at, cache)
 
 
 def subs(logits: torch.Tensor, xt: torch.Tensor, mask_id: int, inplace: bool = False) -> torch.Tensor:
@@ -91,7 +88,7 @@ class MDLMAdapter(DiTAdapter):
     LLaDA: mdlm-owt ignores sigma, so a cached step approximates only through
     the context's keys and values going stale after commits (engine.models.kvcache)."""
 
-    family = FAMILY
+    FAMILY = FAMILY
 
     def sigma(self, ids: torch.Tensor) -> torch.Tensor:
         # mdlm-owt is not time-conditioned (the network zeroes sigma); a model

@@ -1,4 +1,4 @@
-"""The DiffusionModel adapter for Lacuna's own token-in/logits-out networks
+"""The ModelAdapter for Lacuna's own token-in/logits-out networks
 (LLaDA, Dream, LLaDA-MoE), and the pieces every native family loads with:
 the tokenizer from tokenizer.json, the network streamed onto its device,
 optional 8-bit or 4-bit weights.
@@ -23,7 +23,9 @@ import torch
 from torch import nn
 
 from ..errors import ModelLoadError
-from .masked_lm import _decoder_kind, _special_frame, cached_token_text
+from .base import ModelAdapter
+from .families import BY_NAME, Family
+from .kvcache import CacheStep, DualCache, run_positions
 from .quantize import quantize_hook
 from .weights import load_into
 
@@ -32,74 +34,69 @@ log = logging.getLogger(__name__)
 _SPECIAL_KEYS = ("bos_token", "eos_token", "unk_token", "sep_token", "pad_token", "cls_token", "mask_token")
 
 
-class NativeAdapter:
-    """A native network behind DiffusionModel.
+class NativeAdapter(ModelAdapter):
+    """A native network behind ModelAdapter.
 
-    The network maps ``input_ids [B, L]`` to logits ``[B, L, V]``; when it
-    also offers ``hidden(ids) -> [B, L, d]`` and ``head(h) -> [..., V]`` the
-    adapter runs the head only on the rows it needs (the head is most of a
-    small model's cost). ``logit_shift`` 1 (Dream) reads position i from the
-    output row i-1; position 0 reuses its own row, as Dream's generation code
-    does. Logits are cut to the tokenizer's size: rows past it (padding of the
-    embedding) are tokens nothing can decode. One adapter serves one thread at
-    a time.
+    The network (engine.models.blocks.MaskPredictor) maps ``input_ids [B, L]``
+    to logits ``[B, L, V]`` through ``hidden`` and ``head``; the adapter runs
+    the head only on the rows it needs (the head is most of a small model's
+    cost). ``logit_shift`` 1 (Dream) reads position i from the output row
+    i-1; position 0 reuses its own row, as Dream's generation code does.
+    Logits are cut to the tokenizer's size: rows past it (padding of the
+    embedding) are tokens nothing can decode. Capabilities and the logit
+    shift come from the family's record (engine.models.families); a family
+    name that has none gets a dual cache and no shift. One adapter serves one
+    thread at a time.
     """
+
+    # Candidates of one request share a forward pass (engine.sampler batches them).
+    batches = True
+    # The dual context cache (engine.models.kvcache), handed to every layer of the network.
+    cache_modes = ("dual",)
+    default_cache = "dual"
 
     def __init__(
         self,
         name: str,
-        family: str,
+        family: str | Family,
         network: nn.Module,
         tokenizer: Any,
         mask_id: int,
         context_length: int,
-        logit_shift: int = 0,
+        logit_shift: int | None = None,
         path: str | None = None,
         extra_special_ids: tuple[int, ...] = (),
         quantization: str | None = None,
     ):
-        self.name = name
-        self.family = family
-        self.network = network.eval()
-        self.tokenizer = tokenizer
-        self.mask_id = int(mask_id)
-        self.context_length = int(context_length)
-        self.logit_shift = int(logit_shift)
-        self.path = path
-        self.quantization = quantization
-        width = _logits_width(network)
-        self.vocab_size = min(width, len(tokenizer)) if width else len(tokenizer)
+        record = family if isinstance(family, Family) else BY_NAME.get(str(family))
+        width = network.config.logits_width
+        tensor = next(iter(network.parameters()))
+        super().__init__(name, tokenizer, mask_id=mask_id,
+                         vocab_size=min(width, len(tokenizer)),
+                         context_length=context_length, device=tensor.device,
+                         dtype=_compute_dtype(network, tensor.dtype), path=path, family=record)
+        if record is None:
+            self.family = str(family)
+        if logit_shift is not None:  # benches and tests try one family's network with another's shift
+            self.logit_shift = int(logit_shift)
         if not 0 <= self.mask_id < self.vocab_size:
             raise ModelLoadError(f"{name}: mask id {self.mask_id} is outside the vocabulary of {self.vocab_size}")
-        tensor = next(iter(network.parameters()))
-        self.device = tensor.device
-        self.dtype = _compute_dtype(network, tensor.dtype)
-        ids = {int(i) for i in tokenizer.all_special_ids if i is not None} | {self.mask_id}
+        self.network = network.eval()
+        self.quantization = quantization
+        ids = set(self.special_ids) | {self.mask_id}
         ids |= {int(i) for i in extra_special_ids if i is not None and 0 <= int(i) < self.vocab_size}
         self.special_ids = frozenset(ids)
-        self.prefix_ids, self.suffix_ids = _special_frame(tokenizer)
-        self._wordpiece = _decoder_kind(tokenizer) == "WordPiece"
-        self._texts: dict[int, str] = {}
 
-    # Candidates of one request share a forward pass (engine.sampler batches them).
-    batches = True
-    # The dual context cache (engine.models.kvcache): the networks' attention
-    # reads the CacheStep made active around their forward pass. Fast-dLLM's tau.
-    cache_modes = ("dual",)
-    default_cache = "dual"
-    default_threshold = 0.9
+    def _rows(self, positions: torch.Tensor) -> torch.Tensor:
+        """The output rows that predict ``positions`` (the logit shift applied)."""
+        return (positions - self.logit_shift).clamp(min=0) if self.logit_shift else positions
 
     @torch.inference_mode()
     def logits(self, ids: torch.Tensor, positions: torch.Tensor) -> torch.Tensor:
         """ids: LongTensor [L] or [B, L] (B canvases of one layout); positions:
         LongTensor [P] -> float32 [P, vocab_size] (or [B, P, vocab_size])."""
-        rows = (positions - self.logit_shift).clamp(min=0) if self.logit_shift else positions
         batch = ids if ids.dim() == 2 else ids.unsqueeze(0)
-        net = self.network
-        if hasattr(net, "hidden") and hasattr(net, "head"):
-            out = net.head(net.hidden(batch)[:, rows])
-        else:
-            out = net(batch)[:, rows]
+        out = self.network(batch, logits_at=self._rows(positions))
         out = out[..., : self.vocab_size].float()
         return out if ids.dim() == 2 else out[0]
 
@@ -108,12 +105,9 @@ class NativeAdapter:
         """The refresh of the dual cache: a full forward over ids [B, L] that
         keeps every layer's keys/values. Returns (float32 logits
         [B, P, vocab_size] at positions [P], the kvcache.DualCache)."""
-        from .kvcache import CacheStep, DualCache, active
-
-        rows = (positions - self.logit_shift).clamp(min=0) if self.logit_shift else positions
-        with active(CacheStep(DualCache(), record=True)) as step:
-            hidden = self.network.hidden(ids)
-        return self.network.head(hidden[:, rows])[..., : self.vocab_size].float(), step.cache
+        step = CacheStep(DualCache(), record=True)
+        hidden = self.network.hidden(ids, cache=step)
+        return self.network.head(hidden[:, self._rows(positions)])[..., : self.vocab_size].float(), step.cache
 
     @torch.inference_mode()
     def logits_cached(self, ids: torch.Tensor, block: torch.Tensor, positions: torch.Tensor, cache) -> torch.Tensor:
@@ -122,30 +116,14 @@ class NativeAdapter:
         positions, attending to ``cache`` (whose entries for them are
         overwritten). ids [B, L]; positions [P] within block. Returns float32
         logits [B, P, vocab_size]."""
-        from .kvcache import CacheStep, active, run_positions
-
         run = run_positions(block, positions, self.logit_shift, ids.shape[1])
-        rows = (positions - self.logit_shift).clamp(min=0) if self.logit_shift else positions
-        with active(CacheStep(cache, run=run)):
-            hidden = self.network.hidden(ids[:, run], positions=run)
-        out = self.network.head(hidden[:, torch.searchsorted(run, rows)])
+        hidden = self.network.hidden(ids[:, run], positions=run, cache=CacheStep(cache, run=run))
+        out = self.network.head(hidden[:, torch.searchsorted(run, self._rows(positions))])
         return out[..., : self.vocab_size].float()
-
-    def token_text(self, token_id: int) -> str:
-        return cached_token_text(self, token_id)
 
     def __repr__(self) -> str:
         q = f" {self.quantization}" if self.quantization else ""
         return f"<NativeAdapter {self.family} {self.name} on {self.device} {self.dtype}{q}>"
-
-
-def _logits_width(network: nn.Module) -> int | None:
-    config = getattr(network, "config", None)
-    for key in ("embedding_size", "vocab_size"):
-        value = getattr(config, key, None)
-        if value:
-            return int(value)
-    return None
 
 
 def _compute_dtype(network: nn.Module, fallback: torch.dtype) -> torch.dtype:

@@ -29,16 +29,12 @@ from .dit import DiT, DiTShape
 from .dit_adapter import (
     DiTAdapter, build_dit, check_vocabulary, load_gpt2_tokenizer, loglinear_sigma, tokenizer_repo_for,
 )
+from .families import BY_NAME
+from .kvcache import CacheStep
 
 log = logging.getLogger(__name__)
 
-FAMILY = "sedd"
-
-
-def detect(config: dict) -> bool:
-    """A nested hydra-style config.json with ``model`` and ``graph`` sections."""
-    model = config.get("model")
-    return isinstance(model, dict) and isinstance(config.get("graph"), dict) and "hidden_size" in model
+FAMILY = BY_NAME["sedd"]
 
 
 def _section(config: dict, key: str) -> dict:
@@ -77,16 +73,16 @@ def shape_from_config(config: dict) -> tuple[DiTShape, bool, int]:
 
 
 class SEDDNetwork(DiT):
-    """forward(input_ids [B, L], sigma [B], positions=None, at=None) -> log score
-    [B, L or P, V] (``at``: see DiT)."""
+    """forward(input_ids [B, L], sigma [B], positions=None, at=None, cache=None) -> log score
+    [B, L or P, V] (``at``, ``cache``: see DiT)."""
 
     def __init__(self, shape: DiTShape, scale_by_sigma: bool = True):
         super().__init__(shape)
         self.scale_by_sigma = bool(scale_by_sigma)
 
     def forward(self, input_ids: torch.Tensor, sigma: torch.Tensor, positions: torch.Tensor | None = None,
-                at: torch.Tensor | None = None) -> torch.Tensor:
-        x = super().forward(input_ids, sigma, positions, at)
+                at: torch.Tensor | None = None, cache: CacheStep | None = None) -> torch.Tensor:
+        x = super().forward(input_ids, sigma, positions, at, cache)
         if self.scale_by_sigma:
             sigma = sigma.float()
             esigm1 = torch.where(sigma < 0.5, torch.expm1(sigma), sigma.exp() - 1)
@@ -101,8 +97,7 @@ class SEDDAdapter(DiTAdapter):
     were computed at the sigma of the refresh while every layer of the block
     sees the sigma of the canvas now (docs/benchmarks.md gives the agreement)."""
 
-    family = FAMILY
-    scores = True
+    FAMILY = FAMILY
 
     def sigma_at(self, masked_fraction: float) -> float:
         return loglinear_sigma(masked_fraction)

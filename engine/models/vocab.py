@@ -23,6 +23,8 @@ from __future__ import annotations
 
 import json
 import re
+import threading
+import weakref
 from dataclasses import dataclass
 from functools import lru_cache
 from typing import Any
@@ -155,9 +157,9 @@ def _special_like(tokenizer: Any) -> set[int]:
 
 def profile(tokenizer: Any, n_rows: int) -> VocabProfile:
     """The VocabProfile of ``tokenizer`` for a model with ``n_rows`` output
-    rows; computed once and cached on the tokenizer (about 0.3 s for a 150k
-    vocabulary, then free)."""
-    cache = tokenizer.__dict__.setdefault("_lacuna_profiles", {})
+    rows; computed once per tokenizer (about 0.3 s for a 150k vocabulary,
+    then free)."""
+    cache = _memo(tokenizer).setdefault("profiles", {})
     if n_rows in cache:
         return cache[n_rows]
     backend = getattr(tokenizer, "backend_tokenizer", None)
@@ -297,8 +299,8 @@ def _adds_lead_space(node: Any) -> bool:
 def _encoders(tokenizer: Any):
     """(at_start, inner): Rust tokenizers for text at the start of a document
     and for text that continues other text. Both encode special-token strings
-    as characters. Cached on the tokenizer."""
-    cached = tokenizer.__dict__.get("_lacuna_encoders")
+    as characters. Computed once per tokenizer."""
+    cached = _memo(tokenizer).get("encoders")
     if cached is not None:
         return cached
     backend = tokenizer.backend_tokenizer
@@ -307,7 +309,7 @@ def _encoders(tokenizer: Any):
         t.encode_special_tokens = True
         t.no_truncation()
         t.no_padding()
-    tokenizer.__dict__["_lacuna_encoders"] = cached
+    _memo(tokenizer)["encoders"] = cached
     return cached
 
 
@@ -400,8 +402,60 @@ def decode(tokenizer: Any, ids: list[int]) -> str:
 def prepends_space(tokenizer: Any) -> bool:
     """True when the tokenizer marks the first word of a document with a
     word-start space the text does not have (SentencePiece's ▁)."""
-    cached = tokenizer.__dict__.get("_lacuna_prepends")
-    if cached is None:
-        cached = decode(tokenizer, encode(tokenizer, "a", at_start=True)).startswith(" ")
-        tokenizer.__dict__["_lacuna_prepends"] = cached
-    return cached
+    memo = _memo(tokenizer)
+    if "prepends" not in memo:
+        memo["prepends"] = decode(tokenizer, encode(tokenizer, "a", at_start=True)).startswith(" ")
+    return memo["prepends"]
+
+
+def moves_space(tokenizer: Any) -> bool:
+    """True when a word's leading space costs no token of its own (byte-level
+    BPE, SentencePiece, and WordPiece, which ignores spaces): then the space
+    before a span is best tokenised with the span. Probed on common words, since
+    a rare one may be split either way."""
+    memo = _memo(tokenizer)
+    if "moves_space" not in memo:
+        memo["moves_space"] = any(len(encode(tokenizer, " " + word)) == len(encode(tokenizer, word))
+                                  for word in ("the", "a", "and", "of", "to", "in"))
+    return memo["moves_space"]
+
+
+@dataclass(frozen=True)
+class VocabFacts:
+    """What the sampler and the canvas read of one tokenizer with a model of
+    ``profile.n_rows`` output rows, built once when the model loads (off the
+    GUI thread) and held by its adapter (engine.models.base.ModelAdapter.vocab).
+
+    ``profile``: the per-id VocabProfile; ``prepends_space``: the tokenizer
+    marks a document's first word with a space the text lacks (SentencePiece);
+    ``moves_space``: a word's leading space costs no token of its own."""
+
+    profile: VocabProfile
+    prepends_space: bool
+    moves_space: bool
+
+
+def facts(tokenizer: Any, n_rows: int) -> VocabFacts:
+    """The VocabFacts of ``tokenizer`` for a model of ``n_rows`` output rows
+    (the encoders of ``encode`` are built on the way)."""
+    return VocabFacts(profile(tokenizer, n_rows), prepends_space(tokenizer), moves_space(tokenizer))
+
+
+# Per tokenizer, what the functions above computed: kept beside the tokenizer (which may be the
+# caller's own object, shared with other code) rather than written into it, and gone with it.
+_MEMOS: weakref.WeakKeyDictionary[Any, dict[str, Any]] = weakref.WeakKeyDictionary()
+_MEMOS_LOCK = threading.Lock()
+
+
+def _memo(tokenizer: Any) -> dict[str, Any]:
+    with _MEMOS_LOCK:
+        memo = _MEMOS.get(tokenizer)
+        if memo is None:
+            memo = _MEMOS[tokenizer] = {}
+        return memo
+
+
+def forget(tokenizer: Any) -> None:
+    """Drop what was computed for ``tokenizer`` (tests measure a fresh computation)."""
+    with _MEMOS_LOCK:
+        _MEMOS.pop(tokenizer, None)

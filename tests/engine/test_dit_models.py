@@ -14,7 +14,7 @@ from safetensors.torch import load_file, save_file
 
 from engine import InfillRequest, ModelLoadError, Span, infill, load_model
 from engine.cli import main
-from engine.models.base import DiffusionModel
+from engine.models.base import ModelAdapter
 from engine.models.mdlm import MDLMNetwork, subs
 from engine.models.sedd import SEDDNetwork, loglinear_sigma
 from engine.select import tweedie_reveal
@@ -46,7 +46,7 @@ def sedd(sedd_dir):
 
 def test_families_load_behind_the_protocol(mdlm, sedd):
     for model, family, network in ((mdlm, "mdlm", MDLMNetwork), (sedd, "sedd", SEDDNetwork)):
-        assert isinstance(model, DiffusionModel)
+        assert isinstance(model, ModelAdapter)
         assert model.family == family and isinstance(model.network, network)
         assert model.mask_id == VOCAB - 1 == len(model.tokenizer)
         assert model.vocab_size == VOCAB and model.context_length == 128

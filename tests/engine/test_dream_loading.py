@@ -12,7 +12,7 @@ from hypothesis import strategies as st
 from safetensors.torch import load_file, save_file
 
 from engine import InfillRequest, ModelLoadError, Span, infill, load_model
-from engine.models.base import DiffusionModel
+from engine.models.base import ModelAdapter
 from engine.models.dream import DreamNetwork
 from engine.models.llada_moe import LLaDAMoENetwork
 from tests.support.tiny_dream import DREAM_CODE, MOE_CODE, build_tiny_dream, build_tiny_llada_moe
@@ -36,7 +36,7 @@ def _no_repository_code_imported(names):
 
 
 def test_dream_loads_natively_and_follows_the_protocol(dream, tiny_dream_dir):
-    assert isinstance(dream, DiffusionModel)
+    assert isinstance(dream, ModelAdapter)
     assert dream.family == "dream" and isinstance(dream.network, DreamNetwork)
     assert dream.logit_shift == 1 and dream.context_length == 2048
     config = json.loads((tiny_dream_dir / "config.json").read_text())
@@ -69,7 +69,7 @@ def test_dream_tokenizer_json_and_vocab_merges_agree(tmp_path, dream):
 
 
 def test_moe_loads_natively_and_follows_the_protocol(moe, tiny_llada_moe_dir):
-    assert isinstance(moe, DiffusionModel)
+    assert isinstance(moe, ModelAdapter)
     assert moe.family == "llada_moe" and isinstance(moe.network, LLaDAMoENetwork)
     assert moe.logit_shift == 0 and moe.context_length == 256
     config = json.loads((tiny_llada_moe_dir / "config.json").read_text())
@@ -291,7 +291,8 @@ def test_fit_split_counts_exactly_what_loading_holds_and_quantises(family, confi
     from engine.models import dream as dream_module
     from engine.models import llada_moe as moe_module
 
-    module = dream_module if family == "dream" else moe_module
+    from engine.models.families import BY_NAME
+
     if family == "dream":
         cfg = dream_module.DreamConfig.dream_7b() if config is None else dream_module.DreamConfig.from_config(config)
         factory = dream_module.DreamNetwork
@@ -304,5 +305,5 @@ def test_fit_split_counts_exactly_what_loading_holds_and_quantises(family, confi
     assert found == family
     assert split.total == sum(t.numel() for t in [*net.parameters(), *net.buffers()])
     quantised = sum(m.weight.numel() for name, m in net.named_modules()
-                    if isinstance(m, nn.Linear) and module.quantized_module(name))
+                    if isinstance(m, nn.Linear) and BY_NAME[family].quantizes(name))
     assert split.quantized == quantised  # biased layers (Dream's q/k/v) quantise too; their biases stay 16-bit

@@ -4,8 +4,10 @@ from __future__ import annotations
 import pytest
 import torch
 
-from engine.models import dream
+from engine.models.families import BY_NAME
 from engine.models.dream import DreamConfig, DreamNetwork
+
+DREAM = BY_NAME["dream"]
 
 SMALL = dict(hidden_size=32, intermediate_size=48, num_hidden_layers=2, num_attention_heads=4,
              num_key_value_heads=2, vocab_size=64, mask_token_id=63)
@@ -68,14 +70,14 @@ def test_config_round_trip_and_refusals():
 
 
 def test_detect_claims_dream_configs_only():
-    assert dream.detect({"model_type": "Dream", "architectures": ["DreamModel"]})
-    assert dream.detect({"architectures": ["DreamModel"]})
-    assert not dream.detect({"model_type": "qwen2", "architectures": ["Qwen2ForCausalLM"]})
-    assert not dream.detect({"model_type": "llada"})
+    assert DREAM.detect({"model_type": "Dream", "architectures": ["DreamModel"]})
+    assert DREAM.detect({"architectures": ["DreamModel"]})
+    assert not DREAM.detect({"model_type": "qwen2", "architectures": ["Qwen2ForCausalLM"]})
+    assert not DREAM.detect({"model_type": "llada"})
 
 
 def test_quantized_modules_are_the_layer_linears():
-    assert dream.quantized_module("model.layers.3.self_attn.q_proj")
-    assert dream.quantized_module("model.layers.0.mlp.down_proj")
-    assert not dream.quantized_module("lm_head")
-    assert not dream.quantized_module("model.embed_tokens")
+    assert DREAM.quantizes("model.layers.3.self_attn.q_proj")
+    assert DREAM.quantizes("model.layers.0.mlp.down_proj")
+    assert not DREAM.quantizes("lm_head")
+    assert not DREAM.quantizes("model.embed_tokens")

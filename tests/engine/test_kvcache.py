@@ -47,6 +47,24 @@ def test_prefill_equals_the_plain_forward_and_keeps_every_layer(native):
     assert len(cache.keys) == 2 and cache.length == ids.shape[1]
 
 
+def test_the_cache_is_handed_to_each_layer_not_taken_from_the_thread(native):
+    # A plain pass between a refresh and its cached step neither reads nor writes the cache
+    # (it used to reach the layers through a context variable and the order of attention calls).
+    from engine.models.kvcache import CacheStep, DualCache
+
+    ids = _canvas(native)
+    positions = torch.tensor([3, 4])
+    _, cache = native.prefill(ids, positions)
+    kept = [k.clone() for k in cache.keys]
+    plain = native.logits(ids[:, :20], torch.tensor([1, 2]))
+    assert all(torch.equal(a, b) for a, b in zip(kept, cache.keys))
+    assert plain.shape == (2, 2, native.vocab_size)
+    torch.testing.assert_close(native.logits_cached(ids, positions, positions, cache), native.logits(ids, positions),
+                               atol=1e-5, rtol=1e-5)
+    with pytest.raises(ValueError, match="out of order"):
+        CacheStep(DualCache(), record=True).kv(1, cache.keys[0], cache.values[0])
+
+
 def test_a_cached_step_on_an_unchanged_canvas_is_exact(native):
     ids = _canvas(native)
     block = torch.tensor([0, 4, 5, 21, 40])  # scattered; position 0 for Dream's shift at the edge

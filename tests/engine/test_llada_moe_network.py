@@ -7,8 +7,10 @@ import torch.nn.functional as F
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from engine.models import llada_moe
+from engine.models.families import BY_NAME
 from engine.models.llada_moe import LLaDAMoEConfig, LLaDAMoENetwork, SparseMoE
+
+LLADA_MOE = BY_NAME["llada_moe"]
 
 SMALL = dict(hidden_size=32, num_hidden_layers=2, num_attention_heads=4, num_key_value_heads=4,
              dense_intermediate_size=48, expert_intermediate_size=16, num_experts=4, num_experts_per_tok=2,
@@ -91,15 +93,15 @@ def test_config_round_trip_and_released_mask_id_default():
 
 
 def test_detect_claims_moe_configs_and_leaves_dense_llada_alone():
-    assert llada_moe.detect({"model_type": "llada", "architectures": ["LLaDAMoEModelLM"]})
-    assert llada_moe.detect({"model_type": "llada", "num_experts": 64, "moe_layer_freq": [1] * 16})
-    assert llada_moe.detect({"model_type": "lladamoe"})
-    assert not llada_moe.detect({"model_type": "llada", "architectures": ["LLaDAModelLM"], "d_model": 4096})
-    assert not llada_moe.detect({"model_type": "Dream"})
+    assert LLADA_MOE.detect({"model_type": "llada", "architectures": ["LLaDAMoEModelLM"]})
+    assert LLADA_MOE.detect({"model_type": "llada", "num_experts": 64, "moe_layer_freq": [1] * 16})
+    assert LLADA_MOE.detect({"model_type": "lladamoe"})
+    assert not LLADA_MOE.detect({"model_type": "llada", "architectures": ["LLaDAModelLM"], "d_model": 4096})
+    assert not LLADA_MOE.detect({"model_type": "Dream"})
 
 
 def test_router_stays_in_16_bit_when_quantised():
-    assert llada_moe.quantized_module("model.layers.2.mlp.experts.17.up_proj")
-    assert llada_moe.quantized_module("model.layers.2.self_attn.o_proj")
-    assert not llada_moe.quantized_module("model.layers.2.mlp.gate")
-    assert not llada_moe.quantized_module("lm_head")
+    assert LLADA_MOE.quantizes("model.layers.2.mlp.experts.17.up_proj")
+    assert LLADA_MOE.quantizes("model.layers.2.self_attn.o_proj")
+    assert not LLADA_MOE.quantizes("model.layers.2.mlp.gate")
+    assert not LLADA_MOE.quantizes("lm_head")

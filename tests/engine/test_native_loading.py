@@ -17,7 +17,7 @@ from hypothesis import strategies as st
 from safetensors.torch import load_file, save_file
 
 from engine import ModelLoadError, load_model
-from engine.models.base import DiffusionModel
+from engine.models.base import ModelAdapter
 from engine.models.llada import LLaDANetwork
 from engine.models.native import NativeAdapter
 from tests.support.tiny_llada import build_tiny_llada
@@ -31,7 +31,7 @@ def llada(tiny_llada_dir):
 
 
 def test_llada_loads_natively_and_follows_the_protocol(llada, tiny_llada_dir):
-    assert isinstance(llada, DiffusionModel)
+    assert isinstance(llada, ModelAdapter)
     assert llada.family == "llada" and isinstance(llada.network, LLaDANetwork)
     config = json.loads((tiny_llada_dir / "config.json").read_text())
     assert llada.mask_id == config["mask_token_id"] == llada.tokenizer.mask_token_id

@@ -110,8 +110,7 @@ TINY = ["tiny_bert", "tiny_sp", "tiny_roberta"]
 
 
 def _fresh(tokenizer):
-    for key in ("_lacuna_profiles", "_lacuna_encoders"):
-        tokenizer.__dict__.pop(key, None)
+    vocab.forget(tokenizer)
     return tokenizer
 
 

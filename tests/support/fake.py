@@ -1,4 +1,4 @@
-"""A deterministic fake DiffusionModel: real tokenizer, hand-made logits.
+"""A deterministic fake ModelAdapter: real tokenizer, hand-made logits.
 
 Row for canvas position p prefers token ``preferred(p)`` with a margin that
 grows with p, so the most confident slot is always the rightmost one still
@@ -10,22 +10,17 @@ import threading
 
 import torch
 
+from engine.models.base import ModelAdapter
 
-class FakeModel:
+
+class FakeModel(ModelAdapter):
     family = "fake"
-    logit_shift = 0
+    batches = True
 
     def __init__(self, tokenizer, context_length: int = 256, on_forward=None):
-        self.name = "fake"
-        self.tokenizer = tokenizer
-        self.mask_id = tokenizer.mask_token_id
-        self.vocab_size = len(tokenizer)
-        self.context_length = context_length
-        self.special_ids = frozenset(tokenizer.all_special_ids)
-        self.prefix_ids = ()
-        self.suffix_ids = ()
-        self.device = torch.device("cpu")
-        self.dtype = torch.float32
+        super().__init__("fake", tokenizer, mask_id=tokenizer.mask_token_id, vocab_size=len(tokenizer),
+                         context_length=context_length, device=torch.device("cpu"), dtype=torch.float32,
+                         frame=((), ()))
         self.calls: list[torch.Tensor] = []
         self.on_forward = on_forward
         self.lock = threading.Lock()
@@ -42,8 +37,6 @@ class FakeModel:
                 skip |= set(profile.utf8.index)
             self._whole = [i for i in range(10, self.vocab_size) if profile.generable[i] and i not in skip]
         return self._whole[(position * 7) % len(self._whole)]
-
-    batches = True
 
     def logits(self, ids: torch.Tensor, positions: torch.Tensor) -> torch.Tensor:
         """ids [L] -> [P, V]; a batch [B, L] -> [B, P, V] (one call, B rows)."""
