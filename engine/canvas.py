@@ -66,16 +66,9 @@ class Canvas:
 def moves_space(tokenizer) -> bool:
     """True when a word's leading space costs no token of its own (byte-level
     BPE, SentencePiece, and WordPiece, which ignores spaces): then the space
-    before a span is best tokenised with the span. Probed on common words, since
-    a rare one may be split either way."""
-    cached = tokenizer.__dict__.get("_lacuna_moves_space")
-    if cached is None:
-        cached = any(
-            len(vocab.encode(tokenizer, " " + word)) == len(vocab.encode(tokenizer, word))
-            for word in ("the", "a", "and", "of", "to", "in")
-        )
-        tokenizer.__dict__["_lacuna_moves_space"] = cached
-    return cached
+    before a span is best tokenised with the span (engine.models.vocab.moves_space;
+    a loaded model holds the answer in ``model.vocab.moves_space``)."""
+    return vocab.moves_space(tokenizer)
 
 
 def drops_spaces(tokenizer) -> bool:
@@ -101,7 +94,7 @@ def token_count(model, text: str, start: int, end: int) -> int:
     the canvas counts them: the default length of a mask over that text."""
     if not (0 <= start <= end <= len(text)):
         raise InputError(f"span [{start}, {end}) is outside the text ({len(text)} characters)")
-    source, moved = _span_source(text, start, end, moves_space(model.tokenizer))
+    source, moved = _span_source(text, start, end, model.vocab.moves_space)
     if not source.strip() and start == end:
         return 0
     at_start = (start - 1 if moved else start) == 0
@@ -111,7 +104,7 @@ def token_count(model, text: str, start: int, end: int) -> int:
 def build(model, request: InfillRequest, generator: torch.Generator | None = None) -> Canvas:
     tok = model.tokenizer
     text = request.text
-    move = moves_space(tok)
+    move = model.vocab.moves_space
     wordpiece = drops_spaces(tok)
     order = sorted(range(len(request.spans)), key=lambda i: (request.spans[i].start, request.spans[i].end))
     starts = Counter(s.start for s in request.spans)
@@ -139,7 +132,7 @@ def build(model, request: InfillRequest, generator: torch.Generator | None = Non
             segment = segment[:reach] + segment[-reach:]
         contexts.append(vocab.encode(tok, carry + segment, segment_at_start) if (carry or segment) else [])
         source_at_start = k == 0 and left_end == 0
-        prepended = source_at_start and not source.startswith(" ") and vocab.prepends_space(tok)
+        prepended = source_at_start and not source.startswith(" ") and model.vocab.prepends_space
         lead[i] = moved or prepended
         if not wordpiece and not lead[i] and not text[span.start:span.end][:1].isspace():
             bare_start[i] = span.start == 0 or text[span.start - 1] in _LINE_BREAKS
@@ -284,7 +277,7 @@ def decode_span(model, token_ids: list[int], lead: bool, left: str, right: str,
     the fill with. ``left``/``right`` are the characters around the span in
     the original text ('' at the ends)."""
     tok = model.tokenizer
-    table = vocab.profile(tok, model.vocab_size).token_bytes
+    table = model.vocab.profile.token_bytes
     pieces = [table[t] if (table is not None and 0 <= t < len(table)) else None for t in token_ids]
     if table is not None and all(p is not None for p in pieces):
         text, bounds = _decode_bytes(pieces)

@@ -32,13 +32,12 @@ from . import schedules
 from . import select as sel
 from . import utf8
 from .errors import Cancelled, InputError, OutOfMemory
-from .models import vocab
+from .models.base import DEFAULT_THRESHOLD  # noqa: F401 - the threshold sampler's default, importable from here
 from .models.serial import model_lock
 from .policies import POLICIES, Policy, Step
 from .schedules import MAX_STEPS
 from .types import Commit, InfillRequest, InfillResult, StepEvent, check_seed
 
-DEFAULT_THRESHOLD = 0.9  # Fast-dLLM's tau, for families that declare none
 
 
 def planned_steps(request: InfillRequest) -> int:
@@ -49,8 +48,8 @@ def planned_steps(request: InfillRequest) -> int:
 def resolve_cache(model, request: InfillRequest) -> str:
     """The context cache a run uses: the request's, else the family's default.
     Raises InputError when the model cannot run the cache asked for."""
-    modes = ("none", *getattr(model, "cache_modes", ()))
-    mode = request.cache if request.cache is not None else getattr(model, "default_cache", "none")
+    modes = ("none", *model.cache_modes)
+    mode = request.cache if request.cache is not None else model.default_cache
     if mode not in modes:
         raise InputError(
             f"{model.name} ({model.family} family) has no {mode!r} context cache; "
@@ -63,7 +62,7 @@ def resolve_threshold(model, request: InfillRequest) -> float:
     """The threshold sampler's tau: the request's, else the family's default."""
     if request.threshold is not None:
         return float(request.threshold)
-    return float(getattr(model, "default_threshold", DEFAULT_THRESHOLD))
+    return float(model.default_threshold)
 
 
 @dataclass
@@ -197,7 +196,7 @@ def _steps(model, request: InfillRequest, seeds: tuple[int, ...],
     policy = POLICIES[request.sampler]
     cache_mode = resolve_cache(model, request)
     # Never generated: the mask, the model's specials, and every id that is no text (engine.models.vocab).
-    profile = vocab.profile(model.tokenizer, model.vocab_size)
+    profile = model.vocab.profile
     # Only edits (strength < 1) draw from the seed while building the canvas.
     edits = any(span.strength < 1.0 for span in request.spans)
     shared = None if edits else canvas_mod.build(model, request, None)
@@ -215,9 +214,9 @@ def _steps(model, request: InfillRequest, seeds: tuple[int, ...],
         model=model, request=request, policy=policy, slots=slots, slot_span=first.slot_span,
         tau=resolve_threshold(model, request),
         # SEDD's analytic update needs scores (unnormalised); on other models it is plain ancestral.
-        analytic=policy.analytic and getattr(model, "scores", False), t0=t0,
+        analytic=policy.analytic and model.scores, t0=t0,
     )
-    forward = _forward_path(model, cache_mode, len(cands) > 1 and getattr(model, "batches", False), ids, slots)
+    forward = _forward_path(model, cache_mode, len(cands) > 1 and model.batches, ids, slots)
     # Edits mask a different number of slots per seed, so each candidate has its
     # own blocks and step budgets; block i of every candidate runs together.
     for c in cands:

@@ -24,8 +24,6 @@ from .masked_lm import MaskedLMAdapter
 
 log = logging.getLogger(__name__)
 
-# (family, module under engine.models), in detection order: the registry's, for older callers.
-NATIVE_FAMILIES = tuple((f.name, f.module) for f in families.FAMILIES)
 QUANTIZATIONS = ("int8", "nf4")
 
 _DTYPES = {

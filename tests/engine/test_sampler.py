@@ -150,15 +150,18 @@ def test_out_of_memory_is_a_clear_error_and_mutates_nothing(tiny_model):
     assert req.text == TEXT
 
 
-class _Prefers:
+class _Prefers(FakeModel):
     """A fake whose every slot prefers one given token (to test what may not land)."""
 
     def __init__(self, model, token_id, rows=None):
         self.__dict__.update(model.__dict__)
         self.base = model
         self.token_id = token_id
-        if rows is not None:
+        if rows is not None:  # more output rows than the tokenizer has ids: the facts cover them all
+            from engine.models import vocab
+
             self.vocab_size = rows
+            self.vocab = vocab.facts(self.tokenizer, rows)
 
     def logits(self, ids, positions):
         out = torch.zeros(positions.numel(), self.vocab_size)

@@ -132,9 +132,9 @@ def test_catalog_has_the_issue_models_and_keeps_the_starter(hub):
     # loadable means the engine has a loader for the family: masked LMs or a native module
     import importlib.util
 
-    from engine.models.loader import NATIVE_FAMILIES
+    from engine.models.families import FAMILIES
 
-    native = {fam for fam, module in NATIVE_FAMILIES if importlib.util.find_spec(f"engine.models.{module}")}
+    native = {f.name for f in FAMILIES if importlib.util.find_spec(f"engine.models.{f.module}")}
     for e in entries():
         assert not e["loadable"] or e["family"] in {"bert", "modernbert"} | native, e["id"]
     for fam in ("dream", "llada_moe"):
