@@ -18,7 +18,7 @@ and assembles the result:
   assembled scales (4 bytes per 64 parameters), exactly as bitsandbytes does.
 
 The result is bit-identical to bitsandbytes quantising the whole matrix
-(tests/engine/test_quantize.py checks both). The quantised layers are
+(tests/engine/models/test_quantize.py checks both). The quantised layers are
 bitsandbytes' own ``Linear8bitLt`` and ``Linear4bit`` and keep a bias in the
 compute dtype, as theirs do.
 """

@@ -12,7 +12,7 @@ OUTSIDE this repository, never committed:
         tests/reference/make_dream_reference.py /path/to/folder/holding/dream_upstream
 
 The reference stores the config, the seed, the inputs and upstream's float32
-logits (unshifted, as upstream returns them); tests/engine/test_dream_reference.py
+logits (unshifted, as upstream returns them); tests/engine/models/test_reference.py
 rebuilds DreamNetwork from the seed and compares. The script also prints
 Lacuna's max |diff| directly.
 """

@@ -11,7 +11,7 @@ OUTSIDE this repository, never committed:
         tests/reference/make_llada_reference.py /path/to/folder/holding/llada_model
 
 The reference file stores the config, the seed, the inputs and upstream's
-float32 logits; tests/engine/test_llada_reference.py rebuilds LLaDANetwork from
+float32 logits; tests/engine/models/test_reference.py rebuilds LLaDANetwork from
 the seed and compares. The script also prints Lacuna's max |diff| directly.
 """
 from __future__ import annotations

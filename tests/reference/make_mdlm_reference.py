@@ -14,7 +14,7 @@ small torch stand-in:
 Only the two methods of ``Diffusion`` are taken from diffusion.py (by their
 source, through ast), since importing it pulls Lightning, Hydra and datasets.
 The reference stores the config, seed, inputs and upstream's float32 outputs
-with and without time conditioning; tests/engine/test_mdlm_reference.py
+with and without time conditioning; tests/engine/models/test_reference.py
 rebuilds the network from the seed and compares. Prints our max |diff| too.
 """
 from __future__ import annotations

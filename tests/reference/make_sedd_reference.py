@@ -13,7 +13,7 @@ rotary falls back to upstream's own torch code (model/rotary.py).
 
 The reference stores the config, seed, inputs (sigma below and above 0.5, so
 both branches of the expm1 guard run) and upstream's float32 log scores with
-and without scale_by_sigma; tests/engine/test_sedd_reference.py rebuilds the
+and without scale_by_sigma; tests/engine/models/test_reference.py rebuilds the
 network from the seed and compares. Prints our max |diff| too, and that of
 the analytic (Tweedie) step against upstream's graph_lib.
 """

@@ -17,7 +17,7 @@ import pytest
 
 from engine.models import quantize
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[3]
 
 
 class CountingHub:

@@ -22,7 +22,7 @@ from engine.models.llada import LLaDANetwork
 from engine.models.native import NativeAdapter
 from tests.support.tiny_llada import build_tiny_llada
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[3]
 
 
 @pytest.fixture(scope="module")
