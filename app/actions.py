@@ -4,9 +4,10 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from PySide6.QtCore import Qt
-from PySide6.QtGui import QAction, QKeySequence
+from PySide6.QtGui import QAction, QKeySequence, QShortcut
 from PySide6.QtWidgets import QComboBox, QLabel, QMessageBox, QToolBar, QWidget
 
+from .infill_controller import INSTRUCT_TIP
 from .model_controller import OPEN_FOLDER, STARTER
 
 if TYPE_CHECKING:
@@ -16,9 +17,12 @@ HELP = (
     "1. Open a text (Ctrl+O) or type one.\n"
     "2. Select words and press Ctrl+M to mask them; with no selection Ctrl+M inserts a mask "
     "at the cursor. Double-click a mask to set its length and strength.\n"
-    "3. Press Ctrl+Enter: the model fills every mask, token by token.\n"
+    "3. Press Ctrl+Enter: the model fills every mask, token by token. With an instruction-tuned "
+    "model, Ctrl+Shift+M asks for the fill in words: type what you want (\u201cmake it more formal\u201d) "
+    "and press Enter.\n"
     "4. Enter keeps the fill, Esc discards it, Ctrl+R samples again. Ctrl+Z undoes an accepted fill.\n"
     "5. Save with Ctrl+S.")
+INSTRUCT_KEYS = "Ctrl+Shift+M"
 ABOUT = ("Lacuna — fill masked spans of text with masked diffusion language models, "
          "and watch every token resolve.")
 
@@ -127,10 +131,17 @@ def _edit_menu(w: MainWindow) -> None:
 def _infill_menu(w: MainWindow) -> None:
     infill = w.infill
     i = w.menuBar().addMenu("&Infill")
+    i.setToolTipsVisible(True)  # a disabled "Fill with instruction…" says why on hover
     w.mask_action = make_action(w, "&Mask Selection", "maskAction", infill.mask_selection, "Ctrl+M",
                                 "Mask the selected text (or insert a mask at the cursor)")
-    w.clear_masks_action = make_action(w, "C&lear Masks", "clearMasksAction", infill.clear_masks, "Ctrl+Shift+M",
-                                       "Remove every mask")
+    w.instruct_action = make_action(w, "Fill with I&nstruction…", "instructAction", infill.fill_with_instruction,
+                                    INSTRUCT_KEYS, INSTRUCT_TIP)
+    # the action is disabled for a model without a chat template; the same keys then say why
+    w.instruct_refusal_shortcut = QShortcut(QKeySequence(INSTRUCT_KEYS), w, infill.say_refusal,
+                                            objectName="instructRefusalShortcut")
+    w.instruct_refusal_shortcut.setEnabled(False)
+    w.clear_masks_action = make_action(w, "C&lear Masks", "clearMasksAction", infill.clear_masks,
+                                       "Ctrl+Shift+Backspace", "Remove every mask")
     w.infill_action = make_action(w, "&Infill", "infillAction", lambda: infill.start(False),
                                   ["Ctrl+Return", "Ctrl+Enter"], "Fill the masks with the model")
     w.stop_action = make_action(w, "&Stop", "stopAction", infill.stop, "Esc", "Stop the run and restore the text")
@@ -142,7 +153,7 @@ def _infill_menu(w: MainWindow) -> None:
     w.tint_action = make_action(w, "Confidence &Tint", "tintAction", infill.toggle_tint, "Ctrl+T",
                                 "Tint the accepted tokens by confidence until the next edit", checkable=True)
     w.tint_action.setChecked(w.s.value("view/tint", True) in (True, "true"))
-    i.addActions([w.mask_action, w.clear_masks_action])
+    i.addActions([w.mask_action, w.instruct_action, w.clear_masks_action])
     i.addSeparator()
     i.addActions([w.infill_action, w.stop_action, w.accept_action, w.reject_action, w.regenerate_action])
     i.addSeparator()

@@ -9,12 +9,13 @@ from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING
 
 from PySide6.QtCore import QMetaMethod, QObject, QPoint, Qt, QTimer, Signal, Slot
+from PySide6.QtGui import QKeySequence
 from PySide6.QtWidgets import QFileDialog, QListWidgetItem, QMessageBox, QProgressDialog
 
 from . import positions
 from .editor import MaskPopup, document_text
 from .seeds import VARIETY_TEMPERATURE, SeedRecord, device_kind, seed_matters
-from .settings import RunSettings
+from .settings import RunSettings, recent_instructions, remember_instruction
 from .workers.messages import Failed, Finished, Steps
 
 if TYPE_CHECKING:
@@ -22,6 +23,7 @@ if TYPE_CHECKING:
 
 FRAME_MS = 66  # the live view redraws at most 15 times a second
 CHART_MS = 200  # the chart and figures, a summary, at most 5 times a second
+INSTRUCT_TIP = "Say what to write in the selection; an instruction-tuned model fills it in place"
 
 
 @dataclass
@@ -41,7 +43,8 @@ class Candidate:
 
     def label(self) -> str:
         """Three lines: who made it and the run's figures (the steps it took, not the steps
-        allowed), its settings, its fills. A figure is held together by no-break spaces, so
+        allowed), its settings, its fills; a fourth, the instruction asked for (issue 24),
+        stands above the fills. A figure is held together by no-break spaces, so
         a narrow list wraps between figures, never inside one ("0.6 s" never alone on a line)."""
         r = self.result
         fills = [r.span_text(i) for i in range(len(r.spans))] if r is not None else []
@@ -58,7 +61,16 @@ class Candidate:
         n = self.settings.steps
         planned = (f"{n} steps", f"{n} step")  # as settings.describe() words it
         setup = " · ".join(part for part in self.settings.describe().split(" · ") if part not in planned)
+        instruction = self.request.instruction
+        if instruction:  # the fills read as the answer to it
+            return f"{line}\n{setup}\n{instruction_label(instruction)}\n{fills_label(fills)}"
         return f"{line}\n{setup}\n{fills_label(fills)}"
+
+
+def instruction_label(instruction: str, width: int = 60) -> str:
+    """The instruction a candidate was asked for, quoted on one line of about ``width`` characters."""
+    text = " ".join(instruction.split())
+    return f"Asked: “{text if len(text) <= width else text[: width - 1] + '…'}”"
 
 
 def fills_label(fills: list[str], width: int = 90) -> str:
@@ -120,6 +132,9 @@ class InfillController(QObject):
         self.exporter.cancelled.connect(self._export_cancelled, queued)
         self._export_dialog: QProgressDialog | None = None
         self._export_number = 0  # the export the dialog shows (ExportWorker.start's number)
+        # why the loaded model cannot follow an instruction (None: it can); decided once per model
+        self.refusal: str | None = refusal_for(None)
+        window.modelReady.connect(self._on_model_ready)
         window.stateChanged.connect(self.update_actions)
         window.editor.masksChanged.connect(self.update_actions)
         window.editor.maskEditRequested.connect(self.edit_mask)
@@ -142,6 +157,12 @@ class InfillController(QObject):
         w.accept_action.setEnabled(preview and current is not None and current.result is not None)
         w.reject_action.setEnabled(preview)
         w.regenerate_action.setEnabled((idle or preview) and has_masks)
+        w.instruct_action.setEnabled(idle and self.refusal is None)
+        keys = w.instruct_action.shortcut().toString(QKeySequence.SequenceFormat.NativeText)
+        w.instruct_action.setToolTip(self.refusal or f"{INSTRUCT_TIP} ({keys})")
+        w.instruct_action.setStatusTip(self.refusal or INSTRUCT_TIP)
+        # a disabled action takes no shortcut: this one says why instead of doing nothing
+        w.instruct_refusal_shortcut.setEnabled(idle and self.refusal is not None)
         w.reuse_seed_button.setEnabled(w.candidates_list.currentRow() >= 0)
         w.tint_action.setEnabled(not running)
 
@@ -169,10 +190,12 @@ class InfillController(QObject):
     def edit_mask(self, mask, global_pos: QPoint | None = None) -> MaskPopup:
         w, editor = self.w, self.w.editor
         popup = MaskPopup(mask, self.token_count(mask.start, mask.end), w,
-                          max_length=w.settings_panel.max_mask_length)
+                          max_length=w.settings_panel.max_mask_length, refusal=self.refusal,
+                          history=recent_instructions(w.s))
         popup.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
         popup.changed.connect(lambda: editor.mask_changed(mask))  # masksChanged updates the actions
         popup.removeRequested.connect(editor.remove_mask)
+        popup.instructionSubmitted.connect(lambda text: self._instruction_submitted(popup, text))
         if global_pos is None:
             c = positions.cursor_at(editor.document(), mask.start)
             global_pos = editor.viewport().mapToGlobal(editor.cursorRect(c).bottomLeft())
@@ -180,13 +203,50 @@ class InfillController(QObject):
         popup.show()
         return popup
 
+    # ---------------------------------------------------------- instructions
+    def _on_model_ready(self, _info) -> None:
+        self.refusal = refusal_for(self.w.models.model)
+        self.update_actions()
+
+    def fill_with_instruction(self) -> MaskPopup | None:
+        """"Fill with instruction…": the popup of the mask under the selection (masking the
+        selection first, or inserting a mask at the cursor, if there is none), its
+        instruction line focused; Enter there runs the fill."""
+        w, editor = self.w, self.w.editor
+        if w.state != "idle":
+            return None
+        if self.refusal is not None:
+            self.say_refusal()
+            return None
+        c = editor.textCursor()
+        start, end = positions.selection(c) if c.hasSelection() else (positions.position(c),) * 2
+        mask = next((m for m in editor.masks if m.contains(start) and m.contains(end)), None)
+        if mask is None:
+            mask = editor.mask_selection(w.run_settings.insertion_length)
+        popup = self.edit_mask(mask)
+        popup.instruction.setFocus(Qt.FocusReason.PopupFocusReason)
+        return popup
+
+    def say_refusal(self) -> None:
+        """The one sentence a model that cannot follow instructions gives: in the status
+        line and, whole (the status line cuts a long one), in the banner."""
+        if self.refusal is not None:
+            self.w.show_error(self.refusal)
+
+    def _instruction_submitted(self, popup: MaskPopup, text: str) -> None:
+        popup.close()
+        remember_instruction(self.w.s, text)  # kept even if the run fails: nothing typed is lost
+        self.start(instruction=text)
+
     # ----------------------------------------------------------------- runs
     def snapshot_key(self) -> tuple:
         editor = self.w.editor
         return (editor.document().revision(), tuple((m.start, m.end) for m in editor.masks))
 
-    def _make_requests(self, n: int, regenerate: bool) -> list[tuple[object, RunSettings]]:
-        """The requests of one batch, each with the settings it runs at.
+    def _make_requests(self, n: int, regenerate: bool,
+                       instruction: str | None = None) -> list[tuple[object, RunSettings]]:
+        """The requests of one batch, each with the settings it runs at (and
+        ``instruction``, for an Instruct model's chat; None: a plain fill).
 
         A greedy request (its seed changes nothing, see app.seeds) would give n
         identical candidates: the first candidate of an Infill stays greedy,
@@ -213,7 +273,7 @@ class InfillController(QObject):
                                 block_length=rs.block_length or None, threshold=rs.threshold or None,
                                 seed=seed, revision=revision,
                                 allow_newlines=True if rs.allow_newlines else None,
-                                cache=self._cache_for(rs.cache))
+                                cache=self._cache_for(rs.cache), instruction=instruction)
             settings = rs
             if (regenerate or k > 0) and not seed_matters(req):
                 req = replace(req, temperature=VARIETY_TEMPERATURE)
@@ -238,10 +298,16 @@ class InfillController(QObject):
             model=info.name if info else "", revision=(info.revision or "") if info else "",
             dtype=info.dtype if info else "", device=device_kind(info.device) if info else "")
 
-    def start(self, regenerate: bool = False) -> bool:
+    def start(self, regenerate: bool = False, instruction: str | None = None) -> bool:
+        """Run a batch of candidates for the masks: ``regenerate`` adds to the
+        candidates shown, under the instruction they were made with;
+        ``instruction`` asks an Instruct model to fill the masks under it."""
         w, models = self.w, self.w.models
         if w.state == "running":
             return False
+        if regenerate and instruction is None:
+            shown = self.current or (self.candidates[-1] if self.candidates else None)
+            instruction = shown.request.instruction if shown is not None else None
         if not w.editor.masks:
             w.show_error("Nothing to fill: select some text and press Ctrl+M to mask it first.")
             return False
@@ -252,10 +318,13 @@ class InfillController(QObject):
                 return True
             w.show_error("No model is loaded. Choose one in the model picker on the toolbar.")
             return False
+        if instruction is not None and self.refusal is not None:
+            w.show_error(self.refusal)  # the masks and the text stay as they are
+            return False
         if w.state == "preview":
             w.set_state("idle")
         try:
-            requests = self._make_requests(w.run_settings.candidates, regenerate)
+            requests = self._make_requests(w.run_settings.candidates, regenerate, instruction)
         except Exception as exc:  # noqa: BLE001 - InputError and friends
             from .workers import readable_error
 
@@ -377,7 +446,8 @@ class InfillController(QObject):
         item.setData(Qt.ItemDataRole.UserRole, len(self.candidates) - 1)
         reuse = ("Reuse seed fixes this seed and temperature in the settings" if cand.record.used
                  else "Reuse seed sets the greedy settings that give it")
-        item.setToolTip(f"{cand.record.describe()}\nClick to preview; {reuse}.")
+        asked = f"\nAsked: “{cand.request.instruction}”" if cand.request.instruction else ""
+        item.setToolTip(f"{cand.record.describe()}{asked}\nClick to preview; {reuse}.")
         self.w.candidates_list.addItem(item)
 
     @Slot(object)
@@ -655,3 +725,19 @@ class InfillController(QObject):
             w.editor.set_tint(self.last_accept)
         elif not on:
             w.editor.clear_tint()
+
+
+def refusal_for(model) -> str | None:
+    """Why ``model`` cannot follow an instruction, as the one sentence to show, or None
+    when its folder has a chat template (read once per folder by engine.instruct,
+    from tokenizer_config.json: no torch, no model run)."""
+    from engine.instruct import InstructError, instruct_models, template_for
+
+    if model is None:
+        return ("No model is loaded; load an instruction-tuned model "
+                f"({', '.join(instruct_models())}) to fill with an instruction.")
+    try:
+        template_for(model)
+    except InstructError as exc:
+        return str(exc)
+    return None

@@ -1,6 +1,7 @@
 """Run settings: a frozen dataclass, its QSettings persistence and the panel."""
 from __future__ import annotations
 
+import json
 import random
 from dataclasses import asdict, dataclass, fields, replace
 
@@ -54,6 +55,30 @@ def first_run_done(s: QSettings) -> bool:
 
 def mark_first_run_done(s: QSettings) -> None:
     s.setValue(FIRST_RUN_KEY, True)
+
+
+INSTRUCTIONS_KEY = "instruct/history"  # recent instructions, newest first, as a JSON list
+MAX_INSTRUCTIONS = 20
+
+
+def recent_instructions(s: QSettings) -> list[str]:
+    """The instructions last used (newest first, at most MAX_INSTRUCTIONS). Stored as
+    one JSON string: an INI file gives a one-element list back as a bare string."""
+    try:
+        items = json.loads(str(s.value(INSTRUCTIONS_KEY, "[]") or "[]"))
+    except ValueError:
+        return []
+    if not isinstance(items, list):
+        return []
+    return [x for x in items if isinstance(x, str) and x.strip()][:MAX_INSTRUCTIONS]
+
+
+def remember_instruction(s: QSettings, text: str) -> list[str]:
+    """Put ``text`` first in the history (once: an older copy goes) and return the history."""
+    items = [text] + [x for x in recent_instructions(s) if x != text]
+    items = items[:MAX_INSTRUCTIONS]
+    s.setValue(INSTRUCTIONS_KEY, json.dumps(items, ensure_ascii=False))
+    return items
 
 
 @dataclass(frozen=True)
