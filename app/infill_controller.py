@@ -206,7 +206,7 @@ class InfillController(QObject):
     # ---------------------------------------------------------- instructions
     def _on_model_ready(self, _info) -> None:
         self.refusal = refusal_for(self.w.models.model)
-        self.update_actions()
+        self.w.refresh_actions()  # the actions and the hint follow the new model
 
     def fill_with_instruction(self) -> MaskPopup | None:
         """"Fill with instruction…": the popup of the mask under the selection (masking the

@@ -93,6 +93,7 @@ class MainWindow(QMainWindow):
         doc.undoAvailable.connect(lambda ok: self.undo_action.setEnabled(ok and self.state == "idle"))
         doc.redoAvailable.connect(lambda ok: self.redo_action.setEnabled(ok and self.state == "idle"))
         self.stateChanged.connect(self._update_own_actions)
+        self.stateChanged.connect(lambda _state: self._update_hint())  # a new model can change it too
         self.editor.masksChanged.connect(self._update_hint)
         self.models.loadingChanged.connect(self._update_state_label)
         self.settings_panel.changed.connect(self._on_settings_changed)
@@ -151,6 +152,8 @@ class MainWindow(QMainWindow):
             n = len(self.editor.masks)
             text = (f"{n} mask{'s' if n != 1 else ''}: <b>Ctrl+Enter</b> fills {'them' if n != 1 else 'it'} · "
                     "double-click a mask to set its length and strength")
+            if self.infill.refusal is None:  # an Instruct model is loaded
+                text += " · <b>Ctrl+Shift+M</b> fills under an instruction"
         self.hint.setText(text)
 
     def _update_state_label(self) -> None:

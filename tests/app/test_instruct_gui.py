@@ -87,6 +87,9 @@ def labels(w) -> list[str]:
 def test_ctrl_shift_m_fills_under_the_instruction_in_the_models_chat(folder, make_window, qtbot, request):
     w = real_window(make_window, qtbot, request.getfixturevalue(folder))
     assert w.instruct_action.isEnabled() and w.infill.refusal is None
+    w.editor.add_mask(0, 2)
+    assert "Ctrl+Shift+M" in w.hint.text()  # the hint names the command once an Instruct model is loaded
+    w.editor.clear_masks()
     w.settings_panel.cache.setCurrentIndex(w.settings_panel.cache.findData("none"))  # every pass: model.logits
     w.settings_panel.steps.setValue(2)
     sent, seen = [], []

@@ -26,7 +26,7 @@ def test_object_names_from_design(window):
     for name in ("editor", "denoisePanel", "timelineSlider", "candidatesList", "modelPicker", "settingsPanel"):
         assert window.findChild(QWidget, name) is not None, name
     for name in ("maskAction", "clearMasksAction", "infillAction", "stopAction", "acceptAction", "rejectAction",
-                 "regenerateAction", "modelManagerAction"):
+                 "regenerateAction", "modelManagerAction", "instructAction"):
         assert window.findChild(QAction, name) is not None, name
 
 
