@@ -33,17 +33,19 @@ class _Recorder:
         self._model = model
         self.calls: list[tuple[torch.Tensor, torch.Tensor]] = []
         self.inside_cpu = 0.0
+        self.inside_wall = 0.0
 
     def __getattr__(self, name):
         return getattr(self._model, name)
 
     def logits(self, ids, positions):
         self.calls.append((ids.clone(), positions.clone()))
-        start = process_time()
+        start, wall = process_time(), perf_counter()
         try:
             return self._model.logits(ids, positions)
         finally:
             self.inside_cpu += process_time() - start
+            self.inside_wall += perf_counter() - wall
 
 
 def bench_text(model, context: int, span: int):
@@ -68,7 +70,11 @@ def overhead(model, context: int = 256, span: int = 32, steps: int = 16, repeats
     - ``engine_cpu_pct``: within the infill itself, this process's CPU seconds
       outside the model's forward passes over those inside them; on a shared
       machine this is far steadier than wall time (others' load slows both
-      sides of a wall-time pair unevenly).
+      sides of a wall-time pair unevenly);
+    - ``engine_wall_pct``: the same split of the infill's wall time, outside
+      the forward passes over inside them. Engine and forward passes alternate
+      step by step within one run, so a busy machine slows both alike; median
+      of the repetitions.
     """
     import os
 
@@ -107,12 +113,15 @@ def overhead(model, context: int = 256, span: int = 32, steps: int = 16, repeats
         fn()
         into.append(perf_counter() - t)
 
+    engine_wall: list[float] = []
+
     def run() -> None:
-        recorder.inside_cpu = 0.0
-        start = process_time()
+        recorder.inside_cpu = recorder.inside_wall = 0.0
+        start, wall = process_time(), perf_counter()
         infill(recorder, request, threading.Event())
-        total = process_time() - start
+        total, total_wall = process_time() - start, perf_counter() - wall
         engine_cpu.append((total - recorder.inside_cpu) / recorder.inside_cpu)
+        engine_wall.append((total_wall - recorder.inside_wall) / recorder.inside_wall)
 
     loads = [os.getloadavg()[0]]
     for r in range(repeats):
@@ -130,6 +139,7 @@ def overhead(model, context: int = 256, span: int = 32, steps: int = 16, repeats
         "nfe": len(calls), "sampler": sampler, "repeats": repeats,
         "infill_s": round(e, 4), "bare_forwards_s": round(b, 4), "full_vocab_forwards_s": round(f, 4),
         "overhead_pct": round(100 * paired, 2), "engine_cpu_pct": round(100 * statistics.median(engine_cpu), 2),
+        "engine_wall_pct": round(100 * statistics.median(engine_wall), 2),
         "vs_reference_forwards_pct": round(100 * (e - f) / f, 2),
         "load_1min": [round(x, 2) for x in loads],
     }
@@ -192,6 +202,8 @@ def main(args) -> int:
     print(f"  bare forward passes    {o['bare_forwards_s'] * 1000:8.1f} ms")
     print(f"  engine overhead        {o['overhead_pct']:8.2f} % (wall, paired with the bare passes)")
     print(f"  engine CPU overhead    {o['engine_cpu_pct']:8.2f} % (CPU outside the forward passes / inside them)")
+    print(f"  engine wall overhead   {o['engine_wall_pct']:8.2f} % (wall outside the forward passes / inside them, "
+          f"same runs)")
     print(f"  load average (1 min)   {o['load_1min'][0]:.2f} before, {o['load_1min'][1]:.2f} after")
     print(f"  full-vocab forwards    {o['full_vocab_forwards_s'] * 1000:8.1f} ms "
           f"(the reference loop's cost; infill is {o['vs_reference_forwards_pct']:+.1f}% against it)")

@@ -450,6 +450,40 @@ def cache_agreement(model, requests: int = 50, document: int = 200, hole: int = 
             "fills_identical": exact}
 
 
+def cache_drift(model, document: int = 1000, hole: int = 32,
+                committed: tuple[int, ...] = (0, 1, 8, 16, 24)) -> list[dict]:
+    """How far one cached step strays from the plain pass, after k of the hole's slots are
+    committed since the refresh: the refresh runs with every slot of a ``hole``-token hole in a
+    ``document``-token text masked; the k slots the plain pass is most sure of then get its
+    greedy tokens; at the still-masked slots the cached step's log-probabilities are compared
+    with a plain pass over the same canvas. Per k: the sigma the refresh and the step were
+    conditioned on, how many slots keep the plain pass's argmax, and the largest absolute
+    difference of a finite log-probability (nats). At k = 0 the two agree to rounding."""
+    from .canvas import build
+
+    ids = build(model, hole_request(model, document, hole, 1)).ids.unsqueeze(0).to(model.device)
+    block = (ids[0] == model.mask_id).nonzero().squeeze(1)
+    first, _ = model.prefill(ids, block)
+    confidence, tokens = torch.log_softmax(first[0], dim=-1).max(dim=-1)
+    order = confidence.argsort(descending=True)
+    rows = []
+    for k in committed:
+        if k >= block.numel():
+            continue
+        _, cache = model.prefill(ids, block)  # a cached step overwrites the block's entries: a fresh one each k
+        now = ids.clone()
+        now[0, block[order[:k]]] = tokens[order[:k]]
+        rest = block[order[k:].sort().values]
+        cached = torch.log_softmax(model.logits_cached(now, block, rest, cache)[0], dim=-1)
+        plain = torch.log_softmax(model.logits(now, rest)[0], dim=-1)
+        finite = torch.isfinite(cached) & torch.isfinite(plain)
+        rows.append({"committed": k, "sigma_refresh": round(float(model.sigma(ids)[0]), 4),
+                     "sigma_step": round(float(model.sigma(now)[0]), 4),
+                     "argmax_same": int((cached.argmax(-1) == plain.argmax(-1)).sum()), "slots": int(rest.numel()),
+                     "max_abs_logprob_diff": float((cached - plain).abs()[finite].max())})
+    return rows
+
+
 def dit_figures(model, document: int = 1000, hole: int = 32, insertion: int = 128, steps: int = 32,
                 threads: tuple[int, ...] = (1, 2), repeats: int = 1) -> list[dict]:
     """Seconds per fill (wall and this process's CPU seconds, all threads) of a
@@ -517,8 +551,11 @@ def dit_main(argv: list[str] | None = None) -> int:
     p.add_argument("--agreement-layers", type=positive, default=2)
     p.add_argument("--init-std", type=float, default=None,
                    help="random weights from N(0, std^2) instead of torch's default initialisation")
+    p.add_argument("--drift", action="store_true",
+                   help="also how far one cached step strays from the plain pass as the hole's slots commit "
+                        "(on the timed network; see cache_drift)")
     p.add_argument("--figures", action=argparse.BooleanOptionalAction, default=True,
-                   help="the full-size seconds per fill (--no-figures: the agreement only)")
+                   help="the full-size seconds per fill (--no-figures: the agreement or the drift only)")
     p.add_argument("--json", action="store_true")
     args = p.parse_args(argv)
     threads = args.threads
@@ -528,11 +565,15 @@ def dit_main(argv: list[str] | None = None) -> int:
             for dtype in args.dtype or ["float32", "bfloat16"]:
                 dt = getattr(torch, dtype)
                 entry = {"family": family, "dtype": dtype}
-                if args.figures:
+                if args.figures or args.drift:
                     model = random_dit(family, args.tokenizer, layers=args.layers, dtype=dt, init_std=args.init_std)
                     entry["model"] = model.name
-                    entry["rows"] = dit_figures(model, args.document, args.hole, args.insertion, args.steps,
-                                                threads, args.repeats)
+                    if args.figures:
+                        entry["rows"] = dit_figures(model, args.document, args.hole, args.insertion, args.steps,
+                                                    threads, args.repeats)
+                    if args.drift:
+                        torch.set_num_threads(max(threads))
+                        entry["drift"] = cache_drift(model, args.document, args.hole)
                     del model
                 if args.agreement:
                     torch.set_num_threads(max(threads))
@@ -558,6 +599,14 @@ def _print_dit(entry: dict) -> None:
             agree = f"{100 * r['agreement']:.1f}%" if "agreement" in r else ""
             print(f"| {r['threads']} | {r['masked']}-token {r['fill']} | {r['canvas_tokens']} | {r['cache']} | "
                   f"{r['nfe']} | {r['wall_s']:.2f} | {r['cpu_s']:.2f} | {r['load_1min']:.1f} | {agree} |")
+    if "drift" in entry:
+        print(f"{entry['model']}, {entry['dtype']}: one cached step against the plain pass, by slots committed "
+              f"since the refresh")
+        print("| committed | sigma refresh -> step | argmax same | max abs log-prob diff |")
+        print("|---:|---|---:|---:|")
+        for r in entry["drift"]:
+            print(f"| {r['committed']} | {r['sigma_refresh']:.4f} -> {r['sigma_step']:.4f} | "
+                  f"{r['argmax_same']}/{r['slots']} | {r['max_abs_logprob_diff']:.3g} |")
     if "agreement" in entry:
         a = entry["agreement"]
         print(f"{a['model']}, {entry['dtype']}: dual cache vs plain loop over {a['requests']} greedy fills of a "

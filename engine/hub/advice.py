@@ -47,10 +47,9 @@ UNKNOWN_DTYPE_BYTES = 4
 # Held to AVX2 (ATEN_CPU_CAPABILITY=avx2), int8 becomes a float32 matmul and NF4 is dequantised to
 # bf16: a fill took 1.37-1.46x and 2.6-4.2x the float32 time.
 CPU_QUANT_SLOWDOWN = {True: {"int8": 1.1, "int4": 1.5}, False: {"int8": 1.5, "int4": 4.0}}
-# The families whose adapter runs the dual context cache by default: speed_estimate's, plus MDLM and
-# SEDD, whose adapter (engine.models.dit_adapter.DiTAdapter) has it too (tests/engine/hub/test_advice.py
-# checks the list against the adapters).
-CACHED_FAMILIES = frozenset(se.DUAL_CACHE_FAMILIES | {"mdlm", "sedd"})
+# The families whose adapter runs the dual context cache by default: speed_estimate's one list
+# (tests/engine/hub/test_advice.py checks it against the loaded adapters).
+CACHED_FAMILIES = se.DUAL_CACHE_FAMILIES
 PRECISION_RANK = {"fp32": 3, "bf16": 3, "fp16": 3, "int8": 2, "int4": 1}
 PRECISION_LABEL = {"fp32": "float32", "bf16": "bf16", "fp16": "fp16", "int8": "8-bit", "int4": "4-bit"}
 

@@ -24,12 +24,15 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
+from ..models import families
 from . import store
 
 SPEED_FILE = "speed.json"
-# The families whose adapter (engine.models.native.NativeAdapter) has the dual context cache
-# and uses it by default; the others run the plain loop (tests check this against the adapters).
-DUAL_CACHE_FAMILIES = frozenset({"llada", "dream", "llada_moe"})
+# The families whose adapter runs the dual context cache by default, read from their records
+# (engine.models.families, which the adapters take their defaults from): LLaDA, Dream,
+# LLaDA-MoE, MDLM and SEDD (docs/benchmarks.md, "A real pretrained model on a laptop CPU",
+# gives the cache's agreement with the plain loop for the last two). The others run the plain loop.
+DUAL_CACHE_FAMILIES = frozenset(f.name for f in families.FAMILIES if f.default_cache == "dual")
 DEFAULT_CONTEXT = 512   # tokens of document the model sees in a typical fill
 DEFAULT_HOLE = 32       # tokens masked: a sentence
 DEFAULT_STEPS = 16      # the editor's default steps

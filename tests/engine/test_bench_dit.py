@@ -8,7 +8,7 @@ import json
 import pytest
 import torch
 
-from engine.bench_speed import cache_agreement, dit_main, hole_request, random_dit
+from engine.bench_speed import cache_agreement, cache_drift, dit_main, hole_request, random_dit
 from engine.canvas import build
 from tests.support.real_checkpoints import gpt2_tokenizer_json
 
@@ -72,3 +72,25 @@ def test_bad_numbers_are_refused_by_the_parser(capsys, argv):
     with pytest.raises(SystemExit) as exit_:
         dit_main(argv)
     assert exit_.value.code == 2 and "positive whole number" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("family", ["mdlm", "sedd"])
+def test_cache_drift_is_nil_before_any_commit_and_reported_after(gpt2_folder, family):
+    model = random_dit(family, str(gpt2_folder), layers=1, init_std=0.1)
+    rows = cache_drift(model, document=40, hole=6, committed=(0, 3, 6))
+    assert [r["committed"] for r in rows] == [0, 3], "a k that leaves no masked slot is skipped"
+    assert rows[0]["argmax_same"] == rows[0]["slots"] == 6
+    assert rows[0]["max_abs_logprob_diff"] < 1e-4, "with nothing committed the cached step is the plain pass"
+    assert rows[1]["slots"] == 3 and 0 <= rows[1]["argmax_same"] <= 3
+    if family == "mdlm":  # mdlm-owt is not time-conditioned
+        assert rows[1]["sigma_refresh"] == rows[1]["sigma_step"] == 0
+    else:  # SEDD's sigma falls as slots commit: the cached context was computed at the refresh's
+        assert rows[1]["sigma_step"] < rows[1]["sigma_refresh"]
+
+
+def test_the_command_reports_the_drift(capsys, gpt2_folder):
+    code = dit_main(["--family", "sedd", "--dtype", "float32", "--tokenizer", str(gpt2_folder), "--layers", "1",
+                     "--threads", "1", "--document", "40", "--hole", "4", "--no-figures", "--drift"])
+    out, err = capsys.readouterr()
+    assert code == 0, err
+    assert "| committed | sigma refresh -> step |" in out and "| 0 |" in out and "| 1 |" in out

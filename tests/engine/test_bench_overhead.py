@@ -23,6 +23,7 @@ def test_overhead_reports_wall_and_cpu_figures(request, name):
     report = overhead(model, context=24, span=4, steps=4, repeats=2)
     assert report["nfe"] == 4 and report["cache"] == "none"
     assert report["engine_cpu_pct"] > 0, "the sampler's own work costs something"
+    assert report["engine_wall_pct"] > 0, "and takes wall time between the forward passes"
     assert report["bare_forwards_s"] > 0 and report["full_vocab_forwards_s"] > 0
     assert len(report["load_1min"]) == 2
 
@@ -32,7 +33,7 @@ def test_the_recorder_replays_the_passes_the_infill_made(tiny_mdlm):
 
     recorder = _Recorder(tiny_mdlm)
     infill(recorder, InfillRequest(text="In the beginning God created", spans=[Span(7, 16)], steps=3, cache="none"))
-    assert len(recorder.calls) == 3 and recorder.inside_cpu > 0
+    assert len(recorder.calls) == 3 and recorder.inside_cpu > 0 and recorder.inside_wall > 0
     first_ids, first_positions = recorder.calls[0]
     assert (first_ids[first_positions] == tiny_mdlm.mask_id).all(), "the first pass sees every slot masked"
     last_ids, _ = recorder.calls[-1]

@@ -40,11 +40,34 @@ def test_fill_cost_grows_with_context_hole_and_steps(context, hole, steps):
         assert cost.fill_flops(context, hole, steps, cached=True) < cost.fill_flops(context, hole, steps, cached=False)
 
 
-def test_the_dual_cache_families_are_the_adapters_with_the_cache(tiny_llada_dir, tiny_dream_dir, tiny_llada_moe_dir,
-                                                                 tiny_bert_dir):
+def test_the_dual_cache_families_are_the_adapters_with_the_cache_by_default(tiny_llada_dir, tiny_dream_dir,
+                                                                            tiny_llada_moe_dir, tiny_bert_dir,
+                                                                            tmp_path):
     from engine import load_model
+    from tests.support.dit_tiny import build_tiny_mdlm, build_tiny_sedd
 
+    mdlm = build_tiny_mdlm(tmp_path / "mdlm", with_tokenizer=True, vocab_size=401)
+    sedd = build_tiny_sedd(tmp_path / "sedd", with_tokenizer=True, tokens=400)
     for folder, family in ((tiny_llada_dir, "llada"), (tiny_dream_dir, "dream"), (tiny_llada_moe_dir, "llada_moe"),
-                           (tiny_bert_dir, "bert")):
+                           (tiny_bert_dir, "bert"), (mdlm, "mdlm"), (sedd, "sedd")):
         model = load_model(str(folder), device="cpu", dtype="float32")
-        assert ("dual" in getattr(model, "cache_modes", ())) == (family in se.DUAL_CACHE_FAMILIES), family
+        assert model.family == family
+        default = getattr(model, "default_cache", "none")
+        assert (default == "dual") == (family in se.DUAL_CACHE_FAMILIES), family
+        assert default == "none" or default in model.cache_modes, family
+
+
+def test_the_dit_families_are_estimated_with_the_cache_they_run():
+    """mdlm-owt and sedd-small run the dual cache by default, so their expected seconds per
+    fill are the cached loop's: at the editor's default fill that is a fraction of the plain
+    loop's (one full pass, then passes over the hole alone)."""
+    rate = 1e11
+    for model_id in ("mdlm-owt", "sedd-small"):
+        entry = catalog.catalog_entry(model_id)
+        assert entry is not None and entry["family"] in se.DUAL_CACHE_FAMILIES, model_id
+        cost = se.cost_from_shape(entry["shape"], entry["parameters"])
+        context = min(se.DEFAULT_CONTEXT, entry["context_length"])
+        cached = se.seconds_per_fill(cost, rate, context, cached=True)
+        plain = se.seconds_per_fill(cost, rate, context, cached=False)
+        assert se.entry_seconds(entry, rate) == pytest.approx(cached)
+        assert cached < plain / 4, model_id
