@@ -69,7 +69,8 @@ class _Usage(Exception):
 
 def _add_infill(sub) -> None:
     p = sub.add_parser("infill", help="fill [[N]] holes and [[text]] spans in TEXT",
-                       description="Fill [[N]] (N new tokens) and [[some text]] (regenerate that text). "
+                       description="Fill [[N]] (N new tokens), [[?]] (as many as the model chooses), "
+                                   "[[~N]] (about N tokens) and [[some text]] (regenerate that text). "
                                    "TEXT '-' reads standard input; \\[[ is a literal [[.")
     p.add_argument("text", metavar="TEXT")
     p.add_argument("--model", default="starter", help="catalog id, HF repo id in the local cache, or a folder")
@@ -102,7 +103,9 @@ def _add_infill(sub) -> None:
     p.add_argument("--dtype", default=None, help="float32, bfloat16 or float16 (default: the best for the device)")
     p.add_argument("--quant", choices=("int8", "nf4"), default=None,
                    help="8-bit or 4-bit (NF4) weights via bitsandbytes, for LLaDA and Dream (pip install 'lacuna-editor[quant]')")
-    p.add_argument("--json", action="store_true", help="print one JSON object: text, spans, nfe, seconds")
+    p.add_argument("--json", action="store_true",
+                   help="print one JSON object: text, spans (each with the length generated and the length "
+                        "asked), nfe, seconds")
     p.add_argument("--events", metavar="FILE", help="write one JSON line per denoising step")
     p.set_defaults(func=_run_infill)
 
@@ -337,7 +340,9 @@ def _run_infill(args) -> int:
     from .sampler import stream_infill
 
     model = load_model(args.model, device=args.device, dtype=args.dtype, quantization=args.quant)
-    steps = args.steps or sum(s.length or token_count(model, text, s.start, s.end) for s in spans)
+    # an auto span's run sets its own steps (DreamOn: one per token); its covered text or 1 stands in
+    steps = args.steps or sum(s.length if isinstance(s.length, int) else
+                              token_count(model, text, s.start, s.end) or 1 for s in spans)
     # the note waits for the first step: a request the canvas refuses gets its error alone
     note = f"lacuna-cli: note: {steps} steps capped at {MAX_STEPS}" if steps > MAX_STEPS else None
     request = dataclasses.replace(probe, steps=max(1, min(steps, MAX_STEPS)))
@@ -365,7 +370,10 @@ def _run_infill(args) -> int:
     if args.json:
         print(json.dumps({
             "text": result.text,
-            "spans": [{"start": s.start, "end": s.end, "length": s.length} for s in result.spans],
+            # "length": the tokens generated (the chosen length of an auto span); "asked": what the
+            # markup gave ("auto" for [[?]], "~N" for [[~N]], N for [[N]], null for [[text]])
+            "spans": [{"start": s.start, "end": s.end, "length": s.length, "asked": _asked(a.length)}
+                      for s, a in zip(result.spans, request.spans)],
             "nfe": result.nfe, "steps": result.steps, "seconds": round(result.seconds, 4), "seed": result.seed,
             "instruction": request.instruction,
         }, ensure_ascii=False))
@@ -374,13 +382,20 @@ def _run_infill(args) -> int:
     return 0
 
 
+def _asked(length):
+    return list(length) if isinstance(length, tuple) else length
+
+
 def _event_json(event) -> dict:
-    return {
+    record = {
         "step": event.step, "steps": event.steps, "nfe": event.nfe, "elapsed": round(event.elapsed, 5),
         "committed": [{"index": c.index, "span": c.span, "token_id": c.token_id, "text": c.text,
                        "confidence": round(c.confidence, 5)} for c in event.committed],
         "tokens": list(event.tokens), "done": event.done,
     }
+    if event.expanded or event.deleted:  # a canvas that grows and shrinks (DreamOn)
+        record.update(expanded=list(event.expanded), deleted=list(event.deleted))
+    return record
 
 
 def _run_bench(args) -> int:

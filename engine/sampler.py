@@ -16,27 +16,34 @@ masked slots are decoded block by block (``block_length``; one block when
 None); the first step of a block is a full forward pass that also keeps every
 layer's keys and values, each further step runs only the block's slots (their
 canvas positions need not be contiguous) against that cache.
+
+Auto length (issue 23; Span.is_auto): on a model that grows its canvas
+(``grows_canvas``, DreamOn) the span runs DreamOn's own loop
+(engine.dreamon.stream_dreamon, ``_dreamon_steps``), whose canvas changes
+length every step; on any other model it goes to ``_auto_length``.
 """
 from __future__ import annotations
 
 import functools
 import threading
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from time import perf_counter
 
 import torch
 
 from . import canvas as canvas_mod
+from . import policies
 from . import schedules
 from . import select as sel
 from . import utf8
+from .dreamon import ALGORITHMS as DREAMON_ALGS
 from .errors import Cancelled, InputError, OutOfMemory
 from .models.base import DEFAULT_THRESHOLD  # noqa: F401 - the threshold sampler's default, importable from here
 from .models.serial import model_lock
 from .policies import POLICIES, Policy, Step
 from .schedules import MAX_STEPS
-from .types import Commit, InfillRequest, InfillResult, StepEvent, check_seed
+from .types import Commit, InfillRequest, InfillResult, Span, StepEvent, TokenPiece, check_seed
 
 
 
@@ -129,6 +136,9 @@ def stream_candidates(model, request: InfillRequest, seeds: Sequence[int],
     differently from unbatched ones (the last bits of float32/bf16) and that
     flips an argmax or a threshold. An event's ``nfe`` counts the passes its
     candidate took part in, as a separate run would; ``step`` its own steps.
+    An auto-length span on a model that grows its canvas (DreamOn) runs the
+    candidates one after another (their canvases differ in length), one
+    non-None event per tuple.
     """
     if not seeds:
         raise InputError("give at least one seed")
@@ -153,16 +163,24 @@ def _run(model, request: InfillRequest, seeds: tuple[int, ...],
          cancel: threading.Event | None) -> Iterator[tuple[StepEvent | None, ...]]:
     """_steps with each step computed under the model's lock (engine.models.serial), which
     is free while the consumer holds the step's events: runs on one model from several
-    threads interleave step by step, and no adapter is ever called by two threads at once."""
-    if request.instruction is not None:
-        from . import instruct
+    threads interleave step by step, and no adapter is ever called by two threads at once.
+    A request with an auto-length span (Span.is_auto) runs DreamOn's loop on a model that
+    grows its canvas (``_dreamon_steps``), else ``_auto_length``."""
+    if any(span.is_auto for span in request.spans):
+        if not model.grows_canvas:
+            yield from _auto_length(model, request, seeds, cancel)
+            return
+        steps = _dreamon_steps(model, request, seeds, cancel)
+    else:
+        if request.instruction is not None:
+            from . import instruct
 
-        # The chat frame replaces only the model's prefix/suffix ids: the canvas, the rules and
-        # the spans' coordinates are the plain fill's (the in-place layouts keep the request as is).
-        model, request = instruct.framed(model, request, request.instruction,
-                                         instruct.template_for(model), layout=request.instruct_layout)
+            # The chat frame replaces only the model's prefix/suffix ids: the canvas, the rules and
+            # the spans' coordinates are the plain fill's (the in-place layouts keep the request as is).
+            model, request = instruct.framed(model, request, request.instruction,
+                                             instruct.template_for(model), layout=request.instruct_layout)
+        steps = _steps(model, request, seeds, cancel)
     lock = model_lock(model)
-    steps = _steps(model, request, seeds, cancel)
     try:
         while True:
             with lock:
@@ -173,6 +191,18 @@ def _run(model, request: InfillRequest, seeds: tuple[int, ...],
             yield events
     finally:
         steps.close()
+
+
+def _auto_length(model, request: InfillRequest, seeds: tuple[int, ...],
+                 cancel: threading.Event | None) -> Iterator[tuple[StepEvent | None, ...]]:
+    """The run of a request with an auto-length span on a model that does not grow its
+    canvas: per step, one StepEvent (or None) per seed, as ``_run`` yields them.
+
+    The seam for engine.length (several lengths ranked by the model's own score);
+    until it is wired here, InputError."""
+    raise InputError(
+        f"{model.name} cannot choose a span's length yet: give the span a number of tokens "
+        "(e.g. [[4]] instead of [[?]]), or load a model that grows its canvas (DreamOn)")
 
 
 @dataclass(frozen=True)
@@ -429,6 +459,175 @@ def _result(model, request, c: _Candidate, t0: float) -> InfillResult:
         text=text, spans=spans, pieces=pieces, nfe=c.nfe, steps=c.step,
         seconds=perf_counter() - t0, seed=c.seed, revision=request.revision,
     )
+
+
+# DreamOn: a canvas that grows and shrinks (engine.dreamon) ------------------------
+# A policy's rule -> DreamOn's confidence (``alg``, in engine.dreamon.ALGORITHMS' order:
+# maskgit_plus, topk_margin, entropy) that ranks the masks the same way: the most probable
+# token, top-1 minus top-2, the lowest entropy. Keyed by rule, as no code outside
+# engine.policies names a policy (a ``dreamon`` field on Policy would be its home).
+DREAMON_ALGORITHMS = dict(zip((policies._most_confident, policies._largest_margin, policies._lowest_entropy),
+                              DREAMON_ALGS))
+DREAMON_START = 4  # masks an auto insertion starts from
+DREAMON_MAX = 64  # tokens an auto span may grow to (DreamOn's README runs max_new_tokens=64)
+
+
+def dreamon_plan(span: Span, covered: int) -> tuple[int, int]:
+    """(masks the canvas starts from, the most tokens the span may hold) for an
+    auto-length span: "auto" starts from the covered text's own token count
+    (``covered``; DREAMON_START for an insertion) and may grow to
+    max(DREAMON_MAX, twice that); "~N" starts from N, up to 2N; a range
+    (low, high) starts from low, up to high (DreamOn may still delete below low)."""
+    if span.length_range is not None:
+        return span.length_range
+    if span.about is not None:
+        return span.about, 2 * span.about
+    start = covered if covered > 0 else DREAMON_START
+    return start, max(DREAMON_MAX, 2 * start)
+
+
+def _dreamon_settings(model, request: InfillRequest, max_new: int):
+    from .dreamon import DreamOnSettings
+
+    if len(request.spans) != 1:
+        raise InputError(f"{model.name} grows one span per run: give the auto span alone, "
+                         f"without the other {len(request.spans) - 1} span(s)")
+    if request.instruction is not None:
+        raise InputError(f"{model.name} runs an auto-length span without an instruction: "
+                         "remove the instruction, or give the span a number of tokens")
+    if request.block_length is not None:
+        raise InputError(f"{model.name} fills an auto-length span one token at a time, without blocks: "
+                         "leave block_length unset")
+    alg = DREAMON_ALGORITHMS.get(POLICIES[request.sampler].rule)
+    if alg is None:
+        usable = ", ".join(p.name for p in POLICIES if p.rule in DREAMON_ALGORITHMS)
+        raise InputError(f"the {request.sampler!r} sampler cannot grow a canvas: use one of "
+                         f"{usable} for an auto-length span on {model.name}")
+    resolve_cache(model, request)  # refuses a cache the family has not
+    return DreamOnSettings(
+        max_new_tokens=max_new, alg=alg, temperature=float(request.temperature),
+        top_p=float(request.top_p) if request.top_p < 1 else None, top_k=request.top_k or None,
+        number_transfer_tokens=1)
+
+
+def _dreamon_steps(model, request: InfillRequest, seeds: tuple[int, ...],
+                   cancel: threading.Event | None) -> Iterator[tuple[StepEvent | None, ...]]:
+    """One auto span through DreamOn's loop (engine.dreamon.stream_dreamon), seed after seed.
+
+    Per network call a StepEvent whose slots are the span's current tokens
+    (their number changes), ``committed`` indices relative to the span, and
+    ``expanded``/``deleted`` as StepEvent documents; one token is committed
+    per step (DreamOn's tested setting; ``request.steps`` does not apply) and
+    ``steps`` is an estimate, the steps so far plus the masks left. A run that
+    reaches DreamOn's step cap with masks left drops them and ends with one
+    more event (no commits) carrying the result. ``nfe`` counts network calls.
+    """
+    from .dreamon import DreamOnTokens, stream_dreamon
+
+    t0 = perf_counter()
+    span = request.spans[0]
+    covered = 0 if span.is_insertion else canvas_mod.token_count(model, request.text, span.start, span.end)
+    first, max_new = dreamon_plan(span, covered)
+    settings = _dreamon_settings(model, request, max_new)
+    # The window is cut for the largest canvas the run may reach, then the span starts from ``first`` masks.
+    canvas = canvas_mod.build(model, replace(request, spans=(Span(span.start, span.end, length=max_new),)))
+    ids = canvas.ids.tolist()
+    prefix_len = int(canvas.slots[0])
+    suffix_len = len(ids) - prefix_len - max_new
+    ids = ids[:prefix_len] + [model.mask_id] * first + ids[prefix_len + max_new:]
+    tokens = DreamOnTokens(model.mask_id, model.expand_id, model.delete_id)
+    view = model.context_length if request.context_tokens is None else min(model.context_length,
+                                                                            request.context_tokens)
+    hook = _dreamon_hook(model, tokens, bool(canvas.no_newline.all()))
+    for b, seed in enumerate(seeds):
+        gen = torch.Generator(device=model.device).manual_seed(seed)
+        confs: list[float | None] = [None] * first
+        middle: tuple[int, ...] = tuple(ids[prefix_len:len(ids) - suffix_len])
+        runner = stream_dreamon(model.network, ids, tokens, settings, gen, None, hook, view)
+        step = 0
+        while True:
+            if cancel is not None and cancel.is_set():
+                return
+            record = next(runner, None)
+            if record is None:
+                break
+            step = record.step
+            committed = _dreamon_commits(model, record, prefix_len, confs)
+            middle = record.middle(prefix_len, suffix_len)
+            done = record.masked == 0
+            result = _dreamon_result(model, request, canvas, middle, confs, step, seed, t0) if done else None
+            yield _only(b, len(seeds), _dreamon_event(model, record, prefix_len, middle, confs, committed,
+                                                      step, done, result, t0))
+        if tokens.mask_id in middle:  # DreamOn's step cap: what is still masked is left out
+            confs = [c for c, t in zip(confs, middle) if t != tokens.mask_id]
+            middle = tuple(t for t in middle if t != tokens.mask_id)
+            result = _dreamon_result(model, request, canvas, middle, confs, step, seed, t0)
+            yield _only(b, len(seeds), StepEvent(
+                step=step, steps=step, nfe=step, elapsed=perf_counter() - t0, committed=(),
+                tokens=tuple(model.token_text(t) for t in middle), confidence=tuple(confs),
+                slot_span=(0,) * len(middle), done=True, result=result))
+
+
+def _only(b: int, n: int, event: StepEvent) -> tuple[StepEvent | None, ...]:
+    return tuple(event if k == b else None for k in range(n))
+
+
+def _dreamon_hook(model, tokens, no_newline: bool):
+    """DreamOn's logits hook: Lacuna's never-generated ids (the mask, the specials, ids that
+    are no text, and line breaks where the span may hold none), except expand and delete."""
+    profile = model.vocab.profile
+    blocked = set(profile.blocked_ids.tolist()) | set(model.special_ids) | {model.mask_id}
+    blocked |= set(model.prefix_ids) | set(model.suffix_ids)
+    if no_newline:
+        blocked |= set(profile.newline_ids.tolist())
+    blocked -= {tokens.expand_id, tokens.delete_id}
+    forbidden = torch.tensor(sorted(i for i in blocked if 0 <= i < model.vocab_size), dtype=torch.long,
+                             device=model.device)
+
+    def hook(logits: torch.Tensor, canvas: torch.Tensor, masked: torch.Tensor) -> torch.Tensor:
+        return sel.suppress(logits, forbidden)
+
+    return hook
+
+
+def _dreamon_commits(model, record, prefix_len: int, confs: list[float | None]) -> tuple[Commit, ...]:
+    """The step's commits as Commits (indices relative to the span, as the step began);
+    updates ``confs`` into the frame after the step's deletions and expansions."""
+    commits = []
+    for (pos, token), p in zip(record.committed, record.probability):
+        index = pos - prefix_len
+        confs[index] = p
+        commits.append(Commit(index, 0, token, model.token_text(token), p))
+    for pos in sorted(record.deleted, reverse=True):
+        del confs[pos - prefix_len]
+    for pos in sorted(record.expanded, reverse=True):
+        confs[pos - prefix_len : pos - prefix_len + 1] = [None, None]
+    return tuple(commits)
+
+
+def _dreamon_event(model, record, prefix_len: int, middle: tuple[int, ...], confs: list[float | None],
+                   committed: tuple[Commit, ...], step: int, done: bool, result, t0: float) -> StepEvent:
+    texts = tuple(None if t == model.mask_id else model.token_text(t) for t in middle)
+    return StepEvent(
+        step=step, steps=step + record.masked, nfe=step, elapsed=perf_counter() - t0, committed=committed,
+        tokens=texts, confidence=tuple(confs), slot_span=(0,) * len(middle), done=done, result=result,
+        expanded=tuple(p - prefix_len for p in record.expanded),
+        deleted=tuple(p - prefix_len for p in record.deleted))
+
+
+def _dreamon_result(model, request: InfillRequest, canvas, middle: tuple[int, ...], confs, step: int,
+                    seed: int, t0: float) -> InfillResult:
+    span, text = request.spans[0], request.text
+    fill, bounds = "", []
+    if middle:  # an empty span inserts nothing, not even the separator an insertion ends with
+        left = text[span.start - 1] if span.start > 0 else ""
+        right = text[span.end] if span.end < len(text) else ""
+        fill, bounds = canvas_mod.decode_span(model, list(middle), canvas.lead[0], left, right, canvas.trail[0])
+    pieces = tuple(TokenPiece(span.start + a, span.start + b, c) for (a, b), c in zip(bounds, confs))
+    return InfillResult(
+        text=text[:span.start] + fill + text[span.end:], spans=(Span.filled(span.start, span.start + len(fill),
+                                                                           len(middle)),),
+        pieces=(pieces,), nfe=step, steps=step, seconds=perf_counter() - t0, seed=seed, revision=request.revision)
 
 
 def infill(model, request: InfillRequest, cancel: threading.Event | None = None) -> InfillResult:

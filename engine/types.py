@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import math
 import numbers
+import re
 from dataclasses import dataclass, field
 
 from .errors import InputError
@@ -23,20 +24,36 @@ CACHES = ("none", "dual")
 # or "masked" (the user turn holds the instruction alone). The first is the default.
 INSTRUCT_LAYOUTS = ("quoted", "masked")
 MAX_INSTRUCTION = 2000  # characters: an instruction is a line, not a document
+AUTO = "auto"  # a span length the model chooses (Span.length)
+_ABOUT = re.compile(r"~([0-9]+)")
 
 
 @dataclass(frozen=True)
 class Span:
     """A character range ``[start, end)`` of the text to fill.
 
-    ``length`` is the number of tokens to generate (None: as many as the covered
-    text has). ``start == end`` is an insertion and needs a length.
-    ``strength < 1`` re-masks only that fraction of the covered tokens (an edit).
+    ``length`` is how many tokens to generate, one of:
+
+    - a positive int N: exactly N tokens;
+    - None: as many as the covered text has (an insertion needs another form);
+    - ``"auto"`` (AUTO): the model chooses;
+    - ``"~N"``: about N tokens, the model chooses near N (engine.length tries
+      a band around N; a model that grows its canvas starts from N masks);
+    - a pair ``(low, high)`` of ints, 1 <= low <= high: the model chooses
+      within that range of tokens.
+
+    The last three are "auto" lengths (``is_auto``), the issue-23 forms also
+    spelt ``[[?]]`` and ``[[~N]]`` in the CLI's markup (engine.markup).
+    ``start == end`` is an insertion. ``strength < 1`` re-masks only that
+    fraction of the covered tokens (an edit), which keeps its own length.
+    In an InfillResult, ``length`` is the number of tokens generated (0 when a
+    model that grows and shrinks its canvas deleted the whole span).
+    Raises InputError, one sentence, for any other value.
     """
 
     start: int
     end: int
-    length: int | None = None
+    length: int | str | tuple[int, int] | None = None
     strength: float = 1.0
 
     def __post_init__(self) -> None:
@@ -46,15 +63,44 @@ class Span:
             raise InputError(f"span start {_show(self.start)} is negative")
         if self.end < self.start:
             raise InputError(f"span end {_show(self.end)} is before its start {_show(self.start)}")
-        if self.length is not None and (not _is_integer(self.length) or self.length < 1):
-            raise InputError(f"span length must be a positive integer, got {_show(self.length)}")
+        object.__setattr__(self, "length", _length(self.length))
         if self.start == self.end and self.length is None:
-            raise InputError(f"the insertion at {_show(self.start)} needs a length of at least 1 token")
+            raise InputError(f"the insertion at {_show(self.start)} needs a length: a number of tokens "
+                             f"of at least 1, or {AUTO!r} to let the model choose")
         if not (_is_real(self.strength) and 0.0 < self.strength <= 1.0):
             raise InputError(f"span strength must be in (0, 1], got {_show(self.strength)}")
         if self.strength < 1.0 and self.start == self.end:
             raise InputError("an insertion has nothing to edit: its strength must be 1")
-        _plain(self, ints=("start", "end", "length"), floats=("strength",))
+        if self.strength < 1.0 and self.is_auto:
+            raise InputError("an edit (strength < 1) keeps the covered text's own length: "
+                             "give it no length, or a strength of 1 to let the model choose one")
+        _plain(self, ints=("start", "end"), floats=("strength",))
+
+    @classmethod
+    def filled(cls, start: int, end: int, tokens: int) -> "Span":
+        """Where a fill lies in a result: ``[start, end)`` holding ``tokens``
+        generated tokens (>= 0; 0 only where a growing canvas deleted the span).
+        Built by the engine, never from user input."""
+        if tokens == 0:
+            span = cls(start, end, length=None if end > start else 1)
+            object.__setattr__(span, "length", 0)
+            return span
+        return cls(start, end, length=tokens)
+
+    @property
+    def is_auto(self) -> bool:
+        """True when the model chooses the length ("auto", about N, or a range)."""
+        return isinstance(self.length, (str, tuple))
+
+    @property
+    def about(self) -> int | None:
+        """N of an "about N tokens" length ("~N"), else None."""
+        return int(self.length[1:]) if isinstance(self.length, str) and self.length != AUTO else None
+
+    @property
+    def length_range(self) -> tuple[int, int] | None:
+        """(low, high) of a range length, else None."""
+        return self.length if isinstance(self.length, tuple) else None
 
     @property
     def is_insertion(self) -> bool:
@@ -197,6 +243,30 @@ def check_text(text: str) -> None:
 _CHUNK = 1 << 20
 
 
+def _length(value: object) -> int | str | tuple[int, int] | None:
+    """A span length in its stored form (plain int, "auto", "~N", or an (int, int) pair), or InputError."""
+    if value is None or (isinstance(value, str) and value == AUTO):
+        return value
+    if _is_integer(value):
+        if value < 1:
+            raise InputError(f"span length must be a positive integer, {AUTO!r}, '~N' or (low, high), "
+                             f"got {_show(value)}")
+        return int(value)
+    if isinstance(value, str):
+        about = _ABOUT.fullmatch(value)
+        if about is None or int(about.group(1)) < 1:
+            raise InputError(f"span length {_show(value)} is not a length: write {AUTO!r}, '~N' for about "
+                             f"N tokens (N at least 1, digits 0-9), a positive integer, or (low, high)")
+        return f"~{int(about.group(1))}"
+    if isinstance(value, (tuple, list)) and len(value) == 2 and all(_is_integer(v) for v in value):
+        low, high = int(value[0]), int(value[1])
+        if not 1 <= low <= high:
+            raise InputError(f"span length range {_show(value)} must have 1 <= low <= high tokens")
+        return (low, high)
+    raise InputError(f"span length must be a positive integer, {AUTO!r}, '~N' (about N tokens) or a "
+                     f"range (low, high), got {_show(value)}")
+
+
 def _is_integer(value: object) -> bool:
     # bool is an int subclass, but True as a step count or a seed is a mistake, not 1
     return isinstance(value, numbers.Integral) and not isinstance(value, bool)
@@ -262,7 +332,8 @@ class TokenPiece:
 @dataclass(frozen=True)
 class InfillResult:
     """The filled text. ``spans[i]`` is where request span i now lies in
-    ``text`` (its ``length`` is the number of tokens generated);
+    ``text`` (its ``length`` is the number of tokens generated: for an
+    auto-length span, the length chosen, 0 when DreamOn deleted it all);
     ``pieces[i]`` are its tokens' character ranges in ``text``."""
 
     text: str
@@ -289,6 +360,16 @@ class StepEvent:
     kept unchanged by an edit). ``committed`` lists the slots decided in this
     step. The last event of a finished run has ``done`` set and carries the
     ``result``.
+
+    A model that grows and shrinks its canvas (``grows_canvas``, DreamOn)
+    changes ``len(tokens)`` between events: ``deleted`` lists the slots
+    removed in this step (indices as the slots stood at its start, so a
+    commit of the delete token is in ``committed`` too), ``expanded`` the
+    slots that became two masks (indices after the deletions; in ``tokens``
+    the pair of slot j starts at j plus the expansions before j). Commit
+    indices are as the slots stood at the start of the step
+    (app.editor.preview.new_slots maps them to ``tokens``). Both are empty for
+    a fixed canvas.
     """
 
     step: int
@@ -301,6 +382,8 @@ class StepEvent:
     slot_span: tuple[int, ...]
     done: bool = False
     result: InfillResult | None = field(default=None, compare=False)
+    expanded: tuple[int, ...] = ()
+    deleted: tuple[int, ...] = ()
 
     @property
     def masked(self) -> int:

@@ -20,11 +20,14 @@ the same fixed cells, plus a paint pass per token. A cell is 6 columns: with
 the starter's tokenizer, 91% of the tokens of a passage of plain prose fit in 6
 (84% in 5, 95% in 7); a longer one shows its first five columns and an
 ellipsis until the run ends. A line break the model commits is a ↵ in its cell
-until then.
+until then. A model that grows and shrinks its canvas (DreamOn) changes the
+number of cells between steps: each frame draws the event's own slots, so the
+span (and only the text after it) moves by whole cells.
 """
 from __future__ import annotations
 
 import unicodedata
+from bisect import bisect_left
 
 from PySide6.QtCore import QTextBoundaryFinder
 from PySide6.QtGui import QColor, QFont, QFontMetricsF, QTextCharFormat, QTextDocument
@@ -138,7 +141,7 @@ def event_fragments(ev, span_after_space: list[bool], highlight_new: bool = True
     ``cells`` each slot is a calm-layout cell (see the module's note)."""
     n = len(span_after_space)
     per_span: list[list[Fragment]] = [[] for _ in range(n)]
-    new = {c.index for c in ev.committed} if highlight_new else set()
+    new = new_slots(ev) if highlight_new else set()
     for j, (tok, conf, si) in enumerate(zip(ev.tokens, ev.confidence, ev.slot_span)):
         if si >= n:
             continue
@@ -155,6 +158,24 @@ def event_fragments(ev, span_after_space: list[bool], highlight_new: bool = True
             tok = tok.replace("\n", NEWLINE_MARK + "\n")
         per_span[si].extend(_fragments(tok, "tok", conf, j in new, spacing))
     return per_span
+
+
+def new_slots(ev) -> set[int]:
+    """The slots of ``ev.tokens`` committed in this step. A canvas that grows and shrinks
+    (DreamOn) numbers its commits as the slots stood when the step began: a deleted slot
+    shifts the later ones left, an expanded one (two masks now) shifts them right."""
+    if not (ev.deleted or ev.expanded):
+        return {c.index for c in ev.committed}
+    deleted, expanded = sorted(ev.deleted), sorted(ev.expanded)
+    gone, doubled = set(deleted), set(expanded)
+    out = set()
+    for c in ev.committed:
+        if c.index in gone:
+            continue
+        j = c.index - bisect_left(deleted, c.index)
+        if j not in doubled:  # an expanded slot holds masks, nothing committed
+            out.add(j + bisect_left(expanded, j))
+    return out
 
 
 def _fragments(text: str, kind: str, conf, new: bool, spacing: float) -> list[Fragment]:

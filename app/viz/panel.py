@@ -282,11 +282,13 @@ class DenoisePanel(QWidget):
         self._tokens: list[list[str]] = []
         self._committed = 0
         self._quiet = False
+        self._grows = False  # the run's canvas changed length (DreamOn): the label gives its size
 
     # ---- live ------------------------------------------------------------
     def reset(self, label: str = "") -> None:
         """Forget the shown run (a new run, another file, a rejected fill)."""
         self._counts, self._means, self._tokens, self._committed = [], [], [], 0
+        self._grows = False
         self.saved_label.setText("")
         self.step_label.setText("Step – / –" + (f"  ·  {label}" if label else ""))
         self.nfe_label.setText("NFE –")
@@ -304,13 +306,15 @@ class DenoisePanel(QWidget):
         self._means.append(sum(confs) / len(confs) if confs else None)
         self._tokens.append([c.text for c in ev.committed])
         self._committed += len(ev.committed)
+        self._grows = self._grows or bool(ev.expanded or ev.deleted)
 
     def show_event(self, ev, total_committed: int | None = None, chart: bool = True) -> None:
         """Show an event. ``chart=False`` (between the slower chart updates of a live run)
         updates the counters only, not the rate, time and chart: fewer repaints per frame."""
         self.step_label.setText(f"Step {ev.step} / {ev.steps}")
         self.nfe_label.setText(f"NFE {ev.nfe}")
-        self.masked_label.setText(f"{ev.masked} masked")
+        grows = self._grows or bool(ev.expanded or ev.deleted)
+        self.masked_label.setText(f"{ev.masked} masked of {len(ev.tokens)}" if grows else f"{ev.masked} masked")
         if not chart:
             return
         done = total_committed if total_committed is not None else self._committed
@@ -325,6 +329,7 @@ class DenoisePanel(QWidget):
     def load_history(self, events: list) -> None:
         """Rebuild the figures from a finished candidate's events."""
         self._counts, self._means, self._tokens, self._committed = [], [], [], 0
+        self._grows = False
         for ev in events:
             self.record(ev)
         if events:

@@ -215,7 +215,7 @@ def activation_bytes(shape: Shape, context: int, act: int, cache: bool) -> int:
         return int(0.02 * shape.parameters * act / 2)  # shape unknown (not downloaded): a share of the model
     d = int(shape.hidden_size)
     ff = int(shape.intermediate_size or 4 * d)
-    if shape.family in ("llada", "dream"):
+    if shape.family in ("llada", "dream", "dreamon"):
         kv = int(shape.kv_width or d)
         current_kv = 0 if cache else 2 * kv * act
         rotary = (16 if act < 4 else 12) * d

@@ -47,6 +47,10 @@ class ModelAdapter(ABC):
     - ``scores``: ``logits`` returns unnormalised log scores (SEDD).
     - ``logit_shift``: 1 when position i is predicted from the output at
       i - 1 (Dream); the adapter applies it, callers never do.
+    - ``grows_canvas``: the model decides a span's length while denoising
+      (DreamOn's expand and delete tokens, engine.dreamon); the adapter then
+      has ``network``, ``expand_id`` and ``delete_id``, and engine.sampler runs an auto-length
+      span through DreamOn's loop.
     """
 
     family: str = "unknown"
@@ -56,6 +60,7 @@ class ModelAdapter(ABC):
     default_threshold: float = DEFAULT_THRESHOLD
     scores: bool = False
     logit_shift: int = 0
+    grows_canvas: bool = False
     # The live view's text of the mask token (None: the tokenizer's own spelling).
     mask_text: str | None = None
 
@@ -66,7 +71,7 @@ class ModelAdapter(ABC):
         if family is not None:  # a native family: its record declares what the adapter can do
             self.family, self.logit_shift, self.scores = family.name, family.logit_shift, family.scores
             self.batches, self.cache_modes = family.batches, family.cache_modes
-            self.default_cache = family.default_cache
+            self.default_cache, self.grows_canvas = family.default_cache, family.grows_canvas
         self.name = name
         self.path = path
         self.tokenizer = tokenizer

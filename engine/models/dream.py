@@ -24,6 +24,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from . import families
 from .blocks import MaskPredictor, RMSNorm, RotaryEmbedding, SwiGLU, attention, merge_heads, split_heads
 from .dream_config import DreamConfig
 from .families import BY_NAME
@@ -186,9 +187,12 @@ def load(name: str, path, config: dict, device: torch.device, dtype: torch.dtype
 
     The adapter applies Dream's logit shift (position i read from output row
     i - 1) and starts every canvas with a start token (``start_prefix``), so
-    that no masked position is ever position 0. Raises ModelLoadError for an
-    unsupported config, a missing or unreadable tokenizer, or weights whose
-    names or shapes do not match."""
+    that no masked position is ever position 0. A DreamOn config
+    (``expand_token_id``; family "dreamon") gets DreamOn's frame instead
+    (``dreamon_frame``), ``expand_id``, and the expand token among the
+    special ids, so that a fixed-length run never emits it. Raises
+    ModelLoadError for an unsupported config, a missing or unreadable
+    tokenizer, or weights whose names or shapes do not match."""
     from pathlib import Path
 
     from ..errors import ModelLoadError
@@ -204,12 +208,37 @@ def load(name: str, path, config: dict, device: torch.device, dtype: torch.dtype
     tokenizer = load_tokenizer(path, config, name, context, backend=backend)
     network = build_network(lambda: DreamNetwork(cfg), path, device, dtype, quantization,
                             keep=lambda module: not FAMILY.quantizes(module))
-    adapter = NativeAdapter(name, FAMILY, network, tokenizer, cfg.mask_token_id, context,
-                            path=str(path), extra_special_ids=(cfg.eos_token_id, cfg.pad_token_id, cfg.bos_token_id),
-                            quantization=quantization)
-    if not adapter.prefix_ids:
+    record = families.detect(config)
+    record = record if record is not None and record.module == FAMILY.module else FAMILY
+    expand = (config.get("expand_token_id"),) if record.grows_canvas else ()
+    adapter = NativeAdapter(name, record, network, tokenizer, cfg.mask_token_id, context,
+                            path=str(path), extra_special_ids=(cfg.eos_token_id, cfg.pad_token_id, cfg.bos_token_id,
+                                                               *expand), quantization=quantization)
+    if record.grows_canvas:
+        # DreamOn's delete token is the end-of-text token (engine.dreamon)
+        adapter.expand_id, adapter.delete_id = int(config["expand_token_id"]), int(cfg.eos_token_id)
+        if not 0 <= adapter.expand_id < adapter.vocab_size:
+            raise ModelLoadError(f"{name}: expand_token_id {adapter.expand_id} is outside the vocabulary of "
+                                 f"{adapter.vocab_size}; use the config.json and tokenizer shipped together")
+        adapter.prefix_ids, adapter.suffix_ids = dreamon_frame(cfg, tokenizer, adapter.vocab_size)
+    elif not adapter.prefix_ids:
         adapter.prefix_ids = start_prefix(cfg, adapter.vocab_size)
     return adapter
+
+
+BEGIN_OF_TEXT = "<|beginoftext|>"
+
+
+def dreamon_frame(cfg: DreamConfig, tokenizer, vocab_size: int) -> tuple[tuple[int, ...], tuple[int, ...]]:
+    """DreamOn's canvas frame, as its README builds a prompt: ``<|beginoftext|>``
+    (the tokenizer's bos token; 151665 in DreamOn-v0-7B) before the text and
+    the end-of-text token after it. Dream's own start token (``start_prefix``,
+    151643) is DreamOn's delete token, which must not open the canvas. Falls
+    back to ``start_prefix`` when the tokenizer has no ``<|beginoftext|>``."""
+    begin = tokenizer.convert_tokens_to_ids(BEGIN_OF_TEXT)
+    prefix = (int(begin),) if isinstance(begin, int) and 0 <= begin < vocab_size else start_prefix(cfg, vocab_size)
+    eos = cfg.eos_token_id
+    return prefix, ((int(eos),) if isinstance(eos, int) and 0 <= eos < vocab_size else ())
 
 
 def start_prefix(cfg: DreamConfig, vocab_size: int) -> tuple[int, ...]:

@@ -57,6 +57,15 @@ def _is_named(model_type: str, architecture: str) -> Callable[[dict[str, Any]], 
     return detect
 
 
+_is_dream = _is_named("dream", "DreamModel")
+
+
+def _is_dreamon(config: dict[str, Any]) -> bool:
+    # DreamOn is Dream's config plus expand_token_id (engine.dreamon.is_dreamon, which imports
+    # torch; tests/engine/test_dreamon_api.py holds the two to the same answer).
+    return _is_dream(config) and config.get("expand_token_id") is not None
+
+
 def _is_sedd(config: dict[str, Any]) -> bool:
     # SEDD ships its hydra training config: "model", "graph" and "noise" sections, no model_type.
     model = config.get("model")
@@ -89,6 +98,7 @@ class Family:
     cache_modes: tuple[str, ...] = ("dual",)
     default_cache: str = "dual"
     scores: bool = False
+    grows_canvas: bool = False
 
     def quantizes(self, name: str) -> bool:
         """True for a parameter-holding module (dotted name) that 8/4-bit loading quantises."""
@@ -109,13 +119,19 @@ class Family:
 _ATTENTION = ("q_proj", "k_proj", "v_proj", "o_proj")
 _SWIGLU = ("gate_proj", "up_proj", "down_proj")
 
-# Tried in this order: LLaDA-MoE before LLaDA, whose model_type it shares.
+# Tried in this order: LLaDA-MoE before LLaDA, whose model_type it shares, and DreamOn
+# before Dream (a Dream config with expand_token_id).
 FAMILIES: tuple[Family, ...] = (
     Family("llada_moe", _is_llada_moe, "llada_moe", "llada_moe_config:LLaDAMoEConfig",
            quantized=_ATTENTION + _SWIGLU, scope=".layers."),
     Family("llada", _is_named("llada", "LLaDAModelLM"), "llada", "llada_config:LLaDAConfig",
            quantized=("q_proj", "k_proj", "v_proj", "attn_out", "ff_proj", "up_proj", "ff_out"), scope=".blocks."),
-    Family("dream", _is_named("dream", "DreamModel"), "dream", "dream_config:DreamConfig",
+    # DreamOn (engine.dreamon): Dream's network and loader; its canvas changes length every
+    # step, so no batch of candidates shares a layout and no dual cache stays valid.
+    Family("dreamon", _is_dreamon, "dream", "dream_config:DreamConfig",
+           logit_shift=1, quantized=_ATTENTION + _SWIGLU, scope=".layers.", context=2048,
+           batches=False, cache_modes=(), default_cache="none", grows_canvas=True),
+    Family("dream", _is_dream, "dream", "dream_config:DreamConfig",
            logit_shift=1, quantized=_ATTENTION + _SWIGLU, scope=".layers.", context=2048),
     Family("mdlm", lambda c: _model_type(c) == "mdlm", "mdlm"),
     Family("sedd", _is_sedd, "sedd", scores=True),

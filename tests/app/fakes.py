@@ -12,6 +12,7 @@ WORDS = ["alpha", "beta", "gamma", "delta", "omega", "sigma", "kappa", "theta"]
 
 class FakeModel:
     name = "fake-model"
+    path = None  # no folder: no chat template
     device = "cpu"
     dtype = "float32"
     context_length = 512

@@ -368,3 +368,59 @@ def test_the_cli_caps_steps_where_the_sampler_does():
 
     assert engine.cli.MAX_STEPS == engine.sampler.MAX_STEPS
     assert engine.sampler.planned_steps(InfillRequest("ab", (Span(0, 1),), steps=10**9)) == engine.cli.MAX_STEPS
+
+
+# Issue 23: [[?]] (the model chooses the length) and [[~N]] (about N tokens).
+from engine.types import Span  # noqa: E402 - the issue-23 section's own import
+@pytest.mark.parametrize("marked, plain, lengths", [
+    ("a [[?]] b", "a  b", ["auto"]),
+    ("a [[~4]] b", "a  b", ["~4"]),
+    ("[[~+03]]x[[2]]y[[?]]", "xy", ["~3", 2, "auto"]),
+    ("\\[[?]] [[~x]] [[?x]]", "[[?]] ~x ?x", [None, None]),  # a literal, and text to regenerate
+])
+def test_markup_auto_holes(marked, plain, lengths):
+    text, spans = parse(marked)
+    assert text == plain and [s.length for s in spans] == lengths
+
+
+@pytest.mark.parametrize("marked, message", [
+    ("a [[~]] b", "has no count"),
+    ("a [[~0]] b", "at least 1 token"),
+    ("a [[~-2]] b", "at least 1 token"),
+    ("a [[~٣]] b", "e.g. [[~3]]"),
+    ("a [[~100001]] b", "too many tokens"),
+    ("[[~60000]] [[50000]]", "too many tokens"),  # about-N counts in the total too
+])
+def test_bad_auto_holes_are_refused_in_one_line(capsys, marked, message):
+    code, _, err = run(capsys, "infill", "--model", NO_MODEL, marked)
+    assert code == 2 and message in err and err.count("\n") == 1 and "Traceback" not in err
+
+
+_PIECE = st.one_of(
+    st.text(alphabet="ab ~?", min_size=1, max_size=4).map(lambda t: ("plain", t)),
+    st.integers(1, 50).map(lambda n: ("count", n)),
+    st.integers(1, 50).map(lambda n: ("about", n)),
+    st.just(("auto", None)),
+    st.text(alphabet="ab ~?", min_size=1, max_size=4).filter(lambda t: t != "?" and not t.startswith("~"))
+    .map(lambda t: ("text", t)),
+)
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(_PIECE, max_size=6))
+def test_property_markup_gives_each_hole_its_span(pieces):
+    """Markup assembled from known pieces parses back to exactly those spans and that plain text."""
+    marked, plain, expected = "", "", []
+    for kind, value in pieces:
+        if kind == "plain":
+            marked, plain = marked + value.replace("[", ""), plain + value.replace("[", "")
+            continue
+        body = {"count": str(value), "about": f"~{value}", "auto": "?", "text": value}[kind]
+        length = {"count": value, "about": f"~{value}", "auto": "auto", "text": None}[kind]
+        start = len(plain)
+        if kind == "text":
+            plain += value
+        expected.append(Span(start, len(plain), length=length))
+        marked += f"[[{body}]]"
+    text, spans = parse(marked)
+    assert text == plain and spans == expected

@@ -72,8 +72,8 @@ def test_quantised_layers_are_the_blocks_linears_only():
     assert not llada.quantizes("model.transformer.ff_out")  # the head stays 16-bit
     assert dream.quantizes("model.layers.0.self_attn.q_proj") and not dream.quantizes("lm_head")
     assert moe.quantizes("model.layers.2.mlp.experts.7.down_proj") and not moe.quantizes("model.layers.2.mlp.gate")
-    assert fit.QUANT_FAMILIES == ("llada_moe", "llada", "dream")
-    assert fit.FAMILY_CONTEXT == {"dream": 2048}
+    assert fit.QUANT_FAMILIES == ("llada_moe", "llada", "dreamon", "dream")
+    assert fit.FAMILY_CONTEXT == {"dreamon": 2048, "dream": 2048}
 
 
 _KEYS = st.dictionaries(
