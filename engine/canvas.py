@@ -165,9 +165,10 @@ def build(model, request: InfillRequest, generator: torch.Generator | None = Non
                 f"{need} but context_tokens {view} leaves room for {max(0, view - frame)}"
                 + (f" ({model.name} adds {frame} special tokens)" if frame else "")
                 + f"; raise context_tokens to at least {masked_total + frame} or mask less text")
+        taken = f", {frame} of them its special tokens" if frame else ""
         raise ContextTooLong(
-            f"{need} but {model.name} holds "
-            f"{model.context_length - frame}; mask less text or use a model with a longer context"
+            f"{need} but {model.name} holds {model.context_length} tokens{taken}; mask less text "
+            "or use a model with a longer context"
         )
     contexts = _keep_nearest(contexts, budget)
 

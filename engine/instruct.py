@@ -40,15 +40,17 @@ The frame only replaces the model's ``prefix_ids``/``suffix_ids``
 """
 from __future__ import annotations
 
+import functools
 import json
 import os
 import statistics
+import sys
 import time
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
-from .errors import InputError
+from .errors import ContextTooLong, InputError
 from .types import INSTRUCT_LAYOUTS, MAX_INSTRUCTION, InfillRequest, InfillResult, Span, TokenPiece
 
 # The request's layouts, plus "answer" (the span alone as the answer), kept for the comparison
@@ -188,20 +190,57 @@ def instruct_models() -> tuple[str, ...]:
     return tuple(names)
 
 
+# A template is code from the model's folder: its rendering gets this long (seconds) before it is
+# refused. Jinja2 compiles a template to Python, so a trace function sees every line it runs.
+RENDER_SECONDS = 2.0
+
+
+class _Overrun(Exception):
+    pass
+
+
+def _within(seconds: float, work):
+    """``work()`` under a deadline: the trace function raises _Overrun in the rendering code
+    once ``seconds`` have passed (a template that loops for ever cannot hang a fill)."""
+    deadline = time.monotonic() + seconds
+    previous = sys.gettrace()
+
+    def trace(frame, event, arg):
+        if time.monotonic() > deadline:
+            raise _Overrun
+        return trace
+
+    sys.settrace(trace)
+    try:
+        return work()
+    finally:
+        sys.settrace(previous)
+
+
 def render(template: ChatTemplate, messages: list[dict[str, str]], add_generation_prompt: bool = False,
            continue_final_message: bool = False) -> str:
     """The template rendered as apply_chat_template renders it (tokenize=False),
-    through transformers' own renderer. Raises InstructError when the template
-    fails (its raise_exception, a jinja2 error)."""
-    import jinja2
+    through transformers' own renderer (its sandboxed jinja2 environment).
+    Raises InstructError, one sentence naming the file, for any failure of the
+    template (its raise_exception, a jinja2 error, arithmetic it cannot do, a
+    recursion) and for one that runs longer than RENDER_SECONDS."""
     from transformers.utils.chat_template_utils import render_jinja_template
 
-    try:
-        rendered, _ = render_jinja_template(
+    def work():
+        return render_jinja_template(
             conversations=[messages], chat_template=template.source,
             add_generation_prompt=add_generation_prompt, continue_final_message=continue_final_message,
             **dict(template.tokens))
-    except (jinja2.TemplateError, TypeError, ValueError) as exc:
+
+    try:
+        rendered, _ = _within(RENDER_SECONDS, work)
+    except _Overrun:
+        raise InstructError(f"the chat template in {template.file} takes longer than {RENDER_SECONDS:g} s to "
+                            "render; use the model's own tokenizer_config.json") from None
+    except MemoryError:
+        raise InstructError(f"the chat template in {template.file} asks for more memory than this machine "
+                            "has; use the model's own tokenizer_config.json") from None
+    except Exception as exc:  # noqa: BLE001 - a template is foreign code: any failure is the template's
         first = (str(exc).strip().splitlines() or ["no reason given"])[0][:160]
         raise InstructError(f"the chat template in {template.file} cannot be rendered ({first}); "
                             "use the model's own tokenizer_config.json") from None
@@ -211,8 +250,15 @@ def render(template: ChatTemplate, messages: list[dict[str, str]], add_generatio
 def chat_frame(template: ChatTemplate, user: str) -> ChatFrame:
     """The conversation [user: ``user``, assistant: <answer>] cut around the answer.
 
-    Raises InstructError when the template does not show both messages as
-    written, in that order."""
+    Only stand-ins go through the template, so its scaffolding is rendered once
+    per template. Raises InstructError when the template does not show both
+    messages as written, in that order."""
+    head, middle, closing = _scaffold(template)
+    return ChatFrame(head=head, user=user, middle=middle, closing=closing)
+
+
+@functools.lru_cache(maxsize=16)
+def _scaffold(template: ChatTemplate) -> tuple[str, str, str]:
     whole = render(template, [{"role": "user", "content": _USER}, {"role": "assistant", "content": _ANSWER}])
     if whole.count(_USER) != 1 or whole.count(_ANSWER) != 1 or whole.index(_USER) > whole.index(_ANSWER):
         raise InstructError(f"the chat template in {template.file} does not write a user message and the "
@@ -221,7 +267,7 @@ def chat_frame(template: ChatTemplate, user: str) -> ChatFrame:
     head, rest = whole.split(_USER)
     middle, closing = rest.split(_ANSWER)
     closing = closing[: len(closing) - len(_forced_prompt(template, closing))]
-    return ChatFrame(head=head, user=user, middle=middle, closing=closing)
+    return head, middle, closing
 
 
 def _forced_prompt(template: ChatTemplate, closing: str) -> str:
@@ -305,36 +351,49 @@ class Framed:
         return getattr(self.__dict__["_model"], name)
 
 
-_TEMPLATES: dict[str, ChatTemplate | None] = {}
+_TEMPLATES: dict[tuple, ChatTemplate | None] = {}
+
+
+def _files_state(path: str) -> tuple:
+    """What a folder's template depends on: its files' sizes and modification times."""
+    state = []
+    for name in ("tokenizer_config.json", "chat_template.jinja", "special_tokens_map.json"):
+        try:
+            st = os.stat(os.path.join(path, name))
+            state.append((name, st.st_size, st.st_mtime_ns))
+        except OSError:
+            state.append((name, None, None))
+    return tuple(state)
 
 
 def template_for(model: Any) -> ChatTemplate:
-    """The chat template of the folder ``model`` was loaded from, read once per folder;
-    InstructError (one sentence naming the models that follow instructions) if it has none."""
-    path = str(getattr(model, "path", "") or "")
-    if path not in _TEMPLATES:
-        _TEMPLATES[path] = read_chat_template(path) if path else None
-    template = _TEMPLATES[path]
+    """The chat template of the folder ``model`` was loaded from (read again when its
+    files change); InstructError (one sentence naming the models that follow
+    instructions) if it has none."""
+    path = str(model.path or "")
+    key = (path, _files_state(path)) if path else ("",)
+    if key not in _TEMPLATES:
+        _TEMPLATES[key] = read_chat_template(path) if path else None
+    template = _TEMPLATES[key]
     if template is None:
         raise InstructError(no_template_message(path or None))
     return template
 
 
 def template_of(model: Any, template: ChatTemplate | None = None) -> ChatTemplate:
-    """``template``, else the model's ``chat_template`` attribute; InstructError if neither."""
-    template = template if template is not None else getattr(model, "chat_template", None)
-    if not isinstance(template, ChatTemplate):
-        raise InstructError(no_template_message(getattr(model, "path", None)))
-    return template
+    """``template``, else the chat template of the model's folder (template_for)."""
+    return template if template is not None else template_for(model)
 
 
 def framed(model: Any, request: InfillRequest, instruction: str, template: ChatTemplate | None = None,
            layout: str = DEFAULT_LAYOUT) -> tuple[Framed, InfillRequest]:
     """The model and request the sampler runs for an instructed fill.
 
-    In the "quoted" and "masked" layouts the request is unchanged (the frame
-    holds the chat); in "answer" it is a lone insertion of the span's length
-    (``splice`` puts its fill back into the document)."""
+    In the "quoted" and "masked" layouts the request is the same spans (the
+    frame holds the chat); in "answer" it is a lone insertion of the span's
+    length (``splice`` puts its fill back into the document). ``instruction``
+    is the one that counts: the returned request carries none, so the sampler
+    never frames it twice."""
     from .canvas import token_count
     from .models.serial import model_lock
 
@@ -343,10 +402,17 @@ def framed(model: Any, request: InfillRequest, instruction: str, template: ChatT
     span = request.spans[0]
     with model_lock(model):  # the tokenizer is the model's: one thread at a time (engine.models.serial)
         before, after = frame_ids(model.tokenizer, frame)
+        chat = len(before) + len(after)
+        need = sum(s.length or token_count(model, request.text, s.start, s.end) for s in request.spans)
+        if chat + need > model.context_length:
+            raise ContextTooLong(
+                f"the instruction and {model.name}'s chat template take {chat} of its {model.context_length} "
+                f"tokens, which leaves {max(0, model.context_length - chat)} for the {need} masked; shorten the "
+                "instruction" + (" or select less text (the quoted layout repeats it)" if layout == "quoted" else ""))
         if layout != "answer":
-            return Framed(model, before, after), request
+            return Framed(model, before, after), replace(request, instruction=None)
         length = span.length or token_count(model, request.text, span.start, span.end)
-    inner = replace(request, text="", spans=(Span(0, 0, length=length),), allow_newlines=(
+    inner = replace(request, text="", instruction=None, spans=(Span(0, 0, length=length),), allow_newlines=(
         request.allow_newlines if request.allow_newlines is not None
         else any(c in "\n\r\v\f\x85\u2028\u2029" for c in request.text[span.start:span.end])))
     return Framed(model, before, after), inner
