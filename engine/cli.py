@@ -372,8 +372,12 @@ def _run_infill(args) -> int:
             "text": result.text,
             # "length": the tokens generated (the chosen length of an auto span); "asked": what the
             # markup gave ("auto" for [[?]], "~N" for [[~N]], N for [[N]], null for [[text]])
-            "spans": [{"start": s.start, "end": s.end, "length": s.length, "asked": _asked(a.length)}
-                      for s, a in zip(result.spans, request.spans)],
+            # "tried": for an auto span on a model that does not grow its canvas, every length tried,
+            # best first, with its score and its fill
+            "spans": [{"start": s.start, "end": s.end, "length": s.length, "asked": _asked(a.length),
+                       **({"tried": [{"length": t.length, "score": round(t.score, 4), "text": t.result.span_text(i)}
+                                     for t in result.lengths[i]]} if result.lengths and result.lengths[i] else {})}
+                      for i, (s, a) in enumerate(zip(result.spans, request.spans))],
             "nfe": result.nfe, "steps": result.steps, "seconds": round(result.seconds, 4), "seed": result.seed,
             "instruction": request.instruction,
         }, ensure_ascii=False))

@@ -57,6 +57,7 @@ from .errors import Cancelled, InputError, OutOfMemory
 from .models import vocab
 from .models.serial import model_lock
 from .sampler import stream_infill
+from .schedules import MAX_STEPS
 from .types import InfillRequest, InfillResult, Span
 
 AUTO = "auto"
@@ -285,7 +286,7 @@ def _score_many(model, items: list[tuple[InfillRequest, int, tuple[int, ...]]], 
     device = model.device
     with model_lock(model):
         for members in groups.values():
-            if getattr(model, "batches", False):
+            if model.batches:
                 rows = torch.cat([built[k].rows for k in members]).to(device)
                 # one pass over the union of the spans' positions; each copy reads its own
                 want = torch.unique(torch.cat([built[k].positions for k in members]))
@@ -423,7 +424,7 @@ def infill_auto(model, request: InfillRequest, lengths: Mapping[int, object] | N
     for i in order:
         tried: list[tuple[InfillRequest, InfillResult, tuple[int, ...], float]] = []
         for n in proposals[i]:
-            req = _with_lengths(request, {**chosen, i: n})
+            req = with_lengths(request, {**chosen, i: n})
             result, slot_ids, path = _run(model, req, cancel)
             nfe += result.nfe
             runs += 1
@@ -449,10 +450,15 @@ def infill_auto(model, request: InfillRequest, lengths: Mapping[int, object] | N
                       scoring_nfe=scoring_nfe, scoring_seconds=scoring_seconds)
 
 
-def _with_lengths(request: InfillRequest, lengths: Mapping[int, int]) -> InfillRequest:
+def with_lengths(request: InfillRequest, lengths: Mapping[int, int]) -> InfillRequest:
+    """``request`` with span k at ``lengths[k]`` tokens, and at least one step per
+    masked token of a given length (up to MAX_STEPS): a length tried is filled one
+    token a step, so a long one is not judged by a rushed fill (the request's own
+    steps when they are more)."""
     spans = tuple(Span(s.start, s.end, length=lengths[k], strength=s.strength) if k in lengths else s
                   for k, s in enumerate(request.spans))
-    return replace(request, spans=spans)
+    tokens = sum(s.length for s in spans if isinstance(s.length, int) and not isinstance(s.length, bool))
+    return replace(request, spans=spans, steps=max(request.steps, min(tokens, MAX_STEPS)))
 
 
 def _run(model, request: InfillRequest, cancel) -> tuple[InfillResult, tuple[int, ...], float]:
@@ -507,7 +513,7 @@ def infill_eos_padded(model, request: InfillRequest, budget: int,
     eos = getattr(model.tokenizer, "eos_token_id", None)
     if eos is None:
         raise InputError(f"{model.name} has no end-of-text token to pad with")
-    req = _with_lengths(request, {0: budget})
+    req = with_lengths(request, {0: budget})
     canvas = canvas_mod.build(model, req)
     profile = vocab.profile(model.tokenizer, model.vocab_size)
     blocked = (set(profile.blocked_ids.tolist()) | set(model.special_ids) | {model.mask_id}) - {eos}

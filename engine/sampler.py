@@ -43,7 +43,7 @@ from .models.base import DEFAULT_THRESHOLD  # noqa: F401 - the threshold sampler
 from .models.serial import model_lock
 from .policies import POLICIES, Policy, Step
 from .schedules import MAX_STEPS
-from .types import Commit, InfillRequest, InfillResult, Span, StepEvent, TokenPiece, check_seed
+from .types import Commit, InfillRequest, InfillResult, LengthTried, Span, StepEvent, TokenPiece, check_seed
 
 
 
@@ -180,6 +180,10 @@ def _run(model, request: InfillRequest, seeds: tuple[int, ...],
             model, request = instruct.framed(model, request, request.instruction,
                                              instruct.template_for(model), layout=request.instruct_layout)
         steps = _steps(model, request, seeds, cancel)
+    yield from _locked(model, steps)
+
+
+def _locked(model, steps: Iterator[tuple[StepEvent | None, ...]]) -> Iterator[tuple[StepEvent | None, ...]]:
     lock = model_lock(model)
     try:
         while True:
@@ -195,14 +199,26 @@ def _run(model, request: InfillRequest, seeds: tuple[int, ...],
 
 def _auto_length(model, request: InfillRequest, seeds: tuple[int, ...],
                  cancel: threading.Event | None) -> Iterator[tuple[StepEvent | None, ...]]:
-    """The run of a request with an auto-length span on a model that does not grow its
-    canvas: per step, one StepEvent (or None) per seed, as ``_run`` yields them.
+    """The run of a request with auto-length spans on a model that does not grow its canvas.
 
-    The seam for engine.length (several lengths ranked by the model's own score);
-    until it is wired here, InputError."""
-    raise InputError(
-        f"{model.name} cannot choose a span's length yet: give the span a number of tokens "
-        "(e.g. [[4]] instead of [[?]]), or load a model that grows its canvas (DreamOn)")
+    engine.length.infill_auto proposes lengths for each auto span, fills each and
+    ranks the fills by the model's own score (with the first seed); the run at the
+    winning lengths is then streamed for every seed, so the live view shows it
+    (one run more than the ranking made: the same fill, the runs being
+    deterministic). Each final result carries the lengths tried
+    (InfillResult.lengths, best first), and its nfe and seconds count the ranking."""
+    from . import length
+
+    auto = {i: span.length for i, span in enumerate(request.spans) if span.is_auto}
+    ranked = length.infill_auto(model, replace(request, seed=seeds[0]), auto, cancel=cancel)
+    won = ranked.result.spans
+    fixed = length.with_lengths(request, {i: won[i].length for i in auto})  # as the ranking ran it
+    per_span = {c.span: tuple(LengthTried(t.length, t.score, t.result) for t in c.ranked) for c in ranked.choices}
+    tried = tuple(per_span.get(i, ()) for i in range(len(request.spans)))
+    for events in _locked(model, _steps(model, fixed, seeds, cancel)):
+        yield tuple(e if e is None or e.result is None else replace(e, result=replace(
+            e.result, lengths=tried, nfe=e.result.nfe + ranked.nfe, seconds=e.result.seconds + ranked.seconds))
+            for e in events)
 
 
 @dataclass(frozen=True)

@@ -330,11 +330,25 @@ class TokenPiece:
 
 
 @dataclass(frozen=True)
+class LengthTried:
+    """One length tried for an auto-length span (engine.length): ``length``
+    tokens, ``score`` its rank key (higher is better: the model's own
+    likelihood bound per token, length-normalised), ``result`` the whole fill
+    with this span at that length (the other spans as in the winner)."""
+
+    length: int
+    score: float
+    result: InfillResult
+
+
+@dataclass(frozen=True)
 class InfillResult:
     """The filled text. ``spans[i]`` is where request span i now lies in
     ``text`` (its ``length`` is the number of tokens generated: for an
     auto-length span, the length chosen, 0 when DreamOn deleted it all);
-    ``pieces[i]`` are its tokens' character ranges in ``text``."""
+    ``pieces[i]`` are its tokens' character ranges in ``text``. ``lengths[i]``:
+    for an auto-length span on a model that does not grow its canvas, the
+    lengths tried, best first (empty for other spans, or all empty)."""
 
     text: str
     spans: tuple[Span, ...]
@@ -344,6 +358,7 @@ class InfillResult:
     seconds: float
     seed: int
     revision: int = 0
+    lengths: tuple[tuple[LengthTried, ...], ...] = ()
 
     def span_text(self, i: int) -> str:
         s = self.spans[i]

@@ -175,14 +175,25 @@ def test_what_dreamon_cannot_run_is_refused_in_one_sentence(dreamon, change, mes
     assert "\n" not in str(caught.value)
 
 
-def test_an_auto_span_on_a_model_that_does_not_grow_is_refused_in_one_sentence(tmp_path):
+def test_an_auto_span_on_a_model_that_does_not_grow_ranks_several_lengths(tmp_path):
+    """Issue 23: a model without DreamOn's tokens tries several lengths (engine.length) and
+    streams the winner; the result lists every length tried, best first."""
     from tests.support.tiny_dream import build_tiny_dream
 
     model = load_model(str(build_tiny_dream(tmp_path / "dream")), device="cpu", dtype="float32")
     assert model.family == "dream" and not model.grows_canvas
-    with pytest.raises(InputError, match="cannot choose a span's length") as caught:
-        infill(model, request("auto"))
-    assert "\n" not in str(caught.value)
+    asked = request("auto")
+    events = list(stream_infill(model, asked))
+    result = events[-1].result
+    tried = result.lengths[0]
+    assert len(tried) >= 2 and [t.score for t in tried] == sorted((t.score for t in tried), reverse=True)
+    assert result.spans[0].length == tried[0].length  # the streamed fill is the winner
+    assert result.text == tried[0].result.text
+    assert len({t.length for t in tried}) == len(tried)
+    for t in tried:  # every alternative keeps the text outside the span
+        assert t.result.text.startswith(asked.text[: asked.spans[0].start])
+        assert t.result.text.endswith(asked.text[asked.spans[0].end:])
+    assert result.nfe > events[-1].step  # the ranking's forward passes are counted
 
 
 def test_cli_auto_holes_report_the_chosen_length(capsys, dreamon_dir):
@@ -208,3 +219,17 @@ def test_cli_question_mark_hole_runs_and_writes_growing_events(capsys, dreamon_d
     lines = [json.loads(line) for line in events.read_text(encoding="utf-8").splitlines()]
     assert len(lines) == data["nfe"] and lines[-1]["done"]
     assert len(lines[-1]["tokens"]) == data["spans"][0]["length"]
+
+
+def test_cli_reports_every_length_tried_on_a_model_that_does_not_grow(capsys, tmp_path):
+    from tests.support.tiny_dream import build_tiny_dream
+
+    folder = build_tiny_dream(tmp_path / "dream")
+    code = main(["infill", "--model", str(folder), "--device", "cpu", "--dtype", "float32", "--json",
+                 "the cat [[?]]sat on the mat"])
+    out, err = capsys.readouterr()
+    assert code == 0, err
+    span = json.loads(out)["spans"][0]
+    scores = [t["score"] for t in span["tried"]]
+    assert span["asked"] == "auto" and len(scores) >= 2 and scores == sorted(scores, reverse=True)
+    assert span["length"] == span["tried"][0]["length"]
