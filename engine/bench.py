@@ -94,13 +94,16 @@ def overhead(model, context: int = 256, span: int = 32, steps: int = 16, repeats
         for ids, positions in calls:
             model.logits(ids, positions)
 
+    from .models.dit_adapter import DiTAdapter
+    from .models.masked_lm import MaskedLMAdapter
+
     def full_vocab() -> None:
         with torch.inference_mode():
             for ids, _ in calls:
                 batch = ids if ids.dim() == 2 else ids.unsqueeze(0)
-                if hasattr(model, "model"):  # transformers masked LMs
+                if isinstance(model, MaskedLMAdapter):  # transformers masked LMs
                     model.model(input_ids=batch).logits
-                elif getattr(model, "family", "") in ("mdlm", "sedd"):  # DiT: ids and sigma -> logits
+                elif isinstance(model, DiTAdapter):  # MDLM, SEDD: ids and sigma -> logits
                     model.network(batch, model.sigma(batch))
                 else:  # native networks: ids -> logits
                     model.network(batch)

@@ -70,7 +70,7 @@ def speed(model, context: int = 2000, span: int = 32, steps: int = 32, repeats: 
     from .sampler import infill, resolve_threshold
 
     text, spans = bench_text(model, context, span)
-    modes = ("none", *getattr(model, "cache_modes", ()))
+    modes = ("none", *model.cache_modes)
     configs = [c for c in SPEED_CONFIGS if c[3] in modes]
     requests = {key: _request(text, spans, steps, sampler, cache, threshold, block_length=block_length)
                 for key, _, sampler, cache in configs}
@@ -119,7 +119,7 @@ def restore_accuracy(model, heldout=None, examples: int = 100, seed: int = 0, th
     texts = evaluate.load_texts(heldout)
     words = evaluate.word_examples(texts, examples, seed)
     phrases = evaluate.span_examples(texts, examples, seed + 1)
-    modes = ("none", *getattr(model, "cache_modes", ()))
+    modes = ("none", *model.cache_modes)
 
     def fill(ex, sampler, cache):
         steps = evaluate.token_count(model, ex)

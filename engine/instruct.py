@@ -51,6 +51,7 @@ from pathlib import Path
 from typing import Any
 
 from .errors import ContextTooLong, InputError
+from .types import check_instruction as types_check_instruction
 from .types import INSTRUCT_LAYOUTS, MAX_INSTRUCTION, InfillRequest, InfillResult, Span, TokenPiece
 
 # The request's layouts, plus "answer" (the span alone as the answer), kept for the comparison
@@ -304,16 +305,14 @@ def user_turn(instruction: str, text: str, spans: tuple[Span, ...], layout: str 
 
 
 def check_instruction(instruction: object) -> str:
-    """The instruction without surrounding whitespace; InstructError if it is not usable."""
-    if not isinstance(instruction, str) or not instruction.strip():
-        raise InstructError("the instruction is empty; type what the fill should do, e.g. 'make it more formal'")
-    if len(instruction) > MAX_INSTRUCTION:
-        raise InstructError(f"the instruction has {len(instruction)} characters; keep it under "
-                            f"{MAX_INSTRUCTION} (put long material in the document instead)")
-    return instruction.strip()
+    """The instruction without surrounding whitespace; InputError if it is not usable
+    (engine.types.check_instruction: the request and this module say the same)."""
+    try:
+        return types_check_instruction(instruction)
+    except InputError as exc:
+        raise InstructError(str(exc)) from None
 
 
-# ---------------------------------------------------------------------------- tokens
 def frame_ids(tokenizer: Any, frame: ChatFrame) -> tuple[tuple[int, ...], tuple[int, ...]]:
     """(ids before the answer, ids after it): the template's text with its
     control tokens recognised, the user's text as plain text."""

@@ -195,12 +195,7 @@ class InfillRequest:
         check_seed(self.seed)
         _integer("revision", self.revision)
         if self.instruction is not None:
-            if not isinstance(self.instruction, str) or not self.instruction.strip():
-                raise InputError(f"instruction must be a non-empty string or None, got {_show(self.instruction)}")
-            if len(self.instruction) > MAX_INSTRUCTION:
-                raise InputError(f"the instruction is {len(self.instruction)} characters; an instruction is a "
-                                 f"line of at most {MAX_INSTRUCTION} (put the text to work on in the document)")
-            check_text(self.instruction)
+            check_instruction(self.instruction)
         if not isinstance(self.instruct_layout, str) or self.instruct_layout not in INSTRUCT_LAYOUTS:
             raise InputError(f"unknown instruct_layout {_show(self.instruct_layout)}; "
                              f"choose one of: {', '.join(INSTRUCT_LAYOUTS)}")
@@ -221,6 +216,20 @@ def check_seed(seed: object, what: str = "seed") -> int:
     if not SEED_MIN <= value <= SEED_MAX:
         raise InputError(f"{what} {_show(value)} is out of range: use an integer from {SEED_MIN} to {SEED_MAX}")
     return value
+
+
+def check_instruction(instruction: object) -> str:
+    """``instruction`` without its surrounding whitespace; InputError (one sentence) unless it
+    is text of 1 to MAX_INSTRUCTION characters that are all characters."""
+    if not isinstance(instruction, str):
+        raise InputError(f"the instruction must be text, got {_show(instruction)}")
+    if not instruction.strip():
+        raise InputError("the instruction is empty; type what the fill should do, e.g. 'make it more formal'")
+    if len(instruction) > MAX_INSTRUCTION:
+        raise InputError(f"the instruction has {len(instruction)} characters; keep it to {MAX_INSTRUCTION} "
+                         "(put the text to work on in the document)")
+    check_text(instruction)
+    return instruction.strip()
 
 
 def check_text(text: str) -> None:

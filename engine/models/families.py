@@ -47,7 +47,8 @@ def _is_llada_moe(config: dict[str, Any]) -> bool:
         return True
     if model_type in ("lladamoe", "llada_moe", "llada-moe"):
         return True
-    return model_type == "llada" and any(key in config for key in _MOE_KEYS)
+    # a key present but null (a dense config written by a tool that lists every field) is no expert
+    return model_type == "llada" and any(config.get(key) is not None for key in _MOE_KEYS)
 
 
 def _is_named(model_type: str, architecture: str) -> Callable[[dict[str, Any]], bool]:

@@ -228,8 +228,8 @@ def test_an_unusable_template_is_one_sentence(source, expected):
 
 @pytest.mark.parametrize("instruction, expected", [
     ("   ", "the instruction is empty"),
-    (None, "the instruction is empty"),
-    ("x" * (instruct.MAX_INSTRUCTION + 1), "keep it under"),
+    (None, "the instruction must be text"),
+    ("x" * (instruct.MAX_INSTRUCTION + 1), "keep it to 2000"),
 ])
 def test_an_unusable_instruction_is_one_sentence(instruction, expected):
     with pytest.raises(instruct.InstructError, match=expected):

@@ -28,7 +28,8 @@ def dream_instruct(tmp_path_factory):
 
 
 @pytest.mark.parametrize("value, words", [
-    ("", "non-empty"), ("   ", "non-empty"), (3, "non-empty"), ("x" * 2001, "at most 2000"),
+    ("", "the instruction is empty"), ("   ", "the instruction is empty"), (3, "must be text"),
+    ("x" * 2001, "keep it to 2000"),
     ("fine\ud800", "unpaired surrogate"),
 ])
 def test_an_unusable_instruction_is_refused_before_any_model_runs(value, words):

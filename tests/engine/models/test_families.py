@@ -23,6 +23,9 @@ LLADA_BY_ARCHITECTURE = {
     "architectures": ["LLaDAModelLM"], "d_model": 64, "n_layers": 2, "n_heads": 4, "vocab_size": 128,
     "mlp_hidden_size": 96, "mask_token_id": 127,
 }
+# A dense LLaDA config written by a tool that lists every field, the experts' ones null (review of issue 22)
+DENSE_WITH_NULL_EXPERT_KEYS = {**LLADA_BY_ARCHITECTURE, "model_type": "llada", "num_experts": None,
+                               "moe_layer_freq": None}
 SEDD = {"tokens": 50257, "model": {"hidden_size": 64, "n_heads": 4, "n_blocks": 2, "cond_dim": 16},
         "graph": {"type": "absorb"}, "noise": {"type": "loglinear"}}
 
@@ -30,6 +33,7 @@ SEDD = {"tokens": 50257, "model": {"hidden_size": 64, "n_heads": 4, "n_blocks": 
 @pytest.mark.parametrize("config, family", [
     (MOE_WITHOUT_NUM_EXPERTS, "llada_moe"),
     (LLADA_BY_ARCHITECTURE, "llada"),
+    (DENSE_WITH_NULL_EXPERT_KEYS, "llada"),
     (SEDD, "sedd"),
 ])
 def test_configs_the_old_detectors_disagreed_on_get_one_family_everywhere(config, family):
