@@ -33,6 +33,22 @@ def tiny_model_dir(tmp_path_factory):
 
 
 @pytest.fixture(scope="session")
+def llada_instruct_dir(tmp_path_factory):
+    """The tiny LLaDA with LLaDA-8B-Instruct's real chat template (tests.support.tiny_instruct)."""
+    from tests.support.tiny_instruct import build_tiny_llada_instruct
+
+    return build_tiny_llada_instruct(tmp_path_factory.mktemp("llada-instruct"))
+
+
+@pytest.fixture(scope="session")
+def dream_instruct_dir(tmp_path_factory):
+    """The tiny Dream with Dream-v0-Instruct-7B's real chat template."""
+    from tests.support.tiny_instruct import build_tiny_dream_instruct
+
+    return build_tiny_dream_instruct(tmp_path_factory.mktemp("dream-instruct"))
+
+
+@pytest.fixture(scope="session")
 def tiny_bert_dir(tmp_path_factory):
     """A folder holding a tiny random BERT with a WordPiece tokenizer."""
     return build_tiny_bert(tmp_path_factory.mktemp("tiny-bert"))

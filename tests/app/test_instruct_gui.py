@@ -15,21 +15,10 @@ from PySide6.QtWidgets import QApplication
 from engine import instruct
 from tests.app.fakes import FakeModel
 from tests.app.test_e2e import real_window
-from tests.support.tiny_instruct import build_tiny_dream_instruct, build_tiny_llada_instruct
 
 TEXT = "In the beginning the hills were green and the river ran clear to the sea.\n"
 WORD = "green"
 CTRL_SHIFT = Qt.KeyboardModifier.ControlModifier | Qt.KeyboardModifier.ShiftModifier
-
-
-@pytest.fixture(scope="module")
-def llada_instruct_dir(tmp_path_factory):
-    return build_tiny_llada_instruct(tmp_path_factory.mktemp("gui-llada-instruct"))
-
-
-@pytest.fixture(scope="module")
-def dream_instruct_dir(tmp_path_factory):
-    return build_tiny_dream_instruct(tmp_path_factory.mktemp("gui-dream-instruct"))
 
 
 def instruct_loader(folder):

@@ -12,19 +12,8 @@ from hypothesis import strategies as st
 from engine import InfillRequest, InputError, Span, infill, load_model, stream_infill
 from engine import instruct
 from engine.cli import main
-from tests.support.tiny_instruct import build_tiny_dream_instruct, build_tiny_llada_instruct
 
 TEXT = "The quick brown fox jumps over the lazy dog."
-
-
-@pytest.fixture(scope="module")
-def llada_instruct(tmp_path_factory):
-    return build_tiny_llada_instruct(tmp_path_factory.mktemp("llada-instruct"))
-
-
-@pytest.fixture(scope="module")
-def dream_instruct(tmp_path_factory):
-    return build_tiny_dream_instruct(tmp_path_factory.mktemp("dream-instruct"))
 
 
 @pytest.mark.parametrize("value, words", [
@@ -48,7 +37,7 @@ def test_an_unknown_layout_is_one_sentence():
         InfillRequest(text=TEXT, spans=(Span(4, 9),), instruction="shorter", instruct_layout="answer")
 
 
-@pytest.mark.parametrize("builder", ["llada_instruct", "dream_instruct"])
+@pytest.mark.parametrize("builder", ["llada_instruct_dir", "dream_instruct_dir"])
 @pytest.mark.parametrize("layout", ["quoted", "masked"])
 def test_the_api_runs_the_chat_and_keeps_the_outside_text(request, builder, layout):
     model = load_model(str(request.getfixturevalue(builder)), device="cpu", dtype="float32")
@@ -82,8 +71,8 @@ def test_a_base_model_refuses_an_instruction_in_one_sentence(tiny_llada_dir):
     assert infill(model, InfillRequest(text=TEXT, spans=(Span(4, 9),), steps=2)).text.endswith("lazy dog.")
 
 
-def test_the_cli_takes_an_instruction_and_reports_it(llada_instruct, capsys):
-    code = main(["infill", "--model", str(llada_instruct), "--json", "--device", "cpu", "--steps", "3",
+def test_the_cli_takes_an_instruction_and_reports_it(llada_instruct_dir, capsys):
+    code = main(["infill", "--model", str(llada_instruct_dir), "--json", "--device", "cpu", "--steps", "3",
                  "--instruction", "Make it shorter.", "The [[quick brown]] fox jumps over the lazy dog."])
     out, err = capsys.readouterr()
     assert code == 0, err

@@ -9,7 +9,6 @@ import pytest
 
 from engine import ContextTooLong, InfillRequest, Span, load_model
 from engine import instruct
-from tests.support.tiny_instruct import build_tiny_llada_instruct
 
 MESSAGES = [{"role": "user", "content": "hi"}, {"role": "assistant", "content": "there"}]
 
@@ -51,16 +50,11 @@ def test_the_deadline_leaves_the_callers_trace_function_in_place(monkeypatch):
         sys.settrace(None)
 
 
-@pytest.fixture(scope="module")
-def llada_instruct(tmp_path_factory):
-    return build_tiny_llada_instruct(tmp_path_factory.mktemp("llada-instruct"))
-
-
-def test_the_template_is_read_again_when_its_file_changes(llada_instruct, tmp_path):
+def test_the_template_is_read_again_when_its_file_changes(llada_instruct_dir, tmp_path):
     import shutil
 
     folder = tmp_path / "m"
-    shutil.copytree(llada_instruct, folder)
+    shutil.copytree(llada_instruct_dir, folder)
     config_file = folder / "tokenizer_config.json"
     config = json.loads(config_file.read_text())
     template = config.pop("chat_template")
@@ -73,15 +67,15 @@ def test_the_template_is_read_again_when_its_file_changes(llada_instruct, tmp_pa
     assert instruct.template_for(model).source == template
 
 
-def test_the_helpers_find_the_models_own_template(llada_instruct):
-    model = load_model(str(llada_instruct), device="cpu", dtype="float32")
+def test_the_helpers_find_the_models_own_template(llada_instruct_dir):
+    model = load_model(str(llada_instruct_dir), device="cpu", dtype="float32")
     request = InfillRequest(text="The quick brown fox.", spans=(Span(4, 9),), steps=2, cache="none")
     result = instruct.infill(model, request, "Make it formal.")  # no template given: the folder's
     assert result.text.startswith("The ") and result.text.endswith(" brown fox.")
 
 
-def test_an_explicit_instruction_is_framed_once(llada_instruct):
-    model = load_model(str(llada_instruct), device="cpu", dtype="float32")
+def test_an_explicit_instruction_is_framed_once(llada_instruct_dir):
+    model = load_model(str(llada_instruct_dir), device="cpu", dtype="float32")
     asked = InfillRequest(text="The quick brown fox.", spans=(Span(4, 9),), steps=2, cache="none",
                           instruction="AAA")
     framed, inner = instruct.framed(model, asked, "BBB two other words")
@@ -90,8 +84,8 @@ def test_an_explicit_instruction_is_framed_once(llada_instruct):
     assert framed.prefix_ids == instruct.framed(model, plain, "BBB two other words")[0].prefix_ids
 
 
-def test_an_instruction_that_leaves_no_room_says_so(llada_instruct):
-    model = load_model(str(llada_instruct), device="cpu", dtype="float32")
+def test_an_instruction_that_leaves_no_room_says_so(llada_instruct_dir):
+    model = load_model(str(llada_instruct_dir), device="cpu", dtype="float32")
     request = InfillRequest(text="The quick brown fox.", spans=(Span(4, 9),), steps=2,
                             instruction="word " * 390)
     with pytest.raises(ContextTooLong) as err:
