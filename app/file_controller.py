@@ -27,18 +27,20 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from PySide6.QtCore import QObject, QTimer, Signal
-from PySide6.QtGui import QTextCursor
 from PySide6.QtWidgets import QFileDialog, QInputDialog, QMessageBox, QPushButton
 
 from engine.safe_write import display
 
-from . import autosave, fileio, opening, paths
+from . import autosave, fileio, opening, paths, positions
 from .editor import document_text
 
 if TYPE_CHECKING:
     from .window import MainWindow
 
 MAX_RECENT = 10
+
+
+AUTOSAVE_POLL_MS = 50  # how often the window looks whether an autosave written on a thread has ended
 
 
 def _unlink_quietly(path: Path) -> None:
@@ -55,7 +57,7 @@ def _interrupted(kept) -> str:
 
 
 class FileController(QObject):
-    loadProgress = Signal(int, int)  # characters put into the editor, of how many (Open of a large file)
+    loadProgress = Signal(int, int)  # characters put in, of how many (Open, Reload, restore of a large text)
 
     def __init__(self, window: MainWindow, state_dir=None) -> None:
         super().__init__(window)
@@ -162,19 +164,27 @@ class FileController(QObject):
             self._opening.cancel()
 
     def _read(self, path: str, encoding: str | None, progress: opening.OpenProgress):
-        """fileio.open_text; a large regular file on a thread, behind the progress dialog."""
+        """fileio.open_text, and the text's positions.PositionMap. A large regular file is
+        read on a thread, behind the progress dialog, which builds the map too (0.5 s of
+        CPU for 50 MB with astral characters: not on the GUI thread at the first keystroke);
+        for a small one the map is None (built at first use, in milliseconds)."""
         try:
             st = os.stat(path)
             large = stat.S_ISREG(st.st_mode) and st.st_size >= opening.READ_ON_THREAD
         except OSError:
             large = False  # open_text says what is wrong
         if not large:
-            return fileio.open_text(path, encoding)
-        return progress.run(lambda: fileio.open_text(path, encoding))
+            return (*fileio.open_text(path, encoding), None)
+
+        def read():
+            text, fmt, stamp = fileio.open_text(path, encoding)
+            return text, fmt, stamp, positions.PositionMap(text)
+
+        return progress.run(read)
 
     def _open(self, path: str, encoding: str | None, progress: opening.OpenProgress) -> bool:
         try:
-            text, fmt, stamp = self._read(path, encoding, progress)
+            text, fmt, stamp, where = self._read(path, encoding, progress)
             real = fileio.real_path(path)
         except opening.Cancelled:  # nothing changed yet: the window keeps what it showed
             self.w.statusBar().showMessage(f"Opening {Path(path).name} was cancelled.", 6000)
@@ -192,6 +202,8 @@ class FileController(QObject):
         if not self._set_text(text, real, fmt, progress):
             self.w.statusBar().showMessage(f"Opening {Path(real).name} was cancelled.", 6000)
             return False
+        if where is not None:
+            positions.for_document(self.w.editor.document()).adopt(where)
         self.stamp = stamp
         self._add_recent(self.path)
         return True
@@ -226,12 +238,24 @@ class FileController(QObject):
 
     def reload(self) -> bool:
         """Read the file again (it changed on disk), as one undoable edit: Ctrl+Z gives back
-        what the window held."""
-        if self.path is None:
+        what the window held. A large file is read on a thread and goes in piece by piece
+        behind a progress dialog; Cancel (or closing the window) leaves the window's text."""
+        if self.path is None or self._opening is not None:
             return False
         self.w.infill.leave_run()
+        self._opening = progress = opening.OpenProgress(self.w, self.display_name)
         try:
-            text, fmt, stamp = fileio.open_text(self.path, self._encoding_to_reread())
+            return self._reload(progress)
+        finally:
+            progress.close()
+            self._opening = None
+
+    def _reload(self, progress: opening.OpenProgress) -> bool:
+        try:
+            text, fmt, stamp, where = self._read(self.path, self._encoding_to_reread(), progress)
+        except opening.Cancelled:
+            self.w.statusBar().showMessage(f"Reloading {self.display_name} was cancelled.", 6000)
+            return False
         except fileio.FileError as exc:
             self.w.show_error(str(exc))
             return False
@@ -239,11 +263,13 @@ class FileController(QObject):
         editor.clear_masks()
         editor.clear_tint()
         self.w.infill.clear_candidates()
-        doc = editor.document()
-        c = QTextCursor(doc)
-        c.select(QTextCursor.SelectionType.Document)
-        c.insertText(text)
-        doc.setModified(False)
+        if not progress.replace(editor, text, self.loadProgress.emit, "Reloading"):
+            self.w.statusBar().showMessage(f"Reloading {self.display_name} was cancelled; the window "
+                                           "keeps your version.", 6000)
+            return False
+        if where is not None:
+            positions.for_document(editor.document()).adopt(where)
+        editor.document().setModified(False)
         self.fmt, self.stamp = fmt, stamp
         self.w.format_label.setText(fmt.label)
         self.update_title()
@@ -412,22 +438,42 @@ class FileController(QObject):
         self.autosave_warning.hide()
 
     def autosave_now(self) -> bool:
+        """Write the unsaved text to this window's autosave; False if there was nothing to
+        write or the write failed. A large text is written on a thread (True: under way),
+        and a failure is reported when it ends."""
         doc = self.w.editor.document()
-        if not doc.isModified() or self.loading:
+        if not doc.isModified() or self.loading or self.store.busy:
             return False
         if doc.revision() == self._autosave_revision:
             return False
         text, fmt = document_text(doc), self.fmt
+        args = (text, self.path, fmt.encoding, fmt.bom, fmt.newline, fileio.settled_endings(text, fmt), self.stamp)
+        if len(text) >= opening.READ_ON_THREAD:
+            self.store.write_behind(*args)
+            self._autosave_revision = doc.revision()
+            QTimer.singleShot(AUTOSAVE_POLL_MS, self, self._autosave_written)
+            return True
         try:
-            self.store.write(text, self.path, fmt.encoding, fmt.bom, fmt.newline,
-                             fileio.settled_endings(text, fmt), self.stamp)
+            self.store.write(*args)
         except (OSError, ValueError) as exc:
             self._autosave_failed(exc)
             return False
+        self._autosave_written()
         self._autosave_revision = doc.revision()
+        return True
+
+    def _autosave_written(self) -> None:
+        """An autosave ended (a write_behind is looked at again until it has)."""
+        if self.store.busy:
+            QTimer.singleShot(AUTOSAVE_POLL_MS, self, self._autosave_written)
+            return
+        error = self.store.wait()
+        if error is not None:
+            self._autosave_revision = -1  # written again at the next tick
+            self._autosave_failed(error)
+            return
         self._autosave_warned = False
         self.autosave_warning.hide()
-        return True
 
     def _autosave_failed(self, exc: Exception) -> None:
         """Say, and keep saying until it works again, that a crash would lose the unsaved work."""
@@ -442,24 +488,35 @@ class FileController(QObject):
             self._autosave_warned = True
             self.w.show_error(message, ("Save Now", lambda: self.save()))
 
-    def restore(self, rec: autosave.Recovered) -> None:
+    def restore(self, rec: autosave.Recovered) -> bool:
         """Load recovered work as unsaved changes to its file (or an untitled text), with the
         endings, encoding and stamp its autosave kept: Save keeps the endings of untouched lines
-        and asks if the file changed after the crash."""
+        and asks if the file changed after the crash. A large text goes in piece by piece
+        behind a progress dialog; Cancel (or closing the window) leaves an empty untitled
+        text and keeps the autosave for the next offer (False)."""
         encoding = rec.encoding if rec.encoding in fileio.LABELS else "utf-8"
         newline = rec.newline if rec.newline in ("\n", "\r\n", "\r", "\u2029") else "\n"
         fmt = fileio.with_endings(fileio.TextFormat(encoding, rec.bom, newline), rec.text, rec.endings)
         self._set_text("", rec.path, fmt)
-        c = QTextCursor(self.w.editor.document())
-        c.beginEditBlock()
-        c.insertText(rec.text)  # undoable, and the document is modified
-        c.setBlockFormat(c.blockFormat())  # ends the merge: typing next is its own undo step (as Accept does)
-        c.endEditBlock()
+        name = Path(rec.path).name if rec.path else "the recovered text"
+        self._opening = progress = opening.OpenProgress(self.w, name)
+        try:
+            # undoable, and the document is modified; sealed: typing next is its own undo step (as Accept does)
+            restored = progress.replace(self.w.editor, rec.text, self.loadProgress.emit, "Restoring", seal=True)
+        finally:
+            progress.close()
+            self._opening = None
+        if not restored:
+            self._set_text("", None, fileio.TextFormat())
+            self.w.statusBar().showMessage(f"Restoring {name} was cancelled; File ▸ Recover Unsaved Work… "
+                                           "offers it again.", 6000)
+            return False
         self.stamp = rec.stamp if rec.path else None
         self.update_title()
         _unlink_quietly(rec.file)
         _unlink_quietly(rec.file.with_suffix(".lock"))
         self.autosave_now()
+        return True
 
     def ask_recovery(self, rec: autosave.Recovered, k: int, n: int) -> str:
         """Offer one crashed window's autosave: "restore", "discard" or "later"."""
