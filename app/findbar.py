@@ -153,6 +153,8 @@ class FindBar(QWidget):
         if not needle or self._reading:  # a search asked for while the text is being read: the first one answers
             return False
         hay, case = self.haystack(), self.case.isChecked()
+        if self.find_edit.text() != needle:  # typed into while a large text was read: search what is there now
+            return self._find(backward)
         # where QTextDocument.find starts: after the selection, or before it going back
         first, last = self._selection()
         start = first if backward else last
@@ -198,6 +200,11 @@ class FindBar(QWidget):
         doc = self.editor.document()
         needle, repl = self.find_edit.text(), self.replace_edit.text()
         hay = self.haystack()
+        # Reading a large text handles events: a run may have started (the editor is read-only
+        # then) or the fields changed meanwhile; replace nothing rather than under a run.
+        if self.editor.isReadOnly() or (self.find_edit.text(), self.replace_edit.text()) != (needle, repl):
+            self.status.setText("Replace all was not done: the document or the fields changed while it was read")
+            return 0
         hits = hay.find_all(needle, self.case.isChecked())
         if not hits:  # no undo step (nor a modified document) for nothing
             self.status.setText("not found")

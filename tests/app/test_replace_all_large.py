@@ -89,3 +89,46 @@ def test_find_all_in_one_pass_equals_a_search_per_hit(text, needle, case):
         one_by_one.append(k)
         k = hay.find(needle, k + len(needle), case)
     assert hay.find_all(needle, case) == one_by_one
+
+
+@pytest.mark.parametrize("change", ["run started", "field edited"])
+def test_replace_all_does_nothing_if_a_run_starts_or_the_fields_change_while_the_text_is_read(window, monkeypatch,
+                                                                                                change):
+    """Review of issue 20: reading a large text handles events, so Ctrl+Enter (the editor goes
+    read-only) or typing in the find field can come between the check and the replacement."""
+    text = LINE * 50
+    window.editor.setPlainText(text)
+    bar = window.findbar
+    read = bar.haystack
+
+    def haystack():
+        hay = read()
+        if change == "run started":
+            window.editor.setReadOnly(True)
+        else:
+            bar.find_edit.setText("met")
+        return hay
+
+    monkeypatch.setattr(bar, "haystack", haystack)
+    assert replace_all(window, "wizard", "witch") == 0
+    assert window.editor.toPlainText() == text and "not done" in bar.status.text()
+    window.editor.setReadOnly(False)
+
+
+def test_find_searches_what_the_field_holds_after_a_long_read(window, monkeypatch):
+    window.editor.setPlainText("alpha beta gamma\n" * 20)
+    bar = window.findbar
+    bar.open(False)
+    bar.find_edit.setText("beta")
+    read = bar.haystack
+    typed = []
+
+    def haystack():
+        if not typed:
+            typed.append(1)
+            bar.find_edit.setText("gamma")  # typed while the text was read
+        return read()
+
+    monkeypatch.setattr(bar, "haystack", haystack)
+    assert bar.find_next()
+    assert window.editor.textCursor().selectedText() == "gamma"
