@@ -10,7 +10,8 @@ from typing import TYPE_CHECKING
 
 from PySide6.QtCore import QMetaMethod, QObject, QPoint, Qt, QTimer, Signal, Slot
 from PySide6.QtGui import QKeySequence
-from PySide6.QtWidgets import QFileDialog, QListWidgetItem, QMessageBox, QProgressDialog
+from PySide6.QtWidgets import QFileDialog, QLabel, QListWidget, QListWidgetItem, QMessageBox, QProgressDialog, \
+    QVBoxLayout, QWidget
 
 from . import positions
 from .editor import MaskPopup, document_text
@@ -36,6 +37,13 @@ class Candidate:
     events: list = field(default_factory=list)
     result: object | None = None  # InfillResult
     same_as: int | None = None  # the number of an earlier candidate with the same fill
+    shown: object | None = None  # the fill of another length tried (LengthTried.result) shown instead
+
+    @property
+    def fill(self):
+        """The InfillResult the preview shows and Accept applies: the run's, or the
+        fill of another length tried that the user picked."""
+        return self.shown if self.shown is not None else self.result
 
     @property
     def seed(self) -> int:
@@ -65,6 +73,15 @@ class Candidate:
         if instruction:  # the fills read as the answer to it
             return f"{line}\n{setup}\n{instruction_label(instruction)}\n{fills_label(fills)}"
         return f"{line}\n{setup}\n{fills_label(fills)}"
+
+
+def length_label(tried, fill: str, width: int = 40) -> str:
+    """One length tried (engine.types.LengthTried) on one line: its tokens, its score
+    (the model's length-normalised likelihood bound, engine.length) and its fill."""
+    text = " ".join(fill.split())
+    text = text if len(text) <= width else text[: width - 1] + "…"
+    unit = "token" if tried.length == 1 else "tokens"
+    return f"{tried.length}\u00a0{unit} · score\u00a0{tried.score:.2f} · “{text}”"
 
 
 def instruction_label(instruction: str, width: int = 60) -> str:
@@ -141,8 +158,29 @@ class InfillController(QObject):
         window.candidates_list.itemClicked.connect(self.on_candidate_clicked)
         window.candidates_list.currentRowChanged.connect(self.update_actions)
         window.reuse_seed_button.clicked.connect(self.reuse_seed)
+        self.lengths_box, self.lengths_list = self._lengths_widgets(window.candidates_list)
+        self.lengths_list.itemClicked.connect(self.on_length_clicked)
         window.panel.stepRequested.connect(self.on_timeline)
         window.panel.exportRequested.connect(lambda: self.export_run())
+
+    @staticmethod
+    def _lengths_widgets(candidates: QListWidget) -> tuple[QWidget, QListWidget]:
+        """The "Lengths tried" sub-list, under the candidates list: the lengths an auto
+        mask was filled at, best first, for the candidate shown (hidden when it has none)."""
+        box = QWidget(objectName="lengthsBox")
+        lay = QVBoxLayout(box)
+        lay.setContentsMargins(0, 0, 0, 0)
+        lay.addWidget(QLabel("Lengths tried, best first (click one to preview it):"))
+        lst = QListWidget(objectName="lengthsList")
+        lst.setToolTip("The model filled the auto mask at each of these lengths and ranked the fills by its "
+                       "own score (higher is better); click one to preview that fill, Accept applies it")
+        lay.addWidget(lst)
+        parent = candidates.parentWidget()
+        layout = parent.layout() if parent is not None else None
+        if layout is not None:
+            layout.insertWidget(layout.indexOf(candidates) + 1, box)
+        box.hide()
+        return box, lst
 
     def update_actions(self, *_: object) -> None:
         """The infill actions for the window's state, the masks and the candidate chosen."""
@@ -170,7 +208,8 @@ class InfillController(QObject):
     def mask_selection(self) -> None:
         if self.w.state != "idle":
             return
-        self.w.editor.mask_selection(self.w.run_settings.insertion_length)
+        rs = self.w.run_settings
+        self.w.editor.mask_selection(rs.insertion_length, auto=rs.auto_length)
 
     def clear_masks(self) -> None:
         if self.w.state == "idle":
@@ -222,7 +261,8 @@ class InfillController(QObject):
         start, end = positions.selection(c) if c.hasSelection() else (positions.position(c),) * 2
         mask = next((m for m in editor.masks if m.contains(start) and m.contains(end)), None)
         if mask is None:
-            mask = editor.mask_selection(w.run_settings.insertion_length)
+            rs = w.run_settings
+            mask = editor.mask_selection(rs.insertion_length, auto=rs.auto_length)
         popup = self.edit_mask(mask)
         popup.instruction.setFocus(Qt.FocusReason.PopupFocusReason)
         return popup
@@ -258,9 +298,11 @@ class InfillController(QObject):
         spans = []
         for m in sorted(editor.masks, key=lambda m: (m.start, m.end)):
             if m.insertion:
-                spans.append(Span(m.start, m.end, m.length or rs.insertion_length))
+                spans.append(Span(m.start, m.end, m.span_length or rs.insertion_length))
+            elif m.strength < 1:  # an edit keeps the covered text's own length
+                spans.append(Span(m.start, m.end, None, m.strength))
             else:
-                spans.append(Span(m.start, m.end, m.length if m.strength >= 1 else None, m.strength))
+                spans.append(Span(m.start, m.end, m.span_length))
         if regenerate or rs.random_seed:
             seeds = [RunSettings(random_seed=True).next_seed() for _ in range(n)]
         else:
@@ -349,6 +391,7 @@ class InfillController(QObject):
         self.current = cand
         self.pending_event = None
         self._drop_watch_queue()
+        self._show_lengths(None)  # the sub-list follows the candidate shown, none while running
         self._show_in_preview(cand)
         w.preview.verticalScrollBar().setValue(w.editor.verticalScrollBar().value())
         w.set_state("running")
@@ -533,6 +576,7 @@ class InfillController(QObject):
         """Forget every candidate and the run shown in the Denoising panel."""
         self.candidates.clear()
         self.w.candidates_list.clear()
+        self._show_lengths(None)
         self.w.panel.reset()
 
     def show_candidate(self, index: int) -> bool:
@@ -544,8 +588,9 @@ class InfillController(QObject):
             w.show_error("The text or the masks changed since this candidate was made; run Infill again.")
             return False
         self._show_in_preview(cand)
-        w.preview.render_result(cand.result)
+        w.preview.render_result(cand.fill)
         self.current = cand
+        self._show_lengths(cand)
         w.panel.load_history(cand.events)
         w.panel.set_timeline(len(cand.events))
         if w.candidates_list.currentRow() != index:
@@ -558,6 +603,57 @@ class InfillController(QObject):
     def on_candidate_clicked(self, item: QListWidgetItem) -> None:
         self.show_candidate(int(item.data(Qt.ItemDataRole.UserRole)))
 
+    def _show_lengths(self, cand: Candidate | None) -> None:
+        """Fill the "Lengths tried" sub-list with ``cand``'s (hidden for None or none)."""
+        lst = self.lengths_list
+        lst.clear()
+        lengths = getattr(cand.result, "lengths", ()) if cand is not None and cand.result is not None else ()
+        several = sum(1 for tried in lengths if tried) > 1
+        for i, tried in enumerate(lengths):
+            for k, t in enumerate(tried):
+                label = length_label(t, t.result.span_text(i))
+                item = QListWidgetItem(f"mask {i + 1}: {label}" if several else label)
+                item.setData(Qt.ItemDataRole.UserRole, (i, k))
+                item.setToolTip(f"{t.length} tokens, scored {t.score:.3f} by the model: its likelihood bound "
+                                "of this fill in its context, length-normalised (engine.length; higher is better)"
+                                + ("; the best, the run's own fill" if k == 0 else ""))
+                lst.addItem(item)
+                if (t.result is cand.shown) if cand.shown is not None else (k == 0 and lst.currentRow() < 0):
+                    lst.setCurrentItem(item)
+        self.lengths_box.setVisible(lst.count() > 0)
+
+    def on_length_clicked(self, item: QListWidgetItem) -> None:
+        i, k = item.data(Qt.ItemDataRole.UserRole)
+        self.show_length(i, k)
+
+    def show_length(self, span: int, rank: int) -> bool:
+        """Preview the fill of the ``rank``-th length tried (0: the best) for auto span
+        ``span`` of the candidate shown; already computed, so no run. Accept applies it."""
+        w, cand = self.w, self.current
+        if w.state != "preview" or cand is None or cand.result is None:
+            return False
+        lengths = cand.result.lengths
+        if not (0 <= span < len(lengths) and 0 <= rank < len(lengths[span])):
+            return False
+        if cand.key != self.snapshot_key():
+            w.show_error("The text or the masks changed since this candidate was made; run Infill again.")
+            return False
+        # the best of each span is the run's own fill (which also carries ``lengths``)
+        cand.shown = None if rank == 0 else lengths[span][rank].result
+        w.preview.render_result(cand.fill)
+        w.panel.set_timeline(len(cand.events) if cand.shown is None else 0)  # the steps are the best one's
+        if self.lengths_list.currentRow() != self._length_row(span, rank):
+            self.lengths_list.setCurrentRow(self._length_row(span, rank))
+        w.statusBar().showMessage(f"Showing the fill of {lengths[span][rank].length} tokens; "
+                                  "Accept applies it.", 5000)
+        return True
+
+    def _length_row(self, span: int, rank: int) -> int:
+        for row in range(self.lengths_list.count()):
+            if self.lengths_list.item(row).data(Qt.ItemDataRole.UserRole) == (span, rank):
+                return row
+        return -1
+
     def on_timeline(self, step: int) -> None:
         cand = self.current
         if self.w.state != "preview" or cand is None or not cand.events:
@@ -565,7 +661,7 @@ class InfillController(QObject):
         step = max(1, min(step, len(cand.events)))
         ev = cand.events[step - 1]
         if step == len(cand.events) and cand.result is not None:
-            self.w.preview.render_result(cand.result)
+            self.w.preview.render_result(cand.fill)
         else:
             self.w.preview.render_event(ev)
         committed = sum(len(e.committed) for e in cand.events[:step])
@@ -598,7 +694,7 @@ class InfillController(QObject):
         if cand.key != self.snapshot_key():
             w.show_error("The text changed since this fill was made; it was not applied.")
             return False
-        result, req = cand.result, cand.request
+        result, req = cand.fill, cand.request
         doc = editor.document()
         editor.apply_fills(req.text, [(s.start, s.end) for s in req.spans],
                            [result.span_text(i) for i in range(len(req.spans))])
@@ -610,6 +706,7 @@ class InfillController(QObject):
         # figures of the run stay until the next run, Reject or another file (issue 21)
         self.candidates.clear()
         w.candidates_list.clear()
+        self._show_lengths(None)
         w.panel.set_timeline(0)  # no preview left to replay into
         self.current = None
         w.set_state("idle")
@@ -624,6 +721,7 @@ class InfillController(QObject):
         if self.w.state != "preview":
             return
         self.current = None
+        self._show_lengths(None)
         self.w.set_state("idle")
         self.w.panel.reset()
 

@@ -92,6 +92,9 @@ class RunSettings:
     seed: int = 0
     threshold: float = 0.0  # 0: the model family's tau (engine.sampler.resolve_threshold)
     insertion_length: int = 8
+    # a new mask's length (issue 23): True, the model chooses ("auto"); False, a
+    # selection's mask is as long as its text and an insertion insertion_length tokens
+    auto_length: bool = True
     candidates: int = 1
     allow_newlines: bool = False  # False: only where the masked text had a line break
     cache: str = "auto"  # "auto": the model family's default; else one of engine.types.CACHES
@@ -196,6 +199,13 @@ class SettingsPanel(QWidget):
         self.insertion.setToolTip("Length of a mask inserted at the cursor (Ctrl+M with no selection)")
         form.addRow("Insertion length", self.insertion)
 
+        self.auto_length = QCheckBox("The model chooses (auto)", objectName="autoLengthCheck")
+        self.auto_length.setToolTip(
+            "New masks get no token count: the model tries a few lengths and keeps the one it scores best "
+            "(the candidates list shows the others). Unticked: a mask is as long as the text it covers and "
+            "an insertion has the insertion length. Each mask's popup can change it.")
+        form.addRow("New mask length", self.auto_length)
+
         self.candidates = QSpinBox(objectName="candidatesSpin", minimum=1, maximum=16)
         self.candidates.setToolTip("How many fills one Infill produces. At temperature 0 the first is the greedy "
                                    "fill and the others are sampled (temperature 0.8) so that they differ")
@@ -227,6 +237,7 @@ class SettingsPanel(QWidget):
             w.valueChanged.connect(self._emit)
         self.random_seed.toggled.connect(self._emit)
         self.allow_newlines.toggled.connect(self._emit)
+        self.auto_length.toggled.connect(self._emit)
         self.reset.clicked.connect(lambda: (self.set_settings(RunSettings()), self._emit()))
 
     @property
@@ -264,6 +275,7 @@ class SettingsPanel(QWidget):
             self.threshold.setValue(s.threshold)
             self.threshold.setEnabled(_uses_threshold(s.sampler))
             self.insertion.setValue(s.insertion_length)
+            self.auto_length.setChecked(s.auto_length)
             self.candidates.setValue(s.candidates)
             self.allow_newlines.setChecked(s.allow_newlines)
             self.cache.setCurrentIndex(max(0, self.cache.findData(s.cache)))
@@ -281,6 +293,7 @@ class SettingsPanel(QWidget):
             seed=self.seed.value(),
             threshold=round(self.threshold.value(), 4),
             insertion_length=self.insertion.value(),
+            auto_length=self.auto_length.isChecked(),
             candidates=self.candidates.value(),
             allow_newlines=self.allow_newlines.isChecked(),
             cache=self.cache.currentData(),

@@ -61,6 +61,7 @@ from .schedules import MAX_STEPS
 from .types import InfillRequest, InfillResult, Span
 
 AUTO = "auto"
+ABOUT_BAND = (0.5, 0.75, 1.0, 1.25, 1.5)  # "about N": these multiples of N
 INSERTION_LENGTHS = (1, 2, 4, 8, 16)  # tokens: a word, a phrase, a clause, a sentence, two
 MAX_PROPOSALS = 5
 DEFAULT_SAMPLES = 4  # Monte Carlo masks per fill; n <= 2 (at most 3 subsets) is scored exactly
@@ -96,7 +97,7 @@ def propose_lengths(*, covered: int | None = None, words: int | None = None, abo
     if about is not None:
         if about < 1:
             raise InputError(f"'about {about} tokens' needs a count of at least 1")
-        picks = {max(1, round(about * f)) for f in (0.5, 0.75, 1.0, 1.25, 1.5)}
+        picks = {max(1, round(about * f)) for f in ABOUT_BAND}
         keep = {about}
     elif lower is not None or upper is not None:
         if lower is None or upper is None or not 1 <= lower <= upper:
@@ -179,10 +180,20 @@ def _about(spec: object) -> int | None:
 
 
 def _fixed_length(model, request: InfillRequest, j: int) -> int:
+    """The most tokens span ``j`` may take: its length, or for an auto span the longest it
+    may be given (about N: N's band; a range: its top; auto: its text's count, or the
+    longest insertion length), so another span's proposals leave it room."""
     span = request.spans[j]
-    if span.length is not None:
+    if isinstance(span.length, int) and not isinstance(span.length, bool):
         return span.length
-    return max(1, len(covered_ids(model, request.text, span.start, span.end)))
+    covered = max(1, len(covered_ids(model, request.text, span.start, span.end))) if span.end > span.start else 0
+    if span.about is not None:
+        return max(1, round(span.about * ABOUT_BAND[-1]))
+    if span.length_range is not None:
+        return span.length_range[1]
+    if span.is_auto:
+        return max(covered, max(INSERTION_LENGTHS))
+    return covered or 1
 
 
 # scoring ----------------------------------------------------------------------

@@ -3,6 +3,9 @@
 The cursors belong to the document, so the mask moves with edits around it.
 Text typed at either edge stays outside the mask. A range mask whose text is
 deleted entirely disappears; an insertion mask (start == end) has a length.
+A mask's length is exact (N tokens, or a range mask's "as the text": the
+covered text's own count), or chosen by the model (issue 23): "auto", or
+"about N" (``span_length`` gives engine.types.Span's form of each).
 ``start`` and ``end`` are code points of the document text (app.positions
 converts to and from Qt's UTF-16 positions).
 """
@@ -17,9 +20,16 @@ from .. import positions
 _ids = itertools.count(1)
 
 
+AUTO = "auto"  # the model chooses the length (engine.types.AUTO)
+ABOUT = "about"  # the model chooses near ``length`` tokens ("~N")
+EXACT = "exact"  # ``length`` tokens; None on a range mask: as many as the covered text has
+
+
 class Mask:
     def __init__(self, document: QTextDocument, start: int, end: int,
-                 length: int | None = None, strength: float = 1.0) -> None:
+                 length: int | str | None = None, strength: float = 1.0) -> None:
+        """``length``: N (exactly N tokens), None (a range mask: as the covered text),
+        "auto" or "~N" (the model chooses; engine.types.Span's forms)."""
         self.id = next(_ids)
         self.insertion = start == end
         self._start = positions.cursor_at(document, start)
@@ -30,8 +40,47 @@ class Mask:
             self._end.setKeepPositionOnInsert(True)
         else:
             self._end = self._start
-        self.length = length  # tokens; None: as many as the covered text has
+        self.mode = EXACT
+        self._length: int | None = None
+        self.set_span_length(length)
         self.strength = strength
+
+    @property
+    def length(self) -> int | None:
+        """Tokens: exactly this many (mode EXACT; None: as the covered text), about this
+        many (ABOUT), or under AUTO the count kept for a switch back to a number."""
+        return self._length
+
+    @length.setter
+    def length(self, value: int | None) -> None:
+        # a number set on its own means exactly that many: the model no longer chooses
+        self._length = value
+        self.mode = EXACT
+
+    @property
+    def auto(self) -> bool:
+        """Whether the model chooses the length ("auto" or "about N")."""
+        return self.mode != EXACT
+
+    @property
+    def span_length(self) -> int | str | None:
+        """The length as engine.types.Span takes it: N, None, "auto" or "~N"."""
+        if self.mode == AUTO:
+            return AUTO
+        if self.mode == ABOUT:
+            return f"~{self._length}"
+        return self._length
+
+    def set_span_length(self, value: int | str | None) -> None:
+        """Set the length from Span's forms: N, None, "auto" or "~N" (N >= 1)."""
+        if value == AUTO:
+            self.mode = AUTO
+        elif isinstance(value, str) and value.startswith("~") and value[1:].isdigit() and int(value[1:]) > 0:
+            self._length, self.mode = int(value[1:]), ABOUT
+        elif value is None or (isinstance(value, int) and value > 0):
+            self.length = value
+        else:
+            raise ValueError(f"a mask length is N tokens, None, 'auto' or '~N', not {value!r}")
 
     @property
     def start(self) -> int:
@@ -77,7 +126,15 @@ class Mask:
             return self.start < start < self.end
         return self.start < end and start < self.end
 
+    def length_label(self) -> str:
+        """The length in a few characters: "auto", "~N", "N tokens" or "as the text"."""
+        if self.mode == AUTO:
+            return "auto"
+        if self.mode == ABOUT:
+            return f"~{self._length} tokens"
+        return f"{self._length} tokens" if self._length else "as the text"
+
     def describe(self) -> str:
-        n = f"{self.length} tokens" if self.length else "auto length"
+        n = self.length_label() if self.mode != AUTO else "auto length"
         s = "" if self.strength >= 1 else f", strength {self.strength:.0%}"
         return f"{'insertion' if self.insertion else 'mask'} ({n}{s})"

@@ -1,19 +1,26 @@
-"""The small popup that edits one mask: its length in tokens, its strength, and the
+"""The small popup that edits one mask: its length (the model chooses it, about N
+tokens, exactly N, or as the covered text; issue 23), its strength, and the
 instruction an Instruct model fills the masks under (issue 24)."""
 from __future__ import annotations
 
 from collections.abc import Sequence
 
 from PySide6.QtCore import Qt, Signal
-from PySide6.QtWidgets import QFormLayout, QFrame, QHBoxLayout, QLabel, QPushButton, QSlider, QSpinBox, QWidget
+from PySide6.QtWidgets import (
+    QComboBox, QFormLayout, QFrame, QHBoxLayout, QLabel, QPushButton, QSlider, QSpinBox, QWidget,
+)
 
 from .instruction_line import InstructionLine
-from .masks import Mask
+from .masks import ABOUT, AUTO, EXACT, Mask
 
 INSTRUCTION_HINT = "e.g. make it more formal — Enter fills the masks"
 REFUSED_HINT = "needs an instruction-tuned model (hover for which)"
 INSTRUCTION_TIP = ("What the model should write here: an instruction-tuned model fills the masks under it, "
                    "reading the text on both sides. Up and Down recall recent instructions; Enter fills.")
+TEXT = "text"  # the mode combo's "as the text": a range mask as long as its covered text
+LENGTH_TIP = ("Auto: the model tries a few lengths and keeps the one it scores best (the candidates list "
+              "shows the others). About N: it tries lengths near N. Exactly N: N tokens. As the text: "
+              "as many tokens as the covered text has.")
 
 
 class MaskPopup(QFrame):
@@ -34,16 +41,30 @@ class MaskPopup(QFrame):
         title = QLabel("<b>Insertion</b>" if mask.insertion else "<b>Mask</b>")
         form.addRow(title)
 
+        self.auto_count = auto_count
+        self.mode = QComboBox(objectName="maskLengthMode")
+        self.mode.addItem("Auto (model chooses)", AUTO)
+        self.mode.addItem("About", ABOUT)
+        self.mode.addItem("Exactly", EXACT)
+        if not mask.insertion:
+            self.mode.addItem("As the text", TEXT)
+        self.mode.setToolTip(LENGTH_TIP)
         self.length = QSpinBox(objectName="maskLengthSpin", minimum=0 if not mask.insertion else 1,
                                maximum=max(1, max_length))
         self.length.setSuffix(" tokens")
         if not mask.insertion:
-            auto = f"auto ({auto_count} tokens)" if auto_count is not None else "auto (as the covered text)"
-            self.length.setSpecialValueText(auto)
+            text = f"as the text ({auto_count} tokens)" if auto_count is not None else "as the text"
+            self.length.setSpecialValueText(text)
         self.length.setValue(mask.length or 0)
-        self.length.setToolTip(f"How many tokens the model writes here (at most {self.length.maximum()} "
-                               "with this model, so its context keeps room for the text around the mask)")
-        form.addRow("Length", self.length)
+        self.length.setToolTip(f"How many tokens the model writes here, exactly or about (at most "
+                               f"{self.length.maximum()} with this model, so its context keeps room for the "
+                               "text around the mask)")
+        mode = TEXT if mask.mode == EXACT and not mask.length and not mask.insertion else mask.mode
+        self.mode.setCurrentIndex(max(0, self.mode.findData(mode)))
+        length_row = QHBoxLayout()
+        length_row.addWidget(self.mode)
+        length_row.addWidget(self.length, 1)
+        form.addRow("Length", length_row)
 
         row = QHBoxLayout()
         self.strength = QSlider(Qt.Orientation.Horizontal, objectName="maskStrengthSlider")
@@ -67,23 +88,63 @@ class MaskPopup(QFrame):
 
         remove = QPushButton("Remove mask", objectName="maskRemoveButton")
         form.addRow(remove)
-        self.length.valueChanged.connect(self._apply)
+        self._enable()
+        self.length.valueChanged.connect(self._count_changed)
+        self.mode.currentIndexChanged.connect(self._mode_changed)
         self.strength.valueChanged.connect(self._apply)
         remove.clicked.connect(self._remove)
 
+    def _set_quietly(self, mode: str | None = None, count: int | None = None) -> None:
+        for w in (self.mode, self.length):
+            w.blockSignals(True)
+        if mode is not None:
+            self.mode.setCurrentIndex(self.mode.findData(mode))
+        if count is not None:
+            self.length.setValue(count)
+        for w in (self.mode, self.length):
+            w.blockSignals(False)
+
+    def _count_changed(self, *_: object) -> None:
+        # a number typed means exactly that many, unless "about" is chosen; 0 is "as the text"
+        v, mode = self.length.value(), self.mode.currentData()
+        if v == 0 and not self.mask.insertion:
+            self._set_quietly(TEXT)
+        elif mode in (AUTO, TEXT):
+            self._set_quietly(EXACT)
+        self._apply()
+
+    def _mode_changed(self, *_: object) -> None:
+        mode = self.mode.currentData()
+        if mode in (ABOUT, EXACT) and self.length.value() == 0:
+            self._set_quietly(count=self.auto_count or 1)  # a number to start from: the text's count
+        elif mode == TEXT:
+            self._set_quietly(count=0)
+        self._apply()
+
     def _apply(self, *_: object) -> None:
-        v = self.length.value()
-        self.mask.length = v if v > 0 else None
+        v, mode = self.length.value(), self.mode.currentData()
         self.mask.strength = 1.0 if self.mask.insertion else self.strength.value() / 100
-        if self.mask.strength < 1 and self.mask.length is not None:
+        if self.mask.strength < 1:
             # an edit keeps the covered tokens: its length is the covered text's
             self.mask.length = None
-            self.length.blockSignals(True)
-            self.length.setValue(0)
-            self.length.blockSignals(False)
-        self.length.setEnabled(self.mask.strength >= 1)
+            self._set_quietly(TEXT, 0)
+        elif mode == AUTO:
+            if v > 0:
+                self.mask.length = v  # kept for a switch back to a number
+            self.mask.set_span_length("auto")
+        elif mode == ABOUT:
+            self.mask.set_span_length(f"~{max(1, v)}")
+        else:
+            self.mask.length = v if v > 0 else None
+        self._enable()
         self.strength_label.setText(f"{self.strength.value()}%")
         self.changed.emit()
+
+    def _enable(self) -> None:
+        # the count is greyed where it does not count: the model chooses, or the text decides
+        edit = self.mask.strength < 1
+        self.mode.setEnabled(not edit)
+        self.length.setEnabled(not edit and self.mode.currentData() in (ABOUT, EXACT))
 
     def _submit(self) -> None:
         text = self.instruction.text().strip()

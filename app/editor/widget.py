@@ -19,7 +19,7 @@ from ..positions import document_text
 from . import colors
 from .gaps import Gap, set_gaps
 from .glyphs import RTL, BidiLine, blank_around, cursor_x, glyph_box, glyph_left_of
-from .masks import Mask
+from .masks import ABOUT, AUTO, Mask
 
 CHIP_PAD = 2  # pixels between a chip and the glyphs on either side
 
@@ -72,7 +72,8 @@ class Editor(QPlainTextEdit):
         return self._masks_between(first, last)
 
     # ---- masks ---------------------------------------------------------
-    def add_mask(self, start: int, end: int, length: int | None = None, strength: float = 1.0) -> Mask:
+    def add_mask(self, start: int, end: int, length: int | str | None = None, strength: float = 1.0) -> Mask:
+        """``length``: as Mask takes it (N, None: as the covered text, "auto" or "~N")."""
         start, end = min(start, end), max(start, end)
         doc = self.document()
         # masks never overlap each other, so only the one before ``start`` can reach into the new one
@@ -87,8 +88,11 @@ class Editor(QPlainTextEdit):
         self._masks_edited([mask, *gone])
         return mask
 
-    def mask_selection(self, insertion_length: int) -> Mask:
-        """Mask the selection, or insert an insertion mask at the cursor."""
+    def mask_selection(self, insertion_length: int, auto: bool = False) -> Mask:
+        """Mask the selection, or insert an insertion mask at the cursor. ``auto``: the
+        model chooses the new mask's length (an insertion keeps ``insertion_length`` as
+        the count a switch to a number starts from); else a range mask is as long as
+        its text and an insertion ``insertion_length`` tokens."""
         c = self.textCursor()
         if c.hasSelection():
             start, end = positions.selection(c)
@@ -101,12 +105,18 @@ class Editor(QPlainTextEdit):
             while start < end and text[start] in " \t\n":
                 start += 1
             if start == end:  # only whitespace selected: an insertion where it began
-                return self.add_mask(first, first, length=insertion_length)
-            mask = self.add_mask(start, end)
+                return self._insert_mask(first, insertion_length, auto)
+            mask = self.add_mask(start, end, AUTO if auto else None)
             self.setTextCursor(positions.cursor_at(self.document(), mask.end))
             return mask
-        pos = positions.position(c)
-        return self.add_mask(pos, pos, length=insertion_length)
+        return self._insert_mask(positions.position(c), insertion_length, auto)
+
+    def _insert_mask(self, pos: int, insertion_length: int, auto: bool) -> Mask:
+        mask = self.add_mask(pos, pos, length=insertion_length)
+        if auto:
+            mask.set_span_length(AUTO)
+            self._masks_edited([mask])  # its chip says so
+        return mask
 
     def remove_mask(self, mask: Mask) -> None:
         if mask in self.masks:
@@ -252,6 +262,10 @@ class Editor(QPlainTextEdit):
 
     @staticmethod
     def chip_label(mask: Mask) -> str:
+        if mask.mode == AUTO:
+            return "+auto"
+        if mask.mode == ABOUT:
+            return f"+~{mask.length}"
         return f"+{mask.length or '?'}"
 
     def _chip_width(self, mask: Mask) -> int:

@@ -5,7 +5,7 @@ import threading
 import time
 from pathlib import Path
 
-from engine.types import Commit, InfillResult, Span, StepEvent, TokenPiece
+from engine.types import Commit, InfillResult, LengthTried, Span, StepEvent, TokenPiece
 
 WORDS = ["alpha", "beta", "gamma", "delta", "omega", "sigma", "kappa", "theta"]
 
@@ -29,14 +29,18 @@ def fake_loader(spec: str):
 def make_stream(step_delay: float = 0.0, on_step=None):
     """A stream_infill replacement. ``step_delay`` stands in for a forward pass
     (waited on the cancel event, so Stop is seen at once); ``on_step(n)`` runs
-    before forward pass n."""
+    before forward pass n.
+
+    An auto-length span (Span.is_auto) gets N tokens for "~N", else one a word of
+    its covered text (two for an insertion); the result's ``lengths`` then lists
+    that count and two others, best first, each with a fill of its own, as
+    engine.length ranks them."""
 
     def stream(model, request, cancel: threading.Event | None = None):
         cancel = cancel or threading.Event()
         slot_span: list[int] = []
         for i, sp in enumerate(request.spans):
-            n = sp.length or max(1, len(request.text[sp.start:sp.end].split()))
-            slot_span += [i] * n
+            slot_span += [i] * _count(request, sp)
         n = len(slot_span)
         seed = request.seed
         words = [WORDS[(seed + j) % len(WORDS)] for j in range(n)]
@@ -61,11 +65,46 @@ def make_stream(step_delay: float = 0.0, on_step=None):
                 tokens[j], confs[j] = " " + words[j], c
                 committed.append(Commit(j, slot_span[j], 100 + j, " " + words[j], c))
             done = step == len(per)
-            result = _result(request, slot_span, words, confs, nfe) if done else None
+            result = _with_lengths(request, _result(request, slot_span, words, confs, nfe), slot_span,
+                                   nfe) if done else None
             yield StepEvent(step, len(per), nfe, 0.01 * step, tuple(committed), tuple(tokens), tuple(confs),
                             tuple(slot_span), done, result)
 
     return stream
+
+
+def _count(request, sp) -> int:
+    """The tokens the fake writes in span ``sp`` (the best length of an auto span)."""
+    if sp.about is not None:
+        return sp.about
+    if sp.length_range is not None:
+        return sp.length_range[0]
+    if isinstance(sp.length, int):
+        return sp.length
+    return max(1, len(request.text[sp.start:sp.end].split())) if sp.end > sp.start else 2
+
+
+def _with_lengths(request, result, slot_span, nfe):
+    """``result`` with the lengths tried for each auto span: the fill's own count first,
+    then one more and one fewer (or two more), scored lower each, each a whole fill."""
+    lengths = []
+    for i, sp in enumerate(request.spans):
+        if not sp.is_auto:
+            lengths.append(())
+            continue
+        best = slot_span.count(i)
+        others = [best + 1, best - 1 if best > 1 else best + 2]
+        tried = [LengthTried(best, -1.0, result)]
+        for k, n in enumerate(others, 1):
+            slots = [s for s in slot_span if s < i] + [i] * n + [s for s in slot_span if s > i]
+            words = [WORDS[(request.seed + 3 * k + j) % len(WORDS)] for j in range(len(slots))]
+            alt = _result(request, slots, words, [0.5] * len(slots), nfe)
+            tried.append(LengthTried(n, -1.0 - 0.25 * k, alt))
+        lengths.append(tuple(tried))
+    if not any(lengths):
+        return result
+    return InfillResult(result.text, result.spans, result.pieces, result.nfe, result.steps, result.seconds,
+                        result.seed, result.revision, lengths=tuple(lengths))
 
 
 def _result(request, slot_span, words, confs, nfe):

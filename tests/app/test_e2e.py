@@ -29,6 +29,7 @@ def mask_two_and_fill(w, qtbot, tmp_path, steps=8):
     assert w.files.open_path(str(path))
     text = w.editor.toPlainText()
     set_text_and_masks(w, text, [])
+    w.settings_panel.auto_length.setChecked(False)  # masks as long as their text: the fills checked here
     for word in ("heaven", "darkness"):
         i = text.index(word)
         c = w.editor.textCursor()

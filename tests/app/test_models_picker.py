@@ -65,7 +65,7 @@ def test_mask_length_defaults_to_token_count_of_covered_text(make_window, qtbot,
     n = token_count(w.models.model, text, 4, 19)
     assert w.infill.token_count(4, 19) == n
     popup = w.infill.edit_mask(m)
-    assert popup.length.specialValueText() == f"auto ({n} tokens)" and m.length is None
+    assert popup.length.specialValueText() == f"as the text ({n} tokens)" and m.length is None
     popup.close()
 
 

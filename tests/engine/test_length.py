@@ -303,3 +303,17 @@ def test_eos_padding_trims_the_trailing_eos_and_counts_it(starter):
 def test_eos_padding_on_the_starter_returns_a_fill_within_the_budget(starter):
     out = infill_eos_padded(starter, _select(MEETING, "Thursday"), 6)
     assert 0 <= out.length <= 6 and out.nfe == 6
+
+
+@pytest.mark.parametrize("other", ["auto", "~3", (2, 5), 4, None])
+def test_several_auto_spans_leave_each_other_room(other):
+    """Review of issue 23: two masks, one auto and the other of any length form, fill together."""
+    from engine import InfillRequest, Span, infill, load_model
+
+    model = load_model("starter", device="cpu")
+    text = "In the beginning God created the heaven and the earth."
+    at = text.index("heaven")
+    request = InfillRequest(text=text, spans=(Span(21, 28, length="auto"), Span(at, at + 6, length=other)), steps=4)
+    result = infill(model, request)
+    assert result.text.endswith(" and the earth.") and result.lengths[0]
+    assert all(t.length >= 1 for t in result.lengths[0])
