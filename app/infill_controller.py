@@ -325,12 +325,12 @@ class InfillController(QObject):
 
     def _cache_for(self, setting: str) -> str | None:
         """The request's cache for the settings' choice: "auto" is the family's
-        default, and a cache the loaded model does not have (BERT-family, MDLM
-        and SEDD models recompute every step) falls back to that default too,
+        default, and a cache the loaded model does not have (BERT-family models
+        recompute every step) falls back to that default too,
         as the setting's tooltip says, rather than refusing the fill."""
         if setting == "auto":
             return None
-        modes = ("none", *getattr(self.w.models.model, "cache_modes", ()))
+        modes = ("none", *self.w.models.model.cache_modes)
         return setting if setting in modes else None
 
     def _record(self, request) -> SeedRecord:
@@ -354,6 +354,11 @@ class InfillController(QObject):
             w.show_error("Nothing to fill: select some text and press Ctrl+M to mask it first.")
             return False
         if models.model is None:
+            if models.loading_spec and instruction is not None:
+                # whether it follows instructions is known once it has loaded: never a plain fill instead
+                w.show_error("The model is still loading; fill with the instruction once it is ready "
+                             "(the status bar says when).")
+                return False
             if models.loading_spec:
                 models.pending_infill = True
                 w.statusBar().showMessage("The model is still loading; the infill starts when it is ready.")

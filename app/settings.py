@@ -66,7 +66,7 @@ def recent_instructions(s: QSettings) -> list[str]:
     one JSON string: an INI file gives a one-element list back as a bare string."""
     try:
         items = json.loads(str(s.value(INSTRUCTIONS_KEY, "[]") or "[]"))
-    except ValueError:
+    except (ValueError, RecursionError):  # damaged: thousands of nested brackets are a RecursionError
         return []
     if not isinstance(items, list):
         return []

@@ -13,6 +13,7 @@ WORDS = ["alpha", "beta", "gamma", "delta", "omega", "sigma", "kappa", "theta"]
 class FakeModel:
     name = "fake-model"
     path = None  # no folder: no chat template
+    cache_modes = ()
     device = "cpu"
     dtype = "float32"
     context_length = 512

@@ -232,6 +232,18 @@ def test_a_damaged_history_reads_as_empty(tmp_path):
     from app.settings import INSTRUCTIONS_KEY, recent_instructions
 
     s = QSettings(str(tmp_path / "lacuna.ini"), QSettings.Format.IniFormat)
-    for value, kept in (("not json", []), (json.dumps({"a": 1}), []), (json.dumps(["ok", 3, "  "]), ["ok"])):
+    for value, kept in (("not json", []), (json.dumps({"a": 1}), []), (json.dumps(["ok", 3, "  "]), ["ok"]),
+                        ("[" * 5000 + "]" * 5000, [])):  # review: nested deep enough for a RecursionError
         s.setValue(INSTRUCTIONS_KEY, value)
         assert recent_instructions(s) == kept
+
+
+def test_an_instruction_asked_while_the_model_loads_never_becomes_a_plain_fill(make_window):
+    """Review of issue 24: the pending-infill path ran a plain fill when the model arrived."""
+    w = make_window()
+    w.editor.setPlainText(TEXT)
+    w.editor.add_mask(0, 2)
+    w.models.model, w.models.loading_spec = None, "llada-8b-instruct"
+    assert not w.infill.start(instruction="make it formal")
+    assert not w.models.pending_infill and "still loading" in w.banner_label.text()
+    w.models.loading_spec = None
