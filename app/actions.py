@@ -32,7 +32,7 @@ def show_help(parent: QWidget) -> None:
 
 
 def about_text() -> str:
-    from engine import __version__
+    from lacuna.engine import __version__
 
     return f"Lacuna {__version__}\n\n{ABOUT}"
 

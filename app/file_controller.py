@@ -29,7 +29,7 @@ from typing import TYPE_CHECKING
 from PySide6.QtCore import QObject, QTimer, Signal
 from PySide6.QtWidgets import QFileDialog, QInputDialog, QMessageBox, QPushButton
 
-from engine.safe_write import display
+from lacuna.engine.safe_write import display
 
 from . import autosave, fileio, opening, paths, positions
 from .editor import document_text

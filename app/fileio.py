@@ -40,7 +40,7 @@ from collections import Counter
 from dataclasses import dataclass, replace
 from pathlib import Path
 
-from engine import safe_write
+from lacuna.engine import safe_write
 
 MAX_BYTES = 64 * 1024 * 1024  # refuse bigger files: a text editor is the wrong tool
 _BREAK = re.compile("\r\n|\r|\n|\u2029")  # what Qt turns into a block break ("\u2028" stays in the line)

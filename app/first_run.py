@@ -27,7 +27,7 @@ STARTER_RESTORES = "about one held-out word in five"
 
 def starter_text(parameters: int | None) -> str:
     """One or two plain sentences on what the starter is for."""
-    from engine.hub.fmt import human_count
+    from lacuna.engine.hub.fmt import human_count
 
     size = f"a {human_count(parameters)}-parameter demonstration" if parameters else "a small demonstration"
     return (f"The model Lacuna starts with is {size}, bundled so the editor works at once and offline: it shows "
@@ -37,7 +37,7 @@ def starter_text(parameters: int | None) -> str:
 
 def advice_html(advice: Any) -> str:
     """The recommendation as the card shows it (rich text)."""
-    from engine.hub.advice import PRECISION_LABEL, seconds_text, size_text
+    from lacuna.engine.hub.advice import PRECISION_LABEL, seconds_text, size_text
 
     if advice is None:
         return "No model in the catalog fits this machine's memory; the starter is all it can run."
@@ -73,14 +73,14 @@ def advice_html(advice: Any) -> str:
 
 
 def _bytes(n: int) -> str:
-    from engine.hub.fmt import human_bytes
+    from lacuna.engine.hub.fmt import human_bytes
 
     return human_bytes(n)
 
 
 def default_advisor() -> Any:
-    """engine.hub.advice.recommend for this machine (imports torch the first time: a worker thread only)."""
-    from engine.hub import advice, fit
+    """lacuna.engine.hub.advice.recommend for this machine (imports torch the first time: a worker thread only)."""
+    from lacuna.engine.hub import advice, fit
 
     return advice.recommend(fit.detect_devices(), advice.machine_rate())
 
@@ -228,7 +228,7 @@ class FirstRunCard(QDialog):
 
 def _starter_parameters() -> int | None:
     try:
-        from engine.hub import fit
+        from lacuna.engine.hub import fit
 
         shape = fit.shape_for("starter")
         return shape.parameters if shape is not None else None
@@ -238,7 +238,7 @@ def _starter_parameters() -> int | None:
 
 def _installed(model_id: str) -> bool:
     try:
-        from engine.hub import local_snapshot
+        from lacuna.engine.hub import local_snapshot
 
         return local_snapshot(model_id) is not None
     except Exception:  # noqa: BLE001

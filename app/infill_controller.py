@@ -220,7 +220,7 @@ class InfillController(QObject):
         if model is None or start == end:
             return None
         try:
-            from engine import token_count
+            from lacuna.engine import token_count
 
             return int(token_count(model, document_text(self.w.editor.document()), start, end))
         except Exception:  # noqa: BLE001 - a count is a hint only
@@ -291,7 +291,7 @@ class InfillController(QObject):
         A greedy request (its seed changes nothing, see app.seeds) would give n
         identical candidates: the first candidate of an Infill stays greedy,
         the others, and every Regenerate, sample at VARIETY_TEMPERATURE."""
-        from engine.types import InfillRequest, Span  # plain dataclasses
+        from lacuna.engine.types import InfillRequest, Span  # plain dataclasses
 
         editor, rs = self.w.editor, self.w.run_settings
         text = document_text(editor.document())
@@ -834,7 +834,7 @@ def refusal_for(model) -> str | None:
     """Why ``model`` cannot follow an instruction, as the one sentence to show, or None
     when its folder has a chat template (read once per folder by engine.instruct,
     from tokenizer_config.json: no torch, no model run)."""
-    from engine.instruct import InstructError, instruct_models, template_for
+    from lacuna.engine.instruct import InstructError, instruct_models, template_for
 
     if model is None:
         return ("No model is loaded; load an instruction-tuned model "

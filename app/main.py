@@ -15,7 +15,7 @@ APP_ID = "io.github.lacuna_editor.Lacuna"
 
 def _style_sheet() -> str:
     try:
-        from engine import resources  # engine.resources is stdlib-only
+        from lacuna.engine import resources  # engine.resources is stdlib-only
 
         p = resources.path("style.qss")
         return p.read_text(encoding="utf-8") if p.is_file() else ""
@@ -27,7 +27,7 @@ def _icon():
     try:
         from PySide6.QtGui import QIcon
 
-        from engine import resources
+        from lacuna.engine import resources
 
         p = resources.path("icons", "lacuna.svg")
         return QIcon(str(p)) if p.is_file() else None
@@ -50,7 +50,7 @@ def build_window(**kwargs):
 def _parse(argv: list[str]):
     import argparse
 
-    from engine import __version__
+    from lacuna.engine import __version__
 
     parser = argparse.ArgumentParser(
         prog="lacuna", description="A desktop editor for infilling text with diffusion language models.")

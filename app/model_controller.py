@@ -30,7 +30,7 @@ def spec_label(spec: str) -> str:
 
 
 def _message(outcome) -> ModelLoaded | LoadFailed:
-    """app.workers.model reports (model, ModelInfo) or the failure's message: as a message type."""
+    """lacuna.app.workers.model reports (model, ModelInfo) or the failure's message: as a message type."""
     return LoadFailed(outcome) if isinstance(outcome, str) else ModelLoaded(*outcome)
 
 
@@ -208,7 +208,7 @@ class ModelController(QObject):
     def open_model_manager(self, select: str | None = None, download: bool = False) -> None:
         """Open the Model manager; ``select``: a model id to select, ``download``: and start its download."""
         try:
-            from app.models import ModelManager, ModelManagerDialog
+            from lacuna.app.models import ModelManager, ModelManagerDialog
         except Exception as exc:  # noqa: BLE001 - a build may leave the manager out
             self.w.show_error(f"The model manager is not available in this build ({exc}).")
             return

@@ -5,7 +5,7 @@ crash recovery replace the text the same way, as one undoable edit.
 
 Measured on 50 MB of short lines (a loaded 2-core machine): reading, hashing and
 decoding took 0.25-0.5 s, setPlainText 3.5-10 s, all on the GUI thread; now the
-longest stall is one piece (see tests/app/bench_large_inputs.py).
+longest stall is one piece (see benchmarks/bench_large_inputs.py).
 """
 from __future__ import annotations
 
@@ -102,13 +102,13 @@ class OpenProgress:
         return each
 
     def fill(self, editor: QPlainTextEdit, text: str, step: Callable[[int, int], None]) -> bool:
-        """app.editor.fill of ``text`` with this dialog counting the pieces; ``step(done,
+        """lacuna.app.editor.fill of ``text`` with this dialog counting the pieces; ``step(done,
         total)`` hears each. False: cancelled (the editor holds a prefix of ``text``)."""
         return fill.fill(editor, text, self.counter("Opening", len(text), step))
 
     def replace(self, editor: QPlainTextEdit, text: str, step: Callable[[int, int], None], verb: str,
                 seal: bool = False) -> bool:
-        """app.editor.fill.replace (one undoable edit) of the editor's text by ``text``, with
+        """lacuna.app.editor.fill.replace (one undoable edit) of the editor's text by ``text``, with
         this dialog, labelled "``verb`` name…", counting the pieces; ``step(done, total)``
         hears each. False: cancelled (the edit was undone: the editor holds its old text)."""
         total = editor.document().characterCount() - 1 + len(text)

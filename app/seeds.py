@@ -19,7 +19,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from engine.policies import POLICIES
+from lacuna.engine.policies import POLICIES
 
 VARIETY_TEMPERATURE = 0.8  # softmax(logits / 0.8): varied fills that still read well
 

@@ -21,7 +21,7 @@ def versions() -> dict[str, str]:
     import transformers
     from PySide6.QtCore import qVersion
 
-    import engine
+    from lacuna import engine
 
     return {
         "lacuna": engine.__version__,
@@ -35,7 +35,7 @@ def versions() -> dict[str, str]:
 
 def run(out=sys.stdout) -> int:
     """Exit status 0 when the starter loads and fills a span, 1 otherwise (one line on stderr)."""
-    from engine import InfillRequest, LacunaError, Span, infill, load_model
+    from lacuna.engine import InfillRequest, LacunaError, Span, infill, load_model
 
     t0 = time.perf_counter()
     try:

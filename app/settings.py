@@ -12,8 +12,8 @@ from PySide6.QtWidgets import (
 )
 
 # engine.policies and engine.types are plain data and import no torch, so the GUI can use them at start-up.
-from engine.policies import POLICIES  # noqa: E402
-from engine.types import SAMPLERS  # noqa: E402,F401 - the samplers the panel offers, in its order
+from lacuna.engine.policies import POLICIES  # noqa: E402
+from lacuna.engine.types import SAMPLERS  # noqa: E402,F401 - the samplers the panel offers, in its order
 
 
 CACHE_LABELS = {

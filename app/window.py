@@ -30,7 +30,7 @@ log = logging.getLogger(__name__)
 def _torch_threads() -> int:
     # Leave one core to the GUI: torch's intra-op threads spin at barriers, so with
     # every core given to torch, any other work (the window, another process) stalls
-    # each parallel region. Measured on 2 cores (tests/app/bench_live_view.py): one
+    # each parallel region. Measured on 2 cores (benchmarks/bench_live_view.py): one
     # thread ran an infill of the first starter in ~0.75 s, two threads beside a busy
     # process in ~60 s. LACUNA_TORCH_THREADS overrides it.
     env = os.environ.get("LACUNA_TORCH_THREADS", "")

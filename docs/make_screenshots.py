@@ -57,8 +57,8 @@ def main(argv: list[str] | None = None) -> int:
     app = QApplication.instance() or QApplication(sys.argv[:1])
     # settings and autosaves of this run stay out of the user's own
     QSettings.setPath(QSettings.Format.IniFormat, QSettings.Scope.UserScope, tempfile.mkdtemp())
-    from app.main import _style_sheet, build_window
-    from engine import load_model
+    from lacuna.app.main import _style_sheet, build_window
+    from lacuna.engine import load_model
 
     qss = _style_sheet()
     if qss:

@@ -11,13 +11,13 @@ from .errors import Cancelled, ContextTooLong, InputError, LacunaError, ModelLoa
 from .types import SAMPLERS, Commit, InfillRequest, InfillResult, Span, StepEvent, TokenPiece
 
 _LAZY = {
-    "load_model": ("engine.models.loader", "load_model"),
-    "ModelAdapter": ("engine.models.base", "ModelAdapter"),  # what load_model returns, to type against
-    "stream_infill": ("engine.sampler", "stream_infill"),
-    "infill": ("engine.sampler", "infill"),
-    "stream_candidates": ("engine.sampler", "stream_candidates"),
-    "infill_candidates": ("engine.sampler", "infill_candidates"),
-    "token_count": ("engine.canvas", "token_count"),
+    "load_model": ("lacuna.engine.models.loader", "load_model"),
+    "ModelAdapter": ("lacuna.engine.models.base", "ModelAdapter"),  # what load_model returns, to type against
+    "stream_infill": ("lacuna.engine.sampler", "stream_infill"),
+    "infill": ("lacuna.engine.sampler", "infill"),
+    "stream_candidates": ("lacuna.engine.sampler", "stream_candidates"),
+    "infill_candidates": ("lacuna.engine.sampler", "infill_candidates"),
+    "token_count": ("lacuna.engine.canvas", "token_count"),
 }
 
 __all__ = [

@@ -509,7 +509,7 @@ def _read_json(path: Path) -> dict:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Judge instructed fills on a real model: ``python -m engine.instruct --model
+    """Judge instructed fills on a real model: ``python -m lacuna.engine.instruct --model
     PATH --instruction TEXT "marked [[text]]"`` prints the plain fill and each
     layout's fill of the same spans (JSON strings), then bench's canvas sizes
     and times. Returns 0, or 2 after one line on stderr for a user's error."""
@@ -520,7 +520,7 @@ def main(argv: list[str] | None = None) -> int:
     from .errors import LacunaError
     from .models.loader import load_model, resolve_path
 
-    parser = argparse.ArgumentParser(prog="python -m engine.instruct", description=main.__doc__)
+    parser = argparse.ArgumentParser(prog="python -m lacuna.engine.instruct", description=main.__doc__)
     parser.add_argument("--model", required=True, help="a model folder (or catalog repository) with a chat template")
     parser.add_argument("--instruction", required=True)
     parser.add_argument("--layout", choices=LAYOUTS, action="append", help="repeatable; default: all")

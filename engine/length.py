@@ -33,7 +33,7 @@ Short against long: a sum of log-probabilities favours short fills (every
 token costs), so the ranking uses the bound divided by n**alpha, GNMT's
 length normalisation in its simplest form (Wu et al. 2016, arXiv:1609.08144,
 section 7): alpha = 1 is nats per token, alpha = 0 the plain sum. The default
-0.5 is what engine.length_bench found best on the starter's held-out split:
+0.5 is what engine.bench.length found best on the starter's held-out split:
 the sum picks too few tokens for 2-8-word spans, the per-token mean too many
 for single words.
 
@@ -65,7 +65,7 @@ ABOUT_BAND = (0.5, 0.75, 1.0, 1.25, 1.5)  # "about N": these multiples of N
 INSERTION_LENGTHS = (1, 2, 4, 8, 16)  # tokens: a word, a phrase, a clause, a sentence, two
 MAX_PROPOSALS = 5
 DEFAULT_SAMPLES = 4  # Monte Carlo masks per fill; n <= 2 (at most 3 subsets) is scored exactly
-DEFAULT_ALPHA = 0.5  # between the sum (0) and nats per token (1); engine.length_bench compares them
+DEFAULT_ALPHA = 0.5  # between the sum (0) and nats per token (1); engine.bench.length compares them
 DEFAULT_WINDOW = 128  # context tokens the score sees around the masks (None: the run's whole view)
 
 
@@ -513,10 +513,10 @@ def infill_eos_padded(model, request: InfillRequest, budget: int,
     span with ``budget`` masks, EOS allowed, then drop everything from the first EOS.
 
     Greedy, one token per step, most confident first (``low_confidence``, as
-    engine.training.evaluate's bare-network restore), every token id that is no
+    engine.bench.restore's bare-network restore), every token id that is no
     text blocked except EOS, line breaks only where the span has one. A
     measurement path: engine.sampler blocks EOS in every span, so the editor needs
-    the sampler wiring named in engine.length_bench's report before it can offer
+    the sampler wiring named in engine.bench.length's report before it can offer
     this. Raises InputError for a request with other than one span, or a model
     without an EOS token."""
     if len(request.spans) != 1:

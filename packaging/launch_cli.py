@@ -1,6 +1,6 @@
 """Entry script of the bundled lacuna-cli."""
 import sys
 
-from engine.cli import main
+from lacuna.engine.cli import main
 
 sys.exit(main())

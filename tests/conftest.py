@@ -56,14 +56,14 @@ def tiny_bert_dir(tmp_path_factory):
 
 @pytest.fixture(scope="session")
 def tiny_model(tiny_model_dir):
-    from engine import load_model
+    from lacuna.engine import load_model
 
     return load_model(str(tiny_model_dir), device="cpu", dtype="float32")
 
 
 @pytest.fixture(scope="session")
 def tiny_bert(tiny_bert_dir):
-    from engine import load_model
+    from lacuna.engine import load_model
 
     return load_model(str(tiny_bert_dir), device="cpu", dtype="float32")
 
@@ -84,7 +84,7 @@ def tiny_sp_dir(tmp_path_factory):
 
 @pytest.fixture(scope="session")
 def tiny_sp(tiny_sp_dir):
-    from engine import load_model
+    from lacuna.engine import load_model
 
     return load_model(str(tiny_sp_dir), device="cpu", dtype="float32")
 
@@ -97,7 +97,7 @@ def tiny_roberta_dir(tmp_path_factory):
 
 @pytest.fixture(scope="session")
 def tiny_roberta(tiny_roberta_dir):
-    from engine import load_model
+    from lacuna.engine import load_model
 
     return load_model(str(tiny_roberta_dir), device="cpu", dtype="float32")
 

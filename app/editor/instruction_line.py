@@ -8,7 +8,7 @@ from PySide6.QtCore import Qt
 from PySide6.QtGui import QKeyEvent
 from PySide6.QtWidgets import QLineEdit, QWidget
 
-from engine.types import MAX_INSTRUCTION  # plain data, no torch
+from lacuna.engine.types import MAX_INSTRUCTION  # plain data, no torch
 
 
 class InstructionLine(QLineEdit):

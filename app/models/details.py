@@ -7,7 +7,7 @@ from typing import Any
 
 def devices_text(sizing: Any) -> str:
     """The devices, and this machine's measured speed once known."""
-    from engine.hub.fmt import human_bytes
+    from lacuna.engine.hub.fmt import human_bytes
 
     text = "   ".join(f"{d.label}: {d.name}, {human_bytes(d.available)} free of {human_bytes(d.total)}"
                       for d in sizing.devices)
@@ -21,7 +21,7 @@ def devices_text(sizing: Any) -> str:
 
 def best_text(sizing: Any) -> str:
     """★ the best model for this machine and why; the best for the picked card."""
-    from engine.hub.advice import TYPICAL
+    from lacuna.engine.hub.advice import TYPICAL
 
     if not sizing.timed:
         return "Finding the best model for this machine…"
@@ -43,14 +43,14 @@ def best_text(sizing: Any) -> str:
 
 def details_text(manager: Any, info: Any) -> str:
     """The selected model: what it is, its download, its verdicts and its speed (rich text)."""
-    from engine.hub.advice import PRECISION_LABEL, seconds_text, size_text
+    from lacuna.engine.hub.advice import PRECISION_LABEL, seconds_text, size_text
 
     facts = manager.facts(info.id)
     parts = [f"<b>{escape(info.name)}</b>"]
     if facts.description:
         parts.append(escape(facts.description))
     if info.size:
-        from engine.hub.fmt import human_bytes
+        from lacuna.engine.hub.fmt import human_bytes
 
         size = human_bytes(info.size) + (" on disk" if info.status in ("installed", "bundled", "local") else "")
     else:

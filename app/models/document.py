@@ -36,9 +36,9 @@ class DocumentWork:
     block: int = 0        # the run's block length (0: one block)
 
     def advice_work(self) -> Any:
-        """engine.hub.advice.Work for this document: its tokens, all its masked tokens (a
+        """lacuna.engine.hub.advice.Work for this document: its tokens, all its masked tokens (a
         sentence's worth before the first mask), the run's steps, block and settings."""
-        from engine.hub.advice import TYPICAL, Work
+        from lacuna.engine.hub.advice import TYPICAL, Work
 
         return Work(context=self.tokens, hole=self.masked or TYPICAL.hole, steps=self.steps, cache=self.cache,
                     candidates=self.candidates, block=self.block, sampling=self.sampling, top_p=self.top_p)
@@ -49,7 +49,7 @@ class DocumentWork:
 
     def describe(self) -> str:
         """One line for the window: what the verdicts and speeds are for."""
-        from engine.hub.advice import TYPICAL
+        from lacuna.engine.hub.advice import TYPICAL
 
         how = (f"counted by {self.counted_by}'s tokenizer" if self.counted_by
                else "counted as characters / 4: no model is loaded")
@@ -61,7 +61,7 @@ class DocumentWork:
 
 def typical_text() -> str:
     """What the verdicts and speeds are for when no document is open."""
-    from engine.hub.advice import TYPICAL
+    from lacuna.engine.hub.advice import TYPICAL
 
     return (f"Verdicts and speeds for a typical fill (no document open): a sentence of {TYPICAL.hole} masked "
             f"tokens in a {TYPICAL.context}-token document, {TYPICAL.steps} steps")
@@ -73,13 +73,13 @@ def from_window(window: Any) -> DocumentWork | None:
     editor = getattr(window, "editor", None)
     if editor is None:
         return None
-    from app.positions import document_text
+    from lacuna.app.positions import document_text
 
     text = document_text(editor.document())
     masks = sorted(getattr(editor, "masks", []), key=lambda m: (m.start, m.end))
     if not text.strip() and not masks:
         return None
-    from app.settings import RunSettings
+    from lacuna.app.settings import RunSettings
 
     settings = getattr(window, "run_settings", None) or RunSettings()
     model = getattr(getattr(window, "models", None), "model", None)
@@ -115,7 +115,7 @@ def _counter(model: Any):
     tokenizer = getattr(model, "tokenizer", None)
     if tokenizer is None:
         return rough, False
-    from engine.models import vocab
+    from lacuna.engine.models import vocab
 
     def exact(text: str) -> int:
         if not text:

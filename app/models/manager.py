@@ -71,9 +71,9 @@ class DownloadWorker(QObject):
 
     @Slot()
     def run(self) -> None:
-        from engine.errors import LacunaError
-        from engine.hub.manage import pull_with_companions as pull
-        from engine.hub.errors import Cancelled, Paused, PickleConsentRequired, RemoteCodeConsentRequired
+        from lacuna.engine.errors import LacunaError
+        from lacuna.engine.hub.manage import pull_with_companions as pull
+        from lacuna.engine.hub.errors import Cancelled, Paused, PickleConsentRequired, RemoteCodeConsentRequired
 
         name = self._name
         try:
@@ -108,7 +108,7 @@ class VerifyWorker(QObject):
 
     @Slot()
     def run(self) -> None:
-        from engine.hub.manage import verify
+        from lacuna.engine.hub.manage import verify
 
         try:
             report = verify(self._name)
@@ -174,7 +174,7 @@ class ModelManager(QObject):
     # ------------------------------------------------------------ listing
     def refresh(self) -> None:
         """Re-read what is on disk (offline)."""
-        from engine.hub.manage import list_models
+        from lacuna.engine.hub.manage import list_models
 
         try:
             self._models = list_models()
@@ -214,7 +214,7 @@ class ModelManager(QObject):
         return self._sizing
 
     def best(self) -> Any:
-        """engine.hub.advice.Advice: the best model for this machine, or None (not computed yet)."""
+        """lacuna.engine.hub.advice.Advice: the best model for this machine, or None (not computed yet)."""
         return self._sizing.best
 
     def marked(self) -> str | None:
@@ -325,9 +325,9 @@ class ModelManager(QObject):
         """Start (or resume) a download; False if one is already running or we are closing."""
         if name in self._jobs or self._closing:
             return False
-        from engine.hub.download import PullOptions
+        from lacuna.engine.hub.download import PullOptions
 
-        from engine.hub import catalog
+        from lacuna.engine.hub import catalog
 
         if catalog.catalog_entry(name) is None and catalog.is_repo_id(name):
             catalog.add_user_entry(name)  # so the download has a row in the table
@@ -358,7 +358,7 @@ class ModelManager(QObject):
         if job is not None:
             job.cancel.set()
             return
-        from engine.hub.download import discard_partials
+        from lacuna.engine.hub.download import discard_partials
 
         discard_partials(name)
         self._live.pop(name, None)
@@ -379,10 +379,10 @@ class ModelManager(QObject):
         """Remove an installed model (quick: unlinks files). Returns a message."""
         if name in self._jobs:
             return f"{name} is busy; pause or cancel it first"
-        from engine.hub.download import discard_partials
-        from engine.hub.errors import NotInstalled
-        from engine.hub.fmt import human_bytes
-        from engine.hub.manage import remove
+        from lacuna.engine.hub.download import discard_partials
+        from lacuna.engine.hub.errors import NotInstalled
+        from lacuna.engine.hub.fmt import human_bytes
+        from lacuna.engine.hub.manage import remove
 
         try:
             freed = remove(name)
@@ -397,7 +397,7 @@ class ModelManager(QObject):
 
     def add(self, spec: str) -> str:
         """Add a Hub repo id or a local folder to the user's catalog; returns its id."""
-        from engine.hub.catalog import add_user_entry
+        from lacuna.engine.hub.catalog import add_user_entry
 
         entry = add_user_entry(spec)
         self.refresh()
@@ -406,7 +406,7 @@ class ModelManager(QObject):
 
     def grant_remote_code(self, outcome: Outcome) -> None:
         """The user agreed to the custom code listed in ``outcome``: remember it, download on."""
-        from engine.hub import records
+        from lacuna.engine.hub import records
 
         records.grant_consent(outcome.name if "/" in outcome.name else self._repo(outcome.name),
                               outcome.commit or "",
@@ -414,7 +414,7 @@ class ModelManager(QObject):
         self.download(outcome.name)
 
     def _repo(self, name: str) -> str:
-        from engine.hub.catalog import repo_for
+        from lacuna.engine.hub.catalog import repo_for
 
         return repo_for(name) or name
 

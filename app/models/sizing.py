@@ -80,7 +80,7 @@ class FitWorker(QObject):
         self.done.emit(sizing)
 
     def _verdicts(self) -> Sizing:
-        from engine.hub import advice, catalog, fit
+        from lacuna.engine.hub import advice, catalog, fit
 
         devices = tuple(self._devices) if self._devices is not None else tuple(fit.detect_devices())
         work = self._work.advice_work() if self._work is not None else advice.TYPICAL
@@ -98,7 +98,7 @@ class FitWorker(QObject):
         return Sizing(devices, tuple(fits), card, tuple(card_fits), tuple(facts), work=work)
 
     def _speeds(self, sizing: Sizing) -> Sizing:
-        from engine.hub import advice, catalog
+        from lacuna.engine.hub import advice, catalog
 
         rate = self._rate if self._rate is not None else advice.machine_rate()
         cpu = next((d for d in sizing.devices if d.kind == "cpu"), None)

@@ -95,7 +95,7 @@ class ModelTableModel(QAbstractTableModel):
             if seconds is not None:
                 tip += f"\nAbout {_plain_seconds(seconds)} per fill on this machine's CPU (estimated)."
             if fit.precision in ("int8", "int4") and fit.device == "cpu" and fit.verdict != "n/a":
-                from engine.hub.fit import QUANT_ON_CPU
+                from lacuna.engine.hub.fit import QUANT_ON_CPU
 
                 tip += f"\n{QUANT_ON_CPU}."
             return tip
@@ -134,7 +134,7 @@ class ModelTableModel(QAbstractTableModel):
         return next((f for f in fits if f.precision in PRECISION_OF[col]), None)
 
     def _text(self, info: Any, col: int) -> str:
-        from engine.hub.fmt import human_bytes, human_count
+        from lacuna.engine.hub.fmt import human_bytes, human_count
 
         if col == NAME:
             demo = " (demo)" if info.status == "bundled" and "demo" not in info.name.lower() else ""
@@ -148,7 +148,7 @@ class ModelTableModel(QAbstractTableModel):
             total = getattr(getattr(live, "progress", None), "total", 0)
             if total:
                 return human_bytes(total)
-            from engine.hub.advice import size_text
+            from lacuna.engine.hub.advice import size_text
 
             facts = self._manager.facts(info.id)
             return size_text(facts.size, facts.size_estimated) if facts.size else "?"
@@ -203,13 +203,13 @@ class ModelTableModel(QAbstractTableModel):
 
 
 def _gb(n: int) -> str:
-    from engine.hub.fmt import human_bytes
+    from lacuna.engine.hub.fmt import human_bytes
 
     return human_bytes(n)
 
 
 def _plain_seconds(seconds: float) -> str:
-    from engine.hub.advice import seconds_text
+    from lacuna.engine.hub.advice import seconds_text
 
     return seconds_text(seconds)
 
@@ -222,7 +222,7 @@ def _seconds(seconds: float) -> str:
 def _fit_text(fit: Any) -> str:
     """The verdict, the longest document that fits when it is shorter than the model's context,
     and what must be installed first."""
-    from engine.hub.fit import QUANT_INSTALL
+    from lacuna.engine.hub.fit import QUANT_INSTALL
 
     text = fit.verdict
     if fit.longest and fit.max_context and fit.longest < fit.max_context:

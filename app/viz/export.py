@@ -17,7 +17,7 @@ from pathlib import Path
 
 from PySide6.QtGui import QImage
 
-from engine.safe_write import AtomicFile, WriteRefused, display
+from lacuna.engine.safe_write import AtomicFile, WriteRefused, display
 
 
 def event_record(ev) -> dict:

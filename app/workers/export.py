@@ -236,7 +236,7 @@ class ExportWorker(QObject):
         signal.emit(number, *args)
 
     def _export(self, number: int, job: ExportJob, cancel: threading.Event) -> tuple:
-        from engine.safe_write import AtomicFile, WriteRefused, display
+        from lacuna.engine.safe_write import AtomicFile, WriteRefused, display
 
         from ..viz.export import ExportCancelled, events_jsonl, stream_gif
 

@@ -16,7 +16,7 @@ log = logging.getLogger(__name__)
 def readable_error(exc: BaseException) -> str:
     """A message a person can act on, for any exception out of the engine."""
     try:
-        from engine.errors import ContextTooLong, LacunaError, ModelLoadError
+        from lacuna.engine.errors import ContextTooLong, LacunaError, ModelLoadError
     except Exception:  # engine not importable: fall through to generic handling
         LacunaError = ContextTooLong = ModelLoadError = ()  # type: ignore[assignment]
     text = str(exc).strip() or type(exc).__name__
@@ -34,7 +34,7 @@ def readable_error(exc: BaseException) -> str:
 
 def _user_caused(exc: BaseException) -> bool:
     try:
-        from engine.errors import InputError
+        from lacuna.engine.errors import InputError
     except Exception:  # noqa: BLE001
         return False
     return isinstance(exc, InputError)
@@ -60,11 +60,11 @@ class InfillWorker(QObject):
         self.min_interval = min_interval
         # The engine's own stream can run several candidates in one batch
         # (engine.sampler.stream_candidates); an injected stream runs one.
-        self.can_batch = stream is None or getattr(stream, "__module__", "") == "engine.sampler"
+        self.can_batch = stream is None or getattr(stream, "__module__", "") == "lacuna.engine.sampler"
 
     def _stream_fn(self):
         if self._stream is None:
-            from engine import stream_infill  # imported on the worker thread
+            from lacuna.engine import stream_infill  # imported on the worker thread
 
             self._stream = stream_infill
         return self._stream
@@ -128,7 +128,7 @@ class _Batch:
     first candidate's events and keeps the others' in ``others``."""
 
     def __init__(self, requests: tuple, others: list[list]) -> None:
-        from engine.sampler import stream_candidates  # imported on the worker thread
+        from lacuna.engine.sampler import stream_candidates  # imported on the worker thread
 
         self._seeds = [r.seed for r in requests]
         self._stream_candidates = stream_candidates

@@ -44,7 +44,7 @@ TOKENIZER_FILES = ("tokenizer.json", "tokenizer_config.json", "vocab.txt", "voca
 
 def _loadable_family(config: dict) -> bool:
     """A native family (engine.models.families, torch-free) or a masked LM the catalog knows."""
-    from engine.models import families
+    from lacuna.engine.models import families
 
     return families.detect(config) is not None or families.family_name(config) in ("bert", "modernbert")
 
@@ -146,13 +146,13 @@ def list_local_models() -> list[tuple[str, str]]:
     then any other loadable model found in the Hugging Face cache."""
     out: list[tuple[str, str]] = []
     try:
-        from engine.hub import manage
+        from lacuna.engine.hub import manage
 
         for m in manage.list_models():
             if m.id != "starter" and m.loadable and m.status in ("installed", "cached", "local"):
                 out.append((m.name, m.id))
     except Exception:  # noqa: BLE001 - the listing is a convenience
-        log.debug("engine.hub listing unavailable:\n%s", traceback.format_exc())
+        log.debug("lacuna.engine.hub listing unavailable:\n%s", traceback.format_exc())
     known = {spec.lower() for _, spec in out}
     for label, spec in scan_hf_cache():
         if spec.lower() not in known:
@@ -177,7 +177,7 @@ def load_model_outcome(spec: str, loader=None, threads: int | None = None, progr
 
             torch.set_num_threads(threads)
         if loader is None:
-            from engine import load_model
+            from lacuna.engine import load_model
 
             loader = load_model
         model = loader(spec, progress=progress) if progress is not None and _takes_progress(loader) else loader(spec)
@@ -260,7 +260,7 @@ class ModelWorker(QObject):
     def clean_stale_partials(self) -> None:
         """Delete download leftovers nobody will resume; housekeeping, so it never reports an error."""
         try:
-            from engine.hub.cache import clean_stale_partials
+            from lacuna.engine.hub.cache import clean_stale_partials
 
             clean_stale_partials()
         except Exception:  # noqa: BLE001

@@ -27,7 +27,7 @@ def __getattr__(name: str) -> Any:
     """``from engine.hub import pull`` and friends, imported on first use."""
     module = _LAZY.get(name)
     if module is None:
-        raise AttributeError(f"module 'engine.hub' has no attribute {name!r}")
+        raise AttributeError(f"module 'lacuna.engine.hub' has no attribute {name!r}")
     import importlib
 
     return getattr(importlib.import_module(f"{__name__}.{module}"), name)

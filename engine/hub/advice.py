@@ -40,7 +40,7 @@ DTYPE_BYTES = {"float32": 4, "bfloat16": 2, "float16": 2}
 UNKNOWN_DTYPE_BYTES = 4
 # Seconds of an 8/4-bit fill over the same fill in the CPU's own precision (bf16 where the CPU has
 # AVX512-BF16 or AMX, float32 elsewhere), keyed by that bf16 flag (fit.Device.bf16): the worse of two
-# runs of the measurement tests/engine/hub/bench_quant_cpu.py makes (bitsandbytes 0.50.2, a 2-core
+# runs of the measurement benchmarks/bench_quant_cpu.py makes (bitsandbytes 0.50.2, a 2-core
 # AMD EPYC with AVX512-BF16 shared with other jobs, a random LLaDA of d_model 1024 x 4 layers, one
 # thread, best of 3-5). There, bitsandbytes runs NF4 through its fused AVX512-BF16 kernel and int8
 # through torch._int_mm: a forward pass took 0.96-1.12x (int8) and 1.35-1.48x (NF4) the bf16 time.

@@ -39,7 +39,7 @@ REPO_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*/[A-Za-z0-9][A-Za-z0-9_.-]*$")
 
 
 def _bundled() -> list[dict[str, Any]]:
-    from engine import resources
+    from lacuna.engine import resources
 
     with open(resources.path("catalog.json"), encoding="utf-8") as fh:
         data = json.load(fh)
@@ -150,7 +150,7 @@ def is_repo_id(name: str) -> bool:
 
 def add_user_entry(spec: str, **fields: Any) -> dict[str, Any]:
     """Add a Hub repo id (``org/name``) or an existing local folder to the user catalog."""
-    from engine.errors import InputError
+    from lacuna.engine.errors import InputError
 
     spec = spec.strip()
     folder = Path(spec).expanduser()

@@ -85,7 +85,7 @@ def _err(message: str) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from engine.errors import InputError, LacunaError
+    from lacuna.engine.errors import InputError, LacunaError
 
     command = getattr(args, "models_command", None)
     if not command:
@@ -172,7 +172,7 @@ def _recorded_rate() -> float | None:
 def _recommend(args: argparse.Namespace) -> int:
     from dataclasses import asdict
 
-    from engine.errors import InputError
+    from lacuna.engine.errors import InputError
 
     from . import advice, fit
 
@@ -308,7 +308,7 @@ def _verify(args: argparse.Namespace) -> int:
 
     entry = catalog.catalog_entry(args.id)
     if entry is not None and entry.get("bundled"):
-        from engine import resources
+        from lacuna.engine import resources
 
         folder = resources.path(entry["bundled"])
         family, _, size = folder_facts(folder)
@@ -338,7 +338,7 @@ def _rm(args: argparse.Namespace) -> int:
 def _fit(args: argparse.Namespace) -> int:
     from dataclasses import asdict
 
-    from engine.errors import InputError
+    from lacuna.engine.errors import InputError
 
     from . import catalog, fit
 
@@ -436,7 +436,7 @@ def _add(args: argparse.Namespace) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Stand-alone entry for tests and ``python -m engine.hub.cli``."""
+    """Stand-alone entry for tests and ``python -m lacuna.engine.hub.cli``."""
     parser = argparse.ArgumentParser(prog="lacuna-cli")
     sub = parser.add_subparsers(dest="command")
     add_parser(sub)

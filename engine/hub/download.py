@@ -604,7 +604,7 @@ def pull(name: str, revision: str | None = None, *, progress: Callable[[PullProg
     Returns the install record. Raises Paused (partials kept), Cancelled
     (partials deleted), or a HubError / InputError subclass with a one-line message.
     """
-    from engine.errors import InputError
+    from lacuna.engine.errors import InputError
 
     entry = catalog.catalog_entry(name)
     if entry is not None and entry.get("bundled"):

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from engine.errors import Cancelled, InputError, LacunaError
+from lacuna.engine.errors import Cancelled, InputError, LacunaError
 
 __all__ = [
     "Cancelled", "HubError", "RepoNotFound", "EntryNotFound", "AccessDenied", "DiskSpaceError",

@@ -26,7 +26,7 @@ scores only the still-masked rows, and a cached step runs only the block):
                 cache off; Gumbel noise in float64 adds 28 when sampling).
     overhead  a fixed runtime share. CPU: 8 MiB, plus the tokenizer in host
               memory once a run has used it, about 1,000 bytes per vocabulary
-              entry (measured, engine.bench_fit: the fast tokenizer, Lacuna's
+              entry (measured, engine.bench.fit: the fast tokenizer, Lacuna's
               two encoders built from it and the vocabulary profile). CUDA:
               the CUDA context, 300 MiB (PyTorch measured 274 MiB with lazy
               module loading, which it turns on by default since 1.13:
@@ -39,7 +39,7 @@ scores only the still-masked rows, and a cached step runs only the block):
               code) is not counted: it is paid once, whatever the model.
 
 Checked on this machine's CPU against the measured peak RSS of real runs
-(engine/bench_fit.py at LLaDA-8B's and Dream-7B's real widths with one or two
+(engine/bench/fit.py at LLaDA-8B's and Dream-7B's real widths with one or two
 layers; tests/engine/hub/test_fit*.py at small widths): within 20%.
 
 Native families (LLaDA, ...) count exactly from their config: ``family_split``
@@ -79,7 +79,7 @@ SHORT_HOLE = 32        # its masked tokens: the load check refuses what cannot r
 DEFAULT_HOLE = 256     # masked tokens when a context but no hole is given: about a paragraph
 DEFAULT_VOCAB = 50_000  # when the vocabulary is unknown (before download)
 # A loaded fast tokenizer once a run has used it (its encoders and the vocabulary profile built),
-# per vocabulary entry, host memory. Measured: Dream's 151,665-entry BPE 144 MiB (engine.bench_fit),
+# per vocabulary entry, host memory. Measured: Dream's 151,665-entry BPE 144 MiB (engine.bench.fit),
 # GPT-2's 50,257 entries 1,085 bytes each; a word-level or WordPiece vocabulary holds less.
 TOKENIZER_BYTES_PER_TOKEN = 1000
 # The native families whose adapter runs the dual cache by default (engine.models.families;
@@ -89,7 +89,7 @@ CACHED_FAMILIES = tuple(f.name for f in families.FAMILIES if f.default_cache == 
 # (Dream's config inherits Qwen2.5's 131072 positions; its README and generation code use 2048).
 FAMILY_CONTEXT = {f.name: f.context for f in families.FAMILIES if f.context}
 # Sampler bytes per (masked position x vocabulary entry), engine.sampler and engine.select
-# (checked against measured peaks by engine.bench_fit):
+# (checked against measured peaks by engine.bench.fit):
 LOGITS_BYTES = 4        # the float32 logits a forward pass returns, per candidate
 GUMBEL_BYTES = 32       # select.sample_tokens at temperature > 0: uniform draws, the noise,
                         # the scaled logits and their sum, float64, one candidate at a time
@@ -184,7 +184,7 @@ def sampler_bytes(cache: bool, candidates: int = 1, sampling: bool = False, top_
     Gumbel-max noise (32 bytes); ``top_p`` (< 1) sorts each row while
     constraining it (24 bytes at that moment, one candidate at a time).
     Source: the code of engine.sampler._run/_constrain/_step and
-    engine.select. Measured at LLaDA-8B's widths (engine.bench_fit): 16.1,
+    engine.select. Measured at LLaDA-8B's widths (engine.bench.fit): 16.1,
     12.1 without the cache, 45.5 sampling, 37.7 with top-p."""
     b = max(1, int(candidates))
     held = 2 * LOGITS_BYTES * b + (LOGITS_BYTES * b if cache or b > 1 else 0)
@@ -375,7 +375,7 @@ def shape_for(name_or_entry: str | dict[str, Any]) -> Shape | None:
     if isinstance(name_or_entry, str) and Path(name_or_entry).is_dir():
         folder = Path(name_or_entry)
     elif entry is not None and entry.get("bundled"):
-        from engine import resources
+        from lacuna.engine import resources
 
         candidate = resources.path(entry["bundled"])
         folder = candidate if candidate.is_dir() else None
@@ -606,7 +606,7 @@ def bitsandbytes_available() -> bool:
 # 8-bit and 4-bit, one truth for the verdicts, the model manager and the CLI. The loader
 # (engine.models.loader) quantises the blocks of the native families only, on CUDA and on
 # the CPU alike (bitsandbytes runs on CPUs from 0.45), and refuses MPS. On a CPU both load
-# and fill, as fast as bf16 at best (tests/engine/hub/bench_quant_cpu.py measures it):
+# and fill, as fast as bf16 at best (benchmarks/bench_quant_cpu.py measures it):
 # they save memory, not time.
 QUANT_FAMILIES = families.quantizing()
 QUANT_NOT_NATIVE = "8/4-bit loading is for LLaDA, Dream and LLaDA-MoE only"

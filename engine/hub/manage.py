@@ -106,7 +106,7 @@ def _status_for(entry: dict[str, Any]) -> ModelInfo:
     parameters = entry.get("parameters")
     loadable = family in catalog.LOADABLE_FAMILIES
     if entry.get("bundled"):
-        from engine import resources
+        from lacuna.engine import resources
 
         folder = resources.path(entry["bundled"])
         status = "bundled" if folder.is_dir() else "missing"
@@ -185,7 +185,7 @@ class VerifyReport:
 
 
 def _require_record(name: str) -> dict[str, Any]:
-    from engine.errors import InputError
+    from lacuna.engine.errors import InputError
 
     entry = catalog.catalog_entry(name)
     if entry is not None and entry.get("bundled"):
@@ -246,7 +246,7 @@ def verify(name: str) -> VerifyReport:
 
 def remove(name: str) -> int:
     """Delete an installed model's snapshot and the blobs no other snapshot uses; returns bytes freed."""
-    from engine.errors import InputError
+    from lacuna.engine.errors import InputError
 
     entry = catalog.catalog_entry(name)
     if entry is not None and entry.get("bundled"):
@@ -299,7 +299,7 @@ def remove(name: str) -> int:
 def _remove_converted(repo: str, record: dict[str, Any] | None) -> int:
     """Delete the safetensors copies Lacuna made of the install's pickles (engine.models.pickles);
     returns their bytes."""
-    from engine.models import pickles
+    from lacuna.engine.models import pickles
     from .download import PICKLE_SUFFIXES
 
     freed = 0

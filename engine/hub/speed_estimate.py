@@ -91,7 +91,7 @@ def machine_key() -> str:
     description) and torch's threads."""
     import torch
 
-    from engine.bench import machine
+    from lacuna.engine.bench.overhead import machine
 
     return f"{machine()}, {torch.get_num_threads()} threads"
 
@@ -110,7 +110,7 @@ def calibrate(repeats: int = 3) -> float:
     import statistics
     import time
 
-    from engine import InfillRequest, Span, infill, load_model
+    from lacuna.engine import InfillRequest, Span, infill, load_model
 
     model = load_model("starter", device="cpu")
     words = " ".join(f"word{i % 97}" for i in range(400))
@@ -140,7 +140,7 @@ def calibrate(repeats: int = 3) -> float:
 
 
 def model_path(name: str):
-    from engine.models.loader import resolve_path
+    from lacuna.engine.models.loader import resolve_path
 
     return resolve_path(name)
 
@@ -169,7 +169,7 @@ def _local_shape(entry: dict[str, Any]) -> tuple[dict[str, Any], int] | None:
     """(config, parameters counted from the safetensors headers) of a bundled or downloaded model."""
     from pathlib import Path
 
-    from engine import resources
+    from lacuna.engine import resources
 
     from . import local_snapshot
     from .fit import count_safetensors_parameters

@@ -13,7 +13,7 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-from engine.errors import InputError
+from lacuna.engine.errors import InputError
 
 from .errors import HubError
 

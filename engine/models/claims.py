@@ -265,7 +265,7 @@ def _show(value: Any) -> str:
 
 
 def network_shape(name: str, config: dict, parameters: int | None = None):
-    """engine.hub.fit's Shape for ``config`` (None when it cannot tell), or ModelLoadError when
+    """lacuna.engine.hub.fit's Shape for ``config`` (None when it cannot tell), or ModelLoadError when
     the config's sizes cannot be combined at all (the loader's fit check calls this too)."""
     from ..hub import fit
 

@@ -113,7 +113,7 @@ class DreamNetwork(MaskPredictor):
 
 # family entry points (engine.models.loader) ----------------------------------
 FAMILY = BY_NAME["dream"]
-quantized_module = FAMILY.quantizes  # engine.bench_native reads it
+quantized_module = FAMILY.quantizes  # engine.bench.native reads it
 # Dream's documented context (its README and generation code); the config's
 # max_position_embeddings (131072) is inherited from Qwen2.5 and never trained at.
 CONTEXT = FAMILY.context

@@ -110,7 +110,7 @@ class LLaDANetwork(MaskPredictor):
 
 # family entry points (engine.models.loader) ----------------------------------
 FAMILY = BY_NAME["llada"]
-quantized_module = FAMILY.quantizes  # engine.bench_native reads it
+quantized_module = FAMILY.quantizes  # engine.bench.native reads it
 
 
 def load(name: str, path, config: dict, device: torch.device, dtype: torch.dtype, quantization: str | None = None):

@@ -78,7 +78,7 @@ def converted_files(name: str, folder: Path) -> list[Path]:
         f"{name} has only a pickle checkpoint ({pickle.name}). Lacuna reads it once with "
         "torch.load(weights_only=True) and keeps a safetensors copy, but only with your consent: "
         f"pull it with `lacuna-cli models pull {name} --allow-pickle`, or call "
-        "engine.models.pickles.convert(folder, consent=True)"
+        "lacuna.engine.models.pickles.convert(folder, consent=True)"
     )
 
 

@@ -40,7 +40,7 @@ def close_window(w) -> None:
 @pytest.fixture
 def make_window(qtbot):
     """Build windows with injectable stream/loader; closes them (threads joined) after."""
-    from app.main import build_window
+    from lacuna.app.main import build_window
 
     made = []
 

@@ -5,7 +5,7 @@ import threading
 import time
 from pathlib import Path
 
-from engine.types import Commit, InfillResult, LengthTried, Span, StepEvent, TokenPiece
+from lacuna.engine.types import Commit, InfillResult, LengthTried, Span, StepEvent, TokenPiece
 
 WORDS = ["alpha", "beta", "gamma", "delta", "omega", "sigma", "kappa", "theta"]
 
@@ -21,7 +21,7 @@ class FakeModel:
 
 def fake_loader(spec: str):
     if spec == "broken":
-        from engine.errors import ModelLoadError
+        from lacuna.engine.errors import ModelLoadError
 
         raise ModelLoadError("no model at 'broken'")
     return FakeModel()

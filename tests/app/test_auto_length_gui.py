@@ -47,7 +47,7 @@ def test_a_new_mask_and_an_insertion_default_to_auto_and_the_request_carries_it(
 
 
 def test_the_settings_default_goes_back_to_fixed_lengths(window, qtbot):
-    from app.settings import RunSettings, qsettings
+    from lacuna.app.settings import RunSettings, qsettings
 
     w = window
     w.settings_panel.auto_length.setChecked(False)
@@ -121,7 +121,7 @@ def test_the_lengths_tried_are_one_click_away_and_accept_applies_the_one_shown(w
 
 
 def test_with_a_tiny_llada_the_candidates_show_the_lengths_tried(make_window, qtbot, tiny_llada_dir):
-    from engine import load_model, stream_infill
+    from lacuna.engine import load_model, stream_infill
 
     w = make_window(stream=stream_infill, loader=load_model)
     with qtbot.waitSignal(w.modelReady, timeout=60000):
@@ -147,7 +147,7 @@ def test_with_a_tiny_llada_the_candidates_show_the_lengths_tried(make_window, qt
 
 
 def test_with_a_tiny_dreamon_an_auto_insertion_grows_its_own_canvas(make_window, qtbot, tmp_path):
-    from engine import load_model, stream_infill
+    from lacuna.engine import load_model, stream_infill
     from tests.support.tiny_dreamon import build_tiny_dreamon
 
     folder = build_tiny_dreamon(tmp_path / "m", seed=2, expand=0.05, delete=0.1)
@@ -171,7 +171,7 @@ def test_with_a_tiny_dreamon_an_auto_insertion_grows_its_own_canvas(make_window,
 
 
 def test_with_a_tiny_llada_two_auto_masks_fill_together(make_window, qtbot, tiny_llada_dir):
-    from engine import load_model, stream_infill
+    from lacuna.engine import load_model, stream_infill
 
     w = make_window(stream=stream_infill, loader=load_model)
     with qtbot.waitSignal(w.modelReady, timeout=60000):
@@ -192,7 +192,7 @@ def test_with_a_tiny_llada_two_auto_masks_fill_together(make_window, qtbot, tiny
 @pytest.mark.slow
 @pytest.mark.skipif(not STARTER.is_file(), reason="the starter model is not trained yet")
 def test_with_the_starter_a_word_gets_a_fill_of_a_sensible_length(make_window, qtbot):
-    from engine import load_model, stream_infill
+    from lacuna.engine import load_model, stream_infill
 
     w = make_window(stream=stream_infill, loader=load_model)
     with qtbot.waitSignal(w.modelReady, timeout=60000):
@@ -215,8 +215,8 @@ def test_with_the_starter_a_word_gets_a_fill_of_a_sensible_length(make_window, q
 def test_a_mask_keeps_every_span_length_form_the_engine_takes(qapp, length):
     from PySide6.QtGui import QTextDocument
 
-    from app.editor.masks import Mask
-    from engine.types import Span
+    from lacuna.app.editor.masks import Mask
+    from lacuna.engine.types import Span
 
     doc = QTextDocument(TEXT)
     m = Mask(doc, 4, 13, length)

@@ -3,8 +3,8 @@ from __future__ import annotations
 
 import json
 
-from app import autosave
-from app.paths import autosave_dir
+from lacuna.app import autosave
+from lacuna.app.paths import autosave_dir
 
 
 def test_autosave_writes_only_unsaved_changes_and_restores(make_window, tmp_path, qtbot):

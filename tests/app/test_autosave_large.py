@@ -12,7 +12,7 @@ import threading
 
 import pytest
 
-from app import autosave, opening
+from lacuna.app import autosave, opening
 
 
 @pytest.fixture

@@ -4,8 +4,8 @@ import unicodedata
 
 from hypothesis import given, settings as hsettings, strategies as st
 
-from app.editor.preview import ELLIPSIS, NBSP, WJ, ZWSP, Cells, graphemes
-from app.editor.widget import editor_font
+from lacuna.app.editor.preview import ELLIPSIS, NBSP, WJ, ZWSP, Cells, graphemes
+from lacuna.app.editor.widget import editor_font
 
 TOKENS = ["e\u0301te\u0301", "x\u0308", "\u0928\u092e\u0938\u094d\u0924\u0947", "\u0e01\u0e34\u0e19",
           "\U0001F44D\U0001F3FD", "\U0001F1EB\U0001F1F7", "\u05e9\u05b8\u05c1\u05dc",

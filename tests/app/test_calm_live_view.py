@@ -5,9 +5,9 @@ from __future__ import annotations
 from hypothesis import HealthCheck, given, settings as hsettings, strategies as st
 from PySide6.QtGui import QFont, QFontMetricsF, QTextCharFormat, QTextLayout
 
-from app import positions
-from app.editor.preview import CELL, NBSP, WJ, ZWSP, Cells, graphemes
-from app.editor.widget import editor_font
+from lacuna.app import positions
+from lacuna.app.editor.preview import CELL, NBSP, WJ, ZWSP, Cells, graphemes
+from lacuna.app.editor.widget import editor_font
 from tests.app import fakes
 from tests.app.conftest import set_text_and_masks
 from tests.app.test_window import run_to_preview

@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
-import engine
-from app import main as app_main
+from lacuna import engine
+from lacuna.app import main as app_main
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -19,7 +19,7 @@ def _lacuna(*args, env_update=None, drop=()):
     env = {k: v for k, v in os.environ.items() if k not in drop}
     env["PYTHONPATH"] = str(ROOT)
     env.update(env_update or {})
-    return subprocess.run([sys.executable, "-m", "app.main", *args], cwd=ROOT, env=env,
+    return subprocess.run([sys.executable, "-m", "lacuna.app.main", *args], cwd=ROOT, env=env,
                           capture_output=True, text=True, timeout=300)
 
 
@@ -30,7 +30,7 @@ def test_version_is_the_package_version():
 
 
 def test_about_shows_the_version():
-    from app.actions import about_text
+    from lacuna.app.actions import about_text
 
     assert engine.__version__ in about_text()
 
@@ -58,7 +58,7 @@ def test_no_display_is_one_line_not_an_abort():
     ({"QT_QPA_PLATFORM": "offscreen"}, None),
 ])
 def test_display_problem(env, expected):
-    from app import qt_check
+    from lacuna.app import qt_check
 
     problem = qt_check.display_problem(env, "linux", loads=lambda name: None, display_error=lambda d: None)
     assert (problem is None) if expected is None else (expected in problem)

@@ -14,11 +14,11 @@ import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from app.editor.preview import ZWSP, PreviewView, new_slots
-from app.viz.panel import DenoisePanel
-from engine import InfillRequest, Span, load_model
-from engine.sampler import stream_infill
-from engine.types import Commit, StepEvent
+from lacuna.app.editor.preview import ZWSP, PreviewView, new_slots
+from lacuna.app.viz.panel import DenoisePanel
+from lacuna.engine import InfillRequest, Span, load_model
+from lacuna.engine.sampler import stream_infill
+from lacuna.engine.types import Commit, StepEvent
 from tests.support.tiny_dreamon import build_tiny_dreamon
 
 TEXT = "the cat sat on the mat and then it ran away"

@@ -13,7 +13,7 @@ TEXT = ("In the beginning God created the heaven and the earth. And the earth wa
 
 
 def real_window(make_window, qtbot, spec):
-    from engine import load_model, stream_infill
+    from lacuna.engine import load_model, stream_infill
 
     w = make_window(stream=stream_infill, loader=load_model)
     with qtbot.waitSignal(w.modelReady, timeout=60000) as sig:
@@ -147,7 +147,7 @@ def test_window_grabbed_mid_run_is_not_blank(make_window, qtbot, tiny_model_dir)
     colors = {img.pixel(x, y) for x in range(0, img.width(), 7) for y in range(0, img.height(), 7)}
     assert len(colors) > 20, "the grabbed window looks blank"
     # still-masked tokens (placeholder background) are on screen mid-run
-    from app.editor import colors as pal
+    from lacuna.app.editor import colors as pal
 
     target = pal.PLACEHOLDER_BG.rgb()
     assert any(img.pixel(x, y) == target for x in range(0, img.width(), 2) for y in range(0, img.height(), 2))
@@ -171,7 +171,7 @@ def test_candidates_run_in_one_batch_and_equal_separate_runs(make_window, qtbot,
     one batch (one forward pass per step for all); each equals a separate run."""
     import dataclasses
 
-    from engine import infill
+    from lacuna.engine import infill
 
     w = real_window(make_window, qtbot, tiny_model_dir)
     assert w.infill_worker.can_batch

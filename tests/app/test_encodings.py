@@ -11,8 +11,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from PySide6.QtGui import QTextCursor
 
-from app import autosave, fileio
-from app.paths import autosave_dir
+from lacuna.app import autosave, fileio
+from lacuna.app.paths import autosave_dir
 
 # "Café — naïve “quoted” façade" in Windows-1252: 0x97 em dash, 0x93/0x94 curly quotes
 CP1252 = "Café — naïve “quoted” façade\r\nsecond line €5\r\n".encode("cp1252")

@@ -7,7 +7,7 @@ import threading
 
 from PIL import Image
 
-from app.workers import export as export_worker
+from lacuna.app.workers import export as export_worker
 from tests.app.conftest import set_text_and_masks
 from tests.app.test_window import run_to_preview
 
@@ -44,7 +44,7 @@ def test_an_unwritable_jsonl_leaves_no_gif(window, qtbot, tmp_path):
 
 def test_a_failure_after_the_gif_is_drawn_leaves_neither_file(window, qtbot, tmp_path, monkeypatch):
     _run(window, qtbot, 4)
-    from app.viz import export as viz_export
+    from lacuna.app.viz import export as viz_export
 
     def broken(events, header=None):
         raise OSError(28, "No space left on device")

@@ -6,7 +6,7 @@ import os
 
 import pytest
 
-from app import fileio
+from lacuna.app import fileio
 
 SAMPLES = {
     "utf8_lf": "héllo wörld\nsecond line\n".encode("utf-8"),

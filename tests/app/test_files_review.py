@@ -17,9 +17,9 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from PySide6.QtGui import QTextCursor
 
-from app import autosave, fileio
-from app.paths import save_locks_dir, state_dir
-from engine import safe_write
+from lacuna.app import autosave, fileio
+from lacuna.app.paths import save_locks_dir, state_dir
+from lacuna.engine import safe_write
 from tests.app.conftest import set_text_and_masks
 from tests.app.test_window import run_to_preview
 
@@ -61,7 +61,7 @@ def test_save_as_and_open_refuse_a_link_another_user_planted(make_window, tmp_pa
 FINISHED_THEN_KILLED = """
 import os, sys
 from pathlib import Path
-from engine import safe_write
+from lacuna.engine import safe_write
 real = safe_write._rewrite_in_place
 def then_killed(*args):
     real(*args)
@@ -322,7 +322,7 @@ def test_undoing_back_to_the_saved_text_ends_the_warning(make_window, tmp_path):
 HOLDER = """
 import sys
 from pathlib import Path
-from app import fileio
+from lacuna.app import fileio
 real = fileio.write_text_atomic
 def held(*args, **kwargs):
     print("checked", flush=True)

@@ -16,10 +16,10 @@ from hypothesis import given
 from hypothesis import strategies as st
 from PySide6.QtGui import QImage, QTextCursor
 
-from app import fileio
-from app.paths import state_dir
-from app.viz.export import export_paths, replaced_unasked, write_events, write_gif
-from engine import safe_write
+from lacuna.app import fileio
+from lacuna.app.paths import state_dir
+from lacuna.app.viz.export import export_paths, replaced_unasked, write_events, write_gif
+from lacuna.engine import safe_write
 
 ROOT = Path(__file__).resolve().parents[2]
 needs_fifo = pytest.mark.skipif(not hasattr(os, "mkfifo"), reason="no FIFOs here")
@@ -162,7 +162,7 @@ def _foreign(st: os.stat_result, path, target: str) -> os.stat_result:
 # ---- a killed save --------------------------------------------------------------------------------
 KILLED = """
 import os, sys
-from app import fileio
+from lacuna.app import fileio
 def stuck(fd):
     print("writing", flush=True)
     sys.stdin.readline()  # killed here: the temp file exists, the rename never happens
@@ -213,7 +213,7 @@ def test_a_killed_saves_temp_file_goes_when_a_file_beside_it_is_opened(make_wind
 KILLED_IN_PLACE = """
 import os, sys
 from pathlib import Path
-from engine import safe_write
+from lacuna.engine import safe_write
 def cut_short(target, source, inode):
     fd = os.open(target, os.O_WRONLY)
     source.seek(0)

@@ -15,10 +15,10 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from PySide6.QtGui import QTextCursor
 
-from app import autosave, fileio
-from app.paths import autosave_dir, state_dir
-from app.positions import document_text
-from engine import safe_write
+from lacuna.app import autosave, fileio
+from lacuna.app.paths import autosave_dir, state_dir
+from lacuna.app.positions import document_text
+from lacuna.engine import safe_write
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -209,7 +209,7 @@ def test_vertical_tab_and_form_feed_are_text(window, tmp_path):
 KILLED_SAVE = """
 import os, sys
 from pathlib import Path
-from app import fileio
+from lacuna.app import fileio
 def stuck(fd):
     print("writing", flush=True)
     sys.stdin.readline()  # the test kills us here: the temp file exists, the rename never happens

@@ -15,9 +15,9 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from PySide6.QtGui import QTextCursor
 
-from app import autosave, fileio
-from app.paths import autosave_dir, save_locks_dir
-from app.positions import document_text
+from lacuna.app import autosave, fileio
+from lacuna.app.paths import autosave_dir, save_locks_dir
+from lacuna.app.positions import document_text
 
 ROOT = Path(__file__).resolve().parents[2]
 MIXED = b"alpha\r\nbeta\ngamma\r\ndelta\r\n"  # the issue's file
@@ -221,7 +221,7 @@ def test_overwrite_overwrites_only_the_version_the_user_was_shown(make_window, t
 HOLDER = """
 import sys
 from pathlib import Path
-from app import fileio
+from lacuna.app import fileio
 real = fileio.write_text_atomic
 def held(*args, **kwargs):
     print("checked", flush=True)  # the lock is held and the disk compared; the write waits for the test

@@ -5,7 +5,7 @@ from PySide6.QtCore import Qt
 from PySide6.QtGui import QTextDocument
 from PySide6.QtTest import QTest
 
-from app import positions
+from lacuna.app import positions
 
 # characters whose case folding differs between Python and Qt, and the no-break space
 ALPHABET = "aAiI \u00a0\u0130\u0131\u00df\u1e9e\u017fsS\u212akK\u03c3\u03c2\u03a3\U00010400\U00010428"

@@ -10,9 +10,9 @@ from pathlib import Path
 
 import pytest
 
-from app import first_run
-from app.settings import first_run_done
-from engine.hub import advice, catalog, fit
+from lacuna.app import first_run
+from lacuna.app.settings import first_run_done
+from lacuna.engine.hub import advice, catalog, fit
 
 GIB = 1 << 30
 

@@ -12,7 +12,7 @@ from PySide6.QtCore import QSettings, Qt
 from PySide6.QtTest import QTest
 from PySide6.QtWidgets import QApplication
 
-from engine import instruct
+from lacuna.engine import instruct
 from tests.app.fakes import FakeModel
 from tests.app.test_e2e import real_window
 
@@ -127,7 +127,7 @@ def test_regenerate_keeps_the_instruction_and_the_list_shows_it(make_window, qtb
 
 
 def test_the_history_is_one_keystroke_away_and_persists(make_window, qtbot, llada_instruct_dir):
-    from app.settings import qsettings, recent_instructions
+    from lacuna.app.settings import qsettings, recent_instructions
 
     w = fake_instruct_window(make_window, qtbot, llada_instruct_dir)
     select(w, "river")
@@ -210,7 +210,7 @@ def test_an_engine_refusal_ends_in_the_banner_and_nothing_is_lost(make_window, q
     assert w.banner.isVisible() and w.banner_label.text() == message
     assert w.state == "idle" and w.editor.toPlainText() == TEXT
     assert [(m.start, m.end) for m in w.editor.masks] == [(start, start + len(WORD))]
-    from app.settings import qsettings, recent_instructions
+    from lacuna.app.settings import qsettings, recent_instructions
 
     assert recent_instructions(qsettings()) == ["shorter"]  # what was typed is kept
 
@@ -218,7 +218,7 @@ def test_an_engine_refusal_ends_in_the_banner_and_nothing_is_lost(make_window, q
 @given(st.lists(st.text(min_size=1, max_size=12).filter(str.strip), max_size=30))
 @settings(max_examples=40, deadline=None)
 def test_the_history_round_trips_newest_first_unique_and_bounded(tmp_path_factory, items):
-    from app.settings import MAX_INSTRUCTIONS, recent_instructions, remember_instruction
+    from lacuna.app.settings import MAX_INSTRUCTIONS, recent_instructions, remember_instruction
 
     path = tmp_path_factory.mktemp("history") / "lacuna.ini"
     for text in items:
@@ -229,7 +229,7 @@ def test_the_history_round_trips_newest_first_unique_and_bounded(tmp_path_factor
 
 
 def test_a_damaged_history_reads_as_empty(tmp_path):
-    from app.settings import INSTRUCTIONS_KEY, recent_instructions
+    from lacuna.app.settings import INSTRUCTIONS_KEY, recent_instructions
 
     s = QSettings(str(tmp_path / "lacuna.ini"), QSettings.Format.IniFormat)
     for value, kept in (("not json", []), (json.dumps({"a": 1}), []), (json.dumps(["ok", 3, "  "]), ["ok"]),

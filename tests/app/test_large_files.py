@@ -17,9 +17,9 @@ from hypothesis import HealthCheck, given, settings as hsettings, strategies as 
 from PySide6.QtCore import Qt, QTimer
 from PySide6.QtWidgets import QProgressDialog
 
-from app import fileio, findbar, opening, positions
-from app.editor import fill
-from tests.app.bench_large_inputs import make_text
+from lacuna.app import fileio, findbar, opening, positions
+from lacuna.app.editor import fill
+from benchmarks.bench_large_inputs import make_text
 from tests.app.fakes import StallProbe
 
 

@@ -15,8 +15,8 @@ from hypothesis import HealthCheck, given, settings as hsettings, strategies as 
 from PySide6.QtCore import Qt
 from PySide6.QtGui import QTextCursor, QTextDocument
 
-from app import positions
-from app.editor import widget as editor_widget
+from lacuna.app import positions
+from lacuna.app.editor import widget as editor_widget
 
 
 @pytest.fixture
@@ -208,7 +208,7 @@ def test_find_agrees_with_qtextdocument_find_property(window, lines, needle, cas
 
 
 def test_find_reads_the_document_once_until_it_changes(window, monkeypatch):
-    from app import findbar
+    from lacuna.app import findbar
 
     made = []
     real = findbar._Haystack.__init__

@@ -16,9 +16,9 @@ from PySide6.QtGui import QTextCursor
 from PySide6.QtTest import QTest
 from PySide6.QtWidgets import QPlainTextEdit, QProgressDialog
 
-from app import positions
-from app.autosave import Recovered
-from app.editor import fill
+from lacuna.app import positions
+from lacuna.app.autosave import Recovered
+from lacuna.app.editor import fill
 from tests.app.fakes import StallProbe
 
 LINES = [f"line {k} \U0001f642 has\u00a0words é{'x' * (k % 40)}" for k in range(5000)]  # about 0.2 MB
@@ -150,7 +150,7 @@ def test_replace_is_select_all_and_insert_or_nothing(qtbot, old, new, size, stop
 
 
 def test_the_map_of_a_large_file_is_built_with_its_reading_not_at_the_first_keystroke(window, tmp_path, monkeypatch):
-    from app import opening
+    from lacuna.app import opening
 
     monkeypatch.setattr(opening, "READ_ON_THREAD", 1)  # every file is "large": read on a thread
     monkeypatch.setattr(fill, "PIECE", 4096)

@@ -9,7 +9,7 @@ import pytest
 @pytest.fixture
 def listing(monkeypatch):
     """What the picker's listing finds on disk, set by the test."""
-    import app.workers.model as model_worker
+    import lacuna.app.workers.model as model_worker
 
     class Listing(list):
         calls = 0  # counted after the copy: once it moves, that listing no longer sees later changes
@@ -26,7 +26,7 @@ def listing(monkeypatch):
 
 
 def test_picker_refreshes_when_a_download_finishes_after_the_dialog_closed(window, qtbot, listing):
-    from app.models import ModelManager, Outcome
+    from lacuna.app.models import ModelManager, Outcome
 
     window.model_manager_action.trigger()
     dlg = window.models.manager_dialog
@@ -56,9 +56,10 @@ def test_load_in_the_dialog_loads_the_model_once(window, qtbot):
 
 
 def test_startup_cleans_stale_partials_off_the_gui_thread_and_ignores_errors(qtbot, monkeypatch):
-    import engine.hub.cache
+    import lacuna.engine.hub.cache
+    from lacuna import engine
 
-    from app.main import build_window
+    from lacuna.app.main import build_window
     from tests.app.conftest import close_window
     from tests.app.fakes import fake_loader, make_stream
 

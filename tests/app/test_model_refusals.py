@@ -6,7 +6,7 @@ import shutil
 
 import pytest
 
-from app.workers.model import TOKENIZER_FILES
+from lacuna.app.workers.model import TOKENIZER_FILES
 
 
 @pytest.fixture(scope="module")
@@ -41,7 +41,7 @@ def no_config_dir(tmp_path):
 
 @pytest.fixture
 def loaded_window(make_window, qtbot):
-    from engine import load_model
+    from lacuna.engine import load_model
 
     from tests.app.fakes import FakeModel
 

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import json
 
-from app.workers.model import scan_hf_cache
+from lacuna.app.workers.model import scan_hf_cache
 
 
 def _fake_repo(cache, repo, model_type, weights=True):
@@ -54,7 +54,7 @@ def test_failed_load_keeps_the_previous_model(window, qtbot):
 
 
 def test_mask_length_defaults_to_token_count_of_covered_text(make_window, qtbot, tiny_model_dir):
-    from engine import load_model, stream_infill, token_count
+    from lacuna.engine import load_model, stream_infill, token_count
 
     w = make_window(stream=stream_infill, loader=load_model)
     with qtbot.waitSignal(w.modelReady, timeout=60000):
@@ -82,7 +82,7 @@ def test_double_click_on_mask_opens_popup(window, qtbot):
     with qtbot.waitSignal(window.editor.maskEditRequested) as sig:
         QTest.mouseDClick(window.editor.viewport(), Qt.MouseButton.LeftButton, pos=pos)
     assert sig.args[0] is m
-    from app.editor import MaskPopup
+    from lacuna.app.editor import MaskPopup
 
     popups = window.findChildren(MaskPopup)
     assert len(popups) == 1 and popups[0].mask is m and popups[0].isVisible()

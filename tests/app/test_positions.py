@@ -16,7 +16,7 @@ from PySide6.QtCore import Qt
 from PySide6.QtGui import QTextCursor
 from PySide6.QtTest import QTest
 
-from app.positions import PositionMap, document_text, utf16_len
+from lacuna.app.positions import PositionMap, document_text, utf16_len
 from tests.app.fakes import make_stream
 
 SMILE = "Smile \U0001f642 in the beginning God created the heaven and the earth."
@@ -139,7 +139,7 @@ def test_mask_near_the_end_after_emoji_and_insertion_at_the_very_end(rec_window,
 
 
 def test_mask_popup_counts_the_masked_text(rec_window, monkeypatch):
-    import engine
+    from lacuna import engine
 
     asked = []
     monkeypatch.setattr(engine, "token_count", lambda model, text, a, b: asked.append(text[a:b]) or 7, raising=False)

@@ -14,8 +14,8 @@ from PySide6.QtGui import QTextCursor, QTextDocument
 from PySide6.QtTest import QTest
 from PySide6.QtWidgets import QPlainTextEdit
 
-from app import positions
-from app.positions import PositionMap, document_text, for_document
+from lacuna.app import positions
+from lacuna.app.positions import PositionMap, document_text, for_document
 
 ASTRAL = ["\U0001f642", "\U0001f468\u200d\U0001f469\u200d\U0001f467", "\U0001d400", "\U00020000"]
 PLAIN = ["a", "bc", "é", "日", " ", "\n", "\u00a0"]

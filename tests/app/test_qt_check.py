@@ -10,7 +10,7 @@ import sys
 
 import pytest
 
-from app import qt_check
+from lacuna.app import qt_check
 
 pytestmark = pytest.mark.skipif(not sys.platform.startswith("linux"), reason="the xcb check is for Linux")
 PLUGIN = qt_check.xcb_plugin()

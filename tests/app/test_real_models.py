@@ -42,7 +42,7 @@ def real_hub(mock_hub, monkeypatch, tmp_path):
     ("llada-moe-7b-a1b-instruct", "llada_moe"), ("mdlm-owt", "mdlm"), ("sedd-small", "sedd"),
 ])
 def test_the_model_manager_pulls_and_the_editor_fills(real_hub, make_window, qtbot, tmp_path, model_id, family):
-    from engine import load_model, stream_infill
+    from lacuna.engine import load_model, stream_infill
 
     model_repo, *companion = publish(real_hub, model_id)
     w = make_window(stream=stream_infill, loader=load_model)

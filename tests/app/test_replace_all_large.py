@@ -12,7 +12,7 @@ import pytest
 from hypothesis import given, strategies as st
 from PySide6.QtWidgets import QProgressDialog
 
-from app import findbar, positions
+from lacuna.app import findbar, positions
 from tests.app.fakes import StallProbe
 
 LINE = "a wizard \U0001f642 met Wizards and wizards \U00020000\n"
@@ -63,7 +63,7 @@ def test_cancel_during_replace_all_leaves_the_text(window, monkeypatch):
             (dialog,) = [d for d in window.findChildren(QProgressDialog, "openProgress") if d.isVisible()]
             dialog.cancel()
 
-    from app import opening
+    from lacuna.app import opening
 
     counter = opening.OpenProgress.counter
     monkeypatch.setattr(opening.OpenProgress, "counter",

@@ -9,10 +9,10 @@ from hypothesis import strategies as st
 from PySide6.QtCore import Qt
 from PySide6.QtTest import QTest
 
-from app.seeds import VARIETY_TEMPERATURE, SeedRecord, seed_matters
-from app.settings import RunSettings, SettingsPanel
-from engine.policies import POLICIES
-from engine.types import SAMPLERS
+from lacuna.app.seeds import VARIETY_TEMPERATURE, SeedRecord, seed_matters
+from lacuna.app.settings import RunSettings, SettingsPanel
+from lacuna.engine.policies import POLICIES
+from lacuna.engine.types import SAMPLERS
 from tests.app.conftest import set_text_and_masks
 from tests.app.fakes import make_stream
 from tests.app.test_positions import recording
@@ -38,7 +38,7 @@ def one_thread():
        temperature=st.sampled_from([0.0, 0.0, 0.7]), strength=st.sampled_from([1.0, 1.0, 0.5]),
        seeds=st.tuples(st.integers(0, 2**31 - 2), st.integers(0, 2**31 - 2)))
 def test_a_seed_said_to_change_nothing_changes_nothing(tiny_model, one_thread, sampler, temperature, strength, seeds):
-    from engine import InfillRequest, Span, infill
+    from lacuna.engine import InfillRequest, Span, infill
 
     span = Span(TEXT.index("heaven"), TEXT.index("heaven") + len("heaven and the earth"), strength=strength)
     spans = (span,) if strength < 1 else (span, Span(len(TEXT), len(TEXT), 3))
@@ -51,7 +51,7 @@ def test_a_seed_said_to_change_nothing_changes_nothing(tiny_model, one_thread, s
 
 
 def test_sampling_does_depend_on_the_seed(tiny_model, one_thread):
-    from engine import InfillRequest, Span, infill
+    from lacuna.engine import InfillRequest, Span, infill
 
     req = InfillRequest(TEXT, (Span(len(TEXT), len(TEXT), 8),), steps=8, temperature=VARIETY_TEMPERATURE)
     assert seed_matters(req)
@@ -62,7 +62,7 @@ def test_sampling_does_depend_on_the_seed(tiny_model, one_thread):
 def test_a_greedy_fill_depends_on_the_seed_where_the_policy_draws_from_it(policy):
     # issue 22: the seed rule reads the policy's record (tests/engine/test_policies.py checks the
     # record against the engine); ancestral_analytic draws too, and was once shown as "greedy"
-    from engine import InfillRequest, Span
+    from lacuna.engine import InfillRequest, Span
 
     req = InfillRequest(TEXT, (Span(0, 2),), sampler=policy.name)
     assert seed_matters(req) == policy.uses_seed
@@ -146,7 +146,7 @@ def test_a_chosen_temperature_is_kept(rec_window, qtbot):
 
 
 def test_seed_record_says_what_a_fill_depends_on():
-    from app.workers.model import ModelInfo
+    from lacuna.app.workers.model import ModelInfo
 
     rec = SeedRecord(seed=7, used=True, temperature=0.8, model="m", revision="abc123", dtype="bfloat16", device="cuda")
     info = ModelInfo("m", "m", "cuda:0", "bfloat16", 512, 1.0, revision="abc123")
@@ -160,7 +160,7 @@ def test_seed_record_says_what_a_fill_depends_on():
 # ---- the window with a real model: different fills, and a seed that reproduces one -------------------
 @pytest.fixture
 def real_window(make_window, qtbot, tiny_model):
-    from engine import stream_infill
+    from lacuna.engine import stream_infill
 
     w = make_window(stream=stream_infill, loader=lambda spec: tiny_model)
     with qtbot.waitSignal(w.modelReady, timeout=5000):

@@ -7,7 +7,7 @@ from PySide6.QtCore import Qt
 from PySide6.QtGui import QGuiApplication
 from PySide6.QtTest import QTest
 
-from app import positions
+from lacuna.app import positions
 from tests.app.conftest import set_text_and_masks
 from tests.app.test_window import TEXT, run_to_preview
 

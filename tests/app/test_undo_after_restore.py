@@ -4,7 +4,7 @@ from __future__ import annotations
 from PySide6.QtCore import Qt
 from PySide6.QtTest import QTest
 
-from app.autosave import Recovered
+from lacuna.app.autosave import Recovered
 
 
 def _restore_then_type(window, tmp_path, text: str, typed: str):

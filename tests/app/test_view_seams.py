@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from hypothesis import HealthCheck, given, settings as hsettings, strategies as st
 
-from app.settings import max_mask_length
+from lacuna.app.settings import max_mask_length
 from tests.app.conftest import set_text_and_masks
 from tests.app.fakes import FakeModel
 
@@ -92,7 +92,7 @@ def test_load_progress_shows_in_the_status_bar(make_window, qtbot):
 
 
 def test_real_load_reports_in_the_status_bar_and_draws_nothing_on_stderr(make_window, qtbot, tiny_model_dir, capfd):
-    from engine import load_model
+    from lacuna.engine import load_model
 
     w = make_window(loader=load_model)
     messages = []

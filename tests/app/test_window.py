@@ -255,7 +255,7 @@ def test_tint_toggle_and_cleared_by_edit(window, qtbot):
 
 def test_errors_are_readable_messages(make_window, qtbot):
     def failing(model, request, cancel=None):
-        from engine.errors import ContextTooLong
+        from lacuna.engine.errors import ContextTooLong
 
         raise ContextTooLong("the masked tokens need 900 positions, the model has 512; mask less text")
         yield
@@ -328,7 +328,7 @@ def test_settings_persist(make_window):
 
 
 def test_cache_setting_reaches_the_request_and_a_stale_value_falls_back(make_window):
-    from app.settings import RunSettings, qsettings
+    from lacuna.app.settings import RunSettings, qsettings
 
     w = make_window()
     p = w.settings_panel
@@ -352,9 +352,9 @@ def test_cache_setting_reaches_the_request_and_a_stale_value_falls_back(make_win
 
 
 def test_samplers_match_engine():
-    from engine.types import SAMPLERS
+    from lacuna.engine.types import SAMPLERS
 
-    from app.settings import SAMPLERS as APP_SAMPLERS
+    from lacuna.app.settings import SAMPLERS as APP_SAMPLERS
 
     assert APP_SAMPLERS == SAMPLERS
 
@@ -365,8 +365,8 @@ def test_model_manager_action_opens_the_dialog_and_loads_its_choice(window, qtbo
     real_import = builtins.__import__
 
     def no_models(name, *a, **k):
-        if name == "app.models" or (name == "app" and a and a[2] and "models" in a[2]):
-            raise ImportError("No module named 'app.models'")
+        if name == "lacuna.app.models" or (name == "app" and a and a[2] and "models" in a[2]):
+            raise ImportError("No module named 'lacuna.app.models'")
         return real_import(name, *a, **k)
 
     monkeypatch.setattr(builtins, "__import__", no_models)
@@ -374,9 +374,10 @@ def test_model_manager_action_opens_the_dialog_and_loads_its_choice(window, qtbo
     assert "model manager is not available" in window.banner_label.text()
     monkeypatch.setattr(builtins, "__import__", real_import)
     try:
-        import app.models  # noqa: F401
+        import lacuna.app.models
+        from lacuna import app  # noqa: F401
     except ImportError:
-        pytest.skip("app.models is not in this checkout yet")
+        pytest.skip("lacuna.app.models is not in this checkout yet")
     window.model_manager_action.trigger()
     dlg = window.models.manager_dialog
     assert dlg.isVisible()

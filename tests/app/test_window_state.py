@@ -7,9 +7,9 @@ import dataclasses
 import pytest
 from PySide6.QtTest import QTest
 
-from app import window as window_module
-from app.editor import Editor
-from app.workers import messages
+from lacuna.app import window as window_module
+from lacuna.app.editor import Editor
+from lacuna.app.workers import messages
 
 def test_the_window_forwards_nothing():
     """Issue 22: callers address the controllers (window.files, .infill, .models); the window

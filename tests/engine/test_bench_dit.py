@@ -1,4 +1,4 @@
-"""`python -m engine.bench_speed dit`: MDLM and SEDD in their real layouts on the
+"""`python -m lacuna.engine.bench.speed dit`: MDLM and SEDD in their real layouts on the
 CPU, plain loop against the dual cache (tiny sizes here; docs/benchmarks.md has
 the full-size figures)."""
 from __future__ import annotations
@@ -8,8 +8,8 @@ import json
 import pytest
 import torch
 
-from engine.bench_speed import cache_agreement, cache_drift, dit_main, hole_request, random_dit
-from engine.canvas import build
+from lacuna.engine.bench.speed import cache_agreement, cache_drift, dit_main, hole_request, random_dit
+from lacuna.engine.canvas import build
 from tests.support.real_checkpoints import gpt2_tokenizer_json
 
 

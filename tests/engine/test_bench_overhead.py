@@ -1,4 +1,4 @@
-"""engine.bench.overhead: the engine's cost over the forward passes it made,
+"""lacuna.engine.bench.overhead: the engine's cost over the forward passes it made,
 by wall time against the same passes replayed bare and by CPU time inside and
 outside them (the figure that holds on a shared machine)."""
 from __future__ import annotations
@@ -6,8 +6,8 @@ from __future__ import annotations
 import pytest
 import torch
 
-from engine import load_model
-from engine.bench import _Recorder, overhead
+from lacuna.engine import load_model
+from lacuna.engine.bench.overhead import _Recorder, overhead
 from tests.support.dit_tiny import build_tiny_mdlm
 
 
@@ -29,7 +29,7 @@ def test_overhead_reports_wall_and_cpu_figures(request, name):
 
 
 def test_the_recorder_replays_the_passes_the_infill_made(tiny_mdlm):
-    from engine import InfillRequest, Span, infill
+    from lacuna.engine import InfillRequest, Span, infill
 
     recorder = _Recorder(tiny_mdlm)
     infill(recorder, InfillRequest(text="In the beginning God created", spans=[Span(7, 16)], steps=3, cache="none"))

@@ -12,9 +12,9 @@ import json
 import pytest
 import torch
 
-from engine.bench_native import BENCH_FAMILIES, bench_network
-from engine.cli import main
-from engine.hub.catalog import catalog_entry
+from lacuna.engine.bench.native import BENCH_FAMILIES, bench_network
+from lacuna.engine.cli import main
+from lacuna.engine.hub.catalog import catalog_entry
 
 REFERENCE_ENTRY = {"llada": "llada-8b-instruct", "dream": "dream-7b-instruct", "llada_moe": "llada-moe-7b-a1b-instruct"}
 TOY = {
@@ -43,7 +43,7 @@ def test_bench_scale_runs_every_family_through_its_logit_shift(family, monkeypat
     cls = getattr(importlib.import_module(module_name), config_class)
     real = getattr(cls, reference)
     monkeypatch.setattr(cls, reference, classmethod(lambda c, **kw: real(**{**TOY[family], **kw})))
-    from engine.models import native
+    from lacuna.engine.models import native
 
     shifts = []
     original = native.NativeAdapter.__init__
@@ -69,7 +69,7 @@ def test_a_family_without_reference_shapes_is_one_line(capsys):
 
 
 def test_bench_fit_runs_the_fit_bench(monkeypatch):
-    from engine import bench_fit
+    from lacuna.engine.bench import fit as bench_fit
 
     seen = []
     monkeypatch.setattr(bench_fit, "main", lambda argv: seen.append(argv) or 0)

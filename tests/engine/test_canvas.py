@@ -3,9 +3,9 @@ import torch
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
-from engine import ContextTooLong, InfillRequest, InputError, Span, infill, stream_infill, token_count
-from engine.canvas import build, drops_spaces, moves_space
-from engine.models import vocab
+from lacuna.engine import ContextTooLong, InfillRequest, InputError, Span, infill, stream_infill, token_count
+from lacuna.engine.canvas import build, drops_spaces, moves_space
+from lacuna.engine.models import vocab
 
 PIECES = ["the", " ", "heaven", "earth", ".", ",", "\r\n", "\n", "\t", "Café", "e\u0301", "🙂", "👩‍👩‍👧",
           "日本語", "  ", "God", "light", "x", "[[", "'", "ﬁ", "\u200b"]

@@ -2,7 +2,7 @@ import json
 
 import pytest
 
-from engine.cli import main
+from lacuna.engine.cli import main
 
 
 def run(capsys, *argv):
@@ -64,7 +64,7 @@ def test_infill_reads_stdin(capsys, monkeypatch, tiny_model_dir):
 
 # Issue 9: every bad command-line input ends in one clear line, exit 2 (bad input) or 1 (failure),
 # no traceback, no hang; what the input alone shows is refused before any model loads. The
-# subprocess cases run `python -m engine.cli` with an isolated cache and data folder, and check
+# subprocess cases run `python -m lacuna.engine.cli` with an isolated cache and data folder, and check
 # that nothing beside them changed.
 
 import os
@@ -75,8 +75,8 @@ from pathlib import Path
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from engine.errors import InputError
-from engine.markup import MAX_HOLE, parse
+from lacuna.engine.errors import InputError
+from lacuna.engine.markup import MAX_HOLE, parse
 
 ROOT = Path(__file__).resolve().parents[2]
 NO_MODEL = "/nonexistent/lacuna-model"  # if the model were looked at first, the error would name it
@@ -103,7 +103,7 @@ def cli(tmp_path):
     before = _tree(tmp_path, (cache, data))
 
     def run(*argv, stdin: bytes = b"", lines: int | None = 1, timeout: float = 120):
-        proc = subprocess.run([sys.executable, "-m", "engine.cli", *argv], input=stdin, capture_output=True,
+        proc = subprocess.run([sys.executable, "-m", "lacuna.engine.cli", *argv], input=stdin, capture_output=True,
                               env=env, cwd=tmp_path, timeout=timeout)
         err = proc.stderr.decode("utf-8", "replace")
         assert "Traceback" not in err, err
@@ -182,7 +182,7 @@ def test_models_list_into_head_ends_quietly(cli):
     cli.data.mkdir()
     many = [{"repo": f"org/model-{i:05d}", "family": "bert"} for i in range(3000)]
     (cli.data / "catalog.json").write_text(json.dumps({"models": many}))
-    proc = subprocess.run(f"'{sys.executable}' -m engine.cli models list | head -1", shell=True,
+    proc = subprocess.run(f"'{sys.executable}' -m lacuna.engine.cli models list | head -1", shell=True,
                           capture_output=True, env=cli.env, timeout=120)
     assert proc.stdout.decode().startswith("ID ") and proc.stderr == b""
 
@@ -191,8 +191,8 @@ def _starter_facts():
     """The bundled model's family, parameters and size, read from its own files (not hard-coded)."""
     from safetensors import safe_open
 
-    from engine import resources
-    from engine.hub.catalog import catalog_entry, family_from_config
+    from lacuna.engine import resources
+    from lacuna.engine.hub.catalog import catalog_entry, family_from_config
 
     folder = resources.path(catalog_entry("starter")["bundled"])
     family = family_from_config(json.loads((folder / "config.json").read_text()))
@@ -258,7 +258,8 @@ def test_many_steps_on_ancestral_are_capped_and_said(capsys, tiny_model_dir):
 
 
 def test_failed_run_keeps_the_old_events_file(capsys, tiny_model_dir, tmp_path, monkeypatch):
-    import engine.sampler
+    import lacuna.engine.sampler
+    from lacuna import engine
 
     events = tmp_path / "events.jsonl"
     events.write_text("old run\n")
@@ -280,7 +281,7 @@ def test_failed_run_keeps_the_old_events_file(capsys, tiny_model_dir, tmp_path, 
 def test_full_disk_leaves_no_partial_events_file(capsys, tiny_model_dir, tmp_path, monkeypatch):
     import errno
 
-    from engine import cli as cli_mod
+    from lacuna.engine import cli as cli_mod
 
     def full(self, record):
         raise OSError(errno.ENOSPC, "No space left on device")
@@ -317,7 +318,8 @@ def test_literal_special_strings_stay_text_in_the_cli(capsys, tiny_model_dir):
 
 def test_allow_newlines_flag(capsys, tiny_model_dir, monkeypatch):
     seen = []
-    import engine.sampler
+    import lacuna.engine.sampler
+    from lacuna import engine
 
     real = engine.sampler.stream_infill
     monkeypatch.setattr(engine.sampler, "stream_infill", lambda m, r, c=None: (seen.append(r), real(m, r, c))[1])
@@ -331,7 +333,7 @@ def test_allow_newlines_flag(capsys, tiny_model_dir, monkeypatch):
 def test_a_refused_canvas_gets_its_error_alone(capsys, tiny_model_dir, holes, steps):
     """More holes than the context holds: one line, the error, no note about capping
     steps first (1100 one-token holes plan 1100 steps; 300 with --steps 5000 too)."""
-    from engine import load_model
+    from lacuna.engine import load_model
 
     context = load_model(str(tiny_model_dir), device="cpu").context_length
     text = " ".join(["a [[1]]"] * max(holes, context + 1))
@@ -345,7 +347,8 @@ def test_a_refused_canvas_gets_its_error_alone(capsys, tiny_model_dir, holes, st
 def test_a_policy_is_taken_by_its_name_or_its_older_name(capsys, tiny_model_dir, monkeypatch, given, runs):
     # issue 22: "ancestral_nocache" was renamed; scripts that pass the old name keep working
     seen = []
-    import engine.sampler
+    import lacuna.engine.sampler
+    from lacuna import engine
 
     real = engine.sampler.stream_infill
     monkeypatch.setattr(engine.sampler, "stream_infill", lambda m, r, c=None: (seen.append(r), real(m, r, c))[1])
@@ -362,16 +365,18 @@ def test_a_near_miss_policy_name_is_refused_with_the_names(capsys, name):
 
 
 def test_the_cli_caps_steps_where_the_sampler_does():
-    import engine.cli
-    import engine.sampler
-    from engine import InfillRequest, Span
+    import lacuna.engine.cli
+    from lacuna import engine
+    import lacuna.engine.sampler
+    from lacuna import engine
+    from lacuna.engine import InfillRequest, Span
 
     assert engine.cli.MAX_STEPS == engine.sampler.MAX_STEPS
     assert engine.sampler.planned_steps(InfillRequest("ab", (Span(0, 1),), steps=10**9)) == engine.cli.MAX_STEPS
 
 
 # Issue 23: [[?]] (the model chooses the length) and [[~N]] (about N tokens).
-from engine.types import Span  # noqa: E402 - the issue-23 section's own import
+from lacuna.engine.types import Span  # noqa: E402 - the issue-23 section's own import
 @pytest.mark.parametrize("marked, plain, lengths", [
     ("a [[?]] b", "a  b", ["auto"]),
     ("a [[~4]] b", "a  b", ["~4"]),

@@ -3,7 +3,7 @@ import json
 
 import pytest
 
-from engine.cli import main
+from lacuna.engine.cli import main
 
 
 def run(capsys, *argv):
@@ -85,7 +85,7 @@ def test_bench_overhead_runs_on_native_and_transformers_models(capsys, fixture, 
 @pytest.mark.parametrize("extra, tables", [((), False), (("--candidates", "1"), True)])
 def test_cold_start_alone_measures_only_the_cold_start(capsys, tiny_llada_dir, monkeypatch, extra, tables):
     """`bench speed --cold-start N` used to run the whole speed table first (283 s on the starter)."""
-    from engine import bench_speed
+    from lacuna.engine.bench import speed as bench_speed
 
     calls = []
     monkeypatch.setattr(bench_speed, "cold_start", lambda model, n: calls.append((model, n)) or {

@@ -11,8 +11,8 @@ import torch
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from engine import InfillRequest, Span, infill, load_model, stream_infill
-from engine.sampler import infill_candidates, resolve_cache
+from lacuna.engine import InfillRequest, Span, infill, load_model, stream_infill
+from lacuna.engine.sampler import infill_candidates, resolve_cache
 from tests.support.dit_tiny import build_tiny_mdlm, build_tiny_sedd
 
 VOCAB = 401
@@ -165,7 +165,7 @@ def test_each_row_of_a_batch_sees_its_own_sigma(sedd):
 def test_the_cli_runs_either_cache(capsys, tmp_path, cache):
     import json
 
-    from engine.cli import main
+    from lacuna.engine.cli import main
 
     folder = build_tiny_sedd(tmp_path / "s", with_tokenizer=True, tokens=VOCAB - 1)
     code = main(["infill", "--model", str(folder), "--json", "--device", "cpu", "--cache", cache, "--steps", "3",

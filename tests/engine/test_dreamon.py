@@ -1,4 +1,4 @@
-"""engine.dreamon: DreamOn's growing and shrinking canvas (expand, delete, caps, records)."""
+"""lacuna.engine.dreamon: DreamOn's growing and shrinking canvas (expand, delete, caps, records)."""
 from __future__ import annotations
 
 import dataclasses
@@ -10,10 +10,10 @@ import pytest
 import torch
 from hypothesis import given, settings as hsettings, strategies as st
 
-from engine.dreamon import (
+from lacuna.engine.dreamon import (
     CanvasStep, DreamOnSettings, DreamOnTokens, dreamon_generate, is_dreamon, stream_dreamon,
 )
-from engine.errors import Cancelled, InputError
+from lacuna.engine.errors import Cancelled, InputError
 from tests.support.tiny_dreamon import BOS, build_tiny_dreamon
 
 
@@ -343,7 +343,7 @@ def test_token_ids_must_be_distinct():
 # --- the official layout -------------------------------------------------------------------
 
 def test_the_official_layout_loads_and_its_network_grows_and_shrinks(tmp_path):
-    from engine import load_model
+    from lacuna.engine import load_model
 
     folder = build_tiny_dreamon(tmp_path / "dreamon", expand=2.5, delete=2.0)
     config = json.loads((folder / "config.json").read_text())

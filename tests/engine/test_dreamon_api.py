@@ -18,11 +18,11 @@ import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from engine import InfillRequest, InputError, Span, load_model
-from engine.cli import main
-from engine.dreamon import is_dreamon
-from engine.models import families
-from engine.sampler import infill, stream_candidates, stream_infill
+from lacuna.engine import InfillRequest, InputError, Span, load_model
+from lacuna.engine.cli import main
+from lacuna.engine.dreamon import is_dreamon
+from lacuna.engine.models import families
+from lacuna.engine.sampler import infill, stream_candidates, stream_infill
 from tests.support.tiny_dreamon import build_tiny_dreamon
 
 TEXT = "the cat sat on the mat and then it ran away"
@@ -154,8 +154,8 @@ def test_a_cancelled_run_stops_between_steps(dreamon):
 
 
 def test_samplers_map_to_dreamon_confidences_that_rank_alike():
-    from engine.policies import POLICIES
-    from engine.sampler import DREAMON_ALGORITHMS
+    from lacuna.engine.policies import POLICIES
+    from lacuna.engine.sampler import DREAMON_ALGORITHMS
 
     algs = {p.name: DREAMON_ALGORITHMS.get(p.rule) for p in POLICIES}
     assert (algs["low_confidence"], algs["margin"], algs["entropy"]) == ("maskgit_plus", "topk_margin", "entropy")

@@ -1,4 +1,4 @@
-"""engine.dreamon against DreamOn's published generation code, token for token.
+"""lacuna.engine.dreamon against DreamOn's published generation code, token for token.
 
 The expected runs below were produced by upstream's
 ``DreamOnGenerationMixin.diffusion_generate`` (Dream-org/DreamOn-v0-7B
@@ -27,7 +27,7 @@ import json
 import pytest
 import torch
 
-from engine.dreamon import DreamOnSettings, DreamOnTokens, dreamon_generate
+from lacuna.engine.dreamon import DreamOnSettings, DreamOnTokens, dreamon_generate
 from tests.support.tiny_dreamon import BOS, CONFIG, seeded_network
 
 

@@ -12,8 +12,8 @@ from pathlib import Path
 
 import pytest
 
-from engine.cli import _EventsFile, main
-from engine.errors import InputError
+from lacuna.engine.cli import _EventsFile, main
+from lacuna.engine.errors import InputError
 
 needs_fifo = pytest.mark.skipif(not hasattr(os, "mkfifo"), reason="no FIFOs here")
 RECORDS = [{"step": 1, "text": "é"}, {"step": 2, "done": True}]

@@ -6,9 +6,9 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from engine import InfillRequest, Span, load_model
-from engine import instruct
-from engine.canvas import build as plain_canvas
+from lacuna.engine import InfillRequest, Span, load_model
+from lacuna.engine import instruct
+from lacuna.engine.canvas import build as plain_canvas
 from tests.support.tiny_instruct import (
     build_tiny_dream_instruct,
     build_tiny_llada_instruct,

@@ -9,9 +9,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from engine import InfillRequest, InputError, Span, infill, load_model, stream_infill
-from engine import instruct
-from engine.cli import main
+from lacuna.engine import InfillRequest, InputError, Span, infill, load_model, stream_infill
+from lacuna.engine import instruct
+from lacuna.engine.cli import main
 
 TEXT = "The quick brown fox jumps over the lazy dog."
 

@@ -7,8 +7,8 @@ import json
 
 import pytest
 
-from engine import ContextTooLong, InfillRequest, Span, load_model
-from engine import instruct
+from lacuna.engine import ContextTooLong, InfillRequest, Span, load_model
+from lacuna.engine import instruct
 
 MESSAGES = [{"role": "user", "content": "hi"}, {"role": "assistant", "content": "there"}]
 

@@ -14,8 +14,8 @@ import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from engine import Cancelled, InfillRequest, InputError, Span, infill, load_model, resources
-from engine.length import (
+from lacuna.engine import Cancelled, InfillRequest, InputError, Span, infill, load_model, resources
+from lacuna.engine.length import (
     DEFAULT_ALPHA, DEFAULT_SAMPLES, DEFAULT_WINDOW, INSERTION_LENGTHS, AutoResult, covered_ids, infill_auto, infill_eos_padded, lengths_for, propose_lengths,
     score_fill,
 )
@@ -26,7 +26,7 @@ pytestmark = pytest.mark.skipif(not (STARTER / "model.safetensors").is_file(),
                                 reason="the starter model is not in this checkout")
 
 MEETING = "The meeting has been moved to Thursday afternoon, so please bring your umbrella."
-# Held-out-style sentences and a multi-token span of each (engine/training/evaluate's kind of example).
+# Held-out-style sentences and a multi-token span of each (training/evaluate's kind of example).
 SENTENCES = [
     (MEETING, "Thursday afternoon"),
     ("Use the source-specific Fortran_PREPROCESS property if a single file needs to be preprocessed.",
@@ -125,7 +125,7 @@ def test_the_original_words_score_above_the_same_tokens_shuffled(starter):
 
 
 def test_the_bound_of_one_token_is_its_log_probability_with_it_masked(starter):
-    from engine import canvas
+    from lacuna.engine import canvas
 
     req = _select(MEETING, "meeting")
     (tok,) = covered_ids(starter, MEETING, req.spans[0].start, req.spans[0].end)
@@ -137,7 +137,7 @@ def test_the_bound_of_one_token_is_its_log_probability_with_it_masked(starter):
 
 
 def test_two_tokens_are_scored_exactly_over_every_mask(starter):
-    from engine import canvas
+    from lacuna.engine import canvas
 
     text, words = MEETING, "afternoon"
     req = _select(text, words)
@@ -289,7 +289,7 @@ def test_eos_padding_trims_the_trailing_eos_and_counts_it(starter):
     text = "alpha beta gamma"
     req = InfillRequest(text=text, spans=[Span(6, 10)])
     plain = FakeModel(starter.tokenizer)
-    from engine import canvas
+    from lacuna.engine import canvas
 
     slots = canvas.build(plain, replace(req, spans=(Span(6, 10, length=5),))).slots.tolist()
     model = _EndsEarly(starter.tokenizer, eos_from=slots[3])
@@ -308,7 +308,7 @@ def test_eos_padding_on_the_starter_returns_a_fill_within_the_budget(starter):
 @pytest.mark.parametrize("other", ["auto", "~3", (2, 5), 4, None])
 def test_several_auto_spans_leave_each_other_room(other):
     """Review of issue 23: two masks, one auto and the other of any length form, fill together."""
-    from engine import InfillRequest, Span, infill, load_model
+    from lacuna.engine import InfillRequest, Span, infill, load_model
 
     model = load_model("starter", device="cpu")
     text = "In the beginning God created the heaven and the earth."

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from engine import InfillRequest, Span, infill, load_model
+from lacuna.engine import InfillRequest, Span, infill, load_model
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -28,7 +28,7 @@ def test_api_fills_spans_and_keeps_the_rest(tiny_llada_dir):
 def test_cli_infill_with_a_native_model(tiny_llada_dir, quant):
     if quant:
         pytest.importorskip("bitsandbytes")
-    args = [sys.executable, "-m", "engine.cli", "infill", "--model", str(tiny_llada_dir), "--json",
+    args = [sys.executable, "-m", "lacuna.engine.cli", "infill", "--model", str(tiny_llada_dir), "--json",
             "--device", "cpu", "The quick [[4]] fox jumps over the [[lazy]] dog."]
     if quant:
         args[4:4] = ["--quant", quant]
@@ -41,6 +41,6 @@ def test_cli_infill_with_a_native_model(tiny_llada_dir, quant):
 
 
 def test_cli_refuses_an_unknown_quantization():
-    out = subprocess.run([sys.executable, "-m", "engine.cli", "infill", "--quant", "int3", "a [[2]] b"],
+    out = subprocess.run([sys.executable, "-m", "lacuna.engine.cli", "infill", "--quant", "int3", "a [[2]] b"],
                          capture_output=True, text=True, cwd=ROOT, timeout=120)
     assert out.returncode == 2 and "invalid choice: 'int3'" in out.stderr

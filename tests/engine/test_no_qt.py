@@ -9,13 +9,14 @@ ROOT = Path(__file__).resolve().parents[2]
 def test_engine_never_imports_qt(tiny_model_dir):
     script = textwrap.dedent(f"""
         import sys
-        import engine
-        from engine import load_model, infill, InfillRequest, Span
-        from engine import cli, bench, markup, canvas, sampler, select, schedules
+        from lacuna import engine
+        from lacuna.engine import load_model, infill, InfillRequest, Span
+        from lacuna.engine import cli, bench, markup, canvas, sampler, select, schedules
         model = load_model({str(tiny_model_dir)!r}, device="cpu")
         infill(model, InfillRequest(text="the heaven and the earth", spans=[Span(4, 10)], steps=2))
         try:
-            import engine.hub
+            import lacuna.engine.hub
+            from lacuna import engine
         except ImportError:
             pass
         qt = sorted(m for m in sys.modules if m.split(".")[0] in ("PySide6", "PyQt5", "PyQt6", "shiboken6"))

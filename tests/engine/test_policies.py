@@ -13,10 +13,13 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-import engine.sampler
-import engine.types
-from engine import SAMPLERS, InfillRequest, InputError, Span, stream_infill
-from engine.policies import POLICIES, Policy, Registry
+import lacuna.engine.sampler
+
+from lacuna import engine
+import lacuna.engine.types
+from lacuna import engine
+from lacuna.engine import SAMPLERS, InfillRequest, InputError, Span, stream_infill
+from lacuna.engine.policies import POLICIES, Policy, Registry
 from tests.support.fake import FakeModel
 
 TEXT = "In the beginning God created the heaven and the earth."

@@ -18,8 +18,8 @@ import hashlib
 
 import pytest
 
-from engine import InfillRequest, Span, stream_infill
-from engine.sampler import stream_candidates
+from lacuna.engine import InfillRequest, Span, stream_infill
+from lacuna.engine.sampler import stream_candidates
 from tests.support.dit_tiny import build_tiny_mdlm, build_tiny_sedd
 
 TEXT = "In the beginning God created the heaven and the earth. And the earth was without form, and void."
@@ -66,7 +66,7 @@ def one_thread():
 
 @pytest.fixture(scope="module")
 def mdlm(tmp_path_factory):
-    from engine import load_model
+    from lacuna.engine import load_model
 
     folder = build_tiny_mdlm(tmp_path_factory.mktemp("mdlm"), with_tokenizer=True, vocab_size=401)
     return load_model(str(folder), device="cpu", dtype="float32")
@@ -74,7 +74,7 @@ def mdlm(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def sedd(tmp_path_factory):
-    from engine import load_model
+    from lacuna.engine import load_model
 
     folder = build_tiny_sedd(tmp_path_factory.mktemp("sedd"), with_tokenizer=True, tokens=400)
     return load_model(str(folder), device="cpu", dtype="float32")

@@ -10,10 +10,10 @@ import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from engine import InfillRequest, InputError, Span
-from engine import sampler as sampler_module
-from engine.sampler import MAX_STEPS, infill_candidates, stream_candidates, stream_infill
-from engine.types import SEED_MAX, SEED_MIN
+from lacuna.engine import InfillRequest, InputError, Span
+from lacuna.engine import sampler as sampler_module
+from lacuna.engine.sampler import MAX_STEPS, infill_candidates, stream_candidates, stream_infill
+from lacuna.engine.types import SEED_MAX, SEED_MIN
 from tests.support.fake import FakeModel
 
 TEXT = "hello world, hello again"

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from engine import resources
+from lacuna.engine import resources
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -35,7 +35,7 @@ def test_frozen_bundle_loads_the_starter(tmp_path, monkeypatch):
     starter = ROOT / "resources" / "models" / "starter"
     if not (starter / "model.safetensors").is_file():
         pytest.skip("the starter model is not in this checkout")
-    from engine import load_model
+    from lacuna.engine import load_model
 
     (tmp_path / "resources").symlink_to(ROOT / "resources", target_is_directory=True)
     monkeypatch.setattr(sys, "_MEIPASS", str(tmp_path), raising=False)
@@ -48,15 +48,17 @@ def test_wheel_carries_the_resources(tmp_path, built_wheel):
     wheel = built_wheel
     names = set(zipfile.ZipFile(wheel).namelist())
     assert "lacuna_resources/catalog.json" in names
-    assert "engine/sampler.py" in names and "app/main.py" in names
+    assert "lacuna/engine/sampler.py" in names and "lacuna/app/main.py" in names and "lacuna/__init__.py" in names
+    # Lacuna's own namespace only: no top-level engine or app package to collide with another distribution's
+    assert not [n for n in names if n.split("/")[0] in ("engine", "app", "training")]
     for f in (ROOT / "resources" / "models" / "starter").glob("*"):
         assert f"lacuna_resources/models/starter/{f.name}" in names
     # An installed layout (no checkout beside it) finds the data through lacuna_resources.
     site = tmp_path / "site"
     zipfile.ZipFile(wheel).extractall(site)
     probe = textwrap.dedent("""
-        import engine
-        from engine import resources
+        from lacuna import engine
+        from lacuna.engine import resources
         assert engine.__file__.startswith(%r), engine.__file__
         if (resources.path("models", "starter", "model.safetensors")).is_file():
             engine.load_model("starter", device="cpu")

@@ -1,4 +1,4 @@
-"""engine.safe_write after review (issue 20): links and files another user planted in a
+"""lacuna.engine.safe_write after review (issue 20): links and files another user planted in a
 shared sticky folder are refused as the kernel would, an interrupted in-place save is
 finished only while the file holds nothing but what that save left, and the writer
 copes with file systems without flock and with a full journal folder."""
@@ -15,8 +15,8 @@ import pytest
 from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 
-from engine import safe_write
-from engine.safe_write import PAGE, AtomicFile, WriteRefused
+from lacuna.engine import safe_write
+from lacuna.engine.safe_write import PAGE, AtomicFile, WriteRefused
 
 as_root = pytest.mark.skipif(not hasattr(os, "geteuid") or os.geteuid() != 0, reason="lchown needs root")
 NOBODY = 65534

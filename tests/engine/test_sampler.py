@@ -4,8 +4,8 @@ import threading
 import pytest
 import torch
 
-from engine import Cancelled, InfillRequest, Span, infill, stream_infill
-from engine.canvas import build
+from lacuna.engine import Cancelled, InfillRequest, Span, infill, stream_infill
+from lacuna.engine.canvas import build
 from tests.support.fake import FakeModel
 
 TEXT = "In the beginning God created the heaven and the earth."
@@ -138,7 +138,7 @@ def test_logits_gather_matches_the_full_forward(tiny_model):
 
 
 def test_out_of_memory_is_a_clear_error_and_mutates_nothing(tiny_model):
-    from engine import OutOfMemory
+    from lacuna.engine import OutOfMemory
 
     def boom(n):
         raise torch.OutOfMemoryError("CUDA out of memory")
@@ -158,7 +158,7 @@ class _Prefers(FakeModel):
         self.base = model
         self.token_id = token_id
         if rows is not None:  # more output rows than the tokenizer has ids: the facts cover them all
-            from engine.models import vocab
+            from lacuna.engine.models import vocab
 
             self.vocab_size = rows
             self.vocab = vocab.facts(self.tokenizer, rows)

@@ -2,7 +2,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from engine import schedules
+from lacuna.engine import schedules
 
 
 def test_split_evenly_gives_the_remainder_to_early_steps():

@@ -3,7 +3,7 @@ import math
 import pytest
 import torch
 
-from engine import select as sel
+from lacuna.engine import select as sel
 
 
 def logits_from(rows):

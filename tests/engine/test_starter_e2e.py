@@ -4,8 +4,8 @@ import json
 
 import pytest
 
-from engine import InfillRequest, Span, infill, load_model, resources, token_count
-from engine.cli import main
+from lacuna.engine import InfillRequest, Span, infill, load_model, resources, token_count
+from lacuna.engine.cli import main
 
 FOLDER = resources.path("models", "starter")
 pytestmark = pytest.mark.skipif(
@@ -17,7 +17,7 @@ pytestmark = pytest.mark.skipif(
 # starter restores greedily with steps = tokens, with and without the cache.
 # What it restores is mostly function words: it restores 18.9% of 1,000
 # held-out single words and none of the twenty well-known lines of
-# engine.training.evaluate.FAMOUS (docs/benchmarks.md).
+# engine.bench.restore.FAMOUS (docs/benchmarks.md).
 RESTORED = [
     ("For example, you can add cross-file references in a portable way (which works for all output types) "
      "using the ref role.", "can"),

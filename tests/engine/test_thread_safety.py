@@ -7,9 +7,9 @@ import threading
 
 import pytest
 
-from engine import InfillRequest, Span, infill, load_model
-from engine.models.serial import model_lock
-from engine.sampler import stream_infill
+from lacuna.engine import InfillRequest, Span, infill, load_model
+from lacuna.engine.models.serial import model_lock
+from lacuna.engine.sampler import stream_infill
 from tests.support.fake import FakeModel
 
 THREADS, RUNS = 4, 20

@@ -4,7 +4,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from engine import InfillRequest, InputError, Span
+from lacuna.engine import InfillRequest, InputError, Span
 
 
 @pytest.mark.parametrize(

@@ -2,7 +2,7 @@ import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from engine import utf8
+from lacuna.engine import utf8
 
 
 @settings(max_examples=2000, deadline=None)

@@ -11,6 +11,7 @@ import site
 import subprocess
 import sys
 import venv
+import zipfile
 from pathlib import Path
 
 import pytest
@@ -53,12 +54,47 @@ def _run(installed, *argv, timeout=300):
                           capture_output=True, text=True, timeout=timeout)
 
 
+def _other_wheel(folder: Path) -> Path:
+    """A wheel of another distribution whose top-level packages are called app and engine
+    (generic names many projects use)."""
+    wheel = folder / "other_project-1.0-py3-none-any.whl"
+    files = {"app/__init__.py": "WHO = 'other app'\n", "engine/__init__.py": "WHO = 'other engine'\n",
+             "other_project-1.0.dist-info/METADATA": "Metadata-Version: 2.1\nName: other-project\nVersion: 1.0\n",
+             "other_project-1.0.dist-info/WHEEL": "Wheel-Version: 1.0\nGenerator: test\nRoot-Is-Purelib: true\nTag: py3-none-any\n"}
+    record = [f"{name},," for name in files] + ["other_project-1.0.dist-info/RECORD,,"]
+    with zipfile.ZipFile(wheel, "w") as z:
+        for name, text in files.items():
+            z.writestr(name, text)
+        z.writestr("other_project-1.0.dist-info/RECORD", "\n".join(record) + "\n")
+    return wheel
+
+
 def test_the_installed_package_is_used(installed):
-    run = _run(installed, "python", "-c", "import engine, app, engine.resources as r; "
-               "print(engine.__file__); print(app.__file__); print(r.root())")
+    run = _run(installed, "python", "-c", "import lacuna, lacuna.engine, lacuna.app, lacuna.engine.resources as r; "
+               "print(lacuna.engine.__file__); print(lacuna.app.__file__); print(r.root())")
     assert run.returncode == 0, run.stderr
     for line in run.stdout.split():
         assert line.startswith(str(installed)), line
+
+
+def test_another_distributions_app_package_installs_beside_lacuna(installed, tmp_path):
+    """Issue 22: Lacuna installs only under its own name, so a distribution with top-level app and
+    engine packages installs beside it and both run."""
+    run = subprocess.run([sys.executable, "-m", "pip", "--python", str(installed / "bin" / "python"), "install",
+                          "--no-deps", "--no-index", "-q", str(_other_wheel(tmp_path))],
+                         capture_output=True, text=True, timeout=300)
+    assert run.returncode == 0, run.stderr[-2000:]
+    try:
+        other = _run(installed, "python", "-c", "import app, engine; print(app.WHO); print(engine.WHO)")
+        assert other.returncode == 0 and other.stdout.split("\n")[:2] == ["other app", "other engine"], other
+        ours = _run(installed, "lacuna-cli", "--help")
+        assert ours.returncode == 0 and "infill" in ours.stdout, ours
+        api = _run(installed, "python", "-c", "from lacuna import load_model, Span, InfillRequest, infill, stream_infill; "
+                   "import lacuna.app.main; print(Span.__module__)")
+        assert api.returncode == 0 and api.stdout.strip() == "lacuna.engine.types", api
+    finally:
+        subprocess.run([sys.executable, "-m", "pip", "--python", str(installed / "bin" / "python"), "uninstall",
+                        "-y", "-q", "other-project"], capture_output=True, timeout=300)
 
 
 def test_installed_cli_fills_a_span(installed):

@@ -29,7 +29,7 @@ from safetensors.torch import save_file
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parents[1]))
 
-from engine.models.dream import DreamConfig, DreamNetwork  # noqa: E402
+from lacuna.engine.models.dream import DreamConfig, DreamNetwork  # noqa: E402
 from tests.reference.recipe import seeded_state_dict  # noqa: E402
 
 OUT = HERE / "dream_small.safetensors"

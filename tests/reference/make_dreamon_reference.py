@@ -20,7 +20,7 @@ import torch
 sys.path.insert(0, "/tmp/dreamon_ref")
 
 from tests.engine.test_dreamon_reference import CASES, canvases_digest, prompt, run_case  # noqa: E402
-from engine.dreamon import DreamOnSettings  # noqa: E402
+from lacuna.engine.dreamon import DreamOnSettings  # noqa: E402
 from tests.support.tiny_dreamon import CONFIG, dream_config, seeded_state  # noqa: E402
 
 modeling = importlib.import_module("dreamon_upstream.modeling_dream")

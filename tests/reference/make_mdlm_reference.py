@@ -32,7 +32,7 @@ from safetensors.torch import save_file
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parents[1]))
 
-from engine.models.mdlm import MDLMNetwork, subs  # noqa: E402
+from lacuna.engine.models.mdlm import MDLMNetwork, subs  # noqa: E402
 from tests.reference.dit_upstream import inputs, install_flash_attn_stand_in  # noqa: E402
 from tests.support.dit_tiny import dit_state, mdlm_config, mdlm_shape  # noqa: E402
 

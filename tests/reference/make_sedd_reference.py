@@ -31,7 +31,7 @@ from safetensors.torch import save_file
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parents[1]))
 
-from engine.models.sedd import SEDDNetwork  # noqa: E402
+from lacuna.engine.models.sedd import SEDDNetwork  # noqa: E402
 from tests.reference.dit_upstream import inputs, install_flash_attn_stand_in  # noqa: E402
 from tests.support.dit_tiny import dit_state, sedd_config, sedd_shape  # noqa: E402
 
@@ -40,11 +40,11 @@ SEED = 2468
 
 
 def _tweedie_figures(graph_lib, rows: int = 200) -> dict:
-    """engine.select.tweedie_reveal and the softmax of the log scores against
+    """lacuna.engine.select.tweedie_reveal and the softmax of the log scores against
     upstream's analytic step (graph_lib.Absorbing staggered_score x
     transp_transition, whose negative mask weight never wins the categorical
     draw, hence the clamp) on random score rows at a masked position."""
-    from engine.select import tweedie_reveal
+    from lacuna.engine.select import tweedie_reveal
 
     gen = torch.Generator().manual_seed(SEED)
     vocab = 51

@@ -35,7 +35,7 @@ def random_state(names_shapes: dict[str, tuple[int, ...]], seed: int) -> dict[st
 
 def dit_state(shape, seed: int, prefix: str = "") -> dict[str, torch.Tensor]:
     """The state dict of a DiT of ``shape`` (engine.models.dit.DiTShape), keys prefixed."""
-    from engine.models.dit import DiT
+    from lacuna.engine.models.dit import DiT
 
     with torch.device("meta"):
         net = DiT(shape)
@@ -71,13 +71,13 @@ def sedd_config(tokens: int = SEDD_TOKENS, length: int = 128, scale_by_sigma: bo
 
 
 def mdlm_shape(config: dict):
-    from engine.models.mdlm import shape_from_config
+    from lacuna.engine.models.mdlm import shape_from_config
 
     return shape_from_config(config)
 
 
 def sedd_shape(config: dict):
-    from engine.models.sedd import shape_from_config
+    from lacuna.engine.models.sedd import shape_from_config
 
     return shape_from_config(config)[0]
 

@@ -10,7 +10,7 @@ import threading
 
 import torch
 
-from engine.models.base import ModelAdapter
+from lacuna.engine.models.base import ModelAdapter
 
 
 class FakeModel(ModelAdapter):
@@ -29,7 +29,7 @@ class FakeModel(ModelAdapter):
         # Whole-text tokens only (no specials, no pieces of a character, no
         # line breaks), so the sampler's rules never override the preference.
         if not hasattr(self, "_whole"):
-            from engine.models import vocab
+            from lacuna.engine.models import vocab
 
             profile = vocab.profile(self.tokenizer, self.vocab_size)
             skip = set(profile.newline_ids.tolist()) | set(self.special_ids)

@@ -125,7 +125,7 @@ def meta_shapes(factory: Callable[[], Any]) -> dict[str, tuple[int, ...]]:
     """Tensor name -> shape of a network built on the meta device (no memory)."""
     import torch
 
-    from engine.models.native import _no_init  # torch's meta init would import torch._dynamo (seconds)
+    from lacuna.engine.models.native import _no_init  # torch's meta init would import torch._dynamo (seconds)
 
     with torch.device("meta"), _no_init():
         net = factory()
@@ -242,7 +242,7 @@ def gpt2_tokenizer_json() -> bytes:
 # ---------------------------------------------------------------- families
 
 def _llada_files(folder: str = "llada-8b-instruct", index: dict | None = None) -> dict[str, bytes]:
-    from engine.models.llada import LLaDAConfig, LLaDANetwork
+    from lacuna.engine.models.llada import LLaDAConfig, LLaDANetwork
 
     config = shrunk(real_json(f"{folder}/config.json"), **LLADA_WIDTH)
     shapes = meta_shapes(lambda: LLaDANetwork(LLaDAConfig.from_config(config)))
@@ -261,7 +261,7 @@ def llada_module_order(config: dict) -> list[tuple[str, int]]:
     """LLaDA's tensors at the real shapes (bf16 bytes) in modeling_llada.py's module
     order: wte, ln_f, each block (attn_out, ff_out, attn_norm, ff_norm, q/k/v_proj,
     ff_proj, up_proj), then the head ff_out."""
-    from engine.models.llada import LLaDAConfig, LLaDANetwork
+    from lacuna.engine.models.llada import LLaDAConfig, LLaDANetwork
 
     shapes = meta_shapes(lambda: LLaDANetwork(LLaDAConfig.from_config(config)))
     t = "model.transformer."
@@ -284,7 +284,7 @@ def full_size_index(model_id: str) -> tuple[dict, dict[str, int]]:
         tensors = llada_module_order(real_json("llada-8b-instruct/config.json"))
         index = packed_index(tensors, 6, 3_000_000_000)
     elif model_id == "llada-moe-7b-a1b-instruct":
-        from engine.models.llada_moe import LLaDAMoEConfig, LLaDAMoENetwork
+        from lacuna.engine.models.llada_moe import LLaDAMoEConfig, LLaDAMoENetwork
 
         config = real_json("stand-ins/llada-moe-7b-a1b.config.json")
         # the engine's module order is modeling_lladamoe.py's (an OLMoE layer: attention, mlp, norms)
@@ -305,7 +305,7 @@ def llada_15_files() -> dict[str, bytes]:
 
 
 def dream_files() -> dict[str, bytes]:
-    from engine.models.dream import DreamConfig, DreamNetwork
+    from lacuna.engine.models.dream import DreamConfig, DreamNetwork
 
     folder = "dream-v0-instruct-7b"
     config = shrunk(real_json(f"{folder}/config.json"), **DREAM_WIDTH)
@@ -322,7 +322,7 @@ MOE_ADDED = {156892: "<|endoftext|>", 156893: "<|role_start|>", 156894: "<|role_
 
 
 def llada_moe_files() -> dict[str, bytes]:
-    from engine.models.llada_moe import LLaDAMoEConfig, LLaDAMoENetwork
+    from lacuna.engine.models.llada_moe import LLaDAMoEConfig, LLaDAMoENetwork
 
     real_config = real_json("stand-ins/llada-moe-7b-a1b.config.json")
     index = full_size_index("llada-moe-7b-a1b-instruct")[0]
@@ -354,7 +354,7 @@ def _dit_state(shape, prefix: str = "") -> dict:
 def mdlm_files() -> dict[str, bytes]:
     from safetensors.torch import save
 
-    from engine.models.mdlm import shape_from_config
+    from lacuna.engine.models.mdlm import shape_from_config
 
     config = shrunk(real_json("mdlm-owt/config.json"), hidden_dim=DIT_WIDTH["hidden"],
                     n_heads=DIT_WIDTH["n_heads"], cond_dim=DIT_WIDTH["cond_dim"])
@@ -367,7 +367,7 @@ def sedd_files() -> dict[str, bytes]:
 
     import torch
 
-    from engine.models.sedd import shape_from_config
+    from lacuna.engine.models.sedd import shape_from_config
 
     real_config = real_json("stand-ins/sedd-small.config.json")
     config = {**real_config, "model": shrunk(real_config["model"], hidden_size=DIT_WIDTH["hidden"],

@@ -26,7 +26,7 @@ MOE_CODE = ("configuration_lladamoe.py", "modeling_lladamoe.py")
 def _bpe(vocab_size: int, specials: list[str] | None = None):
     from tokenizers import Regex, Tokenizer, decoders, models, normalizers, pre_tokenizers, trainers
 
-    from engine.models.dream import _QWEN2_SPLIT
+    from lacuna.engine.models.dream import _QWEN2_SPLIT
 
     tok = Tokenizer(models.BPE(unk_token=None))
     tok.normalizer = normalizers.NFC()
@@ -55,7 +55,7 @@ def build_tiny_dream(out: Path, seed: int = 0, shards: int = 1, dtype: str = "bf
     tokenizer_json: also write tokenizer.json (as some Dream-architecture repositories do)."""
     import torch
 
-    from engine.models.dream import DreamConfig, DreamNetwork
+    from lacuna.engine.models.dream import DreamConfig, DreamNetwork
 
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
@@ -88,7 +88,7 @@ def build_tiny_dream(out: Path, seed: int = 0, shards: int = 1, dtype: str = "bf
     }, indent=2))
     (out / "added_tokens.json").write_text(json.dumps(ids, indent=2))
     if tokenizer_json:
-        from engine.models.dream import qwen2_backend
+        from lacuna.engine.models.dream import qwen2_backend
 
         qwen2_backend(out, "tiny").save(str(out / "tokenizer.json"))
     _traps(out, DREAM_CODE)
@@ -103,7 +103,7 @@ def build_tiny_llada_moe(out: Path, seed: int = 0, shards: int = 1, dtype: str =
     models do (the loader then falls back to 156895, so shape the vocabulary for it)."""
     import torch
 
-    from engine.models.llada_moe import LLaDAMoEConfig, LLaDAMoENetwork
+    from lacuna.engine.models.llada_moe import LLaDAMoEConfig, LLaDAMoENetwork
 
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)

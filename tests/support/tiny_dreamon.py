@@ -33,13 +33,13 @@ FEATURE = 0  # the hidden unit that carries the constant bias feature
 
 
 def dream_config(config: dict):
-    from engine.models.dream import DreamConfig
+    from lacuna.engine.models.dream import DreamConfig
 
     return DreamConfig.from_config({k: v for k, v in config.items() if k != "expand_token_id"})
 
 
 def network_shapes(config: dict = CONFIG) -> dict[str, tuple[int, ...]]:
-    from engine.models.dream import DreamNetwork
+    from lacuna.engine.models.dream import DreamNetwork
 
     with torch.device("meta"):
         net = DreamNetwork(dream_config(config))
@@ -65,8 +65,8 @@ def seeded_state(seed: int, expand: float, delete: float, config: dict = CONFIG)
 
 
 def seeded_network(seed: int, expand: float, delete: float, config: dict = CONFIG):
-    """engine.models.dream.DreamNetwork in float32, eval mode, holding :func:`seeded_state`."""
-    from engine.models.dream import DreamNetwork
+    """lacuna.engine.models.dream.DreamNetwork in float32, eval mode, holding :func:`seeded_state`."""
+    from lacuna.engine.models.dream import DreamNetwork
 
     with torch.device("meta"):  # no random init: every weight comes from the state dict
         net = DreamNetwork(dream_config(config))

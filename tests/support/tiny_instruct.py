@@ -59,7 +59,7 @@ def real_dream_tokenizers(out: Path):
     names tokenization_dream.py, remote code), so the two share nothing but the files."""
     from transformers import AutoTokenizer
 
-    from engine.models import dream, native
+    from lacuna.engine.models import dream, native
 
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
@@ -94,7 +94,7 @@ def bench_main(repeats: int = 9) -> None:
     import os
     import tempfile
 
-    from engine import InfillRequest, Span, instruct, load_model
+    from lacuna.engine import InfillRequest, Span, instruct, load_model
 
     text = ("The committee met on Tuesday to review the budget. Everyone agreed that the numbers were "
             "too high, so the chair asked for a new draft by Friday. The meeting ended early.")

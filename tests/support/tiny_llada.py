@@ -54,7 +54,7 @@ def build_tiny_llada(out: Path, seed: int = 0, context: int = 256, shards: int =
     config keys (e.g. weight_tying=True for an iLLaDA-like head)."""
     import torch
 
-    from engine.models.llada import LLaDAConfig, LLaDANetwork
+    from lacuna.engine.models.llada import LLaDAConfig, LLaDANetwork
 
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)

@@ -8,12 +8,12 @@ def native_adapter(family: str, tokenizer, seed: int = 0, context: int = 256, la
     DreamNetwork (logit shift 1), hidden 32, 4 query / 2 key-value heads."""
     import torch
 
-    from engine.models.native import NativeAdapter
+    from lacuna.engine.models.native import NativeAdapter
 
     vocab = len(tokenizer)
     torch.manual_seed(seed)
     if family == "llada":
-        from engine.models.llada import LLaDAConfig, LLaDANetwork
+        from lacuna.engine.models.llada import LLaDAConfig, LLaDANetwork
 
         config = LLaDAConfig(d_model=32, n_layers=layers, n_heads=4, n_kv_heads=2, mlp_hidden_size=64,
                              vocab_size=vocab, embedding_size=vocab, max_sequence_length=context,
@@ -21,7 +21,7 @@ def native_adapter(family: str, tokenizer, seed: int = 0, context: int = 256, la
                              eos_token_id=tokenizer.sep_token_id, pad_token_id=tokenizer.pad_token_id)
         network, shift = LLaDANetwork(config), 0
     else:
-        from engine.models.dream import DreamConfig, DreamNetwork
+        from lacuna.engine.models.dream import DreamConfig, DreamNetwork
 
         config = DreamConfig(hidden_size=32, intermediate_size=64, num_hidden_layers=layers,
                              num_attention_heads=4, num_key_value_heads=2, vocab_size=vocab,

@@ -11,10 +11,10 @@ from pathlib import Path
 import pytest
 from PySide6.QtCore import Qt
 
-from app.models import ModelManager, ModelManagerDialog
-from app.models.table import (CARD_BF16, CARD_COLUMNS, CARD_INT4, INT4, INT8, NAME, NOTE, SIZE, SPEED,
+from lacuna.app.models import ModelManager, ModelManagerDialog
+from lacuna.app.models.table import (CARD_BF16, CARD_COLUMNS, CARD_INT4, INT4, INT8, NAME, NOTE, SIZE, SPEED,
                               STATUS)
-from engine.hub import advice, catalog, fit
+from lacuna.engine.hub import advice, catalog, fit
 
 from .conftest import REPO, fast_options
 

@@ -14,9 +14,9 @@ from pathlib import Path
 import pytest
 from PySide6.QtCore import Qt
 
-from app.models import ModelManager, ModelManagerDialog
-from app.models.table import BF16, FAMILY, INT4, NOTE, STATUS
-from engine.hub import fit, local_snapshot
+from lacuna.app.models import ModelManager, ModelManagerDialog
+from lacuna.app.models.table import BF16, FAMILY, INT4, NOTE, STATUS
+from lacuna.engine.hub import fit, local_snapshot
 
 from .conftest import REPO, fast_options
 
@@ -142,7 +142,7 @@ def test_table_shows_families_fit_and_what_cannot_load(dialog, manager, qtbot):
     mdlm = model.row_of("mdlm-owt")
     assert model.data(model.index(mdlm, INT4)) == "—"
     assert fit.QUANT_NOT_NATIVE in model.data(model.index(mdlm, INT4), Qt.ItemDataRole.ToolTipRole)
-    from engine.hub import catalog
+    from lacuna.engine.hub import catalog
 
     pending = [e["id"] for e in catalog.entries() if not e["loadable"] and model.row_of(e["id"]) >= 0]
     for entry_id in pending[:1]:  # a family whose native loader is not written yet, if any is left
@@ -178,7 +178,7 @@ def test_shutdown_pauses_downloads_and_joins_threads(manager, tiny_repo, hub, hu
     manager.shutdown()
     assert not thread.isRunning()
     assert not manager.download(REPO), "no new jobs once closing"
-    from engine.hub import cache
+    from lacuna.engine.hub import cache
 
     assert cache.partial_bytes(REPO) == cut, "the partial file is kept for the next start"
 

@@ -9,10 +9,10 @@ from types import SimpleNamespace
 
 import pytest
 
-from app.models import ModelManager, ModelManagerDialog
-from app.models.document import DocumentWork, from_window
-from app.models.table import BF16, INT4
-from engine.hub import fit
+from lacuna.app.models import ModelManager, ModelManagerDialog
+from lacuna.app.models.document import DocumentWork, from_window
+from lacuna.app.models.table import BF16, INT4
+from lacuna.engine.hub import fit
 
 from .conftest import fast_options
 
@@ -78,9 +78,9 @@ def test_a_long_document_without_a_model_is_counted_by_characters(make_window, m
 
 
 def test_the_loaded_models_tokenizer_counts_and_the_run_settings_count(make_window, manager, qtbot):
-    from engine import resources
-    from engine.models import vocab
-    from engine.models.native import load_tokenizer
+    from lacuna.engine import resources
+    from lacuna.engine.models import vocab
+    from lacuna.engine.models.native import load_tokenizer
 
     folder = resources.path("models", "starter")
     if not (folder / "tokenizer.json").is_file():
@@ -112,7 +112,7 @@ def test_the_loaded_models_tokenizer_counts_and_the_run_settings_count(make_wind
 def test_without_a_document_the_verdicts_and_speeds_are_for_a_sentence(make_window, manager, qtbot):
     """Issue 21: the verdicts and the seconds per fill describe the same work; with no document
     open that is the editor's usual fill, a sentence (engine.hub.advice.TYPICAL)."""
-    from engine.hub.advice import TYPICAL
+    from lacuna.engine.hub.advice import TYPICAL
 
     w = make_window()
     assert from_window(w) is None and from_window(None) is None

@@ -9,8 +9,8 @@ import threading
 from PIL import Image
 from PySide6.QtWidgets import QPushButton
 
-from app.viz.export import GifStream
-from app.workers import export as export_worker
+from lacuna.app.viz.export import GifStream
+from lacuna.app.workers import export as export_worker
 from tests.app.conftest import set_text_and_masks
 from tests.app.test_window import run_to_preview
 
@@ -74,7 +74,7 @@ def test_the_gif_shows_the_spans_and_a_few_lines_around_them(window, qtbot, tmp_
 
 
 def test_crop_keeps_context_joins_far_pieces_and_maps_the_spans():
-    from app.workers.export import GAP, crop
+    from lacuna.app.workers.export import GAP, crop
 
     text = "".join(f"line {k}\n" for k in range(50))
     a, b = text.index("line 10"), text.index("line 40")

@@ -8,7 +8,7 @@ import time
 
 from PIL import Image
 
-from app.infill_controller import fills_label
+from lacuna.app.infill_controller import fills_label
 from tests.app.test_window import TEXT, run_to_preview
 from tests.app.conftest import set_text_and_masks
 

@@ -10,7 +10,7 @@ import sys
 
 
 def main() -> int:
-    from engine.hub.download import PullOptions, pull
+    from lacuna.engine.hub.download import PullOptions, pull
 
     repo = sys.argv[1]
 

@@ -64,7 +64,7 @@ def hub(monkeypatch, tmp_path):
     constants = sys.modules.get("huggingface_hub.constants")
     if constants is not None:
         monkeypatch.setattr(constants, "HF_HUB_CACHE", str(cache))
-    from engine.hub import store
+    from lacuna.engine.hub import store
 
     store.forget_ignored()
     yield HUB
@@ -79,7 +79,7 @@ def tiny_repo(hub, hub_model_files):
 
 
 def fast_options(**changes):
-    from engine.hub.download import PullOptions
+    from lacuna.engine.hub.download import PullOptions
 
     base = dict(stall_timeout=0.5, max_retries=3, backoff_base=0.01, backoff_max=0.05,
                 chunk_size=16 * 1024, progress_interval=0.0, margin_bytes=0)

@@ -7,8 +7,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from engine.hub import advice, catalog, fit
-from engine.hub import speed_estimate as se
+from lacuna.engine.hub import advice, catalog, fit
+from lacuna.engine.hub import speed_estimate as se
 
 GIB = 1 << 30
 
@@ -151,8 +151,8 @@ def test_8_and_4_bit_verdicts_follow_the_loader_on_every_device(entries, monkeyp
 
 def test_the_loader_quantises_on_a_cpu_exactly_where_fit_gives_a_verdict(tiny_llada_dir, tiny_bert_dir):
     pytest.importorskip("bitsandbytes")
-    from engine import InfillRequest, Span, infill, load_model
-    from engine.errors import ModelLoadError
+    from lacuna.engine import InfillRequest, Span, infill, load_model
+    from lacuna.engine.errors import ModelLoadError
 
     cpu = laptop()
     for folder, loads in ((tiny_llada_dir, True), (tiny_bert_dir, False)):
@@ -168,7 +168,7 @@ def test_the_loader_quantises_on_a_cpu_exactly_where_fit_gives_a_verdict(tiny_ll
 
 
 def test_the_cached_families_are_the_adapters_with_the_dual_cache_by_default(tmp_path):
-    from engine import load_model
+    from lacuna.engine import load_model
     from tests.support.dit_tiny import build_tiny_mdlm, build_tiny_sedd
 
     for family, folder in (("mdlm", build_tiny_mdlm(tmp_path / "mdlm", with_tokenizer=True, vocab_size=401)),
@@ -185,7 +185,7 @@ def _record_rate(rate: float) -> None:
 
 
 def test_models_recommend_on_this_machine_and_for_a_card(entries, capsys, monkeypatch):
-    from engine.hub.cli import main
+    from lacuna.engine.hub.cli import main
 
     monkeypatch.setattr(fit, "detect_devices", lambda: [laptop()])
     _record_rate(rate_for(entries, "mdlm-owt", 12))
@@ -215,7 +215,7 @@ def test_models_recommend_on_this_machine_and_for_a_card(entries, capsys, monkey
 
 
 def test_models_list_gives_every_size_and_the_speed_once_measured(entries, capsys):
-    from engine.hub.cli import main
+    from lacuna.engine.hub.cli import main
 
     assert main(["models", "list"]) == 0
     out = capsys.readouterr().out
@@ -228,7 +228,7 @@ def test_models_list_gives_every_size_and_the_speed_once_measured(entries, capsy
 
 
 def test_models_fit_says_8_and_4_bit_run_on_a_cpu(entries, capsys, monkeypatch):
-    from engine.hub.cli import main
+    from lacuna.engine.hub.cli import main
 
     monkeypatch.setattr(fit, "detect_devices", lambda: [laptop()])
     monkeypatch.setattr(fit, "bitsandbytes_available", lambda: False)

@@ -18,11 +18,11 @@ from pathlib import Path
 
 import pytest
 
-from engine.hub import catalog
-from engine.hub.download import PICKLE_SUFFIXES, select_files
-from engine.hub.errors import PickleConsentRequired
-from engine.hub.fit import dit_parameters, shape_from_config
-from engine.hub.hubapi import RemoteFile
+from lacuna.engine.hub import catalog
+from lacuna.engine.hub.download import PICKLE_SUFFIXES, select_files
+from lacuna.engine.hub.errors import PickleConsentRequired
+from lacuna.engine.hub.fit import dit_parameters, shape_from_config
+from lacuna.engine.hub.hubapi import RemoteFile
 
 DATA = Path(__file__).resolve().parents[2] / "data" / "real_checkpoints"
 TREES = json.loads((DATA / "hub-trees.json").read_text())

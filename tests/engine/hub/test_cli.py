@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from engine.hub import cli, local_snapshot
+from lacuna.engine.hub import cli, local_snapshot
 
 from .conftest import REPO
 
@@ -75,7 +75,7 @@ def test_a_native_family_pull_does_not_say_it_cannot_load(hub, hub_model_files, 
 @pytest.mark.parametrize("bf16, shown", [(True, "bf16"), (False, "fp32")])
 def test_fit_command(hub, capsys, monkeypatch, bf16, shown):
     """The verdict's precision follows the CPU (bf16 units or not), whatever machine runs the test."""
-    from engine.hub import fit
+    from lacuna.engine.hub import fit
 
     cpu = fit.Device("cpu", 0, "test CPU", 32 << 30, 16 << 30, bf16)
     monkeypatch.setattr(fit, "detect_devices", lambda: [cpu])
@@ -99,8 +99,8 @@ def test_progress_bar_on_a_terminal(tiny_repo, hub, monkeypatch, capsys):
 def test_lead_cli_dispatches_models(hub):
     """The lead's lacuna-cli registers this subcommand (skipped until it does)."""
     try:
-        from engine.cli import build_parser
+        from lacuna.engine.cli import build_parser
     except ImportError:
-        pytest.skip("engine.cli.build_parser is not there yet")
+        pytest.skip("lacuna.engine.cli.build_parser is not there yet")
     args = build_parser().parse_args(["models", "list", "--json"])
     assert args.func is cli.run

@@ -12,10 +12,10 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from engine.hub.download import PICKLE_SUFFIXES, select_files
-from engine.hub.errors import PickleConsentRequired
-from engine.hub.hubapi import RemoteFile
-from engine.hub.manage import pull_with_companions
+from lacuna.engine.hub.download import PICKLE_SUFFIXES, select_files
+from lacuna.engine.hub.errors import PickleConsentRequired
+from lacuna.engine.hub.hubapi import RemoteFile
+from lacuna.engine.hub.manage import pull_with_companions
 
 from .conftest import fast_options
 
@@ -56,7 +56,7 @@ def test_mdlm_pull_fetches_gpt2s_tokenizer_files_only(hub):
     pull_with_companions("mdlm-owt", options=fast_options())  # no pickle consent asked
     assert _served_from(hub, GPT2) == TOKENIZER_FILES
     assert hub.requests_for("modeling_mdlm.py") == [] and hub.requests_for("configuration_mdlm.py") == []
-    from engine.hub import local_snapshot
+    from lacuna.engine.hub import local_snapshot
 
     assert {p.name for p in local_snapshot(GPT2).iterdir()} == TOKENIZER_FILES
 

@@ -5,11 +5,11 @@ from __future__ import annotations
 
 import pytest
 
-from engine import InfillRequest, Span, infill, load_model
-from engine.hub import local_snapshot, records
-from engine.hub.fit import Device, dit_parameters, fit_model
-from engine.hub.manage import companions, list_models, pull_with_companions
-from engine.models.dit import DiTShape
+from lacuna.engine import InfillRequest, Span, infill, load_model
+from lacuna.engine.hub import local_snapshot, records
+from lacuna.engine.hub.fit import Device, dit_parameters, fit_model
+from lacuna.engine.hub.manage import companions, list_models, pull_with_companions
+from lacuna.engine.models.dit import DiTShape
 from tests.support.dit_tiny import build_tiny_mdlm, build_tiny_sedd, write_tokenizer_repo
 
 from .conftest import fast_options
@@ -74,7 +74,7 @@ def test_fit_counts_dit_parameters_like_the_network(hidden, heads, blocks, cond,
     if hidden == 64:
         import torch
 
-        from engine.models.dit import DiT
+        from lacuna.engine.models.dit import DiT
 
         with torch.device("meta"):
             net = DiT(shape)

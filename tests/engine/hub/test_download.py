@@ -8,9 +8,9 @@ import threading
 
 import pytest
 
-from engine.hub import cache, local_snapshot, records
-from engine.hub.download import pull
-from engine.hub.errors import (AccessDenied, Cancelled, DiskSpaceError, EntryNotFound, HubError,
+from lacuna.engine.hub import cache, local_snapshot, records
+from lacuna.engine.hub.download import pull
+from lacuna.engine.hub.errors import (AccessDenied, Cancelled, DiskSpaceError, EntryNotFound, HubError,
                                IntegrityError, Paused, PickleConsentRequired, RemoteCodeConsentRequired,
                                RepoNotFound)
 
@@ -64,9 +64,9 @@ def test_transformers_and_engine_load_the_pull_offline(tiny_repo, hub, monkeypat
     tok = transformers.AutoTokenizer.from_pretrained(REPO, local_files_only=True)
     assert tok.mask_token == "[MASK]"
     try:
-        from engine import load_model
+        from lacuna.engine import load_model
     except ImportError:
-        pytest.skip("engine.load_model is not there yet (the lead's engine/models/loader.py)")
+        pytest.skip("lacuna.engine.load_model is not there yet (the lead's engine/models/loader.py)")
     loaded = load_model(REPO, device="cpu", dtype="float32")
     assert loaded is not None
 
@@ -263,7 +263,7 @@ def test_catalog_families_do_not_fetch_code(hub, hub_model_files, tmp_path, monk
     hub.add_repo("GSAI-ML/LLaDA-8B-Instruct", files)
     record = pull("llada-8b-instruct", options=fast_options())
     assert record["remote_code"] == [] and hub.requests_for("modeling_llada.py") == []
-    from engine.hub.manage import model_info
+    from lacuna.engine.hub.manage import model_info
 
     info = model_info("llada-8b-instruct")
     assert info.status == "installed" and info.loadable  # LLaDA loads natively, without its code
@@ -288,7 +288,7 @@ def test_safetensors_preferred_over_pickles(hub, hub_model_files):
 
 
 def test_offline_env_refuses_pull_without_touching_the_network(tiny_repo, hub, monkeypatch):
-    from engine.hub.errors import OfflineError
+    from lacuna.engine.hub.errors import OfflineError
 
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     with pytest.raises(OfflineError):
@@ -315,7 +315,7 @@ def test_stale_partials_are_cleaned(tiny_repo, hub):
 
 
 def test_bundled_and_bad_names_are_bad_input(hub):
-    from engine.errors import InputError
+    from lacuna.engine.errors import InputError
 
     with pytest.raises(InputError):
         pull("starter")
@@ -371,8 +371,8 @@ def test_server_ignoring_range_then_dropping_still_verifies(tiny_repo, hub, hub_
 def test_hub_api_hiccups_are_retried_and_an_unreachable_hub_is_offline(tiny_repo, hub, monkeypatch):
     import functools
 
-    from engine.hub import hubapi
-    from engine.hub.errors import OfflineError
+    from lacuna.engine.hub import hubapi
+    from lacuna.engine.hub.errors import OfflineError
 
     monkeypatch.setattr(hubapi, "get_json", functools.partial(hubapi.get_json, backoff=0.01))
     real_open = hubapi.open_url

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from engine.hub import fit
+from lacuna.engine.hub import fit
 
 ROOT = Path(__file__).resolve().parents[3]
 GIB = 1 << 30
@@ -24,11 +24,11 @@ CASES = [
 
 
 def measure(cases: list[dict], timeout: float = 240) -> list[dict]:
-    """engine.bench_fit's measurement of each case, in order, in one fresh process: peak RSS over a
+    """lacuna.engine.bench.fit's measurement of each case, in order, in one fresh process: peak RSS over a
     load (or build) and the first two steps of a real fill, beside fit.estimate for the same work.
 
     The cases must come by growing peak, so that memory freed by one cannot hide part of the next's."""
-    out = subprocess.run([sys.executable, "-m", "engine.bench_fit", "one", json.dumps(cases)],
+    out = subprocess.run([sys.executable, "-m", "lacuna.engine.bench.fit", "one", json.dumps(cases)],
                          capture_output=True, text=True, timeout=timeout, cwd=ROOT,
                          env=dict(os.environ, TRANSFORMERS_VERBOSITY="error", LACUNA_BENCH_THREADS="1"))
     assert out.returncode == 0, out.stderr[-2000:]
@@ -92,7 +92,7 @@ def test_estimate_within_20_percent_of_measured_peak(measured, case):
 def test_estimate_matches_the_starter_when_it_exists(dtype):
     """The catalog's estimate for the bundled starter (an LLaDA, loaded natively, its own
     tokenizer) against the peak of a real load and a fill over its whole context."""
-    from engine import resources
+    from lacuna.engine import resources
 
     folder = resources.path("models", "starter")
     if not (folder / "config.json").is_file():
@@ -197,7 +197,7 @@ def test_llada_counts_are_exact_and_match_what_loading_quantises(tmp_path):
     """The per-family formula against the network itself and the layers nf4 loading replaces."""
     import torch
 
-    from engine.models.llada import LLaDAConfig, LLaDANetwork, quantized_module
+    from lacuna.engine.models.llada import LLaDAConfig, LLaDANetwork, quantized_module
 
     for config in (LLaDAConfig.llada_8b(), LLaDAConfig.llada_8b(n_kv_heads=8, mlp_hidden_size=14336,
                                                                 embedding_size=155136, weight_tying=True)):

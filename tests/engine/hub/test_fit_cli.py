@@ -7,7 +7,7 @@ import json
 
 import pytest
 
-from engine.hub import cli, fit
+from lacuna.engine.hub import cli, fit
 
 GIB = 1 << 30
 
@@ -85,7 +85,7 @@ def test_bad_numbers_are_one_sentence(hub, capsys, args, says):
 def test_the_longest_document_keeps_the_requested_hole_when_it_exceeds_the_context():
     """A reviewer's case: --card 24 --hole 3000 --context 512 said the whole 4,096-token context
     fits, while the same hole at --context 4096 is tight with no document that fits."""
-    from engine.hub.fit import Device, fit_model
+    from lacuna.engine.hub.fit import Device, fit_model
 
     card = [Device("cuda", 0, "a simulated 24 GiB card", 24 << 30, 24 << 30, True)]
     short = {f.precision: f for f in fit_model("llada-8b-instruct", card, context=512, hole=3000)}

@@ -1,9 +1,9 @@
 """The fit estimate against the measured peak of a real fill at small real-ish widths (issue 19).
 
-engine.bench_fit builds an LLaDA and a Dream network (random weights, one layer; LLaDA with its
+engine.bench.fit builds an LLaDA and a Dream network (random weights, one layer; LLaDA with its
 real 126,464-entry vocabulary, Dream with 32,000 entries), runs the engine's sampler on a document with an insertion, and takes the peak RSS
 in a fresh process. The real widths (LLaDA-8B, Dream-7B) are measured by
-``python -m engine.bench_fit`` (minutes; docs/benchmarks.md), not here.
+``python -m lacuna.engine.bench.fit`` (minutes; docs/benchmarks.md), not here.
 """
 from __future__ import annotations
 

@@ -8,7 +8,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from engine.hub import fit
+from lacuna.engine.hub import fit
 
 GIB = 1 << 30
 
@@ -91,9 +91,9 @@ def test_the_runtime_on_cuda_is_counted_and_the_tokenizer_on_the_cpu(llada):
 
 
 def test_the_load_check_still_sizes_a_short_document(llada):
-    """engine.models.loader.check_fit calls estimate_for_config without a context: it refuses a load
+    """lacuna.engine.models.loader.check_fit calls estimate_for_config without a context: it refuses a load
     only when not even a short fill (512 tokens, 32 masked) can run."""
-    from engine.models.llada import LLaDAConfig
+    from lacuna.engine.models.llada import LLaDAConfig
 
     est = fit.estimate_for_config(LLaDAConfig.llada_8b().to_config(), "bf16", "cuda")
     assert (est.context, est.hole) == (fit.DEFAULT_CONTEXT, fit.SHORT_HOLE)
@@ -101,7 +101,7 @@ def test_the_load_check_still_sizes_a_short_document(llada):
 
 
 def test_dream_context_cap_is_the_engines():
-    from engine.models import dream
+    from lacuna.engine.models import dream
 
     assert fit.FAMILY_CONTEXT["dream"] == dream.CONTEXT
 

@@ -1,6 +1,6 @@
 """Human-readable progress: what the table and the CLI show."""
-from engine.hub.download import FileProgress, PullProgress
-from engine.hub.fmt import human_bytes, human_count, human_eta, human_rate
+from lacuna.engine.hub.download import FileProgress, PullProgress
+from lacuna.engine.hub.fmt import human_bytes, human_count, human_eta, human_rate
 
 
 def test_describe_downloading_paused_and_done():

@@ -15,10 +15,10 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from engine.errors import InputError
-from engine.hub import cache, hubapi, local_snapshot, records, validate
-from engine.hub.download import RemoteFile, body_start, check_hashes, hash_file, pull
-from engine.hub.errors import Cancelled, HubError, OfflineError, Paused
+from lacuna.engine.errors import InputError
+from lacuna.engine.hub import cache, hubapi, local_snapshot, records, validate
+from lacuna.engine.hub.download import RemoteFile, body_start, check_hashes, hash_file, pull
+from lacuna.engine.hub.errors import Cancelled, HubError, OfflineError, Paused
 
 from .conftest import REPO, fast_options
 from .mockhub import MockHub
@@ -161,7 +161,7 @@ def test_a_snapshot_folder_linked_elsewhere_is_not_followed(hub, outside, tmp_pa
 
 def test_a_forged_install_record_cannot_delete_or_link_outside(hub, outside, monkeypatch):
     """installs.json is user data: a record naming paths outside the cache is ignored, and said so."""
-    from engine.hub import manage, store
+    from lacuna.engine.hub import manage, store
 
     store.forget_ignored()
     data_dir = os.environ["LACUNA_DATA_DIR"]
@@ -217,7 +217,7 @@ def test_a_file_with_no_usable_hash_is_never_verified(tmp_path):
 
 
 def test_a_record_not_marked_verified_is_not_shown_installed(tiny_repo, hub, outside):
-    from engine.hub import manage
+    from lacuna.engine.hub import manage
 
     record = pull(REPO, options=fast_options())
     record.pop("verified")

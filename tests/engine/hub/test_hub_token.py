@@ -7,9 +7,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from engine.hub import hubapi
-from engine.hub.download import pull
-from engine.hub.errors import AccessDenied
+from lacuna.engine.hub import hubapi
+from lacuna.engine.hub.download import pull
+from lacuna.engine.hub.errors import AccessDenied
 
 from .conftest import REPO, fast_options
 

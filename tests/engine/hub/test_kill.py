@@ -13,8 +13,8 @@ from pathlib import Path
 
 import pytest
 
-from engine.hub import cache, local_snapshot, records
-from engine.hub.download import pull
+from lacuna.engine.hub import cache, local_snapshot, records
+from lacuna.engine.hub.download import pull
 
 from .conftest import REPO, fast_options
 

@@ -7,10 +7,10 @@ import socket
 
 import pytest
 
-from engine.hub import cache, catalog_entry, local_snapshot, records
-from engine.hub.download import pull
-from engine.hub.errors import NotInstalled
-from engine.hub.manage import list_models, model_info, remove, verify
+from lacuna.engine.hub import cache, catalog_entry, local_snapshot, records
+from lacuna.engine.hub.download import pull
+from lacuna.engine.hub.errors import NotInstalled
+from lacuna.engine.hub.manage import list_models, model_info, remove, verify
 
 from .conftest import REPO, fast_options
 
@@ -113,7 +113,7 @@ def test_sharded_snapshot_needs_every_shard(hub, tmp_path):
 
 
 def test_catalog_has_the_issue_models_and_keeps_the_starter(hub):
-    from engine.hub.catalog import entries
+    from lacuna.engine.hub.catalog import entries
 
     ids = {e.get("repo") or e["id"] for e in entries()}
     for repo in ("starter", "GSAI-ML/LLaDA-8B-Instruct", "GSAI-ML/LLaDA-8B-Base", "GSAI-ML/LLaDA-1.5",
@@ -132,9 +132,9 @@ def test_catalog_has_the_issue_models_and_keeps_the_starter(hub):
     # loadable means the engine has a loader for the family: masked LMs or a native module
     import importlib.util
 
-    from engine.models.families import FAMILIES
+    from lacuna.engine.models.families import FAMILIES
 
-    native = {f.name for f in FAMILIES if importlib.util.find_spec(f"engine.models.{f.module}")}
+    native = {f.name for f in FAMILIES if importlib.util.find_spec(f"lacuna.engine.models.{f.module}")}
     for e in entries():
         assert not e["loadable"] or e["family"] in {"bert", "modernbert"} | native, e["id"]
     for fam in ("dream", "llada_moe"):
@@ -142,8 +142,8 @@ def test_catalog_has_the_issue_models_and_keeps_the_starter(hub):
 
 
 def test_users_add_repo_ids_and_local_folders(hub, tiny_bert_dir):
-    from engine.errors import InputError
-    from engine.hub.catalog import add_user_entry, remove_user_entry
+    from lacuna.engine.errors import InputError
+    from lacuna.engine.hub.catalog import add_user_entry, remove_user_entry
 
     add_user_entry("someone/thing")
     assert catalog_entry("someone/thing")["source"] == "user"

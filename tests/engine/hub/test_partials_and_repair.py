@@ -19,10 +19,10 @@ from pathlib import Path
 
 import pytest
 
-from engine import ModelLoadError, load_model
-from engine.hub import cache, records
-from engine.hub.download import discard_partials, pull
-from engine.hub.manage import remove
+from lacuna.engine import ModelLoadError, load_model
+from lacuna.engine.hub import cache, records
+from lacuna.engine.hub.download import discard_partials, pull
+from lacuna.engine.hub.manage import remove
 
 from .conftest import REPO, fast_options
 
@@ -179,7 +179,7 @@ def test_a_snapshot_entry_that_no_longer_is_its_blob_is_caught_and_repaired(tiny
 
 
 def test_verify_relinks_a_snapshot_entry_that_is_not_its_blob(tiny_repo, hub, hub_model_files):
-    from engine.hub.manage import verify
+    from lacuna.engine.hub.manage import verify
 
     pull(REPO, options=fast_options())
     entry = cache.snapshot_dir(REPO, tiny_repo) / WEIGHTS

@@ -10,8 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from engine.cli import main
-from engine.models.weights import read_header
+from lacuna.engine.cli import main
+from lacuna.engine.models.weights import read_header
 from tests.support.real_checkpoints import (
     DATA, DREAM_WIDTH, GPT2, LLADA_WIDTH, MODELS, full_size_index, hub_repo, hub_trees, publish, real, real_json,
 )
@@ -92,7 +92,7 @@ def test_pull_then_infill_by_catalog_id(hub, capsys, model_id):
     row = {r["id"]: r for r in json.loads(out)}[model_id]
     assert row["status"] == "installed" and row["family"] == FAMILY[model_id]
     if model_id == "sedd-small":  # rm also deletes the safetensors copy made of its pickle
-        from engine.hub.paths import data_dir
+        from lacuna.engine.hub.paths import data_dir
 
         assert list((data_dir() / "converted").rglob("model.safetensors"))
         code, out, err = cli(capsys, "models", "rm", model_id)
@@ -164,7 +164,7 @@ def test_listed_only_files_are_in_the_tree_with_their_real_size_and_any_request_
     import urllib.error
     import urllib.request
 
-    from engine.hub import hubapi
+    from lacuna.engine.hub import hubapi
 
     (gpt2,) = publish(hub, "gpt2-tokenizer")
     commit = hubapi.resolve_revision(GPT2, "main")

@@ -5,7 +5,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from engine.hub import catalog, speed_estimate as se
+from lacuna.engine.hub import catalog, speed_estimate as se
 
 
 def test_calibration_is_recorded_per_machine_and_reproduces_the_starter(hub):
@@ -43,7 +43,7 @@ def test_fill_cost_grows_with_context_hole_and_steps(context, hole, steps):
 def test_the_dual_cache_families_are_the_adapters_with_the_cache_by_default(tiny_llada_dir, tiny_dream_dir,
                                                                             tiny_llada_moe_dir, tiny_bert_dir,
                                                                             tmp_path):
-    from engine import load_model
+    from lacuna.engine import load_model
     from tests.support.dit_tiny import build_tiny_mdlm, build_tiny_sedd
 
     mdlm = build_tiny_mdlm(tmp_path / "mdlm", with_tokenizer=True, vocab_size=401)

@@ -12,8 +12,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from safetensors.torch import load_file, save_file
 
-from engine import ModelLoadError, load_model
-from engine.cli import main
+from lacuna.engine import ModelLoadError, load_model
+from lacuna.engine.cli import main
 from tests.support.dit_tiny import build_tiny_mdlm, build_tiny_sedd
 
 FAMILIES = ["tiny_llada_dir", "tiny_dream_dir", "tiny_llada_moe_dir", "tiny_mdlm_dir", "tiny_sedd_dir"]

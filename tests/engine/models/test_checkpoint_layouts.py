@@ -20,8 +20,8 @@ import pytest
 from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
-from engine import InfillRequest, ModelLoadError, Span, infill, load_model
-from engine.models.weights import INDEX, checkpoint_files
+from lacuna.engine import InfillRequest, ModelLoadError, Span, infill, load_model
+from lacuna.engine.models.weights import INDEX, checkpoint_files
 from tests.support.tiny_llada import build_tiny_llada
 
 REPO = "test-org/tiny-llada-sharded"
@@ -152,7 +152,7 @@ _part = st.text(alphabet="ab.-_", min_size=1, max_size=4)
 def test_no_shard_name_escapes_the_folder(tmp_path_factory, parts, absolute):
     """Property: a name is accepted only if, read as a path, it stays inside the folder
     without climbing (no '..', '.', empty or absolute parts)."""
-    from engine.models.weights import _inside_as_named
+    from lacuna.engine.models.weights import _inside_as_named
 
     name = ("/" if absolute else "") + "/".join(parts)
     accepted = _inside_as_named(name)

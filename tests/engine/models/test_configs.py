@@ -7,11 +7,11 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from torch import nn
 
-from engine.hub import fit
-from engine.models.dream import DreamConfig, DreamNetwork
-from engine.models.families import BY_NAME
-from engine.models.llada import LLaDAConfig, LLaDANetwork
-from engine.models.llada_moe import LLaDAMoEConfig, LLaDAMoENetwork
+from lacuna.engine.hub import fit
+from lacuna.engine.models.dream import DreamConfig, DreamNetwork
+from lacuna.engine.models.families import BY_NAME
+from lacuna.engine.models.llada import LLaDAConfig, LLaDANetwork
+from lacuna.engine.models.llada_moe import LLaDAMoEConfig, LLaDAMoENetwork
 
 
 def _counts(family: str, config):

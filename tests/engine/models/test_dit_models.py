@@ -12,12 +12,12 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from safetensors.torch import load_file, save_file
 
-from engine import InfillRequest, ModelLoadError, Span, infill, load_model
-from engine.cli import main
-from engine.models.base import ModelAdapter
-from engine.models.mdlm import MDLMNetwork, subs
-from engine.models.sedd import SEDDNetwork, loglinear_sigma
-from engine.select import tweedie_reveal
+from lacuna.engine import InfillRequest, ModelLoadError, Span, infill, load_model
+from lacuna.engine.cli import main
+from lacuna.engine.models.base import ModelAdapter
+from lacuna.engine.models.mdlm import MDLMNetwork, subs
+from lacuna.engine.models.sedd import SEDDNetwork, loglinear_sigma
+from lacuna.engine.select import tweedie_reveal
 from tests.support.dit_tiny import build_tiny_mdlm, build_tiny_sedd
 
 VOCAB = 401  # 400 tokens (the last <|endoftext|>) + the mask
@@ -106,7 +106,7 @@ def test_analytic_sampler_reveals_by_the_scores(sedd, monkeypatch):
     real = sedd._sampling_logits
     monkeypatch.setattr(sedd, "_sampling_logits", lambda out, ids, pos: real(out, ids, pos) - 40.0)
     req = InfillRequest(text=TEXT, spans=(Span(34, 40),), steps=6, sampler="ancestral_analytic", seed=0)
-    from engine.sampler import stream_infill
+    from lacuna.engine.sampler import stream_infill
 
     events = list(stream_infill(sedd, req))
     assert [len(e.committed) for e in events[:-1]] == [0] * (len(events) - 1)
@@ -226,7 +226,7 @@ def test_a_tokenizer_of_the_wrong_size_is_refused(tmp_path):
 # pickles ----------------------------------------------------------------------
 
 def test_a_pickle_only_sedd_loads_after_consent_and_matches(tmp_path, monkeypatch, sedd):
-    from engine.models import pickles
+    from lacuna.engine.models import pickles
 
     monkeypatch.setenv("LACUNA_DATA_DIR", str(tmp_path / "data"))
     folder = build_tiny_sedd(tmp_path / "p", pickle=True, with_tokenizer=True, tokens=VOCAB - 1)
@@ -244,7 +244,7 @@ def test_a_pickle_only_sedd_loads_after_consent_and_matches(tmp_path, monkeypatc
 
 
 def test_a_pickle_that_is_not_plain_tensors_is_refused(tmp_path, monkeypatch):
-    from engine.models import pickles
+    from lacuna.engine.models import pickles
 
     monkeypatch.setenv("LACUNA_DATA_DIR", str(tmp_path / "data"))
     folder = tmp_path / "evil"
@@ -256,7 +256,7 @@ def test_a_pickle_that_is_not_plain_tensors_is_refused(tmp_path, monkeypatch):
 
 
 def test_a_pickle_pulled_with_consent_is_converted_on_load(tmp_path, monkeypatch):
-    from engine.hub import records
+    from lacuna.engine.hub import records
 
     monkeypatch.setenv("LACUNA_DATA_DIR", str(tmp_path / "data"))
     commit = "c" * 40

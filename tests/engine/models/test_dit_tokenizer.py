@@ -12,7 +12,7 @@ import json
 import pytest
 from tokenizers import AddedToken
 
-from engine import InfillRequest, ModelLoadError, Span, infill, load_model
+from lacuna.engine import InfillRequest, ModelLoadError, Span, infill, load_model
 from tests.support.dit_tiny import build_tiny_mdlm, build_tiny_sedd, gpt2_like_tokenizer
 
 VOCAB = 301  # 300 tokens + the mask at id 300

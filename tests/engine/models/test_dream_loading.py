@@ -11,10 +11,10 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from safetensors.torch import load_file, save_file
 
-from engine import InfillRequest, ModelLoadError, Span, infill, load_model
-from engine.models.base import ModelAdapter
-from engine.models.dream import DreamNetwork
-from engine.models.llada_moe import LLaDAMoENetwork
+from lacuna.engine import InfillRequest, ModelLoadError, Span, infill, load_model
+from lacuna.engine.models.base import ModelAdapter
+from lacuna.engine.models.dream import DreamNetwork
+from lacuna.engine.models.llada_moe import LLaDAMoENetwork
 from tests.support.tiny_dream import DREAM_CODE, MOE_CODE, build_tiny_dream, build_tiny_llada_moe
 
 TEXT = "In the beginning God created the heaven and the earth."
@@ -157,7 +157,7 @@ def test_any_span_of_the_dream_canvas_is_filled_and_the_rest_kept(dream, start, 
 
 @pytest.mark.parametrize("which", ["tiny_dream_dir", "tiny_llada_moe_dir"])
 def test_cli_infill_with_a_model_folder(which, request, capsys):
-    from engine.cli import main
+    from lacuna.engine.cli import main
 
     folder = request.getfixturevalue(which)
     code = main(["infill", "--model", str(folder), "--steps", "3", "--seed", "1", "--device", "cpu",
@@ -177,7 +177,7 @@ def test_cli_infill_with_a_model_folder(which, request, capsys):
 def test_catalog_entries_load_from_the_hf_cache(fixture, repo, entry, family, request, tmp_path, monkeypatch):
     import shutil
 
-    from engine.hub import catalog_entry
+    from lacuna.engine.hub import catalog_entry
 
     assert catalog_entry(entry)["family"] == family and catalog_entry(entry)["loadable"]
     monkeypatch.setenv("HF_HUB_CACHE", str(tmp_path / "hub"))
@@ -249,7 +249,7 @@ def test_moe_expert_bias_is_read_when_stored_and_zero_when_the_checkpoint_has_no
 @pytest.mark.parametrize("entry", ["dream-7b-base", "dream-7b-instruct", "diffucoder-7b-base",
                                    "diffucoder-7b-instruct", "llada-moe-7b-a1b-base", "llada-moe-7b-a1b-instruct"])
 def test_catalog_entries_get_a_fit_verdict_per_precision(entry):
-    from engine.hub import fit
+    from lacuna.engine.hub import fit
 
     gib = 1 << 30
     big = fit.Device("cuda", 0, "Simulated 24GB", 24 * gib, 23 * gib, True)
@@ -265,7 +265,7 @@ def test_catalog_entries_get_a_fit_verdict_per_precision(entry):
 
 @pytest.mark.parametrize("fixture", ["tiny_dream_dir", "tiny_llada_moe_dir"])
 def test_a_downloaded_folder_is_sized_from_its_own_weights(fixture, request):
-    from engine.hub import fit
+    from lacuna.engine.hub import fit
 
     folder = request.getfixturevalue(fixture)
     shape = fit.shape_for(str(folder))
@@ -287,11 +287,11 @@ def test_a_downloaded_folder_is_sized_from_its_own_weights(fixture, request):
 def test_fit_split_counts_exactly_what_loading_holds_and_quantises(family, config):
     from torch import nn
 
-    from engine.hub import fit
-    from engine.models import dream as dream_module
-    from engine.models import llada_moe as moe_module
+    from lacuna.engine.hub import fit
+    from lacuna.engine.models import dream as dream_module
+    from lacuna.engine.models import llada_moe as moe_module
 
-    from engine.models.families import BY_NAME
+    from lacuna.engine.models.families import BY_NAME
 
     if family == "dream":
         cfg = dream_module.DreamConfig.dream_7b() if config is None else dream_module.DreamConfig.from_config(config)

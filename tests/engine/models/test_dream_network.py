@@ -4,8 +4,8 @@ from __future__ import annotations
 import pytest
 import torch
 
-from engine.models.families import BY_NAME
-from engine.models.dream import DreamConfig, DreamNetwork
+from lacuna.engine.models.families import BY_NAME
+from lacuna.engine.models.dream import DreamConfig, DreamNetwork
 
 DREAM = BY_NAME["dream"]
 

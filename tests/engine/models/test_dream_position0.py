@@ -12,7 +12,7 @@ import torch
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from engine import InfillRequest, Span, canvas, infill, load_model
+from lacuna.engine import InfillRequest, Span, canvas, infill, load_model
 
 SEEDS = range(12)
 TEXT = "In the beginning God created the heaven and the earth."

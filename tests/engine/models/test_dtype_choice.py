@@ -8,8 +8,8 @@ import pathlib
 import pytest
 import torch
 
-from engine import load_model
-from engine.models import loader
+from lacuna.engine import load_model
+from lacuna.engine.models import loader
 from tests.support.dit_tiny import build_tiny_mdlm, build_tiny_sedd
 
 CPUINFO = "processor\t: 0\nmodel name\t: Test CPU\nflags\t\t: fpu sse sse2 avx avx2 fma {extra}\n\n"

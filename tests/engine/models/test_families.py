@@ -7,9 +7,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from engine.hub import catalog, fit
-from engine.models import families, loader
-from engine.models.configs import ModelConfig
+from lacuna.engine.hub import catalog, fit
+from lacuna.engine.models import families, loader
+from lacuna.engine.models.configs import ModelConfig
 
 # Configs on which the three detectors of before the registry disagreed:
 # the catalog looked for "num_experts", the loader for any of the experts' keys,
@@ -39,7 +39,7 @@ SEDD = {"tokens": 50257, "model": {"hidden_size": 64, "n_heads": 4, "n_blocks": 
 def test_configs_the_old_detectors_disagreed_on_get_one_family_everywhere(config, family):
     assert families.detect(config).name == family
     assert catalog.family_from_config(config) == family
-    assert loader.native_family(config).__name__ == f"engine.models.{family}"
+    assert loader.native_family(config).__name__ == f"lacuna.engine.models.{family}"
     split = fit.family_split(config)
     assert split is None or split[0] == family
     # with the one key the fit check lacked, it counts the same family exactly
@@ -100,14 +100,14 @@ def test_every_reader_of_a_config_names_the_registry_family(config):
     if native is None:
         assert module is None and name not in families.BY_NAME
     else:
-        assert name == native.name and module.__name__ == f"engine.models.{native.module}"
+        assert name == native.name and module.__name__ == f"lacuna.engine.models.{native.module}"
     split = fit.family_split(config)
     assert split is None or split[0] == name
 
 
 def test_the_app_reads_the_registry(tmp_path):
     pytest.importorskip("PySide6")
-    from app.workers.model import refusal_reason
+    from lacuna.app.workers.model import refusal_reason
 
     folder = tmp_path / "moe"
     folder.mkdir()

@@ -1,4 +1,4 @@
-"""engine.models.tokenizer.FastTokenizer (native families tokenise without
+"""lacuna.engine.models.tokenizer.FastTokenizer (native families tokenise without
 importing transformers) against transformers' PreTrainedTokenizerFast built
 from the same tokenizer.json and specials, as the loaders built it before."""
 from __future__ import annotations
@@ -9,8 +9,8 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from engine.models import vocab
-from engine.models.native import _read_tokenizer_json, load_tokenizer
+from lacuna.engine.models import vocab
+from lacuna.engine.models.native import _read_tokenizer_json, load_tokenizer
 
 NAMES = ("bos_token", "eos_token", "unk_token", "sep_token", "pad_token", "cls_token", "mask_token")
 

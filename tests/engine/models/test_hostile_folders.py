@@ -13,8 +13,8 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from engine import ModelLoadError, load_model
-from engine.models import claims
+from lacuna.engine import ModelLoadError, load_model
+from lacuna.engine.models import claims
 
 EXCEPTION_NAME = re.compile(r"\b[A-Z]\w*(Error|Exception)\b|Traceback")
 
@@ -51,7 +51,7 @@ def nothing_built(monkeypatch):
     """Fail the test if a network is built: every refusal here comes first."""
     import transformers
 
-    from engine.models import native
+    from lacuna.engine.models import native
 
     def refuse(*args, **kwargs):
         raise AssertionError("a network was built for a folder that should have been refused")
@@ -114,7 +114,7 @@ def test_a_shape_the_weights_contradict_is_refused_not_reinitialised(bert_dir, t
 
 
 def test_the_transformers_path_has_a_fit_check(bert_dir, monkeypatch):
-    from engine.hub import fit
+    from lacuna.engine.hub import fit
 
     monkeypatch.setattr(fit, "cpu_memory", lambda: (1 << 20, 1 << 20))
     with pytest.raises(ModelLoadError, match=r"needs about .* GiB in fp32 on cpu, which has 0\.0 GiB"):

@@ -16,8 +16,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from engine import ModelLoadError, load_model
-from engine.models.weights import checkpoint_files, read_header
+from lacuna.engine import ModelLoadError, load_model
+from lacuna.engine.models.weights import checkpoint_files, read_header
 
 
 def _write(path, header: dict, data: bytes) -> None:

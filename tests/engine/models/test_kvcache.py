@@ -10,8 +10,8 @@ import torch
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from engine import InfillRequest, InputError, Span, infill, stream_infill
-from engine.sampler import infill_candidates, resolve_threshold, stream_candidates
+from lacuna.engine import InfillRequest, InputError, Span, infill, stream_infill
+from lacuna.engine.sampler import infill_candidates, resolve_threshold, stream_candidates
 from tests.support.fake import FakeModel
 from tests.support.tiny_native import native_adapter
 
@@ -50,7 +50,7 @@ def test_prefill_equals_the_plain_forward_and_keeps_every_layer(native):
 def test_the_cache_is_handed_to_each_layer_not_taken_from_the_thread(native):
     # A plain pass between a refresh and its cached step neither reads nor writes the cache
     # (it used to reach the layers through a context variable and the order of attention calls).
-    from engine.models.kvcache import CacheStep, DualCache
+    from lacuna.engine.models.kvcache import CacheStep, DualCache
 
     ids = _canvas(native)
     positions = torch.tensor([3, 4])

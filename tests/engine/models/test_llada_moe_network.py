@@ -7,8 +7,8 @@ import torch.nn.functional as F
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from engine.models.families import BY_NAME
-from engine.models.llada_moe import LLaDAMoEConfig, LLaDAMoENetwork, SparseMoE
+from lacuna.engine.models.families import BY_NAME
+from lacuna.engine.models.llada_moe import LLaDAMoEConfig, LLaDAMoENetwork, SparseMoE
 
 LLADA_MOE = BY_NAME["llada_moe"]
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from engine.models.llada import LLaDAConfig, LLaDANetwork
+from lacuna.engine.models.llada import LLaDAConfig, LLaDANetwork
 
 SMALL = dict(d_model=32, n_layers=2, n_heads=4, n_kv_heads=2, mlp_hidden_size=48, vocab_size=60,
              embedding_size=64, max_sequence_length=128, mask_token_id=59, eos_token_id=1, pad_token_id=1)

@@ -1,11 +1,11 @@
-"""engine.load_model draws no progress bar on stderr and reports its progress instead."""
+"""lacuna.engine.load_model draws no progress bar on stderr and reports its progress instead."""
 from __future__ import annotations
 
 import logging
 import threading
 
-from engine import load_model
-from engine.models.load_progress import quiet_load
+from lacuna.engine import load_model
+from lacuna.engine.models.load_progress import quiet_load
 
 
 def test_load_draws_no_progress_bar_and_reports_weights(tiny_model_dir, capfd):

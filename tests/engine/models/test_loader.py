@@ -4,9 +4,9 @@ import shutil
 import pytest
 import torch
 
-from engine import ModelLoadError, load_model
-from engine.models.base import ModelAdapter
-from engine.models.loader import pick_device, pick_dtype
+from lacuna.engine import ModelLoadError, load_model
+from lacuna.engine.models.base import ModelAdapter
+from lacuna.engine.models.loader import pick_device, pick_dtype
 
 
 def test_adapter_follows_the_protocol(tiny_model):

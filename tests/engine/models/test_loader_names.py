@@ -7,8 +7,8 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from engine.errors import ModelLoadError
-from engine.models.loader import resolve_path
+from lacuna.engine.errors import ModelLoadError
+from lacuna.engine.models.loader import resolve_path
 
 
 @pytest.fixture(autouse=True)

@@ -6,9 +6,9 @@ import dataclasses
 import pytest
 import torch
 
-from engine.models import vocab
-from engine.models.base import DEFAULT_THRESHOLD, ModelAdapter
-from engine.models.families import BY_NAME
+from lacuna.engine.models import vocab
+from lacuna.engine.models.base import DEFAULT_THRESHOLD, ModelAdapter
+from lacuna.engine.models.families import BY_NAME
 from tests.support.fake import FakeModel
 from tests.support.tiny_native import native_adapter
 
@@ -49,7 +49,7 @@ def test_a_native_adapter_takes_its_capabilities_from_its_record(tiny_model, fam
 
 
 def test_vocabulary_facts_are_held_by_the_adapter_not_written_into_the_tokenizer(tiny_roberta_dir):
-    from engine import InfillRequest, Span, infill, load_model
+    from lacuna.engine import InfillRequest, Span, infill, load_model
 
     model = load_model(str(tiny_roberta_dir), device="cpu", dtype="float32")
     before = set(vars(model.tokenizer))

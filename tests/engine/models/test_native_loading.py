@@ -16,10 +16,10 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from safetensors.torch import load_file, save_file
 
-from engine import ModelLoadError, load_model
-from engine.models.base import ModelAdapter
-from engine.models.llada import LLaDANetwork
-from engine.models.native import NativeAdapter
+from lacuna.engine import ModelLoadError, load_model
+from lacuna.engine.models.base import ModelAdapter
+from lacuna.engine.models.llada import LLaDANetwork
+from lacuna.engine.models.native import NativeAdapter
 from tests.support.tiny_llada import build_tiny_llada
 
 ROOT = Path(__file__).resolve().parents[3]
@@ -219,7 +219,7 @@ def test_loads_by_repo_id_from_the_hf_cache(tiny_llada_dir, tmp_path, monkeypatc
 
 
 def _load_memory(folder: Path, *args: str) -> dict:
-    out = subprocess.run([sys.executable, "-m", "engine.bench_native", "load", str(folder), *args],
+    out = subprocess.run([sys.executable, "-m", "lacuna.engine.bench.native", "load", str(folder), *args],
                          capture_output=True, text=True, cwd=ROOT, timeout=300)
     assert out.returncode == 0, out.stderr[-2000:]
     return json.loads(out.stdout.strip().splitlines()[-1])
@@ -258,8 +258,8 @@ def test_quantised_load_peaks_under_1_3x_the_quantised_weights(quant, tmp_path):
 
 
 def test_a_model_that_cannot_fit_is_refused_before_loading(tiny_llada_dir, tmp_path, monkeypatch):
-    from engine.hub import fit
-    from engine.models.llada import LLaDAConfig
+    from lacuna.engine.hub import fit
+    from lacuna.engine.models.llada import LLaDAConfig
 
     folder = tmp_path / "eight-b"
     folder.mkdir()
@@ -279,7 +279,7 @@ def test_skipping_initialisation_is_confined_to_the_building_thread():
     import torch
     from torch import nn
 
-    from engine.models.native import _no_init
+    from lacuna.engine.models.native import _no_init
 
     torch.manual_seed(0)
     expected = nn.Linear(8, 8).weight.detach().clone()

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from engine.models import quantize
+from lacuna.engine.models import quantize
 
 ROOT = Path(__file__).resolve().parents[3]
 
@@ -115,7 +115,7 @@ def test_importing_bitsandbytes_cannot_reach_a_hub(fake_packages, kernels_import
 # fill of the issue (nf4 and int8 on a CPU) must make no request at all.
 SCRIPT = textwrap.dedent('''
     import json, sys
-    from engine import InfillRequest, Span, infill, load_model
+    from lacuna.engine import InfillRequest, Span, infill, load_model
     out = {}
     for quant in ("nf4", "int8"):
         model = load_model(sys.argv[1], device="cpu", quantization=quant)

@@ -12,7 +12,7 @@ import shutil
 import pytest
 import torch
 
-from engine import ModelLoadError, load_model
+from lacuna.engine import ModelLoadError, load_model
 
 
 class Payload:

@@ -7,8 +7,8 @@ import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from engine.models import quantize
-from engine.models.weights import Rows
+from lacuna.engine.models import quantize
+from lacuna.engine.models.weights import Rows
 
 bnb = pytest.importorskip("bitsandbytes")
 CPU = torch.device("cpu")
@@ -89,8 +89,8 @@ def test_a_load_read_in_many_small_chunks_holds_exactly_the_stored_weights(dtype
     with chunks far smaller than any tensor, changes no value."""
     from safetensors.torch import load_file
 
-    from engine import load_model
-    from engine.models import weights
+    from lacuna.engine import load_model
+    from lacuna.engine.models import weights
 
     monkeypatch.setattr(weights, "CHUNK_BYTES", 16)  # every tensor of 64+ rows is read in several chunks
     model = load_model(str(tiny_dream_dir), device="cpu", dtype=dtype)
@@ -102,8 +102,8 @@ def test_a_load_read_in_many_small_chunks_holds_exactly_the_stored_weights(dtype
 
 
 def test_nf4_load_in_small_chunks_equals_bitsandbytes_on_whole_matrices(tiny_dream_dir, monkeypatch):
-    from engine import load_model
-    from engine.models import weights
+    from lacuna.engine import load_model
+    from lacuna.engine.models import weights
 
     monkeypatch.setattr(weights, "CHUNK_BYTES", 16)
     monkeypatch.setattr(quantize, "CHUNK_PARAMETERS", 64)
@@ -125,7 +125,7 @@ def test_a_bias_stored_after_its_weight_reaches_the_quantised_layer(kind, tiny_d
 
     from safetensors.torch import load_file, save_file
 
-    from engine import load_model
+    from lacuna.engine import load_model
 
     folder = tmp_path / "sharded"
     shutil.copytree(tiny_dream_dir, folder)

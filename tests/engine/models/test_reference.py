@@ -18,11 +18,11 @@ import pytest
 import torch
 from safetensors import safe_open
 
-from engine.models.dream import DreamConfig, DreamNetwork
-from engine.models.llada import LLaDAConfig, LLaDANetwork
-from engine.models.llada_moe import LLaDAMoEConfig, LLaDAMoENetwork
-from engine.models.mdlm import MDLMNetwork, subs
-from engine.models.sedd import SEDDNetwork
+from lacuna.engine.models.dream import DreamConfig, DreamNetwork
+from lacuna.engine.models.llada import LLaDAConfig, LLaDANetwork
+from lacuna.engine.models.llada_moe import LLaDAMoEConfig, LLaDAMoENetwork
+from lacuna.engine.models.mdlm import MDLMNetwork, subs
+from lacuna.engine.models.sedd import SEDDNetwork
 from tests.reference.recipe import seeded_network
 from tests.support.dit_tiny import dit_state, mdlm_shape, sedd_shape
 

@@ -3,9 +3,9 @@ import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from engine import InfillRequest, ModelLoadError, Span, infill
-from engine.canvas import build
-from engine.models import vocab
+from lacuna.engine import InfillRequest, ModelLoadError, Span, infill
+from lacuna.engine.canvas import build
+from lacuna.engine.models import vocab
 
 SPECIAL_STRINGS = ["[MASK]", "[SEP]", "[CLS]", "[PAD]", "[UNK]", "<mask>", "</s>", "<s>", "<pad>",
                    "<|endoftext|>", "<|padding|>", "<|im_start|>", "[unused3]", "<unk>"]

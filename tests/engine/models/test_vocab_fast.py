@@ -1,4 +1,4 @@
-"""engine.models.vocab's load-time work made fast without changing its results:
+"""lacuna.engine.models.vocab's load-time work made fast without changing its results:
 the VocabProfile against the per-token reference it replaced, and the two
 encoders (sharing the tokenizer's model) against the JSON round trip, on the
 real GPT-2, Dream (Qwen2) and LLaDA-sized vocabularies and the tiny test ones."""
@@ -13,7 +13,7 @@ import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from engine.models import vocab
+from lacuna.engine.models import vocab
 from tests.support import real_checkpoints as rc
 
 
@@ -57,15 +57,15 @@ def _reference_profile(tokenizer, n_rows):
 
 
 def _gpt2(tmp_path):
-    from engine.models.dit_adapter import load_gpt2_tokenizer
+    from lacuna.engine.models.dit_adapter import load_gpt2_tokenizer
 
     (tmp_path / "tokenizer.json").write_bytes(rc.gpt2_tokenizer_json())
     return load_gpt2_tokenizer("gpt2", tmp_path, "openai-community/gpt2")
 
 
 def _dream(tmp_path):
-    from engine.models.dream import qwen2_backend
-    from engine.models.native import load_tokenizer
+    from lacuna.engine.models.dream import qwen2_backend
+    from lacuna.engine.models.native import load_tokenizer
 
     folder = "dream-v0-instruct-7b"
     for name in ("vocab.json", "merges.txt", "tokenizer_config.json", "special_tokens_map.json", "added_tokens.json"):
@@ -75,7 +75,7 @@ def _dream(tmp_path):
 
 
 def _llada(tmp_path):
-    from engine.models.native import load_tokenizer
+    from lacuna.engine.models.native import load_tokenizer
 
     folder = "llada-8b-instruct"
     decoder = rc.real_json(f"{folder}/tokenizer_config.json")["added_tokens_decoder"]
@@ -99,7 +99,7 @@ def _tokenizer(request, real_tokenizers, name):
     if name in real_tokenizers:
         return real_tokenizers[name]
     if name == "tiny_roberta":
-        from engine import load_model
+        from lacuna.engine import load_model
 
         return load_model(str(request.getfixturevalue("tiny_roberta_dir")), device="cpu", dtype="float32").tokenizer
     return request.getfixturevalue(name).tokenizer

@@ -15,7 +15,7 @@ from time import perf_counter, process_time
 
 import torch
 
-from .bench import bench_text, machine
+from .overhead import bench_text, machine
 
 SPEED_CONFIGS = (
     ("a", "plain loop", "low_confidence", "none"),
@@ -32,9 +32,9 @@ def random_llada(layers: int = 4, d_model: int = 512, heads: int = 8, mlp: int =
     the NativeAdapter: what the cache does to a compute-bound forward pass,
     independent of any trained weights. float32. ``tokenizer_from``: a
     native model (catalog id or folder) whose tokenizer.json to use."""
-    from .models.llada import LLaDAConfig, LLaDANetwork
-    from .models.loader import resolve_path
-    from .models.native import NativeAdapter, load_tokenizer
+    from ..models.llada import LLaDAConfig, LLaDANetwork
+    from ..models.loader import resolve_path
+    from ..models.native import NativeAdapter, load_tokenizer
 
     path = resolve_path(tokenizer_from)
     config = json.loads((path / "config.json").read_text(encoding="utf-8"))
@@ -54,7 +54,7 @@ def random_llada(layers: int = 4, d_model: int = 512, heads: int = 8, mlp: int =
 
 
 def _request(text, spans, steps, sampler, cache, threshold=None, seed=0, temperature=0.0, block_length=None):
-    from .types import InfillRequest
+    from ..types import InfillRequest
 
     return InfillRequest(text=text, spans=spans, steps=steps, sampler=sampler, cache=cache, threshold=threshold,
                          seed=seed, temperature=temperature, block_length=block_length)
@@ -66,8 +66,8 @@ def speed(model, context: int = 2000, span: int = 32, steps: int = 32, repeats: 
     tokens with a ``span``-token hole in the middle. Runs alternate between
     configs (a slow moment of a shared machine does not hit one side only);
     medians of ``repeats``."""
-    from .canvas import build
-    from .sampler import infill, resolve_threshold
+    from ..canvas import build
+    from ..sampler import infill, resolve_threshold
 
     text, spans = bench_text(model, context, span)
     modes = ("none", *model.cache_modes)
@@ -109,12 +109,12 @@ def speed(model, context: int = 2000, span: int = 32, steps: int = 32, repeats: 
 
 def restore_accuracy(model, heldout=None, examples: int = 100, seed: int = 0, threshold: float | None = None,
                      configs=SPEED_CONFIGS, block_length: int | None = None) -> list[dict]:
-    """Restore accuracy on held-out text (engine.training.evaluate's examples)
+    """Restore accuracy on held-out text (engine.bench.restore's examples)
     for each config: single-word exact match and 2-8-word token accuracy,
     greedy, steps = the span's tokens (one block unless ``block_length``)."""
-    from .sampler import stream_infill
-    from .training import evaluate
-    from .types import Span
+    from ..sampler import stream_infill
+    from . import restore as evaluate
+    from ..types import Span
 
     texts = evaluate.load_texts(heldout)
     words = evaluate.word_examples(texts, examples, seed)
@@ -168,10 +168,10 @@ def views(model, view_sizes=(64, 128, 256, 512), heldout=None, examples: int = 1
     text (``heldout``, else the corpus split when it has been built; it is
     never downloaded here) and a trained model (not for random networks).
     Returns {"rows": [...], "skipped": [{"view", "why"}]}."""
-    from .errors import ContextTooLong
-    from .sampler import infill
-    from .training import evaluate
-    from .types import Span
+    from ..errors import ContextTooLong
+    from ..sampler import infill
+    from . import restore as evaluate
+    from ..types import Span
 
     text, spans = bench_text(model, context, span)
     rows, skipped = [], []
@@ -212,7 +212,7 @@ def candidates(model, context: int = 2000, span: int = 32, steps: int = 32, coun
                repeats: int = 1, cache: str | None = None) -> list[dict]:
     """Seconds per candidate: N candidates in one batch (stream_candidates)
     against N separate runs, temperature 1, the model's default cache."""
-    from .sampler import infill, infill_candidates
+    from ..sampler import infill, infill_candidates
 
     text, spans = bench_text(model, context, span)
     req = _request(text, spans, steps, "low_confidence", cache, temperature=1.0)
@@ -241,13 +241,13 @@ def candidates(model, context: int = 2000, span: int = 32, steps: int = 32, coun
 def cold_start(model: str = "starter", repeats: int = 3,
                text: str = "In the beginning God created the [[1]] and the [[2]].") -> dict:
     """Wall and CPU seconds (user + system, of the child process) from starting
-    ``python -m engine.cli infill`` to its exit (imports, model load, fill),
+    ``python -m lacuna.engine.cli infill`` to its exit (imports, model load, fill),
     medians of ``repeats`` fresh processes."""
     import os
     import resource
     import subprocess
 
-    cmd = [sys.executable, "-m", "engine.cli", "infill", "--model", model, "--json", text]
+    cmd = [sys.executable, "-m", "lacuna.engine.cli", "infill", "--model", model, "--json", text]
     walls, cpus, fills = [], [], []
     for _ in range(repeats):
         before = resource.getrusage(resource.RUSAGE_CHILDREN)
@@ -265,7 +265,7 @@ def cold_start(model: str = "starter", repeats: int = 3,
 
 
 def main(args) -> int:
-    from . import load_model
+    from .. import load_model
 
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -281,8 +281,8 @@ def main(args) -> int:
         models.append(load_model(args.model, device=args.device, dtype=args.dtype))
     for model in models:
         if args.cache is not None:  # refused before minutes of measuring, not after
-            from .sampler import resolve_cache
-            from .types import Span
+            from ..sampler import resolve_cache
+            from ..types import Span
 
             resolve_cache(model, _request("x", [Span(0, 1)], 1, "low_confidence", args.cache))
         entry = {"speed": speed(model, args.context, args.span, args.steps, args.repeats, args.threshold,
@@ -367,11 +367,11 @@ def random_dit(family: str, tokenizer_folder: str | None = None, layers: int | N
     Raises InputError when no GPT-2 tokenizer is found."""
     from pathlib import Path
 
-    from .errors import InputError, ModelLoadError
-    from .models.dit import DiTShape
-    from .models.dit_adapter import GPT2_TOKENIZER_REPO, load_gpt2_tokenizer
-    from .models.mdlm import MDLMAdapter, MDLMNetwork
-    from .models.sedd import SEDDAdapter, SEDDNetwork
+    from ..errors import InputError, ModelLoadError
+    from ..models.dit import DiTShape
+    from ..models.dit_adapter import GPT2_TOKENIZER_REPO, load_gpt2_tokenizer
+    from ..models.mdlm import MDLMAdapter, MDLMNetwork
+    from ..models.sedd import SEDDAdapter, SEDDNetwork
 
     if family not in DIT_SHAPES:
         raise InputError(f"--family takes one of {', '.join(DIT_SHAPES)}, not {family!r}")
@@ -405,7 +405,7 @@ def hole_request(model, document: int, hole: int, steps: int, at: float = 0.5, i
     """A ``document``-token text with ``hole`` tokens masked where a fraction
     ``at`` of it lies: ``hole`` of its own tokens (a hole), or ``hole`` new ones
     (an insertion)."""
-    from .types import Span
+    from ..types import Span
 
     tok = model.tokenizer
     text, _ = bench_text(model, document + hole, 1)
@@ -419,7 +419,7 @@ def hole_request(model, document: int, hole: int, steps: int, at: float = 0.5, i
 
 
 def _fill_ids(model, request) -> tuple[list[int], object]:
-    from .sampler import stream_infill
+    from ..sampler import stream_infill
 
     ids, result = {}, None
     for ev in stream_infill(model, request):
@@ -459,7 +459,7 @@ def cache_drift(model, document: int = 1000, hole: int = 32,
     with a plain pass over the same canvas. Per k: the sigma the refresh and the step were
     conditioned on, how many slots keep the plain pass's argmax, and the largest absolute
     difference of a finite log-probability (nats). At k = 0 the two agree to rounding."""
-    from .canvas import build
+    from ..canvas import build
 
     ids = build(model, hole_request(model, document, hole, 1)).ids.unsqueeze(0).to(model.device)
     block = (ids[0] == model.mask_id).nonzero().squeeze(1)
@@ -493,7 +493,7 @@ def dit_figures(model, document: int = 1000, hole: int = 32, insertion: int = 12
     one and the load average (1 min) when each was measured."""
     import os
 
-    from .canvas import build
+    from ..canvas import build
 
     rows = []
     for n in threads:
@@ -520,12 +520,12 @@ def dit_figures(model, document: int = 1000, hole: int = 32, insertion: int = 12
 
 
 def dit_main(argv: list[str] | None = None) -> int:
-    """``python -m engine.bench_speed dit``: MDLM and SEDD in their real layouts
+    """``python -m lacuna.engine.bench.speed dit``: MDLM and SEDD in their real layouts
     with random weights on this CPU (see dit_figures and cache_agreement)."""
     import argparse
 
-    from .bench import machine
-    from .errors import LacunaError
+    from .overhead import machine
+    from ..errors import LacunaError
 
     def positive(text: str) -> int:
         if not text.strip().isdigit() or int(text) < 1:
@@ -535,7 +535,7 @@ def dit_main(argv: list[str] | None = None) -> int:
     def counts(text: str) -> tuple[int, ...]:
         return tuple(positive(t) for t in text.split(","))
 
-    p = argparse.ArgumentParser(prog="python -m engine.bench_speed dit", description=dit_main.__doc__)
+    p = argparse.ArgumentParser(prog="python -m lacuna.engine.bench.speed dit", description=dit_main.__doc__)
     p.add_argument("--family", action="append", choices=tuple(DIT_SHAPES), help="mdlm, sedd (default both)")
     p.add_argument("--tokenizer", default=None, help="a folder with GPT-2's tokenizer.json (default: the HF cache)")
     p.add_argument("--dtype", action="append", choices=("float32", "bfloat16"), help="default: both")
@@ -617,6 +617,6 @@ def _print_dit(entry: dict) -> None:
 
 if __name__ == "__main__":
     if sys.argv[1:2] != ["dit"]:
-        sys.exit("usage: python -m engine.bench_speed dit [--family mdlm|sedd] ...; the other modes are "
+        sys.exit("usage: python -m lacuna.engine.bench.speed dit [--family mdlm|sedd] ...; the other modes are "
                  "`lacuna-cli bench speed`")
     sys.exit(dit_main(sys.argv[2:]))

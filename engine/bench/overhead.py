@@ -3,7 +3,7 @@
 Engine overhead: the wall time of an infill at S steps against the wall time
 of the same S forward passes run bare, with exactly the shapes the infill
 used. The difference is everything the engine adds: canvas, selection,
-sampling, events, decoding. Usage: ``lacuna-cli bench`` or ``python -m engine.bench``.
+sampling, events, decoding. Usage: ``lacuna-cli bench`` or ``python -m lacuna.engine.bench.overhead``.
 """
 from __future__ import annotations
 
@@ -16,7 +16,7 @@ from time import perf_counter, process_time
 
 import torch
 
-from .errors import InputError
+from ..errors import InputError
 
 _PARAGRAPH = (
     "It was the best of times, it was the worst of times, it was the age of wisdom, it was the age of "
@@ -50,7 +50,7 @@ class _Recorder:
 
 def bench_text(model, context: int, span: int):
     """A text of about ``context`` tokens with an insertion of ``span`` tokens in the middle."""
-    from .types import Span
+    from ..types import Span
 
     tok = model.tokenizer
     ids = tok.encode(_PARAGRAPH * (1 + 2 * context // max(1, len(tok.encode(_PARAGRAPH)))), add_special_tokens=False)
@@ -78,8 +78,8 @@ def overhead(model, context: int = 256, span: int = 32, steps: int = 16, repeats
     """
     import os
 
-    from .sampler import infill
-    from .types import InfillRequest
+    from ..sampler import infill
+    from ..types import InfillRequest
 
     text, spans = bench_text(model, context, span)
     # no context cache: its passes run a block against cached keys, which the
@@ -94,8 +94,8 @@ def overhead(model, context: int = 256, span: int = 32, steps: int = 16, repeats
         for ids, positions in calls:
             model.logits(ids, positions)
 
-    from .models.dit_adapter import DiTAdapter
-    from .models.masked_lm import MaskedLMAdapter
+    from ..models.dit_adapter import DiTAdapter
+    from ..models.masked_lm import MaskedLMAdapter
 
     def full_vocab() -> None:
         with torch.inference_mode():
@@ -163,7 +163,7 @@ def machine() -> str:
 
 
 def _scale(args) -> int:
-    from .bench_native import format_scale, scale
+    from .native import format_scale, scale
 
     try:
         precisions = tuple(p.strip() for p in args.precisions.split(",") if p.strip())
@@ -183,14 +183,14 @@ def _scale(args) -> int:
 
 
 def main(args) -> int:
-    from . import load_model
+    from .. import load_model
 
     if getattr(args, "scale", None):
         return _scale(args)
     model = load_model(args.model, device=args.device, dtype=args.dtype)
     report = {"machine": machine(), "overhead": overhead(model, args.context, args.span, args.steps, args.repeats)}
     if args.quality:
-        from .training import evaluate
+        from . import restore as evaluate
 
         report["quality"] = evaluate.sampler_table(model, heldout=args.heldout, examples=args.examples)
     if args.json:
@@ -211,13 +211,13 @@ def main(args) -> int:
     print(f"  full-vocab forwards    {o['full_vocab_forwards_s'] * 1000:8.1f} ms "
           f"(the reference loop's cost; infill is {o['vs_reference_forwards_pct']:+.1f}% against it)")
     if "quality" in report:
-        from .training import evaluate
+        from . import restore as evaluate
 
         print(evaluate.format_table(report["quality"]))
     return 0
 
 
 if __name__ == "__main__":
-    from .cli import main as cli_main
+    from ..cli import main as cli_main
 
     sys.exit(cli_main(["bench", *sys.argv[1:]]))

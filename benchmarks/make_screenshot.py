@@ -56,12 +56,12 @@ def main() -> int:
 
     app = QApplication.instance() or QApplication(sys.argv)
     QSettings.setPath(QSettings.Format.IniFormat, QSettings.Scope.UserScope, tempfile.mkdtemp())
-    from app.main import _style_sheet, build_window
+    from lacuna.app.main import _style_sheet, build_window
 
     qss = _style_sheet()
     if qss:
         app.setStyleSheet(qss)
-    from engine import load_model, stream_infill
+    from lacuna.engine import load_model, stream_infill
 
     spec = args.model
     if spec is None:

@@ -1,6 +1,6 @@
 """Benchmark: what the window does with a large document after it is open (issue 20, leftovers).
 
-    QT_QPA_PLATFORM=offscreen python -m tests.app.bench_window_large SCENARIO [--mb N] [--old-map]
+    QT_QPA_PLATFORM=offscreen python -m benchmarks.bench_window_large SCENARIO [--mb N] [--old-map]
 
 SCENARIO (one per process):
   keys        type 20 keys in the middle of --mb MB (default 50) of lines that each hold astral
@@ -26,7 +26,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from tests.app.bench_large_inputs import _app, _settle, _window
+from benchmarks.bench_large_inputs import _app, _settle, _window
 
 LINE = "the quick brown fox \U0001f642 jumps over a lazy dog \U00020000 while seven wizards judge"
 
@@ -75,7 +75,7 @@ def _open(app, w, mb: float) -> tuple[str, Path]:
 def scenario_keys(app, w, args) -> None:
     from PySide6.QtTest import QTest
 
-    from app import positions
+    from lacuna.app import positions
 
     if args.old_map:
         positions.DocumentPositions._changed = lambda self, *_: setattr(self, "_map", None)

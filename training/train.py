@@ -222,7 +222,7 @@ def start_workers(argv: list[str], workers: int) -> tuple[list, int]:
         sock.bind(("127.0.0.1", 0))
         port = sock.getsockname()[1]
     env = {**os.environ, "MASTER_ADDR": "127.0.0.1", "MASTER_PORT": str(port), "WORLD_SIZE": str(workers)}
-    children = [subprocess.Popen([sys.executable, "-m", "engine.training.train", *argv],
+    children = [subprocess.Popen([sys.executable, "-m", "training.train", *argv],
                                  env={**env, "RANK": str(r)}, start_new_session=True,
                                  stdout=subprocess.DEVNULL)
                 for r in range(1, workers)]

@@ -7,7 +7,7 @@ the official tensor names such as ``model.transformer.blocks.0.q_proj.weight``),
 ``training_meta.json`` (shape, step, seconds, tokens seen, losses); it loads
 with ``engine.load_model(folder)`` through the LLaDA family.
 
-``python -m engine.training.export --ckpt RUN/ckpt.pt --tokenizer TOKDIR --out DIR``
+``python -m training.export --ckpt RUN/ckpt.pt --tokenizer TOKDIR --out DIR``
 """
 
 from __future__ import annotations
@@ -28,7 +28,7 @@ def export(ckpt_path: str | Path, tokenizer_dir: str | Path, out_dir: str | Path
     """Write the model folder; returns the training metadata written to training_meta.json."""
     from safetensors.torch import save_file
 
-    from engine.models.llada import LLaDAConfig
+    from lacuna.engine.models.llada import LLaDAConfig
 
     from . import tokenizer as tk
     from .train import load_checkpoint

@@ -1,6 +1,6 @@
 """Auto length against a fixed-length mask, on the starter's held-out split (issue 23).
 
-For each held-out example (engine.training.evaluate: single words and spans of
+For each held-out example (engine.bench.restore: single words and spans of
 2-8 words, the model card's seeds), greedy ``low_confidence`` with steps = the
 covered text's token count:
 
@@ -17,7 +17,7 @@ the same process, interleaved, with the load average: the machine may be
 shared), and, with ``--eos``, LLaDA-style EOS padding
 (``engine.length.infill_eos_padded``) on the single words.
 
-``python -m engine.length_bench [MODEL] [--words N] [--spans N] [--eos N] [--threads T] [--json OUT]``
+``python -m lacuna.engine.bench.length [MODEL] [--words N] [--spans N] [--eos N] [--threads T] [--json OUT]``
 """
 from __future__ import annotations
 
@@ -46,8 +46,8 @@ def _restored(text: str, target: str, word: bool) -> bool:
 
 def measure(model, examples, word: bool, samples: int, window: int | None) -> dict:
     """Fixed against auto on ``examples``; every ranking's figures from one set of runs."""
-    from engine import InfillRequest, Span, infill
-    from engine.length import infill_auto
+    from lacuna.engine import InfillRequest, Span, infill
+    from lacuna.engine.length import infill_auto
 
     n = 0
     fixed_hits = 0
@@ -116,15 +116,15 @@ def measure(model, examples, word: bool, samples: int, window: int | None) -> di
 
 
 def _own_count(model, ex) -> int:
-    from engine import token_count
+    from lacuna.engine import token_count
 
     return int(token_count(model, ex.text, ex.start, ex.end))
 
 
 def measure_eos(model, examples, word: bool) -> dict:
     """EOS padding with a budget of the largest proposed length: restores, and where the model put EOS."""
-    from engine import InfillRequest, Span
-    from engine.length import infill_eos_padded, lengths_for
+    from lacuna.engine import InfillRequest, Span
+    from lacuna.engine.length import infill_eos_padded, lengths_for
 
     n = hits = same = with_eos = inner = empty = 0
     for ex in examples:
@@ -159,9 +159,9 @@ def main(argv: list[str] | None = None) -> int:
 
     import torch
 
-    import engine
-    from engine.length import DEFAULT_SAMPLES, DEFAULT_WINDOW
-    from engine.training.evaluate import load_texts, span_examples, word_examples
+    from lacuna import engine
+    from lacuna.engine.length import DEFAULT_SAMPLES, DEFAULT_WINDOW
+    from lacuna.engine.bench.restore import load_texts, span_examples, word_examples
 
     samples = DEFAULT_SAMPLES if args.samples is None else args.samples
     window = DEFAULT_WINDOW if args.window is None else (args.window or None)

@@ -1,7 +1,7 @@
 """Compare training objectives: short runs, one per masking mixture, scored on
 held-out single-word restore with the bare network.
 
-    python -m engine.training.pilot --work WORK --corpus CORPUS --mixtures absorb,mixed --minutes 6
+    python -m training.pilot --work WORK --corpus CORPUS --mixtures absorb,mixed --minutes 6
 
 Each mixture of :data:`.masking.MIXTURES` trains in its own process (same
 shape, data order and seed; only the masks differ) for the same time budget
@@ -21,9 +21,9 @@ from pathlib import Path
 
 def score(run_dir: Path, tokenizer_dir: Path, heldout: Path, examples: int, context: int, seed: int) -> dict:
     """Single-word restore rate of the checkpoint in ``run_dir`` on ``examples`` held-out words."""
-    from engine.models.llada import LLaDAConfig, LLaDANetwork
+    from lacuna.engine.models.llada import LLaDAConfig, LLaDANetwork
 
-    from . import evaluate
+    from lacuna.engine.bench import restore as evaluate
     from . import tokenizer as tk
     from .train import load_checkpoint
 
@@ -58,7 +58,7 @@ def main(argv: list[str] | None = None) -> int:
     if not args.score_only:
         procs = []
         for m in mixtures:
-            cmd = [sys.executable, "-m", "engine.training.train", "--run-dir", str(args.work / f"pilot-{m}"),
+            cmd = [sys.executable, "-m", "training.train", "--run-dir", str(args.work / f"pilot-{m}"),
                    "--tokenizer", str(args.work / "tokenizer"), "--train-ids", str(args.work / "train_ids.npy"),
                    "--heldout-ids", str(args.work / "heldout_ids.npy"), "--shape", args.shape,
                    "--context", str(args.context), "--batch", str(args.batch), "--lr", str(args.lr),

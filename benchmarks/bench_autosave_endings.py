@@ -1,6 +1,6 @@
 """Benchmark: the GUI thread's work in an autosave of a mixed-ending document (issue 20).
 
-    QT_QPA_PLATFORM=offscreen python -m tests.app.bench_autosave_endings [--root CHECKOUT]
+    QT_QPA_PLATFORM=offscreen python -m benchmarks.bench_autosave_endings [--root CHECKOUT]
         [--lines 10000,20000,50000] [--shapes prose,repeated,rewritten] [--window]
 
 An autosave of a file with mixed line endings computes, on the GUI thread, which
@@ -73,7 +73,7 @@ def bench_function(fileio, shape: str, n: int) -> float:
 def bench_window(shape: str, n: int, folder: Path) -> float:
     from PySide6.QtGui import QTextCursor
 
-    from app.main import build_window
+    from lacuna.app.main import build_window
     from tests.app.fakes import fake_loader, make_stream
 
     data, rows = SHAPES[shape](n)
@@ -106,7 +106,7 @@ def main(argv=None) -> int:
         sys.path.insert(0, str(Path(args.root).resolve()))
     folder = Path(tempfile.mkdtemp(prefix="lacuna-bench-"))
     os.environ["LACUNA_STATE_DIR"] = str(folder / "state")
-    from app import fileio
+    from lacuna.app import fileio
 
     if args.window:
         from PySide6.QtCore import QSettings

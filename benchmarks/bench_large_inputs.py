@@ -1,6 +1,6 @@
 """Benchmark: the window on large inputs (issue 20), one scenario per process.
 
-    QT_QPA_PLATFORM=offscreen python -m tests.app.bench_large_inputs SCENARIO [--mb N] [--steps N]
+    QT_QPA_PLATFORM=offscreen python -m benchmarks.bench_large_inputs SCENARIO [--mb N] [--steps N]
 
 SCENARIO:
   open      open a generated file of --mb megabytes (default 50; --one-line: all in one line): the time of the
@@ -98,7 +98,7 @@ def _app():
 def _window(**kw):
     from tests.app.fakes import FakeModel, make_stream
 
-    from app.main import build_window
+    from lacuna.app.main import build_window
 
     def loader(spec):
         m = FakeModel()
@@ -138,7 +138,7 @@ def scenario_open(args) -> None:
     _settle(app)
     path = Path(tempfile.mkdtemp()) / "big.txt"
     path.write_text(make_text(args.mb, single_line=args.one_line), encoding="utf-8")
-    from app import fileio
+    from lacuna.app import fileio
 
     t = time.perf_counter()
     fileio.open_text(str(path))
@@ -193,7 +193,7 @@ def scenario_find(args) -> None:
 
 
 def _type_in_middle(app, w, text: str) -> None:
-    from app import positions
+    from lacuna.app import positions
 
     w.editor.setTextCursor(positions.cursor_at(w.editor.document(), len(text) // 2))
     w.editor.setFocus()

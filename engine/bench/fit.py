@@ -21,10 +21,10 @@ real one (tokenizer.json, or Dream's vocab.json + merges.txt).
 
 It measures; nothing passes or fails. Usage::
 
-    python -m engine.bench_fit                  # the default cases (minutes: real widths)
-    python -m engine.bench_fit --quick          # the short-document cases only
-    python -m engine.bench_fit verdicts         # full-depth verdicts for issue 19's cases
-    python -m engine.bench_fit one '{"family": "llada", "context": 512, "hole": 64}'   # one case, here
+    python -m lacuna.engine.bench.fit                  # the default cases (minutes: real widths)
+    python -m lacuna.engine.bench.fit --quick          # the short-document cases only
+    python -m lacuna.engine.bench.fit verdicts         # full-depth verdicts for issue 19's cases
+    python -m lacuna.engine.bench.fit one '{"family": "llada", "context": 512, "hole": 64}'   # one case, here
 
 A case is JSON: family (llada | dream), layers (1), dtype (bfloat16 |
 float32), context, hole, cache (dual | none; default the family's),
@@ -79,11 +79,11 @@ QUICK = ("LLaDA short", "LLaDA short, no cache", "Dream short")
 def _family(name: str):
     """(module, config class, reference-config factory, logit shift, layer-count key) of a native family."""
     if name == "llada":
-        from .models import llada
+        from ..models import llada
 
         return llada, llada.LLaDAConfig, llada.LLaDAConfig.llada_8b, 0, "n_layers"
     if name == "dream":
-        from .models import dream
+        from ..models import dream
 
         return dream, dream.DreamConfig, dream.DreamConfig.dream_7b, 1, "num_hidden_layers"
     raise ValueError(f"no benchmark network for the {name!r} family: use llada or dream")
@@ -112,7 +112,7 @@ def synthetic_tokenizer(vocab: int, mask_id: int, context: int):
     """The engine's FastTokenizer over a word-level vocabulary "w0" ... of ``vocab`` entries."""
     from tokenizers import Tokenizer, models, pre_tokenizers
 
-    from .models.tokenizer import FastTokenizer
+    from ..models.tokenizer import FastTokenizer
 
     backend = Tokenizer(models.WordLevel({f"w{i}": i for i in range(vocab)}, unk_token="w0"))
     backend.pre_tokenizer = pre_tokenizers.WhitespaceSplit()
@@ -124,12 +124,12 @@ def load_tokenizer(case: dict, config, context: int):
     vocab = config.logits_width
     if not folder:
         return synthetic_tokenizer(vocab, config.mask_token_id, context)
-    from .models.native import load_tokenizer as load
+    from ..models.native import load_tokenizer as load
 
     path = Path(folder)
     backend = None
     if not (path / "tokenizer.json").is_file():
-        from .models.dream import qwen2_backend
+        from ..models.dream import qwen2_backend
 
         backend = qwen2_backend(path, path.name)
     return load(path, config.to_config(), path.name, context, backend=backend)
@@ -137,7 +137,7 @@ def load_tokenizer(case: dict, config, context: int):
 
 def _words(tokenizer, n: int) -> str:
     """A text of about ``n`` tokens: "the" repeated where it is one token, else distinct words."""
-    from .models import vocab
+    from ..models import vocab
 
     if n <= 0:
         return ""
@@ -148,7 +148,7 @@ def _words(tokenizer, n: int) -> str:
 
 def _request(tokenizer, context: int, hole: int, case: dict):
     """An insertion of ``hole`` tokens in the middle of a text of about ``context - hole`` tokens."""
-    from .types import InfillRequest, Span
+    from ..types import InfillRequest, Span
 
     words = max(0, context - hole)
     left = _words(tokenizer, words // 2)
@@ -161,8 +161,8 @@ def _request(tokenizer, context: int, hole: int, case: dict):
 
 
 def _run(model, request, candidates: int, steps: int = 2) -> int:
-    from .errors import Cancelled
-    from .sampler import stream_candidates
+    from ..errors import Cancelled
+    from ..sampler import stream_candidates
 
     cancel = threading.Event()
     taken = 0
@@ -179,7 +179,7 @@ def _run(model, request, candidates: int, steps: int = 2) -> int:
 def _warm_up(case: dict, dtype) -> None:
     """Library code and first-use state (oneDNN kernels, lazy imports) into the baseline:
     a tiny network of the family through the same sampler paths."""
-    from .models.native import NativeAdapter
+    from ..models.native import NativeAdapter
 
     _, _, reference, shift, layers_key = _family(case["family"])
     tiny = dict(d_model=64, n_heads=4, n_kv_heads=4, mlp_hidden_size=64, embedding_size=128) \
@@ -205,10 +205,10 @@ def measure(case: dict) -> dict:
     tokenizer, measured apart."""
     import torch
 
-    from . import canvas as canvas_mod
-    from .bench_native import peak_rss, reset_peak, tensor_bytes
-    from .hub import fit
-    from .models.native import NativeAdapter
+    from .. import canvas as canvas_mod
+    from .native import peak_rss, reset_peak, tensor_bytes
+    from ..hub import fit
+    from ..models.native import NativeAdapter
 
     threads = int(case.get("threads") or os.environ.get("LACUNA_BENCH_THREADS") or 2)
     torch.set_num_threads(max(1, threads))
@@ -216,7 +216,7 @@ def measure(case: dict) -> dict:
     candidates = int(case.get("candidates", 1))
     folder = case.get("folder")
     if folder:
-        from .models.loader import load_model
+        from ..models.loader import load_model
 
         warm = load_model(folder, device="cpu", dtype=dtype)  # library code and first-use state into the baseline
         _run(warm, _request(warm.tokenizer, 16, 2, case), candidates, steps=1)
@@ -232,8 +232,8 @@ def measure(case: dict) -> dict:
         _warm_up(case, dtype)
         shift = _family(case["family"])[3]
         config = build_config(case)
-        from .models.families import BY_NAME
-        from .models.vocab import facts
+        from ..models.families import BY_NAME
+        from ..models.vocab import facts
 
         limit = min(BY_NAME[case["family"]].context or config.max_positions, config.max_positions)
         base = reset_peak()
@@ -287,7 +287,7 @@ def measure(case: dict) -> dict:
 def run_case(case: dict, timeout: float = 1800) -> dict:
     """``measure(case)`` in a fresh Python process (a peak cannot be taken back in one)."""
     root = Path(__file__).resolve().parents[1]
-    out = subprocess.run([sys.executable, "-m", "engine.bench_fit", "one", json.dumps(case)],
+    out = subprocess.run([sys.executable, "-m", "lacuna.engine.bench.fit", "one", json.dumps(case)],
                          capture_output=True, text=True, timeout=timeout, cwd=root)
     if out.returncode != 0:
         tail = (out.stderr.strip().splitlines() or ["no output"])[-1]
@@ -317,8 +317,8 @@ HEADER = ("| case | dtype | L | H | cache | measured MiB | estimate MiB | error 
 def verdicts() -> str:
     """Full-depth verdicts for issue 19's cases: the old figure (512 tokens, no cache, no
     sampler) is in the issue; these are the estimate for the work it names."""
-    from .hub import fit
-    from .hub.fmt import human_bytes
+    from ..hub import fit
+    from ..hub.fmt import human_bytes
 
     cases = [
         ("llada-8b-instruct", "int4", 8, 4096, 32, None),
@@ -343,7 +343,7 @@ def verdicts() -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m engine.bench_fit", description=__doc__.split("\n")[0])
+    parser = argparse.ArgumentParser(prog="python -m lacuna.engine.bench.fit", description=__doc__.split("\n")[0])
     parser.add_argument("what", nargs="?", default="cases", choices=("cases", "one", "verdicts"))
     parser.add_argument("case", nargs="?", help="one: the case as JSON")
     parser.add_argument("--quick", action="store_true", help="the short-document cases only")

@@ -1,7 +1,7 @@
 """What bitsandbytes' 8-bit and 4-bit (NF4) weights do on this machine's CPU (issue 21, item 5).
 
-    python tests/engine/hub/bench_quant_cpu.py [--threads 1] [--rounds 5] [--json OUT]
-    ATEN_CPU_CAPABILITY=avx2 python tests/engine/hub/bench_quant_cpu.py   # as on a CPU without AVX-512
+    python benchmarks/bench_quant_cpu.py [--threads 1] [--rounds 5] [--json OUT]
+    ATEN_CPU_CAPABILITY=avx2 python benchmarks/bench_quant_cpu.py   # as on a CPU without AVX-512
 
 Loads random LLaDAs (tests/support/tiny_llada.py: the tiny one, and one of d_model 1024 x 4 layers)
 and the bundled starter (trained weights) through ``engine.load_model`` on the CPU in float32, bf16,
@@ -32,7 +32,7 @@ TEXT = ("It was the best of times, it was the worst of times, it was the age of 
 
 
 def _load(folder: str, precision: str, avx2: bool):
-    from engine import load_model
+    from lacuna.engine import load_model
 
     if precision in ("int8", "nf4"):
         model = load_model(folder, device="cpu", quantization=precision)
@@ -48,7 +48,7 @@ def _load(folder: str, precision: str, avx2: bool):
 def measure(folder: str, rounds: int, context: int = 512, hole: int = 32, steps: int = 16) -> dict:
     import torch
 
-    from engine import InfillRequest, Span, infill
+    from lacuna.engine import InfillRequest, Span, infill
 
     avx2 = os.environ.get("ATEN_CPU_CAPABILITY", "").lower() == "avx2"
     models, loads = {}, {}
@@ -96,7 +96,7 @@ def main(argv: list[str] | None = None) -> int:
     args = ap.parse_args(argv)
     import torch
 
-    from engine import resources
+    from lacuna.engine import resources
     from tests.support.tiny_llada import build_tiny_llada
 
     torch.set_num_threads(args.threads)
@@ -104,7 +104,7 @@ def main(argv: list[str] | None = None) -> int:
         flags = Path("/proc/cpuinfo").read_text(encoding="utf-8", errors="replace")
     except OSError:
         flags = ""
-    from engine.models.quantize import import_bitsandbytes
+    from lacuna.engine.models.quantize import import_bitsandbytes
 
     bnb = import_bitsandbytes()  # as the loader imports it: never asking a hub for kernels
 

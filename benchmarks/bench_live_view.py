@@ -1,6 +1,6 @@
 """Benchmark: a run with the live view open vs the same run headless.
 
-    QT_QPA_PLATFORM=offscreen python -m tests.app.bench_live_view [MODEL] [--repeats N] [--threads T]
+    QT_QPA_PLATFORM=offscreen python -m benchmarks.bench_live_view [MODEL] [--repeats N] [--threads T]
 
 MODEL: a catalog id, HF repo id or folder (default: the starter when present,
 else a tiny random ModernBERT built on the spot). Prints the median time of the
@@ -71,7 +71,7 @@ def main() -> int:
         torch.set_num_threads(args.threads)
     h_threads = torch.get_num_threads()
     default_switch = sys.getswitchinterval()
-    from engine import InfillRequest, Span, load_model, stream_infill
+    from lacuna.engine import InfillRequest, Span, load_model, stream_infill
 
     spec = args.model or ("starter" if STARTER.is_file() else str(_random_modernbert(Path(tempfile.mkdtemp()), args.size)))
     model = load_model(spec)
@@ -107,7 +107,7 @@ def main() -> int:
     from PySide6.QtCore import QSettings
 
     QSettings.setPath(QSettings.Format.IniFormat, QSettings.Scope.UserScope, tempfile.mkdtemp())  # leave the user's alone
-    from app.main import build_window
+    from lacuna.app.main import build_window
 
     w = build_window(stream=stream_infill, loader=lambda s: model, autoload=False)
     w.show()

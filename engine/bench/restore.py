@@ -16,7 +16,7 @@
 Examples are drawn with a seeded generator from the held-out chunks of the
 corpus (see :mod:`.corpus`), so the same model gives the same table.
 
-``python -m engine.training.evaluate MODEL [--heldout FILE] [--examples N] [--json OUT]``
+``python -m lacuna.engine.bench.restore MODEL [--heldout FILE] [--examples N] [--json OUT]``
 """
 
 from __future__ import annotations
@@ -32,7 +32,10 @@ from pathlib import Path
 
 import numpy as np
 
-from .corpus import DEFAULT_OUT as _CORPUS
+import platformdirs
+
+# training/corpus.py builds the corpus here (its DEFAULT_OUT)
+_CORPUS = Path(platformdirs.user_cache_dir("lacuna")) / "corpus"
 
 DEFAULT_HELDOUT = _CORPUS / "heldout.jsonl"
 DEFAULT_TRAIN = _CORPUS / "train.jsonl"
@@ -85,7 +88,7 @@ def load_texts(path: str | Path | None = None) -> list[str]:
     (paragraphs separated by blank lines)."""
     path = Path(path) if path else DEFAULT_HELDOUT
     if not path.exists() and path == DEFAULT_HELDOUT:
-        from .corpus import build
+        from ..corpus import build
         build(path.parent)
     if path.suffix == ".jsonl":
         with open(path, encoding="utf-8") as f:
@@ -193,7 +196,7 @@ def _original_ids(model, ex: Example) -> list[int]:
 
 def fill(model, ex: Example, sampler: str, steps: int, seed: int = 0):
     """Run one infill; returns (result, committed token ids in slot order)."""
-    from engine import InfillRequest, Span, stream_infill
+    from lacuna.engine import InfillRequest, Span, stream_infill
 
     req = InfillRequest(text=ex.text, spans=[Span(ex.start, ex.end)], steps=steps,
                         sampler=sampler, temperature=0.0, seed=seed)
@@ -208,7 +211,7 @@ def fill(model, ex: Example, sampler: str, steps: int, seed: int = 0):
 
 
 def token_count(model, ex: Example) -> int:
-    from engine import token_count as tc
+    from lacuna.engine import token_count as tc
 
     return int(tc(model, ex.text, ex.start, ex.end))
 
@@ -368,7 +371,7 @@ def sampler_table(model, heldout: str | Path | None = None, examples: int = 200,
 
 def parallel_table(argv: list[str], jobs: int) -> list[dict]:
     """Every row of :func:`sampler_table`, each computed by ``python -m
-    engine.training.evaluate ARGV --row I`` in its own process (own session),
+    engine.bench.restore ARGV --row I`` in its own process (own session),
     at most ``jobs`` at a time; rows in order."""
     import subprocess
     import sys
@@ -382,7 +385,7 @@ def parallel_table(argv: list[str], jobs: int) -> list[dict]:
             while len(running) >= jobs:
                 running.pop(0).wait()
             running.append(subprocess.Popen(
-                [sys.executable, "-m", "engine.training.evaluate", *argv, "--row", str(i), "--json", str(out[i])],
+                [sys.executable, "-m", "lacuna.engine.bench.restore", *argv, "--row", str(i), "--json", str(out[i])],
                 start_new_session=True, stdout=subprocess.DEVNULL))
         for p in running:
             p.wait()
@@ -420,7 +423,7 @@ def main(argv: list[str] | None = None) -> int:
 
     if args.threads:
         torch.set_num_threads(args.threads)
-    from engine import load_model
+    from lacuna.engine import load_model
 
     if args.jobs > 1 and args.row is None and not args.words_only:
         argv = list(sys.argv[1:] if argv is None else argv)

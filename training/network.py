@@ -8,7 +8,7 @@ same code as LLaDA-8B.
 
 from __future__ import annotations
 
-from engine.models.llada import LLaDAConfig, LLaDANetwork
+from lacuna.engine.models.llada import LLaDAConfig, LLaDANetwork
 
 from .tokenizer import EOS_ID, MASK_ID
 
