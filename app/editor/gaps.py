@@ -9,7 +9,8 @@ aside, and wraps as usual) but not the document's text, its undo stack or its
 modified flag. Qt adds letter spacing on the right of a glyph whatever its
 direction, so the editor gives it to the glyph whose right edge is at the
 insertion point: the character before the point in left-to-right text, its
-left-hand neighbour in right-to-left text (see app.editor.glyphs). Qt does not
+left-hand neighbour in right-to-left text, the glyph left of a tab's blank where
+that neighbour is a tab, which absorbs spacing (see app.editor.glyphs). Qt does not
 move such formats with edits, so the editor sets them again on the blocks an
 edit touched (one block for a typed key), never on the whole document. An
 insertion at the start of a line has no character before it; its chip is a

@@ -8,6 +8,7 @@ gets an insertion's gap (app.editor.gaps).
 """
 from __future__ import annotations
 
+import bisect
 import re
 
 from PySide6.QtGui import QFont, QTextLayout, QTextLine
@@ -15,6 +16,9 @@ from PySide6.QtGui import QFont, QTextLayout, QTextLine
 # right-to-left scripts and marks: a block without them needs no bidi layout for its gaps
 RTL = re.compile("[\u0590-\u08ff\u200f\u202b\u202e\u2067\ufb1d-\ufdff\ufe70-\ufefc\U00010800-\U00010fff"
                  "\U0001e800-\U0001efff]")
+_RUN_FLAGS = (QTextLayout.GlyphRunRetrievalFlag.RetrieveGlyphIndexes
+              | QTextLayout.GlyphRunRetrievalFlag.RetrieveGlyphPositions
+              | QTextLayout.GlyphRunRetrievalFlag.RetrieveStringIndexes)
 
 
 def cursor_x(line: QTextLine, offset: int) -> float:
@@ -36,16 +40,43 @@ def glyph_box(layout: QTextLayout, offset: int, units: int = 1) -> tuple[float, 
     return min(a for a, _ in edges), max(b for _, b in edges), rtl
 
 
-def glyph_left_of(layout: QTextLayout, line: QTextLine, x: float, other_than: int) -> int | None:
-    """The UTF-16 offset of the character of ``line`` drawn just left of ``x`` (its advance,
-    spacing included, ends there), or None at the line's left end."""
+def glyph_left_of(layout: QTextLayout, line: QTextLine, x: float, other_than: int,
+                  ends: list[tuple[float, int]] | None = None) -> int | None:
+    """The UTF-16 offset of the character of ``line`` (not ``other_than``) whose glyph is drawn
+    nearest left of ``x``: its advance, spacing included, ends at ``x``, or only blank space
+    (a tab's) lies between them. None where no glyph is left of ``x`` on the line.
+
+    A tab has no glyph and absorbs letter spacing, so the glyph left of its blank gets the
+    gap instead: that spacing lies between the glyph and the tab, so the blank left of ``x``
+    grows by at least the spacing (issue 20: in "11111וש\t11" the digits after the tab are
+    drawn left of the Hebrew, the paragraph being right to left). ``ends``: the line's
+    ``glyph_ends``, when the caller asks about one layout many times."""
     if x <= line.x() + 0.5:
         return None
     j = line.xToCursor(x - 0.5, QTextLine.CursorPosition.CursorOnCharacter)
-    if j == other_than or not line.textStart() <= j < line.textStart() + line.textLength():
-        return None
-    box = glyph_box(layout, j)
-    return j if box is not None and box[0] < x <= box[1] + 0.75 + spacing_at(layout, j) else None
+    if j != other_than and line.textStart() <= j < line.textStart() + line.textLength():
+        box = glyph_box(layout, j)
+        if box is not None and box[0] < x <= box[1] + 0.75 + spacing_at(layout, j):
+            return j
+    # xToCursor answers with a cursor position, which beside a tab or where runs of either
+    # direction meet (neutrals, digits) need not be the character drawn there
+    ends = glyph_ends(layout, line) if ends is None else ends
+    i = bisect.bisect_right(ends, (x + 0.75, float("inf")))
+    while i:
+        i -= 1
+        if ends[i][1] != other_than:
+            return ends[i][1]
+    return None
+
+
+def glyph_ends(layout: QTextLayout, line: QTextLine) -> list[tuple[float, int]]:
+    """(right x of the glyph's own advance, UTF-16 offset of its character) of every glyph of
+    ``line`` that has an advance, sorted: one pass over the line for many ``glyph_left_of``."""
+    out = []
+    for run in layout.glyphRuns(line.textStart(), max(1, line.textLength()), _RUN_FLAGS):
+        advances = run.rawFont().advancesForGlyphIndexes(run.glyphIndexes())
+        out += [(p.x() + a.x(), k) for k, p, a in zip(run.stringIndexes(), run.positions(), advances) if a.x() > 0]
+    return sorted(out)
 
 
 def blank_around(layout: QTextLayout, line: QTextLine, x: float) -> tuple[float, float]:
@@ -85,12 +116,30 @@ class BidiLine:
         self._layout.beginLayout()
         self._line = self._layout.createLine()
         self._layout.endLayout()
+        self._ends: list[tuple[float, int]] | None = None
+
+    def _glyph_ends(self) -> list[tuple[float, int]]:
+        if self._ends is None:
+            self._ends = glyph_ends(self._layout, self._line)
+        return self._ends
 
     def gap_char(self, before: int) -> int | None:
         """The UTF-16 offset of the character that gets the gap of an insertion after the
         character at ``before``: that character when it runs left to right (the gap opens
-        on its right), else the glyph left of it, None at the line's left end."""
-        box = glyph_box(self._layout, before) if self._line.isValid() else None
-        if box is None or not box[2]:
+        on its right), else the glyph drawn left of it (of its blank, for a tab), None
+        where no glyph is left of it on the line."""
+        if not self._line.isValid():
             return before
-        return glyph_left_of(self._layout, self._line, box[0], before)
+        box = glyph_box(self._layout, before)
+        if box is None:
+            return self._left_of_blank(before)
+        if not box[2]:
+            return before
+        return glyph_left_of(self._layout, self._line, box[0], before, self._glyph_ends())
+
+    def _left_of_blank(self, tab: int) -> int | None:
+        # a tab absorbs letter spacing: the glyph left of its blank gets the gap, which widens
+        # the blank by at least the spacing however the tab stops fall
+        lead, end = cursor_x(self._line, tab), cursor_x(self._line, tab + 1)
+        right = blank_around(self._layout, self._line, lead + (0.5 if end >= lead else -0.5))[1]
+        return glyph_left_of(self._layout, self._line, right, -1, self._glyph_ends())

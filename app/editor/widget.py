@@ -6,6 +6,8 @@ gap of its own in the line (app.editor.gaps), so a chip never hides text.
 """
 from __future__ import annotations
 
+import math
+
 from bisect import bisect_left, bisect_right
 
 from PySide6.QtCore import QPoint, QRect, Qt, Signal
@@ -287,14 +289,15 @@ class Editor(QPlainTextEdit):
 
     def _block_gaps(self, block: QTextBlock) -> list[Gap]:
         """The gaps of the insertion masks in ``block`` with a character before them on
-        their line. A tab absorbs letter spacing (it still ends at its tab stop), so the
-        chip of an insertion after a tab goes in the tab's own blank space instead."""
+        their line. A tab absorbs letter spacing (it still ends at its tab stop), so an
+        insertion after a tab opens its gap at the glyph left of the tab's blank, which
+        widens the blank: its chip goes there."""
         # one insertion mask per position (add_mask replaces one at the same place)
-        inserts = [m for m in self._block_masks(block)
-                   if m.insertion and not self._at_block_start(m) and not self._after_tab(m)]
+        inserts = [m for m in self._block_masks(block) if m.insertion and not self._at_block_start(m)]
         if not inserts:
             return []
-        bidi = BidiLine(block.text(), self.font(), self.document()) if RTL.search(block.text()) else None
+        text = block.text()
+        bidi = BidiLine(text, self.font(), self.document()) if RTL.search(text) or "\t" in text else None
         gaps: dict[int, int] = {}
         for m in inserts:
             before = QTextCursor(m.anchor())
@@ -348,15 +351,15 @@ class Editor(QPlainTextEdit):
             # the tab's blank space, from where it starts to where the point is (a tab has no
             # glyph; the cursor positions on either side of it bound it)
             lead, end = cursor_x(line, i), cursor_x(line, i + 1)
-            # and by the glyphs nearest the tab's start: in a mixed-direction line a cursor
-            # position beside the tab can lie past a glyph
+            # the whole blank between the glyphs nearest the tab (in a mixed-direction line a
+            # cursor position beside the tab can lie past a glyph), rounded inward to pixels
             lo, hi = blank_around(layout, line, lead + (0.5 if end >= lead else -0.5))
-            lead, end = (max(lead, lo), min(end, hi)) if end >= lead else (min(lead, hi), max(end, lo))
-            room = abs(end - lead)
-            pad = min(CHIP_PAD, max(0, (int(room) - 1) // 2))
-            w = max(1, min(w, int(room) - 2 * pad))
-            x = min(lead, end) + pad if end < lead else max(lead, end) - w - pad
-            return QRect(round(origin.x() + x), top + 1, w, height - 2)
+            lo, hi = math.ceil(origin.x() + lo), math.floor(origin.x() + hi)
+            room = hi - lo
+            pad = min(CHIP_PAD, max(0, (room - 1) // 2))
+            w = max(1, min(w, room - 2 * pad))
+            x = hi - w - pad if end >= lead else lo + pad
+            return QRect(x, top + 1, w, height - 2)
         box = glyph_box(layout, i, c.positionInBlock() - i)
         if box is None:
             return self._fallback_rect(mask)

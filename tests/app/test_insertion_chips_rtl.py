@@ -2,12 +2,13 @@
 the insertion point, not over the next word while the gap opens on the other side."""
 from __future__ import annotations
 
-from hypothesis import HealthCheck, given, settings as hsettings, strategies as st
+import pytest
+from hypothesis import HealthCheck, example, given, settings as hsettings, strategies as st
 from PySide6.QtCore import QRectF
 from PySide6.QtGui import QTextCursor
 
-from app import positions
-from app.editor.widget import CHIP_PAD
+from lacuna.app import positions
+from lacuna.app.editor.widget import CHIP_PAD
 
 
 def _boxes(ed):
@@ -90,6 +91,9 @@ def test_chips_in_a_mixed_line_and_inside_a_hebrew_word(window, qtbot):
 
 @hsettings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(st.text(st.sampled_from("abשלוםעי 12.,\n\t"), min_size=1, max_size=40), st.lists(st.integers(0, 1000), max_size=4))
+# found by this property: the digits after the tab are drawn left of the Hebrew (a right-to-left
+# paragraph), so a tab's blank, narrowed by the gaps after "1" and "11", is all that lies left of "ש"
+@example(text="11111וש\t11", where=[177, 282, 750])
 def test_chips_sit_at_their_point_in_any_mix_of_directions_property(window, text, where):
     ed = window.editor
     ed.clear_masks()
@@ -125,3 +129,43 @@ def test_a_chip_after_a_tab_in_a_mixed_direction_line_covers_no_glyph(window):
         ed.setPlainText(text)
         ed.add_mask(at, at, length=8)
         _check(ed)
+
+
+def test_an_insertion_after_a_right_to_left_word_with_a_tab_left_of_it_gets_a_gap(window):
+    # the glyph left of the word's last letter is a tab (no glyph; it absorbs letter spacing):
+    # the gap goes to the glyph left of the tab's blank, and the chip is the full label there
+    ed = window.editor
+    for text, at in (("11111\u05d5\u05e9\t11", 7), ("12 \u0645\u0631\u062d\u0628\u0627\t34", 8)):
+        ed.clear_masks()
+        ed.setPlainText(text)
+        ed.add_mask(1, 1, length=10)  # a gap in the digits before the word narrows the tab
+        m = ed.add_mask(at, at, length=8)
+        _check(ed)
+        assert ed.insertion_rect(m).width() == ed._chip_width(m), text
+
+
+def test_a_chip_between_neutrals_where_the_directions_meet_gets_a_gap(window):
+    # found by the property with more examples: the "."s between "b" and "ו" run right to left,
+    # and xToCursor named the "." before the point itself rather than the one drawn left of it
+    ed = window.editor
+    for text, at in (("1\u05d5b..\u05d5111111", 4), ("7\u05e9a,,\u05e999", 4)):
+        ed.clear_masks()
+        ed.setPlainText(text)
+        m = ed.add_mask(at, at, length=12)
+        _check(ed)
+        assert ed.insertion_rect(m).width() == ed._chip_width(m), text
+
+
+@pytest.mark.parametrize("text, where", [("111\u05d5\u05dd\u05dd\u05e9\t11", [177, 283, 750]),
+                                         ("22\u05d52\u05dd\u05dd\u05e9\t\u05d9\u05e2", [283, 750, 949]),
+                                         ("111\u05d5\u05d5\t1\u05dc", [501])])
+def test_a_chip_after_a_tab_narrowed_to_nothing_covers_no_glyph(window, text, where):
+    # found by the property: the gaps after the leading digits push the tab to a stop a third
+    # of a pixel away, and the chip after it, with no gap of its own, covers the "ש" beside it
+    ed = window.editor
+    ed.clear_masks()
+    ed.setPlainText(text)
+    for k in where:
+        p = k % (len(text) + 1)
+        ed.add_mask(p, p, length=k % 200 + 1)
+    _check(ed)
