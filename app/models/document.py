@@ -112,7 +112,7 @@ def _counter(model: Any):
     def rough(text: str) -> int:
         return (len(text) + 3) // 4
 
-    tokenizer = getattr(model, "tokenizer", None)
+    tokenizer = model.tokenizer if model is not None else None
     if tokenizer is None:
         return rough, False
     from lacuna.engine.models import vocab

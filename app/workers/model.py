@@ -31,7 +31,7 @@ class ModelInfo:
 
 def model_revision(model) -> str:
     """The commit of a model's snapshot in the Hugging Face cache (…/snapshots/<commit>), or ""."""
-    path = getattr(model, "path", None)
+    path = model.path
     if not path:
         return ""
     p = Path(str(path))

@@ -13,6 +13,7 @@ WORDS = ["alpha", "beta", "gamma", "delta", "omega", "sigma", "kappa", "theta"]
 class FakeModel:
     name = "fake-model"
     path = None  # no folder: no chat template
+    tokenizer = None  # counts fall back to characters / 4
     cache_modes = ()
     device = "cpu"
     dtype = "float32"
