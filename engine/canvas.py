@@ -63,6 +63,14 @@ class Canvas:
     no_lead_space: torch.Tensor  # BoolTensor [n]: slot may not start with whitespace
 
 
+def view_tokens(model, request) -> int:
+    """The most tokens the model sees for ``request``: its context, or less when
+    ``request.context_tokens`` asks for a smaller view (special tokens included)."""
+    if request.context_tokens is None:
+        return model.context_length
+    return min(model.context_length, request.context_tokens)
+
+
 def moves_space(tokenizer) -> bool:
     """True when a word's leading space costs no token of its own (byte-level
     BPE, SentencePiece, and WordPiece, which ignores spaces): then the space
@@ -108,7 +116,7 @@ def build(model, request: InfillRequest, generator: torch.Generator | None = Non
     wordpiece = drops_spaces(tok)
     order = sorted(range(len(request.spans)), key=lambda i: (request.spans[i].start, request.spans[i].end))
     starts = Counter(s.start for s in request.spans)
-    view = model.context_length if request.context_tokens is None else min(model.context_length, request.context_tokens)
+    view = view_tokens(model, request)
     reach = view * _CHARS_PER_TOKEN
 
     contexts: list[list[int]] = []  # tokens of the text before each span, then the tail

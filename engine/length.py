@@ -153,8 +153,7 @@ def lengths_for(model, request: InfillRequest, index: int, spec: object = AUTO) 
     (low, high) for a range. Raises InputError for any other spec."""
     span = request.spans[index]
     frame = len(model.prefix_ids) + len(model.suffix_ids)
-    view = model.context_length if request.context_tokens is None else min(model.context_length,
-                                                                            request.context_tokens)
+    view = canvas_mod.view_tokens(model, request)
     others = sum(_fixed_length(model, request, j) for j in range(len(request.spans)) if j != index)
     room = view - frame - others
     about = _about(spec)

@@ -552,8 +552,7 @@ def _dreamon_steps(model, request: InfillRequest, seeds: tuple[int, ...],
     suffix_len = len(ids) - prefix_len - max_new
     ids = ids[:prefix_len] + [model.mask_id] * first + ids[prefix_len + max_new:]
     tokens = DreamOnTokens(model.mask_id, model.expand_id, model.delete_id)
-    view = model.context_length if request.context_tokens is None else min(model.context_length,
-                                                                            request.context_tokens)
+    view = canvas_mod.view_tokens(model, request)
     hook = _dreamon_hook(model, tokens, bool(canvas.no_newline.all()))
     for b, seed in enumerate(seeds):
         gen = torch.Generator(device=model.device).manual_seed(seed)

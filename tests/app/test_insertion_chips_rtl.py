@@ -89,20 +89,24 @@ def test_chips_in_a_mixed_line_and_inside_a_hebrew_word(window, qtbot):
     _check(ed)
 
 
-@hsettings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
-@given(st.text(st.sampled_from("abשלוםעי 12.,\n\t"), min_size=1, max_size=40), st.lists(st.integers(0, 1000), max_size=4))
-# found by this property: the digits after the tab are drawn left of the Hebrew (a right-to-left
-# paragraph), so a tab's blank, narrowed by the gaps after "1" and "11", is all that lies left of "ש"
-@example(text="11111וש\t11", where=[177, 282, 750])
-def test_chips_sit_at_their_point_in_any_mix_of_directions_property(window, text, where):
-    ed = window.editor
+def _insert_at(ed, text: str, where: list[int]) -> None:
+    """``text`` with an insertion mask at each ``k % (len(text) + 1)`` (length ``k % 200 + 1``), checked."""
     ed.clear_masks()
     ed.setPlainText(text)
     for k in where:
         p = k % (len(text) + 1)
         ed.add_mask(p, p, length=k % 200 + 1)
     _check(ed)
-    assert positions.document_text(ed.document()) == text
+
+
+@hsettings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(st.text(st.sampled_from("abשלוםעי 12.,\n\t"), min_size=1, max_size=40), st.lists(st.integers(0, 1000), max_size=4))
+# found by this property: the digits after the tab are drawn left of the Hebrew (a right-to-left
+# paragraph), so a tab's blank, narrowed by the gaps after "1" and "11", is all that lies left of "ש"
+@example(text="11111וש\t11", where=[177, 282, 750])
+def test_chips_sit_at_their_point_in_any_mix_of_directions_property(window, text, where):
+    _insert_at(window.editor, text, where)
+    assert positions.document_text(window.editor.document()) == text
 
 
 def test_two_insertions_around_one_glyph_share_its_gap(window):
@@ -162,10 +166,4 @@ def test_a_chip_between_neutrals_where_the_directions_meet_gets_a_gap(window):
 def test_a_chip_after_a_tab_narrowed_to_nothing_covers_no_glyph(window, text, where):
     # found by the property: the gaps after the leading digits push the tab to a stop a third
     # of a pixel away, and the chip after it, with no gap of its own, covers the "ש" beside it
-    ed = window.editor
-    ed.clear_masks()
-    ed.setPlainText(text)
-    for k in where:
-        p = k % (len(text) + 1)
-        ed.add_mask(p, p, length=k % 200 + 1)
-    _check(ed)
+    _insert_at(window.editor, text, where)
